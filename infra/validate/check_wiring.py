@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Checks what ties the template to the rest of the repository, where drift would be silent.
+
+- The ASL's `${...}` placeholders equal the state machine's DefinitionSubstitutions keys.
+- Every crate in functions/ is deployed by exactly one function of the template (CodeUri), and
+  every deployed function has a crate.
+- Every function sets exactly the environment variables docs/contracts.md lists for it.
+- Every service integration the ASL uses is granted to the workflow role on that exact resource,
+  and the role grants nothing the ASL does not use (least privilege both ways).
+- The SWB table is only ever updated on `status`, as the role's dynamodb:Attributes condition
+  requires.
+- Every resolver of the API has its VTL templates in infra/resolvers/, every template there is
+  used, and the schema file exists.
+- Every environment of samconfig.toml satisfies the template's parameter constraints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import gatelib  # noqa: E402
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+# ASL integration -> IAM actions the workflow role needs for it.
+INTEGRATION_ACTIONS = {
+    "arn:aws:states:::lambda:invoke": {"lambda:InvokeFunction"},
+    "arn:aws:states:::lambda:invoke.waitForTaskToken": {"lambda:InvokeFunction"},
+    "arn:aws:states:::dynamodb:putItem": {"dynamodb:PutItem"},
+    "arn:aws:states:::dynamodb:updateItem": {"dynamodb:UpdateItem"},
+    "arn:aws:states:::dynamodb:getItem": {"dynamodb:GetItem"},
+    "arn:aws:states:::dynamodb:deleteItem": {"dynamodb:DeleteItem"},
+    "arn:aws:states:::sns:publish": {"sns:Publish"},
+}
+# The parameter of each integration that names its target.
+TARGET_PARAMETER = {"lambda": "FunctionName", "dynamodb": "TableName", "sns": "TopicArn"}
+# Role actions that are not service integrations: encryption with our keys and log delivery.
+NON_INTEGRATION_PREFIXES = ("kms:", "logs:")
+
+
+class Report:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.passed: list[str] = []
+
+    def check(self, name: str, errors: list[str]) -> None:
+        if errors:
+            self.errors.extend(f"{name}: {e}" for e in errors)
+        else:
+            self.passed.append(name)
+
+
+def contract_env(contracts: Path) -> dict[str, tuple[set[str], set[str]]]:
+    """Function -> (required variables, optional variables) from the contracts table."""
+    out: dict[str, tuple[set[str], set[str]]] = {}
+    for line in contracts.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 4 or not re.fullmatch(r"`[a-z0-9-]+`", cells[0]):
+            continue
+        required, optional = set(), set()
+        for match in re.finditer(r"`([A-Z][A-Z0-9_]+)`(\?|\s*\(opt)?", cells[3]):
+            (optional if match.group(2) else required).add(match.group(1))
+        out[cells[0].strip("`")] = (required, optional)
+    return out
+
+
+def ref_target(value: Any) -> str | None:
+    """The logical id a Ref / GetAtt / Sub-of-one-resource points at."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            att = value["Fn::GetAtt"]
+            return att[0] if isinstance(att, list) else att.split(".")[0]
+        if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+            names = re.findall(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z]+)?\}", value["Fn::Sub"])
+            names = [n for n in names if not n.startswith("AWS")]
+            return names[0] if len(names) == 1 else None
+    return None
+
+
+def asl_tasks(states: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for name, state in states.items():
+        if state.get("Type") == "Task":
+            found.append((name, state))
+        for branch in state.get("Branches", []):
+            found.extend(asl_tasks(branch.get("States", {})))
+        for key in ("Iterator", "ItemProcessor"):
+            if key in state:
+                found.extend(asl_tasks(state[key].get("States", {})))
+    return found
+
+
+def check_state_machine(template: dict[str, Any], template_dir: Path, report: Report) -> None:
+    machines = gatelib.resources_of_type(template, "AWS::Serverless::StateMachine")
+    if len(machines) != 1:
+        report.check("state machine", [f"expected one AWS::Serverless::StateMachine, found {len(machines)}"])
+        return
+    name, machine = next(iter(machines.items()))
+    props = machine["Properties"]
+    uri = props.get("DefinitionUri")
+    if not isinstance(uri, str):
+        report.check("state machine", [f"{name}.DefinitionUri must be the local ASL file"])
+        return
+    asl_path = (template_dir / uri).resolve()
+    if not asl_path.is_file():
+        report.check("ASL placeholders", [f"{asl_path} does not exist"])
+        return
+    text = asl_path.read_text(encoding="utf-8")
+    try:
+        asl = json.loads(text)
+    except json.JSONDecodeError as e:
+        report.check("ASL placeholders", [f"{asl_path} is not valid JSON: {e}"])
+        return
+    placeholders = set(PLACEHOLDER.findall(text))
+    substitutions = props.get("DefinitionSubstitutions", {})
+    errors = []
+    if missing := sorted(placeholders - set(substitutions)):
+        errors.append(f"ASL placeholders without a substitution: {', '.join(missing)}")
+    if unused := sorted(set(substitutions) - placeholders):
+        errors.append(f"substitutions the ASL does not use: {', '.join(unused)}")
+    report.check("ASL placeholders = DefinitionSubstitutions", errors)
+
+    role_id = ref_target(props.get("Role"))
+    role = template["Resources"].get(role_id or "", {})
+    if role.get("Type") != "AWS::IAM::Role":
+        report.check("workflow role", [f"{name}.Role must be !GetAtt <an AWS::IAM::Role of this template>.Arn"])
+        return
+
+    # What the ASL needs: (action, logical id of the target).
+    needed: set[tuple[str, str]] = set()
+    errors = []
+    for state_name, state in asl_tasks(asl.get("States", {})):
+        resource = state.get("Resource", "")
+        actions = INTEGRATION_ACTIONS.get(resource)
+        if actions is None:
+            errors.append(f"state {state_name} uses {resource!r}, which the gate does not know how to authorise")
+            continue
+        service = resource.split(":::")[1].split(":")[0]
+        params = state.get("Parameters") or state.get("Arguments") or {}
+        target = params.get(TARGET_PARAMETER[service])
+        match = PLACEHOLDER.fullmatch(target) if isinstance(target, str) else None
+        if not match:
+            errors.append(f"state {state_name}: {TARGET_PARAMETER[service]} must be one ${{Placeholder}}, got {target!r}")
+            continue
+        logical = ref_target(substitutions.get(match.group(1)))
+        if logical is None:
+            errors.append(f"state {state_name}: substitution {match.group(1)} is not a reference to one resource or parameter")
+            continue
+        for action in actions:
+            needed.add((action, logical))
+    # What the role grants: (action, logical id of the resource).
+    granted: set[tuple[str, str]] = set()
+    for policy in role["Properties"].get("Policies", []):
+        for stmt in policy["PolicyDocument"]["Statement"]:
+            if stmt.get("Effect") != "Allow":
+                continue
+            actions = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
+            resources = stmt["Resource"] if isinstance(stmt["Resource"], list) else [stmt["Resource"]]
+            for action in actions:
+                if action.startswith(NON_INTEGRATION_PREFIXES):
+                    continue
+                for res in resources:
+                    target = ref_target(res) if not isinstance(res, str) else None
+                    if isinstance(res, dict) and "Fn::Sub" in res and "SwbEgressStoreTableName" in res["Fn::Sub"]:
+                        target = "SwbEgressStoreTableName"
+                    if target is None:
+                        errors.append(f"role statement {stmt.get('Sid')}: resource {res!r} is not one resource of this stack")
+                        continue
+                    granted.add((action, target))
+    for action, target in sorted(needed - granted):
+        errors.append(f"the ASL needs {action} on {target}, which {role_id} does not grant")
+    for action, target in sorted(granted - needed):
+        errors.append(f"{role_id} grants {action} on {target}, which the ASL never uses")
+    report.check("workflow role = ASL integrations", errors)
+
+    # SWB's table: only `status` of an item that exists, nothing read back.
+    errors = []
+    for state_name, state in asl_tasks(asl.get("States", {})):
+        params = state.get("Parameters") or state.get("Arguments") or {}
+        if params.get("TableName") != "${SwbEgressStoreTable}":
+            continue
+        if state.get("Resource") != "arn:aws:states:::dynamodb:updateItem":
+            errors.append(f"state {state_name}: only dynamodb:updateItem is allowed on the SWB table")
+            continue
+        names = set(params.get("ExpressionAttributeNames", {}).values())
+        if names - {"status"}:
+            errors.append(f"state {state_name}: updates {sorted(names - {'status'})} on the SWB table; only `status` is allowed")
+        if "status" not in names:
+            errors.append(f"state {state_name}: must update `status` through ExpressionAttributeNames (#status)")
+        if params.get("ReturnValues", "NONE") != "NONE":
+            errors.append(f"state {state_name}: ReturnValues must be NONE on the SWB table")
+        if "attribute_exists(id)" not in params.get("ConditionExpression", ""):
+            errors.append(f"state {state_name}: must be conditional on attribute_exists(id)")
+    report.check("SWB table updates = status only", errors)
+
+
+def check_functions(template: dict[str, Any], root: Path, contracts: Path, report: Report) -> None:
+    functions = gatelib.resources_of_type(template, "AWS::Serverless::Function")
+    deployed: dict[str, str] = {}
+    errors = []
+    for logical, res in functions.items():
+        uri = res["Properties"].get("CodeUri", "")
+        match = re.fullmatch(r"\.\./target/lambda/([a-z0-9-]+)/?", uri if isinstance(uri, str) else "")
+        if not match:
+            errors.append(f"{logical}: CodeUri {uri!r} is not ../target/lambda/<crate>/")
+            continue
+        if match.group(1) in deployed:
+            errors.append(f"{match.group(1)} is deployed twice ({deployed[match.group(1)]}, {logical})")
+        deployed[match.group(1)] = logical
+    crates = sorted(p.parent.name for p in (root / "functions").glob("*/Cargo.toml"))
+    if not crates:
+        errors.append(f"no crates found in {root / 'functions'}")
+    for crate in crates:
+        if crate not in deployed:
+            errors.append(f"functions/{crate} is not deployed by the template")
+    for crate, logical in deployed.items():
+        if crate not in crates:
+            errors.append(f"{logical} deploys {crate}, which has no crate in functions/")
+    report.check("functions/ = deployed functions", errors)
+
+    env_contract = contract_env(contracts)
+    errors = []
+    for crate, logical in deployed.items():
+        if crate not in env_contract:
+            errors.append(f"{crate} has no row in {contracts.name}")
+            continue
+        required, optional = env_contract[crate]
+        variables = set(functions[logical]["Properties"].get("Environment", {}).get("Variables", {}))
+        if missing := sorted(required - variables):
+            errors.append(f"{logical} lacks {', '.join(missing)}")
+        if extra := sorted(variables - required - optional):
+            errors.append(f"{logical} sets {', '.join(extra)}, which {contracts.name} does not list")
+    report.check("function environment = contracts", errors)
+
+
+def check_api(template: dict[str, Any], template_dir: Path, report: Report) -> None:
+    errors = []
+    for name, res in gatelib.resources_of_type(template, "AWS::AppSync::GraphQLSchema").items():
+        loc = res["Properties"].get("DefinitionS3Location")
+        if not isinstance(loc, str) or not (template_dir / loc).is_file():
+            errors.append(f"{name}: schema file {loc!r} does not exist")
+    used: set[Path] = set()
+    for name, res in gatelib.resources_of_type(template, "AWS::AppSync::Resolver").items():
+        for prop in ("RequestMappingTemplateS3Location", "ResponseMappingTemplateS3Location"):
+            loc = res["Properties"].get(prop)
+            if not isinstance(loc, str):
+                errors.append(f"{name}.{prop} must be a file in infra/resolvers/")
+                continue
+            path = (template_dir / loc).resolve()
+            used.add(path)
+            if not path.is_file():
+                errors.append(f"{name}.{prop}: {loc} does not exist")
+    resolver_dir = template_dir / "resolvers"
+    for path in sorted(resolver_dir.glob("**/*.vtl")) if resolver_dir.is_dir() else []:
+        if path.resolve() not in used:
+            errors.append(f"{path.relative_to(template_dir)} is not used by any resolver")
+    report.check("API schema and resolver templates", errors)
+
+
+def check_samconfig(template: dict[str, Any], samconfig: Path, report: Report) -> None:
+    import tomllib
+
+    errors = []
+    data = tomllib.loads(samconfig.read_text(encoding="utf-8"))
+    envs = [k for k, v in data.items() if isinstance(v, dict)]
+    if not envs:
+        errors.append("no environment defined")
+    for env in envs:
+        try:
+            _, values = gatelib.samconfig_parameters(samconfig, env)
+            gatelib.check_parameter_values(template, values, f"[{env}]")
+        except gatelib.GateError as e:
+            errors.append(str(e))
+        deploy = data[env].get("deploy", {}).get("parameters", {})
+        caps = deploy.get("capabilities", "")
+        if "CAPABILITY_IAM" not in (caps if isinstance(caps, str) else " ".join(caps)):
+            errors.append(f"[{env}] capabilities must include CAPABILITY_IAM")
+    report.check("samconfig.toml environments", errors)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, required=True, help="repository root")
+    parser.add_argument("--template", type=Path, required=True)
+    parser.add_argument("--samconfig", type=Path, required=True)
+    parser.add_argument("--contracts", type=Path, required=True)
+    args = parser.parse_args()
+
+    template = gatelib.load_template(args.template)
+    template_dir = args.template.resolve().parent
+    report = Report()
+    check_state_machine(template, template_dir, report)
+    check_functions(template, args.root, args.contracts, report)
+    check_api(template, template_dir, report)
+    check_samconfig(template, args.samconfig, report)
+    for name in report.passed:
+        print(f"wiring: ok   {name}")
+    for error in report.errors:
+        print(f"wiring: FAIL {error}", file=sys.stderr)
+    return 1 if report.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

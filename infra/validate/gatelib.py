@@ -1,0 +1,265 @@
+"""Shared helpers of the offline validation gate.
+
+Everything here runs without AWS: `offline_environment()` points every AWS client at a closed
+local port with fake credentials, and the SAM transform is given a managed-policy loader that
+refuses to be used, so nothing can silently call IAM.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+# Where the packaged artefacts would live; the bucket never exists, it only makes the transform
+# accept local paths the way `sam deploy` would after uploading them.
+OFFLINE_ARTIFACT_BUCKET = "egress-offline-validation-artifacts"
+
+# The region the offline transform pretends to run in. Any region works; this one matches the
+# example project in samconfig.toml.
+OFFLINE_REGION = "eu-west-2"
+OFFLINE_ACCOUNT = "123456789012"
+
+
+class GateError(Exception):
+    """A check of the gate failed; the message says which and why."""
+
+
+def offline_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment in which AWS SDKs and the SAM CLI cannot reach AWS."""
+    env = dict(os.environ if base is None else base)
+    for name in list(env):
+        if name.startswith("AWS_"):
+            del env[name]
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "offline-validation",
+            "AWS_SECRET_ACCESS_KEY": "offline-validation",
+            "AWS_DEFAULT_REGION": OFFLINE_REGION,
+            "AWS_REGION": OFFLINE_REGION,
+            # Port 9 (discard) on loopback: any accidental call fails at once, locally.
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "SAM_CLI_TELEMETRY": "0",
+            "SAM_CLI_CONTACT_INFO": "0",
+            "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
+            "BC_SKIP_MAPPING": "TRUE",
+        }
+    )
+    return env
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    """Parses a SAM/CloudFormation YAML template, short-form tags included."""
+    from samcli.yamlhelper import yaml_parse  # imported lazily: only the SAM venv has it
+
+    return yaml_parse(path.read_text(encoding="utf-8"))
+
+
+def resources_of_type(template: dict[str, Any], type_name: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: res
+        for name, res in template.get("Resources", {}).items()
+        if isinstance(res, dict) and res.get("Type") == type_name
+    }
+
+
+def _local_file(template_dir: Path, value: Any, what: str) -> Path | None:
+    """The local file a packageable property points at, or None if it is already remote."""
+    if not isinstance(value, str) or value.startswith("s3://"):
+        return None
+    path = (template_dir / value).resolve()
+    if not path.exists():
+        raise GateError(f"{what} points at {value!r}, which does not exist ({path})")
+    return path
+
+
+def package_offline(template: dict[str, Any], template_dir: Path) -> dict[str, Any]:
+    """Does what `sam deploy` does to local paths before the transform, without uploading.
+
+    Function code is replaced by an S3 location (the code itself is not needed to check the
+    template); the state machine definition, the GraphQL schema and the resolver templates are
+    inlined, so the checks that follow also see their content.
+    """
+    out = copy.deepcopy(template)
+    for name, res in resources_of_type(out, "AWS::Serverless::Function").items():
+        props = res.setdefault("Properties", {})
+        code_uri = props.get("CodeUri")
+        if not isinstance(code_uri, str):
+            raise GateError(f"{name}: CodeUri must be a local path to target/lambda/<name>/")
+        match = re.fullmatch(r"\.\./target/lambda/([a-z0-9-]+)/?", code_uri)
+        if not match:
+            raise GateError(
+                f"{name}: CodeUri {code_uri!r} must be ../target/lambda/<function>/ "
+                "(the output of `make build`)"
+            )
+        props["CodeUri"] = f"s3://{OFFLINE_ARTIFACT_BUCKET}/{match.group(1)}.zip"
+
+    for name, res in resources_of_type(out, "AWS::Serverless::StateMachine").items():
+        props = res.setdefault("Properties", {})
+        path = _local_file(template_dir, props.get("DefinitionUri"), f"{name}.DefinitionUri")
+        if path is not None:
+            try:
+                props["Definition"] = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as e:
+                raise GateError(f"{name}: {path} is not valid JSON: {e}") from e
+            del props["DefinitionUri"]
+
+    for name, res in resources_of_type(out, "AWS::AppSync::GraphQLSchema").items():
+        props = res.setdefault("Properties", {})
+        path = _local_file(template_dir, props.get("DefinitionS3Location"), f"{name}.DefinitionS3Location")
+        if path is not None:
+            props["Definition"] = path.read_text(encoding="utf-8")
+            del props["DefinitionS3Location"]
+
+    for name, res in resources_of_type(out, "AWS::AppSync::Resolver").items():
+        props = res.setdefault("Properties", {})
+        for prop, inline in (
+            ("RequestMappingTemplateS3Location", "RequestMappingTemplate"),
+            ("ResponseMappingTemplateS3Location", "ResponseMappingTemplate"),
+        ):
+            path = _local_file(template_dir, props.get(prop), f"{name}.{prop}")
+            if path is not None:
+                props[inline] = path.read_text(encoding="utf-8")
+                del props[prop]
+    return out
+
+
+class _RefusingPolicyLoader:
+    """The transform asks for this only to resolve AWS managed policies by name (an IAM call)."""
+
+    def load(self) -> dict[str, str]:
+        raise GateError(
+            "the template refers to an AWS managed policy by name, which needs IAM to resolve; "
+            "use explicit least-privilege statements instead"
+        )
+
+
+def sam_transform(packaged: dict[str, Any], parameter_values: dict[str, Any]) -> dict[str, Any]:
+    """The SAM transform, offline, as CloudFormation would run it at deploy time."""
+    import boto3
+    from samtranslator.model.exceptions import InvalidDocumentException
+    from samtranslator.translator.transform import transform
+
+    # The translator reads the region from a fresh boto3 session, i.e. from the environment:
+    # make this process offline whoever called us.
+    offline = offline_environment()
+    os.environ.clear()
+    os.environ.update(offline)
+    values = dict(parameter_values)
+    values.setdefault("AWS::Region", OFFLINE_REGION)
+    values.setdefault("AWS::AccountId", OFFLINE_ACCOUNT)
+    values.setdefault("AWS::Partition", "aws")
+    # The translator reads the region from a boto3 session; give it one that has no way out.
+    boto3.setup_default_session(region_name=OFFLINE_REGION)
+    try:
+        transformed = transform(copy.deepcopy(packaged), values, _RefusingPolicyLoader())
+    except InvalidDocumentException as e:
+        causes = "; ".join(str(c) for c in e.causes)
+        raise GateError(f"SAM transform failed: {causes}") from e
+    return _collapse_static_joins(transformed)
+
+
+def _collapse_static_joins(node: Any) -> Any:
+    """Replaces an `Fn::Join` of plain strings by the joined string.
+
+    SAM renders an inline state machine definition as a join of one string per line; the
+    result is the same string, and cfn-lint's recursive join validation cannot cope with
+    thousands of elements.
+    """
+    if isinstance(node, dict):
+        if set(node) == {"Fn::Join"}:
+            sep, parts = node["Fn::Join"]
+            if isinstance(sep, str) and isinstance(parts, list) and all(isinstance(p, str) for p in parts):
+                return sep.join(parts)
+        return {k: _collapse_static_joins(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_collapse_static_joins(v) for v in node]
+    return node
+
+
+def guard_view(node: Any) -> Any:
+    """The template as cfn-guard sees it: a conditional list element is replaced by both branches.
+
+    `Fn::If` inside a list (e.g. a policy statement that exists only when a parameter is set)
+    hides its content from rules that iterate the list; listing both branches (and dropping
+    `AWS::NoValue`) lets every rule check every statement the stack can ever contain.
+    """
+    if isinstance(node, dict):
+        return {k: guard_view(v) for k, v in node.items()}
+    if isinstance(node, list):
+        out = []
+        for item in node:
+            if isinstance(item, dict) and set(item) == {"Fn::If"} and len(item["Fn::If"]) == 3:
+                branches = item["Fn::If"][1:]
+            else:
+                branches = [item]
+            for branch in branches:
+                if branch == {"Ref": "AWS::NoValue"}:
+                    continue
+                out.append(guard_view(branch))
+        return out
+    return node
+
+
+def samconfig_parameters(samconfig: Path, env: str | None = None) -> tuple[str, dict[str, str]]:
+    """The parameter overrides of one environment of samconfig.toml (the first if not given)."""
+    data = tomllib.loads(samconfig.read_text(encoding="utf-8"))
+    envs = [k for k, v in data.items() if isinstance(v, dict) and k != "version"]
+    if not envs:
+        raise GateError(f"{samconfig} defines no environment")
+    name = env or envs[0]
+    if name not in data:
+        raise GateError(f"{samconfig} has no environment {name!r} (have: {', '.join(envs)})")
+    deploy = data[name].get("deploy", {}).get("parameters", {})
+    raw = deploy.get("parameter_overrides", [])
+    if isinstance(raw, str):
+        raw = re.findall(r'(\S+?=(?:"[^"]*"|\S*))', raw)
+    params: dict[str, str] = {}
+    for item in raw:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise GateError(f"{samconfig} [{name}]: parameter override {item!r} is not Key=Value")
+        params[key] = value.strip('"')
+    return name, params
+
+
+def check_parameter_values(template: dict[str, Any], values: dict[str, str], origin: str) -> None:
+    """Applies the template's own parameter constraints, as CloudFormation would at deploy."""
+    declared = template.get("Parameters", {})
+    errors = []
+    for key in values:
+        if key not in declared:
+            errors.append(f"{key} is not a parameter of the template")
+    for key, spec in declared.items():
+        if key in values:
+            value = values[key]
+        elif "Default" in spec:
+            value = str(spec["Default"])
+        else:
+            errors.append(f"{key} has no default and no value")
+            continue
+        pattern = spec.get("AllowedPattern")
+        if pattern and not re.fullmatch(pattern, value):
+            errors.append(f"{key}={value!r} does not match {pattern}")
+        allowed = spec.get("AllowedValues")
+        if allowed and value not in [str(a) for a in allowed]:
+            errors.append(f"{key}={value!r} is not one of {allowed}")
+        if spec.get("Type") == "Number":
+            try:
+                number = float(value)
+            except ValueError:
+                errors.append(f"{key}={value!r} is not a number")
+                continue
+            if "MinValue" in spec and number < float(spec["MinValue"]):
+                errors.append(f"{key}={value} is below {spec['MinValue']}")
+            if "MaxValue" in spec and number > float(spec["MaxValue"]):
+                errors.append(f"{key}={value} is above {spec['MaxValue']}")
+    if errors:
+        raise GateError(f"{origin}: " + "; ".join(errors))

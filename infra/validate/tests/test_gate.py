@@ -1,0 +1,260 @@
+"""The gate must fail, for the right reason, when the template is broken.
+
+Each breakage test mutates a copy of infra/template.yaml the way a careless edit would, runs the
+same offline transform and cfn-guard rules as `make validate`, and asserts that the run fails
+and names the rule that caught it. The unmutated template is checked the same way first, so a
+failure can only come from the mutation.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+VALIDATE_DIR = Path(__file__).resolve().parents[1]
+INFRA_DIR = VALIDATE_DIR.parent
+ROOT = INFRA_DIR.parent
+GUARD_RULES = INFRA_DIR / "guard" / "rules"
+CFN_GUARD = ROOT / ".venv" / "infra" / "bin" / "cfn-guard"
+
+sys.path.insert(0, str(VALIDATE_DIR))
+
+import check_wiring  # noqa: E402
+import gatelib  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return gatelib.load_template(INFRA_DIR / "template.yaml")
+
+
+@pytest.fixture(scope="module")
+def parameters() -> dict[str, str]:
+    return gatelib.samconfig_parameters(INFRA_DIR / "samconfig.toml")[1]
+
+
+def guard(template: dict[str, Any], parameters: dict[str, str], tmp_path: Path) -> tuple[int, str]:
+    """Transforms `template` offline and runs every guard rule on it, as `make validate` does."""
+    packaged = gatelib.package_offline(template, INFRA_DIR)
+    view = gatelib.guard_view(gatelib.sam_transform(packaged, parameters))
+    data = tmp_path / "template.guard.json"
+    data.write_text(json.dumps(view, indent=1), encoding="utf-8")
+    run = subprocess.run(
+        [str(CFN_GUARD), "validate", "-d", str(data), "-r", str(GUARD_RULES),
+         "--show-summary", "fail", "-o", "single-line-summary"],
+        capture_output=True, text=True, check=False,
+    )
+    return run.returncode, run.stdout + run.stderr
+
+
+def failed_rules(output: str) -> set[str]:
+    return set(re.findall(r"^\S+\.guard/([A-Z0-9_]+)\s+FAIL\s*$", output, re.MULTILINE))
+
+
+def statements(template: dict[str, Any], role: str) -> list[Any]:
+    return template["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+
+def test_when_the_template_is_unchanged_then_every_guard_rule_passes(template, parameters, tmp_path):
+    code, output = guard(template, parameters, tmp_path)
+    assert code == 0, output
+    assert failed_rules(output) == set()
+
+
+def _no_bucket_encryption(t):
+    del t["Resources"]["StagingBucket"]["Properties"]["BucketEncryption"]
+
+
+def _aws_managed_bucket_key(t):
+    sse = t["Resources"]["StagingBucket"]["Properties"]["BucketEncryption"]
+    sse["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] = "alias/aws/s3"
+
+
+def _wildcard_action(t):
+    statements(t, "ApiHandlerRole")[1]["Action"] = "dynamodb:*"
+
+
+def _wildcard_action_in_conditional_statement(t):
+    conditional = next(s for s in statements(t, "CopyToStagingRole") if "Fn::If" in s)
+    conditional["Fn::If"][1]["Action"] = "kms:*"
+
+
+def _statement_on_every_resource(t):
+    statements(t, "CopyToDatalakeRole")[1]["Resource"] = "*"
+
+
+def _no_pitr(t):
+    del t["Resources"]["AuditTable"]["Properties"]["PointInTimeRecoverySpecification"]
+
+
+def _table_not_retained(t):
+    t["Resources"]["RequestsTable"]["DeletionPolicy"] = "Delete"
+
+
+def _no_log_retention(t):
+    del t["Resources"]["ApiHandlerLogGroup"]["Properties"]["RetentionInDays"]
+
+
+def _intake_without_dlq(t):
+    del t["Resources"]["StartWorkflowFunction"]["Properties"]["DeadLetterQueue"]
+
+
+def _subscription_without_redrive(t):
+    events = t["Resources"]["StartWorkflowFunction"]["Properties"]["Events"]
+    del events["SwbEgressRequest"]["Properties"]["RedrivePolicy"]
+
+
+def _topic_without_tls_policy(t):
+    del t["Resources"]["AdminAlertTopicPolicy"]
+
+
+def _unencrypted_topic(t):
+    del t["Resources"]["RitNotificationTopic"]["Properties"]["KmsMasterKeyId"]
+
+
+def _queue_with_aws_managed_key(t):
+    t["Resources"]["IntakeDeadLetterQueue"]["Properties"]["KmsMasterKeyId"] = "alias/aws/sqs"
+
+
+def _public_bucket(t):
+    t["Resources"]["StagingBucket"]["Properties"]["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] = False
+
+
+def _token_in_workflow_logs(t):
+    t["Resources"]["EgressWorkflow"]["Properties"]["Logging"]["IncludeExecutionData"] = True
+
+
+def _optional_mfa(t):
+    t["Resources"]["ReviewerUserPool"]["Properties"]["MfaConfiguration"] = "OPTIONAL"
+
+
+def _group_attribute_writable(t):
+    t["Resources"]["ReviewerUserPoolClient"]["Properties"]["WriteAttributes"] = ["name", "custom:idp_groups"]
+
+
+BREAKAGES: list[tuple[str, Callable[[dict[str, Any]], None], set[str]]] = [
+    ("bucket without encryption", _no_bucket_encryption, {"S3_BUCKET_ENCRYPTED", "S3_BUCKET_ENCRYPTED_WITH_CMK"}),
+    ("bucket with the AWS-managed key", _aws_managed_bucket_key, {"S3_BUCKET_ENCRYPTED_WITH_CMK"}),
+    ("IAM wildcard action", _wildcard_action, {"IAM_NO_WILDCARD_ACTIONS"}),
+    ("IAM wildcard in a conditional statement", _wildcard_action_in_conditional_statement, {"IAM_NO_WILDCARD_ACTIONS"}),
+    ("role statement on every resource", _statement_on_every_resource, {"IAM_ROLE_RESOURCES_SCOPED"}),
+    ("table without PITR", _no_pitr, {"DYNAMODB_TABLE_PITR_ENABLED"}),
+    ("table deleted with the stack", _table_not_retained, {"DYNAMODB_TABLE_RETAINED"}),
+    ("log group without retention", _no_log_retention, {"LOG_GROUP_RETENTION_SET"}),
+    ("SNS-triggered function without DLQ", _intake_without_dlq, {"SNS_TRIGGERED_FUNCTION_HAS_DLQ"}),
+    ("SNS subscription without redrive", _subscription_without_redrive, {"SNS_LAMBDA_SUBSCRIPTION_HAS_DLQ"}),
+    ("topic without TLS-only policy", _topic_without_tls_policy, {"SNS_TOPIC_TLS_ONLY"}),
+    ("unencrypted topic", _unencrypted_topic, {"SNS_TOPIC_ENCRYPTED_WITH_CMK"}),
+    ("queue with the AWS-managed key", _queue_with_aws_managed_key, {"SQS_QUEUE_ENCRYPTED_WITH_CMK"}),
+    ("bucket not fully private", _public_bucket, {"S3_BUCKET_PUBLIC_ACCESS_BLOCKED"}),
+    ("execution data in workflow logs", _token_in_workflow_logs, {"STATE_MACHINE_LOGGING_WITHOUT_EXECUTION_DATA"}),
+    ("optional MFA", _optional_mfa, {"COGNITO_REVIEWERS_MFA_REQUIRED"}),
+    ("group attribute writable by users", _group_attribute_writable, {"COGNITO_CLIENT_CANNOT_WRITE_GROUP_ATTRIBUTE"}),
+]
+
+
+@pytest.mark.parametrize("mutate,expected", [(m, e) for _, m, e in BREAKAGES], ids=[n for n, _, _ in BREAKAGES])
+def test_when_the_template_is_broken_then_guard_fails_naming_the_rule(template, parameters, tmp_path, mutate, expected):
+    broken = copy.deepcopy(template)
+    mutate(broken)
+    code, output = guard(broken, parameters, tmp_path)
+    assert code != 0, f"cfn-guard passed a template with this breakage:\n{output}"
+    assert failed_rules(output) == expected, output
+
+
+def test_when_a_managed_policy_is_named_then_the_offline_transform_refuses_instead_of_calling_iam(template, parameters):
+    broken = copy.deepcopy(template)
+    fn = broken["Resources"]["StartWorkflowFunction"]["Properties"]
+    del fn["Role"]
+    fn["Policies"] = ["EgressTeamSharedPolicy"]  # not in the translator's bundled list
+    with pytest.raises(gatelib.GateError, match="managed policy"):
+        gatelib.sam_transform(gatelib.package_offline(broken, INFRA_DIR), parameters)
+
+
+def test_every_guard_rule_has_a_passing_and_a_failing_rule_test():
+    for rules_file in sorted(GUARD_RULES.glob("*.guard")):
+        rules = set(re.findall(r"^rule\s+([A-Z0-9_]+)", rules_file.read_text(encoding="utf-8"), re.MULTILINE))
+        tests_file = GUARD_RULES / "tests" / f"{rules_file.stem}_tests.yaml"
+        assert tests_file.is_file(), f"{rules_file.name} has no rule tests ({tests_file.name})"
+        text = tests_file.read_text(encoding="utf-8")
+        for rule in rules:
+            outcomes = set(re.findall(rf"^\s+{rule}:\s+(PASS|FAIL|SKIP)\s*$", text, re.MULTILINE))
+            assert {"PASS", "FAIL"} <= outcomes, f"{rule} needs a PASS and a FAIL test, has {sorted(outcomes)}"
+
+
+# --- wiring checks -------------------------------------------------------------------------
+
+
+def wiring(template: dict[str, Any], root: Path = ROOT, samconfig: Path | None = None) -> list[str]:
+    report = check_wiring.Report()
+    check_wiring.check_state_machine(template, INFRA_DIR, report)
+    check_wiring.check_functions(template, root, ROOT / "docs" / "contracts.md", report)
+    check_wiring.check_api(template, INFRA_DIR, report)
+    check_wiring.check_samconfig(template, samconfig or INFRA_DIR / "samconfig.toml", report)
+    return report.errors
+
+
+def test_when_the_template_is_unchanged_then_the_wiring_checks_pass(template):
+    assert wiring(template) == []
+
+
+def test_when_a_substitution_is_missing_then_the_placeholder_is_named(template):
+    broken = copy.deepcopy(template)
+    del broken["Resources"]["EgressWorkflow"]["Properties"]["DefinitionSubstitutions"]["AuditTable"]
+    errors = wiring(broken)
+    assert any("without a substitution: AuditTable" in e for e in errors), errors
+
+
+def test_when_a_substitution_is_unused_then_it_is_named(template):
+    broken = copy.deepcopy(template)
+    broken["Resources"]["EgressWorkflow"]["Properties"]["DefinitionSubstitutions"]["Leftover"] = "x"
+    errors = wiring(broken)
+    assert any("does not use: Leftover" in e for e in errors), errors
+
+
+def test_when_the_workflow_role_lacks_an_integration_then_the_action_and_resource_are_named(template):
+    broken = copy.deepcopy(template)
+    stmt = next(s for s in statements(broken, "EgressWorkflowRole") if s.get("Sid") == "NotifyReviewersAndAdmin")
+    stmt["Resource"] = [r for r in stmt["Resource"] if r != {"Ref": "AdminAlertTopic"}]
+    errors = wiring(broken)
+    assert any("needs sns:Publish on AdminAlertTopic" in e for e in errors), errors
+
+
+def test_when_the_workflow_role_grants_more_than_the_asl_uses_then_it_is_named(template):
+    broken = copy.deepcopy(template)
+    stmt = next(s for s in statements(broken, "EgressWorkflowRole") if s.get("Sid") == "AppendAuditEvents")
+    stmt["Action"] = ["dynamodb:PutItem", "dynamodb:DeleteItem"]
+    errors = wiring(broken)
+    assert any("grants dynamodb:DeleteItem on AuditTable" in e for e in errors), errors
+
+
+def test_when_a_crate_is_not_deployed_then_it_is_named(template, tmp_path):
+    for crate in (ROOT / "functions").glob("*/Cargo.toml"):
+        (tmp_path / "functions" / crate.parent.name).mkdir(parents=True)
+        (tmp_path / "functions" / crate.parent.name / "Cargo.toml").write_text("", encoding="utf-8")
+    (tmp_path / "functions" / "new-function").mkdir()
+    (tmp_path / "functions" / "new-function" / "Cargo.toml").write_text("", encoding="utf-8")
+    errors = wiring(template, root=tmp_path)
+    assert any("functions/new-function is not deployed" in e for e in errors), errors
+
+
+def test_when_a_function_lacks_a_contract_variable_then_it_is_named(template):
+    broken = copy.deepcopy(template)
+    del broken["Resources"]["CopyToDatalakeFunction"]["Properties"]["Environment"]["Variables"]["DATALAKE_KMS_KEY_ARN"]
+    errors = wiring(broken)
+    assert any("CopyToDatalakeFunction lacks DATALAKE_KMS_KEY_ARN" in e for e in errors), errors
+
+
+def test_when_a_samconfig_value_breaks_a_constraint_then_the_parameter_is_named(template, tmp_path):
+    text = (INFRA_DIR / "samconfig.toml").read_text(encoding="utf-8")
+    bad = tmp_path / "samconfig.toml"
+    bad.write_text(text.replace('"ApprovalMode=dual"', '"ApprovalMode=double"'), encoding="utf-8")
+    errors = wiring(template, samconfig=bad)
+    assert any("ApprovalMode='double'" in e for e in errors), errors

@@ -1,0 +1,90 @@
+# Infrastructure: the offline template gate (`make validate`) and `make deploy ENV=<project>`.
+#
+# Tools are pinned and installed into project-local environments under .venv/infra, once:
+#   .venv/infra/sam      SAM CLI, aws-sam-translator, cfn-lint, pytest (requirements-sam.txt)
+#   .venv/infra/checkov  checkov (requirements-checkov.txt; its pins conflict with the SAM CLI's)
+#   .venv/infra/bin      cfn-guard, built from crates.io (a few minutes on 2 cores, only once)
+# Nothing in `validate` talks to AWS: every tool runs with fake credentials, a closed local
+# endpoint and telemetry off (infra/validate/gatelib.py: offline_environment).
+
+INFRA_DIR := $(ROOT)/infra
+INFRA_VENV := $(VENV_DIR)/infra
+SAM_VENV := $(INFRA_VENV)/sam
+CHECKOV_VENV := $(INFRA_VENV)/checkov
+CFN_GUARD := $(INFRA_VENV)/bin/cfn-guard
+CFN_GUARD_VERSION := 3.2.1
+VALIDATE_OUT := $(ROOT)/build/infra
+TEMPLATE := $(INFRA_DIR)/template.yaml
+SAMCONFIG := $(INFRA_DIR)/samconfig.toml
+
+# The same offline environment the Python steps build for themselves, for the CLI steps.
+OFFLINE_AWS := env -u AWS_PROFILE -u AWS_SESSION_TOKEN -u AWS_ROLE_ARN \
+	AWS_ACCESS_KEY_ID=offline-validation AWS_SECRET_ACCESS_KEY=offline-validation \
+	AWS_DEFAULT_REGION=eu-west-2 AWS_REGION=eu-west-2 AWS_ENDPOINT_URL=http://127.0.0.1:9 \
+	AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+	SAM_CLI_TELEMETRY=0 SAM_CLI_CONTACT_INFO=0 BC_SKIP_MAPPING=TRUE \
+	CHECKOV_RUN_SCA_PACKAGE_SCAN_V2=false
+
+$(SAM_VENV)/.installed: $(INFRA_DIR)/validate/requirements-sam.txt
+	rm -rf $(SAM_VENV)
+	python3 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r $<
+	touch $@
+
+$(CHECKOV_VENV)/.installed: $(INFRA_DIR)/validate/requirements-checkov.txt
+	rm -rf $(CHECKOV_VENV)
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r $<
+	touch $@
+
+# Rebuilt only when missing or not the pinned version; its target dir is separate from the
+# workspace's so it never blocks `cargo build`.
+$(CFN_GUARD):
+	@if [ -x $@ ] && $@ --version 2>/dev/null | grep -q " $(CFN_GUARD_VERSION)$$"; then touch $@; else \
+	  echo "building cfn-guard $(CFN_GUARD_VERSION) (once; a few minutes)"; \
+	  $(CARGO) install cfn-guard --locked --version $(CFN_GUARD_VERSION) --root $(INFRA_VENV) \
+	    --target-dir $(INFRA_VENV)/cargo-target --quiet; fi
+
+.PHONY: infra-tools validate deploy
+infra-tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(CFN_GUARD) ## install the pinned template-gate tools into .venv/infra
+
+validate: infra-tools ## offline template gate: wiring, cfn-lint, sam validate, checkov, cfn-guard and breakage tests
+	@mkdir -p $(VALIDATE_OUT)
+	@echo "== wiring: ASL placeholders, functions, environment, workflow role, resolvers, samconfig"
+	$(OFFLINE_AWS) $(SAM_VENV)/bin/python $(INFRA_DIR)/validate/check_wiring.py --root $(ROOT) \
+	  --template $(TEMPLATE) --samconfig $(SAMCONFIG) --contracts $(ROOT)/docs/contracts.md
+	@echo "== SAM -> CloudFormation, offline"
+	$(OFFLINE_AWS) $(SAM_VENV)/bin/python $(INFRA_DIR)/validate/transform.py --template $(TEMPLATE) \
+	  --samconfig $(SAMCONFIG) --out $(VALIDATE_OUT)/template.cfn.json \
+	  --guard-out $(VALIDATE_OUT)/template.guard.json
+	@echo "== cfn-lint: SAM template and transformed template"
+	$(OFFLINE_AWS) $(SAM_VENV)/bin/cfn-lint $(TEMPLATE) $(VALIDATE_OUT)/template.cfn.json
+	@echo "== sam validate --lint"
+	$(OFFLINE_AWS) HOME=$(VALIDATE_OUT)/home $(SAM_VENV)/bin/sam validate --lint \
+	  --template-file $(TEMPLATE) --region eu-west-2
+	@echo "== checkov (skips justified in infra/validate/checkov.yaml and in the template)"
+	cd $(VALIDATE_OUT) && $(OFFLINE_AWS) $(CHECKOV_VENV)/bin/checkov \
+	  --config-file $(INFRA_DIR)/validate/checkov.yaml -f template.cfn.json
+	@echo "== cfn-guard: rule tests, then the rules on the template"
+	$(CFN_GUARD) test -d $(INFRA_DIR)/guard/rules
+	$(CFN_GUARD) validate -d $(VALIDATE_OUT)/template.guard.json -r $(INFRA_DIR)/guard/rules \
+	  --show-summary fail -o single-line-summary
+	@echo "== gate tests: the gate fails for the right reason on broken templates"
+	$(OFFLINE_AWS) $(SAM_VENV)/bin/python -m pytest -q -p no:cacheprovider $(INFRA_DIR)/validate/tests
+	@echo "make validate: template gate passed"
+
+# ENV names an environment of infra/samconfig.toml (one per TRE project).
+deploy: $(SAM_VENV)/.installed ## deploy one TRE project's stack: make build && make deploy ENV=<project>
+	@test -n "$(ENV)" || { echo "usage: make deploy ENV=<environment of infra/samconfig.toml>" >&2; exit 2; }
+	@grep -q '^\[$(ENV)\.deploy\.parameters\]' $(SAMCONFIG) || \
+	  { echo "infra/samconfig.toml has no [$(ENV).deploy.parameters] section" >&2; exit 2; }
+	@missing=""; for d in $$($(SAM_VENV)/bin/python -c 'import re,sys; print(" ".join(re.findall(r"\.\./target/lambda/([a-z0-9-]+)/", open(sys.argv[1]).read())))' $(TEMPLATE)); do \
+	  [ -x $(ROOT)/target/lambda/$$d/bootstrap ] || missing="$$missing $$d"; done; \
+	  if [ -n "$$missing" ]; then echo "not built:$$missing; run 'make build' first" >&2; exit 2; fi
+	$(MAKE) validate
+	cd $(INFRA_DIR) && SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam deploy --template-file $(TEMPLATE) \
+	  --config-file $(SAMCONFIG) --config-env $(ENV)
+
+# Joins `make test` once infra/schema.graphql and infra/resolvers/ (the reviewer API) are in the
+# repository: until then the gate fails, by design, on their absence.
+# TEST_TARGETS += validate
