@@ -45,33 +45,57 @@ $(CFN_GUARD):
 	  $(CARGO) install cfn-guard --locked --version $(CFN_GUARD_VERSION) --root $(INFRA_VENV) \
 	    --target-dir $(INFRA_VENV)/cargo-target --quiet; fi
 
-.PHONY: infra-tools validate deploy
+.PHONY: infra-tools validate validate-steps validate-wiring validate-transform validate-cfn-lint \
+	validate-sam validate-checkov validate-guard validate-tests deploy
 infra-tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(CFN_GUARD) ## install the pinned template-gate tools into .venv/infra
 
+# The checks are independent once the template is transformed; they run in parallel and each
+# one's output is printed in one piece when it ends.
 validate: infra-tools ## offline template gate: wiring, cfn-lint, sam validate, checkov, cfn-guard and breakage tests
-	@mkdir -p $(VALIDATE_OUT)
+	@$(MAKE) -j4 --output-sync=target validate-steps
+	@echo "make validate: template gate passed"
+
+validate-steps: validate-wiring validate-cfn-lint validate-sam validate-checkov validate-guard validate-tests
+
+validate-wiring:
 	@echo "== wiring: ASL placeholders, functions, environment, workflow role, resolvers, samconfig"
 	$(OFFLINE_AWS) $(SAM_VENV)/bin/python $(INFRA_DIR)/validate/check_wiring.py --root $(ROOT) \
 	  --template $(TEMPLATE) --samconfig $(SAMCONFIG) --contracts $(ROOT)/docs/contracts.md
-	@echo "== SAM -> CloudFormation, offline"
+
+validate-transform:
+	@mkdir -p $(VALIDATE_OUT)
 	$(OFFLINE_AWS) $(SAM_VENV)/bin/python $(INFRA_DIR)/validate/transform.py --template $(TEMPLATE) \
 	  --samconfig $(SAMCONFIG) --out $(VALIDATE_OUT)/template.cfn.json \
 	  --guard-out $(VALIDATE_OUT)/template.guard.json
+
+validate-cfn-lint: validate-transform
 	@echo "== cfn-lint: SAM template and transformed template"
 	$(OFFLINE_AWS) $(SAM_VENV)/bin/cfn-lint $(TEMPLATE) $(VALIDATE_OUT)/template.cfn.json
+	@echo "cfn-lint: no findings"
+
+validate-sam:
 	@echo "== sam validate --lint"
+	@mkdir -p $(VALIDATE_OUT)/home
 	$(OFFLINE_AWS) HOME=$(VALIDATE_OUT)/home $(SAM_VENV)/bin/sam validate --lint \
 	  --template-file $(TEMPLATE) --region eu-west-2
+
+validate-checkov: validate-transform
 	@echo "== checkov (skips justified in infra/validate/checkov.yaml and in the template)"
 	cd $(VALIDATE_OUT) && $(OFFLINE_AWS) $(CHECKOV_VENV)/bin/checkov \
 	  --config-file $(INFRA_DIR)/validate/checkov.yaml -f template.cfn.json
-	@echo "== cfn-guard: rule tests, then the rules on the template"
-	$(CFN_GUARD) test -d $(INFRA_DIR)/guard/rules
+
+validate-guard: validate-transform
+	@echo "== cfn-guard: rule tests, then the rules on the transformed template"
+	@$(CFN_GUARD) test -d $(INFRA_DIR)/guard/rules > $(VALIDATE_OUT)/guard-tests.log 2>&1 || \
+	  { cat $(VALIDATE_OUT)/guard-tests.log; echo "cfn-guard rule tests failed" >&2; exit 1; }
+	@echo "cfn-guard rule tests: $$(grep -c '^Test Case' $(VALIDATE_OUT)/guard-tests.log) cases passed"
 	$(CFN_GUARD) validate -d $(VALIDATE_OUT)/template.guard.json -r $(INFRA_DIR)/guard/rules \
 	  --show-summary fail -o single-line-summary
+	@echo "cfn-guard: every rule passed"
+
+validate-tests:
 	@echo "== gate tests: the gate fails for the right reason on broken templates"
 	$(OFFLINE_AWS) $(SAM_VENV)/bin/python -m pytest -q -p no:cacheprovider $(INFRA_DIR)/validate/tests
-	@echo "make validate: template gate passed"
 
 # ENV names an environment of infra/samconfig.toml (one per TRE project).
 deploy: $(SAM_VENV)/.installed ## deploy one TRE project's stack: make build && make deploy ENV=<project>
