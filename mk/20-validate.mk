@@ -102,9 +102,8 @@ deploy: $(SAM_VENV)/.installed ## deploy one TRE project's stack: make build && 
 	@test -n "$(ENV)" || { echo "usage: make deploy ENV=<environment of infra/samconfig.toml>" >&2; exit 2; }
 	@grep -q '^\[$(ENV)\.deploy\.parameters\]' $(SAMCONFIG) || \
 	  { echo "infra/samconfig.toml has no [$(ENV).deploy.parameters] section" >&2; exit 2; }
-	@missing=""; for d in $$($(SAM_VENV)/bin/python -c 'import re,sys; print(" ".join(re.findall(r"\.\./target/lambda/([a-z0-9-]+)/", open(sys.argv[1]).read())))' $(TEMPLATE)); do \
-	  [ -x $(ROOT)/target/lambda/$$d/bootstrap ] || missing="$$missing $$d"; done; \
-	  if [ -n "$$missing" ]; then echo "not built:$$missing; run 'make build' first" >&2; exit 2; fi
+	$(SAM_VENV)/bin/python $(INFRA_DIR)/validate/check_build.py --template $(TEMPLATE) \
+	  --samconfig $(SAMCONFIG) --env $(ENV) --lambda-dir $(ROOT)/target/lambda
 	$(MAKE) validate
 	cd $(INFRA_DIR) && SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam deploy --template-file $(TEMPLATE) \
 	  --config-file $(SAMCONFIG) --config-env $(ENV)

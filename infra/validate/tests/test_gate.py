@@ -258,3 +258,42 @@ def test_when_a_samconfig_value_breaks_a_constraint_then_the_parameter_is_named(
     bad.write_text(text.replace('"ApprovalMode=dual"', '"ApprovalMode=double"'), encoding="utf-8")
     errors = wiring(template, samconfig=bad)
     assert any("ApprovalMode='double'" in e for e in errors), errors
+
+
+# --- pre-deploy build check ----------------------------------------------------------------
+
+import check_build  # noqa: E402
+
+
+def _fake_elf(path: Path, machine: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = bytearray(64)
+    header[:6] = b"\x7fELF\x02\x01"
+    header[18:20] = machine.to_bytes(2, "little")
+    path.write_bytes(bytes(header))
+
+
+def _built(tmp_path: Path, machine: int) -> Path:
+    template = gatelib.load_template(INFRA_DIR / "template.yaml")
+    for res in gatelib.resources_of_type(template, "AWS::Serverless::Function").values():
+        name = res["Properties"]["CodeUri"].rstrip("/").rsplit("/", 1)[1]
+        _fake_elf(tmp_path / "lambda" / name / "bootstrap", machine)
+    return tmp_path / "lambda"
+
+
+def test_when_every_function_is_built_for_the_stack_architecture_then_deploy_may_go_on(tmp_path):
+    lambda_dir = _built(tmp_path, check_build.ELF_MACHINE["arm64"])
+    assert check_build.check(INFRA_DIR / "template.yaml", INFRA_DIR / "samconfig.toml", "example-project", lambda_dir) == []
+
+
+def test_when_binaries_are_x86_64_but_the_stack_is_arm64_then_the_fix_is_named(tmp_path):
+    lambda_dir = _built(tmp_path, check_build.ELF_MACHINE["x86_64"])
+    errors = check_build.check(INFRA_DIR / "template.yaml", INFRA_DIR / "samconfig.toml", "example-project", lambda_dir)
+    assert errors and all("built for x86_64" in e and "LAMBDA_BUILD_FLAGS=--arm64" in e for e in errors), errors
+
+
+def test_when_a_function_is_not_built_then_it_is_named(tmp_path):
+    lambda_dir = _built(tmp_path, check_build.ELF_MACHINE["arm64"])
+    (lambda_dir / "api-handler" / "bootstrap").unlink()
+    errors = check_build.check(INFRA_DIR / "template.yaml", INFRA_DIR / "samconfig.toml", "example-project", lambda_dir)
+    assert len(errors) == 1 and "api-handler/bootstrap is missing" in errors[0], errors
