@@ -10,7 +10,7 @@
 - The SWB table is only ever updated on `status`, as the role's dynamodb:Attributes condition
   requires.
 - Every resolver of the API has its VTL templates in infra/resolvers/, every template there is
-  used, and the schema file exists.
+  used, and the schema file exists; groups its @aws_auth directives name are configured ones.
 - Every environment of samconfig.toml satisfies the template's parameter constraints.
 """
 
@@ -266,6 +266,42 @@ def check_api(template: dict[str, Any], template_dir: Path, report: Report) -> N
     report.check("API schema and resolver templates", errors)
 
 
+def check_schema_groups(template: dict[str, Any], template_dir: Path, samconfig: Path, report: Report) -> None:
+    """Groups named in the schema's @aws_auth directives are the configured reviewer groups.
+
+    The schema is deployed as it is (CloudFormation does not substitute into it), so a group
+    name written there must be the group name every environment configures.
+    """
+    errors = []
+    for res in gatelib.resources_of_type(template, "AWS::AppSync::GraphQLSchema").values():
+        loc = res["Properties"].get("DefinitionS3Location")
+        path = template_dir / loc if isinstance(loc, str) else None
+        if path is None or not path.is_file():
+            continue  # reported by check_api
+        text = path.read_text(encoding="utf-8")
+        named = set()
+        for groups in re.findall(r"cognito_groups\s*:\s*\[([^\]]*)\]", text):
+            named.update(re.findall(r'"([^"]+)"', groups))
+        if not named:
+            continue
+        import tomllib
+
+        envs = [k for k, v in tomllib.loads(samconfig.read_text(encoding="utf-8")).items() if isinstance(v, dict)]
+        declared = template.get("Parameters", {})
+        for env in envs:
+            _, values = gatelib.samconfig_parameters(samconfig, env)
+            configured = {
+                values.get(p, str(declared.get(p, {}).get("Default", "")))
+                for p in ("IgReviewerGroupName", "RitReviewerGroupName")
+            }
+            if unknown := sorted(named - configured):
+                errors.append(
+                    f"[{env}] the schema's @aws_auth names {', '.join(unknown)}, "
+                    f"but the environment's reviewer groups are {', '.join(sorted(configured))}"
+                )
+    report.check("schema @aws_auth groups = configured groups", errors)
+
+
 def check_samconfig(template: dict[str, Any], samconfig: Path, report: Report) -> None:
     import tomllib
 
@@ -301,6 +337,7 @@ def main() -> int:
     check_state_machine(template, template_dir, report)
     check_functions(template, args.root, args.contracts, report)
     check_api(template, template_dir, report)
+    check_schema_groups(template, template_dir, args.samconfig, report)
     check_samconfig(template, args.samconfig, report)
     for name in report.passed:
         print(f"wiring: ok   {name}")

@@ -197,6 +197,7 @@ def wiring(template: dict[str, Any], root: Path = ROOT, samconfig: Path | None =
     check_wiring.check_state_machine(template, INFRA_DIR, report)
     check_wiring.check_functions(template, root, ROOT / "docs" / "contracts.md", report)
     check_wiring.check_api(template, INFRA_DIR, report)
+    check_wiring.check_schema_groups(template, INFRA_DIR, samconfig or INFRA_DIR / "samconfig.toml", report)
     check_wiring.check_samconfig(template, samconfig or INFRA_DIR / "samconfig.toml", report)
     return report.errors
 
@@ -258,6 +259,16 @@ def test_when_a_samconfig_value_breaks_a_constraint_then_the_parameter_is_named(
     bad.write_text(text.replace('"ApprovalMode=dual"', '"ApprovalMode=double"'), encoding="utf-8")
     errors = wiring(template, samconfig=bad)
     assert any("ApprovalMode='double'" in e for e in errors), errors
+
+
+def test_when_the_schema_names_a_group_no_environment_configures_then_it_is_named(template, tmp_path):
+    (tmp_path / "schema.graphql").write_text(
+        'type Query { listRequests: [String] @aws_auth(cognito_groups: ["InformationGovernance", "Auditors"]) }\n',
+        encoding="utf-8",
+    )
+    report = check_wiring.Report()
+    check_wiring.check_schema_groups(template, tmp_path, INFRA_DIR / "samconfig.toml", report)
+    assert len(report.errors) == 1 and "names Auditors" in report.errors[0], report.errors
 
 
 # --- pre-deploy build check ----------------------------------------------------------------
