@@ -37,17 +37,19 @@ $(CHECKOV_VENV)/.installed: $(INFRA_DIR)/validate/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r $<
 	touch $@
 
-# Rebuilt only when missing or not the pinned version; its target dir is separate from the
-# workspace's so it never blocks `cargo build`.
-$(CFN_GUARD):
-	@if [ -x $@ ] && $@ --version 2>/dev/null | grep -q " $(CFN_GUARD_VERSION)$$"; then touch $@; else \
+# Built once per pinned version (the stamp names it); its target dir is separate from the
+# workspace's so it never blocks `cargo build`. An existing binary of the pinned version is kept.
+CFN_GUARD_STAMP := $(INFRA_VENV)/.cfn-guard-$(CFN_GUARD_VERSION)
+$(CFN_GUARD_STAMP):
+	@if ! $(CFN_GUARD) --version 2>/dev/null | grep -qx "cfn-guard $(CFN_GUARD_VERSION)"; then \
 	  echo "building cfn-guard $(CFN_GUARD_VERSION) (once; a few minutes)"; \
-	  $(CARGO) install cfn-guard --locked --version $(CFN_GUARD_VERSION) --root $(INFRA_VENV) \
-	    --target-dir $(INFRA_VENV)/cargo-target --quiet; fi
+	  $(CARGO) install cfn-guard --locked --force --version $(CFN_GUARD_VERSION) --root $(INFRA_VENV) \
+	    --target-dir $(INFRA_VENV)/cargo-target --quiet && rm -rf $(INFRA_VENV)/cargo-target; fi
+	@touch $@
 
 .PHONY: infra-tools validate validate-steps validate-wiring validate-transform validate-cfn-lint \
 	validate-sam validate-checkov validate-guard validate-tests deploy
-infra-tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(CFN_GUARD) ## install the pinned template-gate tools into .venv/infra
+infra-tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(CFN_GUARD_STAMP) ## install the pinned template-gate tools into .venv/infra
 
 # The checks are independent once the template is transformed; they run in parallel and each
 # one's output is printed in one piece when it ends.
