@@ -97,7 +97,8 @@ validate-guard: validate-transform
 
 validate-tests:
 	@echo "== gate tests: the gate fails for the right reason on broken templates"
-	$(OFFLINE_AWS) $(SAM_VENV)/bin/python -m pytest -q -p no:cacheprovider $(INFRA_DIR)/validate/tests
+	$(OFFLINE_AWS) CFN_GUARD=$(CFN_GUARD) $(SAM_VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	  $(INFRA_DIR)/validate/tests
 
 # ENV names an environment of infra/samconfig.toml (one per TRE project).
 deploy: $(SAM_VENV)/.installed ## deploy one TRE project's stack: make build && make deploy ENV=<project>

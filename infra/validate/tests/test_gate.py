@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import subprocess
 import sys
@@ -22,7 +23,8 @@ VALIDATE_DIR = Path(__file__).resolve().parents[1]
 INFRA_DIR = VALIDATE_DIR.parent
 ROOT = INFRA_DIR.parent
 GUARD_RULES = INFRA_DIR / "guard" / "rules"
-CFN_GUARD = ROOT / ".venv" / "infra" / "bin" / "cfn-guard"
+# The Makefile passes the pinned binary; the default is where it installs it.
+CFN_GUARD = Path(os.environ.get("CFN_GUARD", ROOT / ".venv" / "infra" / "bin" / "cfn-guard"))
 
 sys.path.insert(0, str(VALIDATE_DIR))
 
