@@ -1,0 +1,48 @@
+//! Configuration, read once at init.
+
+use shared::config::{optional, required, Env};
+use shared::EgressError;
+
+/// What `notify-requester` needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) requests_table: String,
+    pub(crate) sender_email: String,
+    pub(crate) admin_email: String,
+    pub(crate) app_url: String,
+}
+
+impl Config {
+    /// Fails with the name of the first missing variable.
+    pub(crate) fn from_env(env: &impl Env) -> Result<Self, EgressError> {
+        Ok(Self {
+            requests_table: required(env, "REQUESTS_TABLE")?,
+            sender_email: required(env, "SENDER_EMAIL")?,
+            admin_email: required(env, "ADMIN_EMAIL")?,
+            app_url: optional(env, "APP_URL").unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_the_sender_is_missing_then_init_fails_naming_it() {
+        let err = Config::from_env(&[("REQUESTS_TABLE", "t"), ("ADMIN_EMAIL", "a@example.org")])
+            .unwrap_err();
+        assert!(err.to_string().contains("SENDER_EMAIL"), "{err}");
+    }
+
+    #[test]
+    fn when_the_app_url_is_unset_then_it_is_empty() {
+        let config = Config::from_env(&[
+            ("REQUESTS_TABLE", "t"),
+            ("SENDER_EMAIL", "egress@example.org"),
+            ("ADMIN_EMAIL", "a@example.org"),
+        ])
+        .unwrap();
+        assert_eq!(config.app_url, "");
+    }
+}

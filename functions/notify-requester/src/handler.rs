@@ -1,0 +1,104 @@
+//! Payload → `shared::services::notify::notify_requester`.
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use shared::domain::notify::NotifyContext;
+use shared::model::{NotifyInput, NotifyResult};
+use shared::ports::{Mailer, RequestStore};
+
+/// What the handler needs, built once in `main`.
+pub(crate) struct Deps<S, M> {
+    pub(crate) store: S,
+    pub(crate) mailer: M,
+    pub(crate) admin_email: String,
+    pub(crate) app_url: String,
+}
+
+/// Sends the outcome e-mail.
+pub(crate) async fn handle<S: RequestStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    event: LambdaEvent<NotifyInput>,
+) -> Result<NotifyResult, Diagnostic> {
+    let input = event.payload;
+    let ctx = NotifyContext {
+        admin_email: &deps.admin_email,
+        app_url: &deps.app_url,
+    };
+    match shared::services::notify::notify_requester(&deps.store, &deps.mailer, &ctx, &input).await
+    {
+        Ok(out) => {
+            tracing::info!(
+                egress_request_id = %input.egress_request_id,
+                outcome = ?input.outcome,
+                recipients = out.recipients.len(),
+                "requester notified"
+            );
+            Ok(out)
+        }
+        Err(err) => {
+            tracing::error!(egress_request_id = %input.egress_request_id, error_type = err.error_type(), error = %err, "requester not notified");
+            Err(err.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_runtime::Context;
+    use shared::fakes::{InMemoryRequestStore, RecordingMailer};
+    use shared::model::{Decision, EgressStatus};
+    use shared::testdata::request;
+
+    fn fixture(name: &str) -> NotifyInput {
+        let path = format!(
+            "{}/../../events/notify-requester/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    fn deps(status: EgressStatus) -> Deps<InMemoryRequestStore, RecordingMailer> {
+        let mut r = request("8d3b9a57-4b8e-4a9e-9b7c-1f2d3e4a5b6c", status);
+        r.ig_reviewer_1_decision = Some(Decision::Rejected);
+        r.ig_reviewer_1_reason = Some("Row-level data in results.csv".into());
+        Deps {
+            store: InMemoryRequestStore::with([r]),
+            mailer: RecordingMailer::default(),
+            admin_email: "tre-admin@example.org".into(),
+            app_url: "https://tre.example.org".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn when_a_request_is_rejected_then_the_researcher_gets_the_reason() {
+        let deps = deps(EgressStatus::Rejected);
+        let out = handle(
+            &deps,
+            LambdaEvent::new(fixture("rejected.json"), Context::default()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.recipients, vec!["submitter@example.org"]);
+        let sent = deps.mailer.sent();
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].text.contains("Row-level data in results.csv"));
+        assert!(sent[0].text.contains("tre-admin@example.org"));
+    }
+
+    #[tokio::test]
+    async fn when_every_fixture_is_read_then_it_is_a_valid_input() {
+        for name in [
+            "approved.json",
+            "rejected.json",
+            "expired.json",
+            "failed.json",
+        ] {
+            let input = fixture(name);
+            let deps = deps(EgressStatus::Rejected);
+            handle(&deps, LambdaEvent::new(input, Context::default()))
+                .await
+                .unwrap();
+            assert_eq!(deps.mailer.sent().len(), 1, "{name}");
+        }
+    }
+}

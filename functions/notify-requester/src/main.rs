@@ -1,0 +1,29 @@
+//! `notify-requester`: the last step of every path of the workflow; e-mails the researcher
+//! the decision, the reviewers' reasons and what to do next.
+
+mod config;
+mod handler;
+
+use lambda_runtime::{run, service_fn, Error};
+use shared::adapters::dynamodb::DynamoDbRequestStore;
+use shared::adapters::ses::SesMailer;
+use shared::config::ProcessEnv;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let config = config::Config::from_env(&ProcessEnv).inspect_err(|e| {
+        tracing::error!(error = %e, "notify-requester cannot start: invalid configuration");
+    })?;
+    let sdk = shared::aws::load_config().await;
+    let deps = handler::Deps {
+        store: DynamoDbRequestStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            config.requests_table,
+        ),
+        mailer: SesMailer::new(aws_sdk_ses::Client::new(&sdk), config.sender_email),
+        admin_email: config.admin_email,
+        app_url: config.app_url,
+    };
+    run(service_fn(|event| handler::handle(&deps, event))).await
+}

@@ -1,0 +1,12 @@
+//! AWS SDK implementations of the ports.
+//!
+//! SDK errors are classified with `into_service_error()` and the modelled variants; anything
+//! throttled, timed out or 5xx becomes [`crate::EgressError::Transient`] so the state
+//! machine's `Retry` applies.
+
+pub mod dynamodb;
+pub mod ses;
+pub mod sfn;
+
+mod sdk_error;
+pub use sdk_error::classify;

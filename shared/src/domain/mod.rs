@@ -1,0 +1,5 @@
+//! The rules of the service, as plain functions with no AWS in them.
+
+pub mod intake;
+pub mod notify;
+pub mod transitions;

@@ -1,0 +1,243 @@
+//! The e-mail that tells a researcher how their egress request ended.
+//!
+//! It says what was decided, each stage's reason, what to do next and how to reach the TRE
+//! admin. Reviewers' names and e-mails are not disclosed to the researcher: the decision is
+//! the review group's, and the reasons are what the researcher needs to act on.
+
+use crate::model::{Decision, EgressRequest, Outcome};
+use crate::ports::Email;
+
+/// Who and where, for the text of the e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyContext<'a> {
+    /// The TRE admin's e-mail, given as the contact.
+    pub admin_email: &'a str,
+    /// Link to the TRE (SWB or the egress app), when configured.
+    pub app_url: &'a str,
+}
+
+/// The recipients: the submitter, else the store owner. Empty when SWB sent neither.
+pub fn recipients(request: &EgressRequest) -> Vec<String> {
+    request
+        .requested_by_email
+        .iter()
+        .chain(request.store_owner_email.iter())
+        .find(|e| !e.trim().is_empty())
+        .map(|e| vec![e.trim().to_string()])
+        .unwrap_or_default()
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn stage_line(
+    out: &mut String,
+    group: &str,
+    decision: Option<Decision>,
+    dt: Option<&str>,
+    reason: Option<&str>,
+) {
+    if let Some(decision) = decision {
+        out.push_str(&format!("- {group}: {decision}"));
+        if let Some(dt) = dt {
+            out.push_str(&format!(" ({dt})"));
+        }
+        out.push('\n');
+        if let Some(reason) = reason.filter(|r| !r.trim().is_empty()) {
+            out.push_str(&format!("  Reason: {}\n", reason.trim()));
+        }
+    }
+}
+
+/// The e-mail for `outcome`, or `None` when the request has no requester e-mail.
+pub fn outcome_email(
+    request: &EgressRequest,
+    outcome: Outcome,
+    ctx: &NotifyContext<'_>,
+) -> Option<Email> {
+    let to = recipients(request);
+    if to.is_empty() {
+        return None;
+    }
+    let name = &request.egress_store_name;
+    let (subject, headline, next) = match outcome {
+        Outcome::Approved => (
+            format!("Egress request approved: {name}"),
+            "has been APPROVED".to_string(),
+            "The approved files have been packaged into a single archive in the project's data \
+             lake. Authorised reviewers can download it from the egress app; ask them or the \
+             TRE admin for access."
+                .to_string(),
+        ),
+        Outcome::Rejected => (
+            format!("Egress request rejected: {name}"),
+            "has been REJECTED".to_string(),
+            "No data has left the TRE and the staged copies have been deleted. Your egress store \
+             is unlocked: you can revise its contents in Service Workbench, taking the reasons \
+             above into account, and submit it again."
+                .to_string(),
+        ),
+        Outcome::Expired => (
+            format!("Egress request expired: {name}"),
+            "has EXPIRED without a decision".to_string(),
+            "No reviewer decided within the review period, so the request was closed and the \
+             staged copies deleted. Your egress store is unlocked: you can submit it again."
+                .to_string(),
+        ),
+        Outcome::Failed => (
+            format!("Egress request could not be processed: {name}"),
+            "could not be processed".to_string(),
+            "Something went wrong while processing it; no data has left the TRE and the TRE \
+             admin has been alerted. Your egress store is unlocked: you can submit it again, \
+             and if it fails again please contact the TRE admin."
+                .to_string(),
+        ),
+    };
+    let mut text = String::new();
+    text.push_str("Hello,\n\n");
+    text.push_str(&format!(
+        "Your egress request for \"{name}\" (request {id}, workspace {ws}, project {project}), \
+         submitted {dt}, {headline}.\n\n",
+        id = request.egress_request_id,
+        ws = request.workspace_id,
+        project = request.project_id,
+        dt = request.requested_dt,
+    ));
+    if let (Some(count), Some(bytes)) = (request.staged_file_count, request.staged_total_bytes) {
+        text.push_str(&format!(
+            "Files submitted: {count} ({}).\n\n",
+            human_bytes(bytes)
+        ));
+    }
+    let mut decisions = String::new();
+    stage_line(
+        &mut decisions,
+        "Information Governance",
+        request.ig_reviewer_1_decision,
+        request.ig_reviewer_1_dt.as_deref(),
+        request.ig_reviewer_1_reason.as_deref(),
+    );
+    stage_line(
+        &mut decisions,
+        "Research IT",
+        request.rit_reviewer_2_decision,
+        request.rit_reviewer_2_dt.as_deref(),
+        request.rit_reviewer_2_reason.as_deref(),
+    );
+    if !decisions.is_empty() {
+        text.push_str("Review decisions:\n");
+        text.push_str(&decisions);
+        text.push('\n');
+    }
+    text.push_str("What happens next: ");
+    text.push_str(&next);
+    text.push_str("\n\n");
+    if !ctx.app_url.is_empty() {
+        text.push_str(&format!("TRE: {}\n", ctx.app_url));
+    }
+    text.push_str(&format!(
+        "Questions? Contact the TRE admin at {}.\n",
+        ctx.admin_email
+    ));
+    Some(Email {
+        to,
+        subject,
+        text,
+        html: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EgressStatus;
+    use crate::testdata::{dual_request, request};
+
+    const CTX: NotifyContext<'static> = NotifyContext {
+        admin_email: "tre-admin@example.org",
+        app_url: "https://tre.example.org",
+    };
+
+    #[test]
+    fn when_approved_in_dual_mode_then_both_reasons_and_the_admin_contact_are_included() {
+        let mut r = dual_request("req-1", EgressStatus::RitApproved);
+        r.ig_reviewer_1_decision = Some(Decision::Approved);
+        r.ig_reviewer_1_reason = Some("Aggregated, no small counts".into());
+        r.ig_reviewer_1_name = Some("Ivy Governance".into());
+        r.rit_reviewer_2_decision = Some(Decision::Approved);
+        r.rit_reviewer_2_reason = Some("File formats fine".into());
+        r.staged_file_count = Some(3);
+        r.staged_total_bytes = Some(3 * 1024 * 1024);
+        let email = outcome_email(&r, Outcome::Approved, &CTX).unwrap();
+        assert_eq!(email.to, vec!["submitter@example.org"]);
+        assert!(email.subject.contains("approved"));
+        for expected in [
+            "APPROVED",
+            "Aggregated, no small counts",
+            "File formats fine",
+            "tre-admin@example.org",
+            "3 (3.0 MiB)",
+            "req-1",
+        ] {
+            assert!(
+                email.text.contains(expected),
+                "missing {expected:?} in\n{}",
+                email.text
+            );
+        }
+        assert!(
+            !email.text.contains("Ivy Governance"),
+            "reviewer names stay private"
+        );
+    }
+
+    #[test]
+    fn when_rejected_then_the_researcher_is_told_how_to_resubmit() {
+        let mut r = request("req-1", EgressStatus::Rejected);
+        r.ig_reviewer_1_decision = Some(Decision::Rejected);
+        r.ig_reviewer_1_reason = Some("Contains row-level data".into());
+        let email = outcome_email(&r, Outcome::Rejected, &CTX).unwrap();
+        assert!(email.subject.contains("rejected"));
+        assert!(email.text.contains("Contains row-level data"));
+        assert!(email.text.contains("submit it again"));
+    }
+
+    #[test]
+    fn when_expired_or_failed_then_the_text_says_so() {
+        let r = request("req-1", EgressStatus::Expired);
+        let email = outcome_email(&r, Outcome::Expired, &CTX).unwrap();
+        assert!(email.text.contains("EXPIRED"));
+        let email = outcome_email(&r, Outcome::Failed, &CTX).unwrap();
+        assert!(email.text.contains("could not be processed"));
+        assert!(email.text.contains("admin has been alerted"));
+    }
+
+    #[test]
+    fn when_only_the_owner_email_is_known_then_the_owner_is_told() {
+        let mut r = request("req-1", EgressStatus::Rejected);
+        r.requested_by_email = Some(String::new());
+        assert_eq!(recipients(&r), vec!["owner@example.org"]);
+        r.store_owner_email = None;
+        assert!(recipients(&r).is_empty());
+        assert!(outcome_email(&r, Outcome::Rejected, &CTX).is_none());
+    }
+
+    #[test]
+    fn when_sizing_then_units_are_human() {
+        assert_eq!(human_bytes(12), "12 bytes");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
+    }
+}

@@ -1,0 +1,8 @@
+//! In-memory fakes of the ports, for unit tests here and in the function crates
+//! (feature `mocks`). They keep what they were given so a test can assert on it.
+
+mod store;
+mod workflow;
+
+pub use store::*;
+pub use workflow::*;

@@ -1,0 +1,154 @@
+//! Fakes of the requests table, the audit log and the mailer.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::domain::transitions::status_awaiting;
+use crate::error::{EgressError, Result};
+use crate::model::{EgressRequest, StagingResult};
+use crate::ports::{AuditEvent, AuditLog, Email, Mailer, PendingReview, RequestStore};
+
+/// A requests table in memory, with the same conditions as the DynamoDB adapter.
+#[derive(Debug, Default)]
+pub struct InMemoryRequestStore {
+    /// The items, by id.
+    pub items: Mutex<HashMap<String, EgressRequest>>,
+}
+
+impl InMemoryRequestStore {
+    /// A store holding `requests`.
+    pub fn with(requests: impl IntoIterator<Item = EgressRequest>) -> Self {
+        let store = Self::default();
+        for r in requests {
+            store.put(r);
+        }
+        store
+    }
+
+    /// Inserts or replaces an item.
+    pub fn put(&self, request: EgressRequest) {
+        self.lock()
+            .insert(request.egress_request_id.clone(), request);
+    }
+
+    /// A copy of an item.
+    pub fn item(&self, id: &str) -> Option<EgressRequest> {
+        self.lock().get(id).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, EgressRequest>> {
+        self.items.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut EgressRequest) -> Result<()>) -> Result<()> {
+        let mut items = self.lock();
+        let item = items
+            .get_mut(id)
+            .ok_or_else(|| EgressError::NotFound(format!("egress request {id} does not exist")))?;
+        f(item)
+    }
+}
+
+impl RequestStore for InMemoryRequestStore {
+    async fn get(&self, egress_request_id: &str) -> Result<Option<EgressRequest>> {
+        Ok(self.item(egress_request_id))
+    }
+
+    async fn record_pending_review(&self, p: &PendingReview<'_>) -> Result<()> {
+        self.update(p.egress_request_id, |item| {
+            if item.egress_status != status_awaiting(p.stage) {
+                return Err(EgressError::Conflict(format!(
+                    "egress request {} is {} and cannot take this update",
+                    p.egress_request_id, item.egress_status
+                )));
+            }
+            item.sfn_task_token = Some(p.task_token.to_string());
+            item.review_handle = Some(p.review_handle.to_string());
+            item.review_stage = Some(p.stage);
+            item.current_reviewer_group = Some(p.reviewer_group.to_string());
+            item.updated_dt = p.at.to_string();
+            Ok(())
+        })
+    }
+
+    async fn record_staging(
+        &self,
+        egress_request_id: &str,
+        staging: &StagingResult,
+        manifest_version: Option<&str>,
+        at: &str,
+    ) -> Result<()> {
+        self.update(egress_request_id, |item| {
+            item.staged_file_count = Some(staging.file_count);
+            item.staged_total_bytes = Some(staging.total_bytes);
+            item.staged_file_types = Some(staging.file_types.clone());
+            item.staging_manifest_key = Some(staging.manifest_key.clone());
+            item.s3_staging_object_metadata_version =
+                Some(manifest_version.unwrap_or("null").to_string());
+            item.updated_dt = at.to_string();
+            Ok(())
+        })
+    }
+
+    async fn record_archive(
+        &self,
+        egress_request_id: &str,
+        archive_key: &str,
+        at: &str,
+    ) -> Result<()> {
+        self.update(egress_request_id, |item| {
+            item.archive_key = Some(archive_key.to_string());
+            item.updated_dt = at.to_string();
+            Ok(())
+        })
+    }
+}
+
+/// An audit log in memory.
+#[derive(Debug, Default)]
+pub struct InMemoryAuditLog {
+    /// Events in append order.
+    pub events: Mutex<Vec<AuditEvent>>,
+}
+
+impl InMemoryAuditLog {
+    /// A copy of the events.
+    pub fn events(&self) -> Vec<AuditEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl AuditLog for InMemoryAuditLog {
+    async fn append(&self, event: &AuditEvent) -> Result<()> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event.clone());
+        Ok(())
+    }
+}
+
+/// A mailer that records what it was asked to send.
+#[derive(Debug, Default)]
+pub struct RecordingMailer {
+    /// E-mails in send order.
+    pub sent: Mutex<Vec<Email>>,
+}
+
+impl RecordingMailer {
+    /// A copy of the e-mails sent.
+    pub fn sent(&self) -> Vec<Email> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Mailer for RecordingMailer {
+    async fn send(&self, email: &Email) -> Result<String> {
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        sent.push(email.clone());
+        Ok(format!("message-{}", sent.len()))
+    }
+}

@@ -1,0 +1,9 @@
+//! The data of the service: what SWB sends, what we store, what each step passes on.
+
+mod request;
+mod steps;
+mod swb;
+
+pub use request::*;
+pub use steps::*;
+pub use swb::*;

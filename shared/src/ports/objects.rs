@@ -1,0 +1,1 @@
+//! Object storage (S3): the SWB egress store, staging, the datalake.

@@ -1,0 +1,6 @@
+//! Use cases: one function per workflow step or API operation, written against the ports so
+//! that each Lambda handler is a single call.
+
+pub mod intake;
+pub mod notify;
+pub mod review_task;

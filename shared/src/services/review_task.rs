@@ -1,0 +1,121 @@
+//! `record-task-token`: park a review stage and remember its task token server-side.
+
+use crate::error::{EgressError, Result};
+use crate::model::{RecordTaskTokenInput, RecordTaskTokenOutput};
+use crate::ports::{Clock, PendingReview, RequestStore};
+
+/// Stores the task token, stage and group on the request with a fresh opaque handle for the
+/// web app. The token itself is never logged nor returned.
+pub async fn record(
+    store: &impl RequestStore,
+    clock: &impl Clock,
+    input: &RecordTaskTokenInput,
+) -> Result<RecordTaskTokenOutput> {
+    for (field, value) in [
+        ("task_token", &input.task_token),
+        ("egress_request_id", &input.egress_request_id),
+        ("reviewer_group", &input.reviewer_group),
+    ] {
+        if value.trim().is_empty() {
+            return Err(EgressError::validation(format!(
+                "field `{field}` must not be empty"
+            )));
+        }
+    }
+    // A fresh handle per stage: a decision sent with the previous stage's handle is stale.
+    let handle = uuid::Uuid::new_v4().to_string();
+    let at = clock.now_iso();
+    store
+        .record_pending_review(&PendingReview {
+            egress_request_id: &input.egress_request_id,
+            stage: input.stage,
+            reviewer_group: &input.reviewer_group,
+            task_token: &input.task_token,
+            review_handle: &handle,
+            at: &at,
+        })
+        .await?;
+    Ok(RecordTaskTokenOutput {
+        egress_request_id: input.egress_request_id.clone(),
+        stage: input.stage,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::InMemoryRequestStore;
+    use crate::model::{EgressStatus, ReviewStage};
+    use crate::ports::FixedClock;
+    use crate::testdata::request;
+    use time::macros::datetime;
+
+    fn input(stage: ReviewStage) -> RecordTaskTokenInput {
+        RecordTaskTokenInput {
+            task_token: "AQB-token".into(),
+            egress_request_id: "req-1".into(),
+            stage,
+            reviewer_group: "IGApprover".into(),
+        }
+    }
+
+    const CLOCK: FixedClock = FixedClock(datetime!(2024-05-01 12:00:00 UTC));
+
+    #[tokio::test]
+    async fn when_the_ig_stage_parks_then_token_group_and_a_fresh_handle_are_stored() {
+        let store = InMemoryRequestStore::with([request("req-1", EgressStatus::Processing)]);
+        let out = record(&store, &CLOCK, &input(ReviewStage::Ig))
+            .await
+            .unwrap();
+        assert_eq!(out.stage, ReviewStage::Ig);
+        let item = store.item("req-1").unwrap();
+        assert_eq!(item.sfn_task_token.as_deref(), Some("AQB-token"));
+        assert_eq!(item.review_stage, Some(ReviewStage::Ig));
+        assert_eq!(item.current_reviewer_group.as_deref(), Some("IGApprover"));
+        let handle = item.review_handle.unwrap();
+        assert!(!handle.is_empty() && handle != "AQB-token");
+        assert_eq!(item.updated_dt, "2024-05-01T12:00:00.000Z");
+    }
+
+    #[tokio::test]
+    async fn when_a_stage_parks_twice_then_the_handle_changes() {
+        let store = InMemoryRequestStore::with([request("req-1", EgressStatus::Processing)]);
+        record(&store, &CLOCK, &input(ReviewStage::Ig))
+            .await
+            .unwrap();
+        let first = store.item("req-1").unwrap().review_handle;
+        record(&store, &CLOCK, &input(ReviewStage::Ig))
+            .await
+            .unwrap();
+        assert_ne!(store.item("req-1").unwrap().review_handle, first);
+    }
+
+    #[tokio::test]
+    async fn when_the_request_does_not_exist_then_it_is_not_found_and_nothing_is_created() {
+        let store = InMemoryRequestStore::default();
+        let err = record(&store, &CLOCK, &input(ReviewStage::Ig))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "NotFound");
+        assert!(store.item("req-1").is_none());
+    }
+
+    #[tokio::test]
+    async fn when_the_rit_stage_parks_before_ig_approved_then_it_is_a_conflict() {
+        let store = InMemoryRequestStore::with([request("req-1", EgressStatus::Processing)]);
+        let err = record(&store, &CLOCK, &input(ReviewStage::Rit))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "Conflict");
+    }
+
+    #[tokio::test]
+    async fn when_the_token_is_empty_then_it_is_a_validation_error() {
+        let store = InMemoryRequestStore::with([request("req-1", EgressStatus::Processing)]);
+        let mut bad = input(ReviewStage::Ig);
+        bad.task_token = " ".into();
+        let err = record(&store, &CLOCK, &bad).await.unwrap_err();
+        assert_eq!(err.error_type(), "ValidationError");
+        assert!(err.to_string().contains("task_token"));
+    }
+}

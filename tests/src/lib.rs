@@ -1,0 +1,1 @@
+//! End-to-end test harness for the local stack.
