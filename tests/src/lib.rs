@@ -1,1 +1,58 @@
-//! End-to-end test harness for the local stack.
+//! End-to-end harness of the egress workflow, shared by the e2e tests and the demo.
+//!
+//! Everything runs against the local stack (`make stack-up`, docs/local-stack.md): moto for
+//! AWS, the real function binaries under `cargo lambda watch`, the real state machine.
+//! - [`stack`]: the running stack's outputs and SDK clients pointed at it (and only at it);
+//! - [`swb`]: the SWB simulator (`local/egress_local/swb.py`): submissions as SWB makes them;
+//! - [`driver`]: reviewer actions (decide, download) behind one trait, so the tests and the
+//!   demo switch from the server-side driver to the GraphQL API in one place;
+//! - [`inspect`]: reading side effects: the request item, SWB status, staging, the archive,
+//!   e-mails, topic messages, the execution and its history;
+//! - [`wait`] and [`timing`]: polling with deadlines, per-test timings.
+
+pub mod driver;
+pub mod inspect;
+pub mod stack;
+pub mod swb;
+pub mod timing;
+pub mod wait;
+
+/// The harness's error: any error, with a message saying what was being done.
+pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The harness's result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds what was being attempted to an error.
+pub trait Context<T> {
+    /// Wraps the error as `"<what>: <error>"`.
+    fn context(self, what: impl std::fmt::Display) -> Result<T>;
+}
+
+impl<T, E: std::error::Error> Context<T> for std::result::Result<T, E> {
+    fn context(self, what: impl std::fmt::Display) -> Result<T> {
+        self.map_err(|e| format!("{what}: {}", chain(&e)).into())
+    }
+}
+
+/// An error and its sources on one line: the AWS SDK's errors only say "service error" at
+/// the top and keep the service's code and message in their sources.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+impl<T> Context<T> for Option<T> {
+    fn context(self, what: impl std::fmt::Display) -> Result<T> {
+        self.ok_or_else(|| what.to_string().into())
+    }
+}

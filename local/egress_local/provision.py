@@ -1,0 +1,235 @@
+"""Creates the project's resources in moto, as the SAM template does in AWS.
+
+What to create comes from `local/resources.json` (keyed by the template's logical ids); the
+state machine definition is `statemachine/egress_workflow.asl.json` with its `${...}`
+placeholders substituted exactly as `DefinitionSubstitutions` does. Returns everything the
+tests and the demo need (names, ARNs, key ids), which the stack writes to `outputs.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+from .settings import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, ROOT
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def client(service: str, endpoint: str, region: str):
+    """A boto3 client for the local stack only: explicit fake credentials, explicit endpoint."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=FAKE_ACCESS_KEY,
+        aws_secret_access_key=FAKE_SECRET_KEY,
+        config=Config(retries={"max_attempts": 2}, s3={"addressing_style": "path"}),
+    )
+
+
+def function_arn(resources: dict, name: str) -> str:
+    return f"arn:aws:lambda:{resources['region']}:{resources['account_id']}:function:{name}"
+
+
+def substitute(definition: str, substitutions: dict[str, str]) -> str:
+    """`DefinitionSubstitutions`: every placeholder must have a value and every value must be
+    used, so a drift between the ASL and the stack fails loudly at start."""
+    used = set(PLACEHOLDER.findall(definition))
+    missing = used - substitutions.keys()
+    unused = substitutions.keys() - used
+    if missing or unused:
+        raise SystemExit(
+            "state machine substitutions do not match the ASL placeholders: "
+            f"missing values for {sorted(missing)}, values nobody uses {sorted(unused)}"
+        )
+    return PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], definition)
+
+
+def create_tables(ddb, resources: dict) -> dict[str, str]:
+    names = {}
+    for logical_id, spec in resources["tables"].items():
+        key_schema = [
+            {"AttributeName": name, "KeyType": "HASH" if i == 0 else "RANGE"}
+            for i, (name, _) in enumerate(spec["key"])
+        ]
+        attributes = {name: typ for name, typ in spec["key"]}
+        indexes = []
+        for index_name, index_key in spec.get("indexes", {}).items():
+            attributes.update({name: typ for name, typ in index_key})
+            indexes.append(
+                {
+                    "IndexName": index_name,
+                    "KeySchema": [
+                        {"AttributeName": name, "KeyType": "HASH" if i == 0 else "RANGE"}
+                        for i, (name, _) in enumerate(index_key)
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            )
+        args = {
+            "TableName": spec["name"],
+            "KeySchema": key_schema,
+            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in attributes.items()],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        if indexes:
+            args["GlobalSecondaryIndexes"] = indexes
+        ddb.create_table(**args)
+        names[logical_id] = spec["name"]
+    return names
+
+
+def create_keys(kms, resources: dict) -> dict[str, dict]:
+    keys = {}
+    for logical_id, spec in resources["keys"].items():
+        key = kms.create_key(Description=f"local {logical_id}")["KeyMetadata"]
+        kms.create_alias(AliasName=spec["alias"], TargetKeyId=key["KeyId"])
+        keys[logical_id] = {"key_id": key["KeyId"], "arn": key["Arn"], "alias": spec["alias"]}
+    return keys
+
+
+def create_buckets(s3, resources: dict, keys: dict) -> dict[str, str]:
+    names = {}
+    for logical_id, spec in resources["buckets"].items():
+        name = spec["name"]
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": resources["region"]})
+        s3.put_public_access_block(
+            Bucket=name,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        if spec.get("versioned"):
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        if spec.get("kms_key"):
+            s3.put_bucket_encryption(
+                Bucket=name,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [
+                        {
+                            "ApplyServerSideEncryptionByDefault": {
+                                "SSEAlgorithm": "aws:kms",
+                                "KMSMasterKeyID": keys[spec["kms_key"]]["arn"],
+                            },
+                            "BucketKeyEnabled": True,
+                        }
+                    ]
+                },
+            )
+        names[logical_id] = name
+    return names
+
+
+def create_topics(sns, sqs, resources: dict, edge_endpoint: str) -> tuple[dict, dict, dict]:
+    """Topics; an SQS inbox on each reviewer/admin topic so tests can read what was
+    published; SWB topics delivered over `http` to the router, which invokes start-workflow."""
+    topics, inboxes, subscriptions = {}, {}, {}
+    for logical_id, spec in resources["topics"].items():
+        arn = sns.create_topic(Name=spec["name"])["TopicArn"]
+        topics[logical_id] = arn
+        if spec.get("inbox"):
+            url = sqs.create_queue(QueueName=spec["inbox"])["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
+            inboxes[logical_id] = {"queue_url": url, "queue_arn": queue_arn}
+        if spec.get("deliver_to"):
+            endpoint = f"{edge_endpoint}/_sns/{spec['deliver_to']}/start-workflow"
+            sub = sns.subscribe(TopicArn=arn, Protocol="http", Endpoint=endpoint, ReturnSubscriptionArn=True)
+            subscriptions[arn] = sub["SubscriptionArn"]
+    return topics, inboxes, subscriptions
+
+
+def create_state_machine(sfn, resources: dict, substitutions: dict[str, str]) -> str:
+    spec = resources["state_machine"]
+    definition = substitute((ROOT / spec["definition"]).read_text(encoding="utf-8"), substitutions)
+    json.loads(definition)  # fail here, not in moto, if a substitution broke the JSON
+    return sfn.create_state_machine(
+        name=spec["name"], definition=definition, roleArn=spec["role"], type="STANDARD"
+    )["stateMachineArn"]
+
+
+def workflow_substitutions(resources: dict, tables: dict, topics: dict) -> dict[str, str]:
+    values = {}
+    for placeholder, source in resources["workflow_substitutions"].items():
+        if "table" in source:
+            values[placeholder] = tables[source["table"]]
+        elif "function" in source:
+            values[placeholder] = function_arn(resources, source["function"])
+        elif "topic" in source:
+            values[placeholder] = topics[source["topic"]]
+        else:
+            raise SystemExit(f"resources.json: substitution {placeholder} has an unknown source {source}")
+    return values
+
+
+def provision(endpoint: str, resources: dict) -> dict:
+    """Creates everything; returns the outputs (names and ARNs)."""
+    region = resources["region"]
+    ddb = client("dynamodb", endpoint, region)
+    kms = client("kms", endpoint, region)
+    s3 = client("s3", endpoint, region)
+    sns = client("sns", endpoint, region)
+    sqs = client("sqs", endpoint, region)
+    ses = client("ses", endpoint, region)
+    sfn = client("stepfunctions", endpoint, region)
+
+    tables = create_tables(ddb, resources)
+    keys = create_keys(kms, resources)
+    buckets = create_buckets(s3, resources, keys)
+    topics, inboxes, subscriptions = create_topics(sns, sqs, resources, endpoint)
+    ses.verify_email_identity(EmailAddress=resources["email"]["sender"])
+    substitutions = workflow_substitutions(resources, tables, topics)
+    state_machine_arn = create_state_machine(sfn, resources, substitutions)
+    return {
+        "tables": tables,
+        "keys": keys,
+        "buckets": buckets,
+        "topics": topics,
+        "inboxes": inboxes,
+        "sns_http_subscriptions": subscriptions,
+        "state_machine_arn": state_machine_arn,
+        "substitutions": substitutions,
+        "functions": {name: function_arn(resources, name) for name in resources["functions"]},
+        "email": resources["email"],
+    }
+
+
+def function_environment(resources: dict, outputs: dict, approval_mode: str) -> dict[str, str]:
+    """The union of every function's variables (docs/contracts.md); each function reads only
+    its own. One file per approval mode: only start-workflow reads `APPROVAL_MODE`."""
+    p = resources["project"]
+    return {
+        "STATE_MACHINE_ARN": outputs["state_machine_arn"],
+        "SWB_NOTIFICATION_BUCKET": outputs["buckets"]["SwbNotificationBucket"],
+        "APPROVAL_MODE": approval_mode,
+        "IG_REVIEWER_GROUP": p["ig_reviewer_group"],
+        "RIT_REVIEWER_GROUP": p["rit_reviewer_group"],
+        "REVIEW_TIMEOUT_SECONDS": str(p["review_timeout_seconds"]),
+        "APP_URL": p["app_url"],
+        "ADMIN_EMAIL": resources["email"]["admin"],
+        "SENDER_EMAIL": resources["email"]["sender"],
+        "REQUESTS_TABLE": outputs["tables"]["RequestsTable"],
+        "AUDIT_TABLE": outputs["tables"]["AuditTable"],
+        "STAGING_BUCKET": outputs["buckets"]["StagingBucket"],
+        "STAGING_KMS_KEY_ARN": outputs["keys"]["StagingKey"]["arn"],
+        "DATALAKE_BUCKET": outputs["buckets"]["DatalakeBucket"],
+        "DATALAKE_KMS_KEY_ARN": outputs["keys"]["DatalakeKey"]["arn"],
+        "DOWNLOAD_GROUPS": p["download_groups"],
+        "MAX_DOWNLOADS": str(p["max_downloads"]),
+        "DOWNLOAD_URL_EXPIRY_SECONDS": str(p["download_url_expiry_seconds"]),
+        "LIST_MAX_AGE_DAYS": str(p["list_max_age_days"]),
+        "RUST_LOG": "info",
+    }
+
+
+def write_env_file(path: Path, env: dict[str, str]) -> None:
+    lines = [f"{k}={v}" for k, v in sorted(env.items())]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")

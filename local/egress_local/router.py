@@ -1,0 +1,386 @@
+"""The edge router: the one AWS endpoint of the local stack.
+
+moto's Step Functions interpreter makes its service calls with its own client at
+`http://localhost:$MOTO_PORT`; moto runs with `MOTO_PORT` pointing here. So this router sees
+every call, from the interpreter, the functions, the tests and the demo alike, and:
+
+- sends Lambda `Invoke` (`POST /2015-03-31/functions/<name|ARN|name:qualifier>/invocations`)
+  to `cargo lambda watch`, which runs the workspace's real function binaries, fixing where it
+  differs from Lambda: a function error comes back as HTTP 200 with
+  `X-Amz-Function-Error: Unhandled` and the error JSON (which is how Step Functions learns the
+  `errorType` its `Retry`/`Catch` match on); ARNs and qualifiers map to the binary name;
+  `X-Amz-Invocation-Type: Event` is answered 202 and run in the background;
+- turns SNS `http` deliveries to `/_sns/<profile>/<function>` into SNS Lambda events and
+  invokes the function asynchronously, as Lambda's SNS trigger does;
+- proxies everything else to moto unchanged.
+
+`GET /_local/health` returns the stack id, so clients can check they talk to the stack they
+started; `GET /_local/invocations` lists the asynchronous invocations and their outcomes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+LOG = logging.getLogger("edge-router")
+
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+}
+
+INVOKE_PREFIX = "/2015-03-31/functions/"
+INVOKE_SUFFIX = "/invocations"
+
+# How long one invocation may run before the router gives up on `cargo lambda watch`. The
+# first invocation of a function may have to wait for cargo (shared target/ dir).
+INVOKE_TIMEOUT_SECONDS = 900
+
+
+def function_name_from_path(path: str) -> str | None:
+    """The function named by an Invoke path, whatever form the caller used:
+    `name`, `name:qualifier`, `arn:aws:lambda:<region>:<account>:function:name[:qualifier]`
+    or `<account>:function:name` (partial ARN). None when the path is not an Invoke."""
+    path = urlsplit(path).path
+    if not (path.startswith(INVOKE_PREFIX) and path.endswith(INVOKE_SUFFIX)):
+        return None
+    raw = unquote(path[len(INVOKE_PREFIX) : -len(INVOKE_SUFFIX)])
+    if not raw or "/" in raw:
+        return None
+    parts = raw.split(":")
+    if "function" in parts:
+        after = parts[parts.index("function") + 1 :]
+        return after[0] if after and after[0] else None
+    return parts[0]
+
+
+def lambda_error_response(status: int, error_type: str, message: str) -> tuple[int, dict, bytes]:
+    """A Lambda service error as the AWS SDKs parse it (`x-amzn-ErrorType`)."""
+    body = json.dumps({"Type": "Service" if status >= 500 else "User", "Message": message}).encode()
+    return status, {"x-amzn-ErrorType": error_type, "Content-Type": "application/json"}, body
+
+
+def translate_watch_response(status: int, body: bytes) -> tuple[int, dict, bytes]:
+    """Maps what `cargo lambda watch` answered to what Lambda's Invoke API answers.
+
+    watch answers a function error with HTTP 500 and the runtime's error JSON; Lambda answers
+    200 with `X-Amz-Function-Error: Unhandled`. Anything that is not a function's answer (an
+    unknown function, watch itself failing) becomes a Lambda service error."""
+    headers = {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST"}
+    if 200 <= status < 300:
+        return 200, headers, body
+    if status == 500:
+        try:
+            payload = json.loads(body or b"null")
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict) and "errorType" in payload:
+            headers["X-Amz-Function-Error"] = "Unhandled"
+            return 200, headers, body
+    if status == 404:
+        return lambda_error_response(404, "ResourceNotFoundException", body.decode("utf-8", "replace")[:500])
+    return lambda_error_response(502, "ServiceException", f"cargo lambda watch answered {status}: {body.decode('utf-8', 'replace')[:500]}")
+
+
+def sns_lambda_event(notification: dict, subscription_arn: str) -> dict:
+    """Wraps an SNS `http` delivery body into the event Lambda's SNS trigger sends."""
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": subscription_arn,
+                "Sns": {
+                    "Type": notification.get("Type", "Notification"),
+                    "MessageId": notification["MessageId"],
+                    "TopicArn": notification["TopicArn"],
+                    "Subject": notification.get("Subject"),
+                    "Message": notification["Message"],
+                    "Timestamp": notification.get("Timestamp") or iso_now(),
+                    "SignatureVersion": notification.get("SignatureVersion", "1"),
+                    "Signature": notification.get("Signature", ""),
+                    "SigningCertUrl": notification.get("SigningCertURL") or notification.get("SigningCertUrl", ""),
+                    "UnsubscribeUrl": notification.get("UnsubscribeURL") or notification.get("UnsubscribeUrl", ""),
+                    "MessageAttributes": notification.get("MessageAttributes") or {},
+                },
+            }
+        ]
+    }
+
+
+def iso_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Router:
+    """The router's state: where things are and what the async invocations did."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.stack_id: str = config["stack_id"]
+        self.moto_port: int = config["moto_port"]
+        self.functions: set[str] = set(config["functions"])
+        self.profiles: dict[str, int] = {k: int(v) for k, v in config["profiles"].items()}
+        self.default_profile: str = config["default_profile"]
+        self._lock = threading.Lock()
+        self._invocations: list[dict] = []
+
+    # -- Lambda ---------------------------------------------------------------------------
+    def invoke(self, profile: str, function: str, payload: bytes) -> tuple[int, dict, bytes]:
+        """One synchronous invocation through `cargo lambda watch`."""
+        if function not in self.functions:
+            return lambda_error_response(
+                404, "ResourceNotFoundException", f"Function not found: {function} (known: {sorted(self.functions)})"
+            )
+        port = self.profiles[profile]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=INVOKE_TIMEOUT_SECONDS)
+        try:
+            conn.request(
+                "POST",
+                f"{INVOKE_PREFIX}{function}{INVOKE_SUFFIX}",
+                body=payload,
+                headers={"Content-Type": "application/json"},
+            )
+            resp = conn.getresponse()
+            status, body = resp.status, resp.read()
+        except OSError as exc:
+            return lambda_error_response(502, "ServiceException", f"cargo lambda watch ({profile}) unreachable: {exc}")
+        finally:
+            conn.close()
+        return translate_watch_response(status, body)
+
+    def invoke_async(self, profile: str, function: str, payload: bytes, source: str) -> str:
+        """Lambda's `Event` invocation: accepted now, run in the background, outcome recorded."""
+        request_id = str(uuid.uuid4())
+        record = {
+            "request_id": request_id,
+            "function": function,
+            "profile": profile,
+            "source": source,
+            "accepted_at": iso_now(),
+            "state": "running",
+        }
+        with self._lock:
+            self._invocations.append(record)
+
+        def run() -> None:
+            started = time.monotonic()
+            status, headers, body = self.invoke(profile, function, payload)
+            outcome = {"state": "done", "seconds": round(time.monotonic() - started, 3), "status": status}
+            if "X-Amz-Function-Error" in headers or status >= 300:
+                outcome["state"] = "error"
+                try:
+                    outcome["error"] = json.loads(body)
+                except ValueError:
+                    outcome["error"] = body.decode("utf-8", "replace")
+            with self._lock:
+                record.update(outcome)
+            LOG.info("async %s (%s) for %s: %s", function, profile, source, outcome)
+
+        threading.Thread(target=run, name=f"async-{function}", daemon=True).start()
+        return request_id
+
+    def invocations(self) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self._invocations]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "egress-edge-router"
+    router: Router  # set on the class by `serve`
+
+    def log_message(self, fmt: str, *args) -> None:  # noqa: D401 - BaseHTTPRequestHandler API
+        LOG.debug("%s %s", self.address_string(), fmt % args)
+
+    # Every verb goes through one dispatcher.
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_GET
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size_line = self.rfile.readline().strip()
+                size = int(size_line.split(b";")[0], 16)
+                if size == 0:
+                    # Trailers, up to the empty line.
+                    while self.rfile.readline().strip():
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, headers: dict, body: bytes) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    def _send_json(self, status: int, value) -> None:
+        self._send(status, {"Content-Type": "application/json"}, json.dumps(value, indent=2).encode())
+
+    def _dispatch(self) -> None:
+        path = urlsplit(self.path).path
+        try:
+            body = self._read_body()
+            if path == "/_local/health" and self.command == "GET":
+                self._send_json(200, {"stack_id": self.router.stack_id, "service": "egress-edge-router"})
+            elif path == "/_local/invocations" and self.command == "GET":
+                self._send_json(200, self.router.invocations())
+            elif path.startswith("/_sns/") and self.command == "POST":
+                self._sns_delivery(path, body)
+            elif self.command == "POST" and function_name_from_path(self.path) is not None:
+                self._lambda_invoke(body)
+            else:
+                self._proxy(body)
+        except (BrokenPipeError, ConnectionResetError):
+            LOG.debug("client went away during %s %s", self.command, self.path)
+        except Exception as exc:  # the router must never die on one bad request
+            LOG.exception("error handling %s %s", self.command, self.path)
+            try:
+                self._send_json(502, {"message": f"edge router error: {exc}"})
+            except OSError:
+                pass
+
+    def _lambda_invoke(self, body: bytes) -> None:
+        function = function_name_from_path(self.path) or ""
+        invocation_type = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        profile = self.router.default_profile
+        if invocation_type == "DryRun":
+            if function in self.router.functions:
+                self._send(204, {}, b"")
+            else:
+                self._send(*lambda_error_response(404, "ResourceNotFoundException", f"Function not found: {function}"))
+            return
+        if invocation_type == "Event":
+            if function not in self.router.functions:
+                self._send(*lambda_error_response(404, "ResourceNotFoundException", f"Function not found: {function}"))
+                return
+            request_id = self.router.invoke_async(profile, function, body, source="Invoke(Event)")
+            self._send(202, {"x-amzn-RequestId": request_id}, b"")
+            return
+        started = time.monotonic()
+        status, headers, payload = self.router.invoke(profile, function, body)
+        LOG.info(
+            "invoke %s -> %s%s in %.2fs",
+            function,
+            status,
+            " (function error)" if "X-Amz-Function-Error" in headers else "",
+            time.monotonic() - started,
+        )
+        self._send(status, headers, payload)
+
+    def _sns_delivery(self, path: str, body: bytes) -> None:
+        # /_sns/<profile>/<function>
+        parts = path.strip("/").split("/")
+        if len(parts) != 3 or parts[1] not in self.router.profiles or parts[2] not in self.router.functions:
+            self._send_json(404, {"message": f"no SNS delivery route {path}"})
+            return
+        _, profile, function = parts
+        notification = json.loads(body or b"{}")
+        kind = notification.get("Type") or self.headers.get("x-amz-sns-message-type")
+        if kind == "SubscriptionConfirmation":
+            # moto confirms http subscriptions itself; a real SNS would need the SubscribeURL
+            # visited. Only a local URL is ever followed.
+            url = notification.get("SubscribeURL", "")
+            if url.startswith("http://127.0.0.1:") or url.startswith("http://localhost:"):
+                parsed = urlsplit(url)
+                conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+                conn.request("GET", parsed.path + (f"?{parsed.query}" if parsed.query else ""))
+                conn.getresponse().read()
+                conn.close()
+            LOG.info("SNS subscription confirmation for %s handled", notification.get("TopicArn"))
+            self._send_json(200, {"confirmed": True})
+            return
+        if kind != "Notification":
+            self._send_json(400, {"message": f"unsupported SNS message type {kind!r}"})
+            return
+        topic = notification.get("TopicArn", "")
+        # moto's http delivery does not name the subscription; the id only needs to be stable.
+        subscription = f"{topic}:local-http-subscription"
+        event = json.dumps(sns_lambda_event(notification, subscription)).encode()
+        request_id = self.router.invoke_async(
+            profile, function, event, source=f"SNS {topic} message {notification.get('MessageId')}"
+        )
+        # SNS only needs a 2xx; the function runs after this answer, as with Lambda's trigger.
+        self._send_json(200, {"accepted": request_id})
+
+    def _proxy(self, body: bytes) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.router.moto_port, timeout=600)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        if body or self.command in ("POST", "PUT", "PATCH"):
+            headers["Content-Length"] = str(len(body))
+        else:
+            headers.pop("Content-Length", None)
+        try:
+            conn.request(self.command, self.path, body=body if body else None, headers=headers)
+            resp = conn.getresponse()
+            payload = resp.read()
+            out_headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP]
+            status = resp.status
+        finally:
+            conn.close()
+        self.send_response(status)
+        content_length = None
+        for k, v in out_headers:
+            if k.lower() == "content-length":
+                content_length = v
+                continue
+            self.send_header(k, v)
+        # HEAD answers carry the object's length without a body; keep moto's value then.
+        if self.command == "HEAD" and content_length is not None:
+            self.send_header("Content-Length", content_length)
+        else:
+            self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD" and payload and status not in (204, 304):
+            self.wfile.write(payload)
+
+
+def serve(config_path: Path) -> None:
+    """Runs the router until killed."""
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+    )
+    Handler.router = Router(config)
+    server = ThreadingHTTPServer(("127.0.0.1", config["edge_port"]), Handler)
+    server.daemon_threads = True
+    LOG.info(
+        "edge router %s on 127.0.0.1:%s -> moto :%s, watch %s",
+        config["stack_id"],
+        config["edge_port"],
+        config["moto_port"],
+        config["profiles"],
+    )
+    server.serve_forever()
