@@ -37,14 +37,24 @@ $(CHECKOV_VENV)/.installed: $(INFRA_DIR)/validate/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r $<
 	touch $@
 
-# Built once per pinned version (the stamp names it); its target dir is separate from the
-# workspace's so it never blocks `cargo build`. An existing binary of the pinned version is kept.
+# Built once per pinned version and machine: building costs minutes on 2 cores, so the binary
+# is also kept in a per-user cache outside the checkout (like cargo's and pip's own caches) and
+# a fresh clone (CI) copies it from there. Its target dir is separate from the workspace's so
+# the build never blocks `cargo build`.
 CFN_GUARD_STAMP := $(INFRA_VENV)/.cfn-guard-$(CFN_GUARD_VERSION)
+CFN_GUARD_CACHE ?= $(HOME)/.cache/tre-egress-infra/cfn-guard-$(CFN_GUARD_VERSION)
 $(CFN_GUARD_STAMP):
+	@mkdir -p $(dir $(CFN_GUARD)) $(dir $(CFN_GUARD_CACHE))
 	@if ! $(CFN_GUARD) --version 2>/dev/null | grep -qx "cfn-guard $(CFN_GUARD_VERSION)"; then \
-	  echo "building cfn-guard $(CFN_GUARD_VERSION) (once; a few minutes)"; \
-	  $(CARGO) install cfn-guard --locked --force --version $(CFN_GUARD_VERSION) --root $(INFRA_VENV) \
-	    --target-dir $(INFRA_VENV)/cargo-target --quiet && rm -rf $(INFRA_VENV)/cargo-target; fi
+	  if $(CFN_GUARD_CACHE) --version 2>/dev/null | grep -qx "cfn-guard $(CFN_GUARD_VERSION)"; then \
+	    cp $(CFN_GUARD_CACHE) $(CFN_GUARD); \
+	  else \
+	    echo "building cfn-guard $(CFN_GUARD_VERSION) (once per machine; a few minutes)"; \
+	    $(CARGO) install cfn-guard --locked --force --version $(CFN_GUARD_VERSION) --root $(INFRA_VENV) \
+	      --target-dir $(INFRA_VENV)/cargo-target --quiet && rm -rf $(INFRA_VENV)/cargo-target; \
+	  fi; fi
+	@$(CFN_GUARD) --version | grep -qx "cfn-guard $(CFN_GUARD_VERSION)"
+	@cp $(CFN_GUARD) $(CFN_GUARD_CACHE).tmp && mv $(CFN_GUARD_CACHE).tmp $(CFN_GUARD_CACHE)
 	@touch $@
 
 .PHONY: infra-tools validate validate-steps validate-wiring validate-transform validate-cfn-lint \
