@@ -62,9 +62,9 @@ $(CFN_GUARD_STAMP):
 infra-tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(CFN_GUARD_STAMP) ## install the pinned template-gate tools into .venv/infra
 
 # The checks are independent once the template is transformed; they run in parallel and each
-# one's output is printed in one piece when it ends.
+# one's output is printed in one piece when it ends; a failing check does not stop the others.
 validate: infra-tools ## offline template gate: wiring, cfn-lint, sam validate, checkov, cfn-guard and breakage tests
-	@$(MAKE) -j4 --output-sync=target validate-steps
+	@$(MAKE) -k -j4 --output-sync=target validate-steps
 	@echo "make validate: template gate passed"
 
 validate-steps: validate-wiring validate-cfn-lint validate-sam validate-checkov validate-guard validate-tests
