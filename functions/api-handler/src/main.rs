@@ -1,1 +1,37 @@
-fn main() {}
+//! `api-handler`: the Lambda data source of the reviewer GraphQL API (AppSync). Resolves
+//! `listRequests`, `updateRequest` and `downloadData` for the TREEHOOSE egress web app.
+
+mod config;
+mod handler;
+
+use lambda_runtime::{run, service_fn, Error};
+use shared::adapters::cognito::CognitoReviewerDirectory;
+use shared::adapters::dynamodb::{DynamoDbAuditLog, DynamoDbRequestStore};
+use shared::adapters::s3_presign::S3DownloadLinks;
+use shared::adapters::sfn::SfnWorkflowCallbacks;
+use shared::config::ProcessEnv;
+use shared::ports::SystemClock;
+use shared::services::review_api::ReviewService;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let config = config::Config::from_env(&ProcessEnv).inspect_err(|e| {
+        tracing::error!(error = %e, "api-handler cannot start: invalid configuration");
+    })?;
+    let sdk = shared::aws::load_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let service = ReviewService {
+        store: DynamoDbRequestStore::new(dynamodb.clone(), config.requests_table),
+        directory: CognitoReviewerDirectory::new(
+            aws_sdk_cognitoidentityprovider::Client::new(&sdk),
+            config.user_pool_id,
+        ),
+        workflow: SfnWorkflowCallbacks::new(aws_sdk_sfn::Client::new(&sdk)),
+        audit: DynamoDbAuditLog::new(dynamodb, config.audit_table),
+        links: S3DownloadLinks::new(shared::aws::s3_client(&sdk)),
+        clock: SystemClock,
+        settings: config.settings,
+    };
+    run(service_fn(|event| handler::handle(&service, event))).await
+}

@@ -4,7 +4,10 @@
 //! throttled, timed out or 5xx becomes [`crate::EgressError::Transient`] so the state
 //! machine's `Retry` applies.
 
+pub mod cognito;
 pub mod dynamodb;
+pub mod dynamodb_review;
+pub mod s3_presign;
 pub mod ses;
 pub mod sfn;
 

@@ -2,4 +2,5 @@
 
 pub mod intake;
 pub mod notify;
+pub mod review;
 pub mod transitions;

@@ -1,8 +1,10 @@
 //! In-memory fakes of the ports, for unit tests here and in the function crates
 //! (feature `mocks`). They keep what they were given so a test can assert on it.
 
+mod review;
 mod store;
 mod workflow;
 
+pub use review::*;
 pub use store::*;
 pub use workflow::*;

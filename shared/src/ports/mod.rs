@@ -9,6 +9,7 @@ mod clock;
 mod mail;
 mod objects;
 mod requests;
+mod review;
 mod workflow;
 
 pub use audit::*;
@@ -17,4 +18,5 @@ pub use mail::*;
 #[allow(unused_imports)]
 pub use objects::*;
 pub use requests::*;
+pub use review::*;
 pub use workflow::*;

@@ -3,4 +3,5 @@
 
 pub mod intake;
 pub mod notify;
+pub mod review_api;
 pub mod review_task;

@@ -1,0 +1,196 @@
+//! Configuration, read once at init.
+
+use std::time::Duration;
+
+use shared::config::{optional, parsed_or, required, Env};
+use shared::domain::review::ReviewPolicy;
+use shared::services::review_api::{ReviewSettings, MAX_URL_EXPIRY};
+use shared::EgressError;
+
+/// Presigned URLs live this long unless configured otherwise: long enough to start a
+/// download, short enough that a leaked link is soon useless.
+const DEFAULT_URL_EXPIRY_SECONDS: u64 = 300;
+/// Downloads per request unless configured otherwise.
+const DEFAULT_MAX_DOWNLOADS: u32 = 3;
+/// A sanity bound on `MAX_DOWNLOADS`.
+const MAX_MAX_DOWNLOADS: u32 = 1_000;
+
+/// What `api-handler` needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) requests_table: String,
+    pub(crate) audit_table: String,
+    pub(crate) user_pool_id: String,
+    pub(crate) settings: ReviewSettings,
+}
+
+fn config_error(msg: String) -> EgressError {
+    EgressError::Config(msg)
+}
+
+/// A Cognito group name as the user pool allows it (1-128 printable characters, no blanks
+/// around it).
+fn group_name(var: &str, raw: &str) -> Result<String, EgressError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+        return Err(config_error(format!(
+            "environment variable {var} has an invalid group name {raw:?}"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+impl Config {
+    /// Fails with the name of the missing or malformed variable.
+    pub(crate) fn from_env(env: &impl Env) -> Result<Self, EgressError> {
+        let ig_group = group_name("IG_REVIEWER_GROUP", &required(env, "IG_REVIEWER_GROUP")?)?;
+        let rit_group = group_name("RIT_REVIEWER_GROUP", &required(env, "RIT_REVIEWER_GROUP")?)?;
+        if ig_group == rit_group {
+            return Err(config_error(format!(
+                "IG_REVIEWER_GROUP and RIT_REVIEWER_GROUP must differ (both are {ig_group:?}): \
+                 one group cannot hold both approval stages"
+            )));
+        }
+        let download_groups = match optional(env, "DOWNLOAD_GROUPS") {
+            None => vec![ig_group.clone(), rit_group.clone()],
+            Some(raw) => {
+                let mut groups = Vec::new();
+                for g in raw.split(',') {
+                    let g = group_name("DOWNLOAD_GROUPS", g)?;
+                    if !groups.contains(&g) {
+                        groups.push(g);
+                    }
+                }
+                groups
+            }
+        };
+        let max_downloads = parsed_or(env, "MAX_DOWNLOADS", DEFAULT_MAX_DOWNLOADS)?;
+        if max_downloads > MAX_MAX_DOWNLOADS {
+            return Err(config_error(format!(
+                "MAX_DOWNLOADS is {max_downloads}; at most {MAX_MAX_DOWNLOADS} is accepted"
+            )));
+        }
+        let expiry = parsed_or(
+            env,
+            "DOWNLOAD_URL_EXPIRY_SECONDS",
+            DEFAULT_URL_EXPIRY_SECONDS,
+        )?;
+        if expiry == 0 || expiry > MAX_URL_EXPIRY.as_secs() {
+            return Err(config_error(format!(
+                "DOWNLOAD_URL_EXPIRY_SECONDS is {expiry}; it must be between 1 and {}",
+                MAX_URL_EXPIRY.as_secs()
+            )));
+        }
+        Ok(Self {
+            requests_table: required(env, "REQUESTS_TABLE")?,
+            audit_table: required(env, "AUDIT_TABLE")?,
+            user_pool_id: required(env, "USER_POOL_ID")?,
+            settings: ReviewSettings {
+                policy: ReviewPolicy {
+                    ig_group,
+                    rit_group,
+                    download_groups,
+                    max_downloads,
+                },
+                datalake_bucket: required(env, "DATALAKE_BUCKET")?,
+                url_expiry: Duration::from_secs(expiry),
+                list_max_age_days: parsed_or(env, "LIST_MAX_AGE_DAYS", 0)?,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut env: HashMap<String, String> = [
+            ("REQUESTS_TABLE", "requests"),
+            ("AUDIT_TABLE", "audit"),
+            ("DATALAKE_BUCKET", "datalake"),
+            ("USER_POOL_ID", "eu-west-2_pool"),
+            ("IG_REVIEWER_GROUP", "InformationGovernance"),
+            ("RIT_REVIEWER_GROUP", "ResearchIT"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        env
+    }
+
+    #[test]
+    fn when_only_the_required_variables_are_set_then_the_defaults_apply() {
+        let config = Config::from_env(&env(&[])).unwrap();
+        let s = &config.settings;
+        assert_eq!(
+            s.policy.download_groups,
+            vec!["InformationGovernance", "ResearchIT"]
+        );
+        assert_eq!(s.policy.max_downloads, 3);
+        assert_eq!(s.url_expiry, Duration::from_secs(300));
+        assert_eq!(s.list_max_age_days, 0);
+        assert_eq!(config.user_pool_id, "eu-west-2_pool");
+    }
+
+    #[test]
+    fn when_each_required_variable_is_missing_then_init_fails_naming_it() {
+        for var in [
+            "REQUESTS_TABLE",
+            "AUDIT_TABLE",
+            "DATALAKE_BUCKET",
+            "USER_POOL_ID",
+            "IG_REVIEWER_GROUP",
+            "RIT_REVIEWER_GROUP",
+        ] {
+            let mut e = env(&[]);
+            e.remove(var);
+            let err = Config::from_env(&e).unwrap_err();
+            assert_eq!(err.error_type(), "ConfigError");
+            assert!(err.to_string().contains(var), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn when_download_groups_are_listed_then_they_are_trimmed_and_deduplicated() {
+        let config = Config::from_env(&env(&[(
+            "DOWNLOAD_GROUPS",
+            "InformationGovernance, DataCustodian,DataCustodian",
+        )]))
+        .unwrap();
+        assert_eq!(
+            config.settings.policy.download_groups,
+            vec!["InformationGovernance", "DataCustodian"]
+        );
+        let err = Config::from_env(&env(&[("DOWNLOAD_GROUPS", "a,,b")])).unwrap_err();
+        assert!(err.to_string().contains("DOWNLOAD_GROUPS"), "{err}");
+    }
+
+    #[test]
+    fn when_the_expiry_is_out_of_bounds_then_init_fails() {
+        for bad in ["0", "3601", "86400", "soon"] {
+            let err = Config::from_env(&env(&[("DOWNLOAD_URL_EXPIRY_SECONDS", bad)])).unwrap_err();
+            assert!(
+                err.to_string().contains("DOWNLOAD_URL_EXPIRY_SECONDS"),
+                "{bad}: {err}"
+            );
+        }
+        let config = Config::from_env(&env(&[("DOWNLOAD_URL_EXPIRY_SECONDS", "3600")])).unwrap();
+        assert_eq!(config.settings.url_expiry, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn when_both_stages_share_a_group_or_limits_are_absurd_then_init_fails() {
+        let err =
+            Config::from_env(&env(&[("RIT_REVIEWER_GROUP", "InformationGovernance")])).unwrap_err();
+        assert!(err.to_string().contains("must differ"), "{err}");
+        let err = Config::from_env(&env(&[("MAX_DOWNLOADS", "5000")])).unwrap_err();
+        assert!(err.to_string().contains("MAX_DOWNLOADS"), "{err}");
+        let err = Config::from_env(&env(&[("LIST_MAX_AGE_DAYS", "-1")])).unwrap_err();
+        assert!(err.to_string().contains("LIST_MAX_AGE_DAYS"), "{err}");
+    }
+}

@@ -1,0 +1,205 @@
+//! The handler against the fixtures in `events/api-handler/` (what the resolver templates
+//! send) and in-memory fakes.
+
+use super::*;
+use lambda_runtime::Context;
+use serde_json::json;
+use shared::domain::review::{
+    DownloadDataInput, RequestArgument, ReviewPolicy, UpdateRequestInput,
+};
+use shared::fakes::{
+    approved, parked_at, sample_request, FakeDownloadLinks, FakeWorkflowCallbacks,
+    InMemoryAuditLog, InMemoryDirectory, InMemoryRequestStore,
+};
+use shared::model::{ApprovalMode, Decision, EgressRequest, EgressStatus, ReviewStage};
+use shared::ports::{DirectoryUser, FixedClock};
+use shared::services::review_api::ReviewSettings;
+use std::time::Duration;
+use time::macros::datetime;
+
+const REQUEST_ID: &str = "8d3b9a57-4b8e-4a9e-9b7c-1f2d3e4a5b6c";
+const IG_SUB: &str = "7d1f0c4e-2b8a-4c61-9f3e-5a6b7c8d9e01";
+const RIT_SUB: &str = "a4c2e9b1-5d3f-4e7a-8b6c-9d0e1f2a3b45";
+const IG_HANDLE: &str = "3c9e2f4a-61b7-4d8e-a0f1-2b3c4d5e6f70";
+const RIT_HANDLE: &str = "e1d2c3b4-a596-4877-8695-a4b3c2d1e0f9";
+const TOKEN: &str = "AQCEAAAAKgAAAAMAAAAAAAAAA-secret";
+
+type Service = ReviewService<
+    InMemoryRequestStore,
+    InMemoryDirectory,
+    FakeWorkflowCallbacks,
+    InMemoryAuditLog,
+    FakeDownloadLinks,
+    FixedClock,
+>;
+
+fn fixture_text(name: &str) -> String {
+    let path = format!(
+        "{}/../../events/api-handler/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn fixture(name: &str) -> Value {
+    serde_json::from_str(&fixture_text(name)).unwrap()
+}
+
+fn service(request: EgressRequest) -> Service {
+    let user = |sub: &str, email: &str| DirectoryUser {
+        sub: sub.into(),
+        email: Some(email.into()),
+        email_verified: Some(true),
+        name: None,
+        enabled: true,
+    };
+    ReviewService {
+        store: InMemoryRequestStore::with([request]),
+        directory: InMemoryDirectory::with([
+            (IG_SUB.to_string(), user(IG_SUB, "iris@example.org")),
+            (RIT_SUB.to_string(), user(RIT_SUB, "rita@example.org")),
+        ]),
+        workflow: FakeWorkflowCallbacks::default(),
+        audit: InMemoryAuditLog::default(),
+        links: FakeDownloadLinks::default(),
+        clock: FixedClock(datetime!(2024-05-03 12:00:00 UTC)),
+        settings: ReviewSettings {
+            policy: ReviewPolicy {
+                ig_group: "InformationGovernance".into(),
+                rit_group: "ResearchIT".into(),
+                download_groups: vec!["InformationGovernance".into(), "ResearchIT".into()],
+                max_downloads: 3,
+            },
+            datalake_bucket: "datalake".into(),
+            url_expiry: Duration::from_secs(300),
+            list_max_age_days: 0,
+        },
+    }
+}
+
+fn request() -> EgressRequest {
+    sample_request(REQUEST_ID, ApprovalMode::Dual)
+}
+
+async fn call(service: &Service, name: &str) -> Result<Value, Diagnostic> {
+    handle(service, LambdaEvent::new(fixture(name), Context::default())).await
+}
+
+#[test]
+fn when_each_fixture_is_read_then_it_matches_the_resolver_payload_types() {
+    let dir = format!("{}/../../events/api-handler", env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let event: ApiEvent = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        match event.field.as_str() {
+            "listRequests" => {}
+            "updateRequest" => {
+                serde_json::from_value::<RequestArgument<UpdateRequestInput>>(event.arguments)
+                    .unwrap();
+            }
+            "downloadData" => {
+                serde_json::from_value::<RequestArgument<DownloadDataInput>>(event.arguments)
+                    .unwrap();
+            }
+            other => panic!("{}: unknown field {other}", path.display()),
+        }
+        seen += 1;
+    }
+    assert!(seen >= 5, "expected the api-handler fixtures, found {seen}");
+}
+
+#[tokio::test]
+async fn when_listing_then_every_field_is_a_string_and_the_task_token_is_the_handle() {
+    let svc = service(parked_at(request(), ReviewStage::Ig, TOKEN, IG_HANDLE));
+    let listed = call(&svc, "list-requests.json").await.unwrap();
+    let rows = listed.as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = rows[0].as_object().unwrap();
+    assert_eq!(row.len(), 29);
+    assert_eq!(row["task_token"], IG_HANDLE);
+    assert_eq!(row["download_count"], "0");
+    assert_eq!(row["is_single_approval_enabled"], "false");
+    assert!(!listed.to_string().contains(TOKEN));
+}
+
+#[tokio::test]
+async fn when_the_web_app_approves_at_ig_then_the_token_claims_not_its_fields_are_recorded() {
+    let svc = service(parked_at(request(), ReviewStage::Ig, TOKEN, IG_HANDLE));
+    let result = call(&svc, "update-request-ig.json").await.unwrap();
+    assert_eq!(result, json!("Request updated successfully"));
+    let item = svc.store.item(REQUEST_ID).unwrap();
+    assert_eq!(item.egress_status, EgressStatus::IgApproved);
+    assert_eq!(
+        item.ig_reviewer_1_email.as_deref(),
+        Some("iris@example.org")
+    );
+    assert_eq!(
+        item.ig_reviewer_1_dt.as_deref(),
+        Some("2024-05-03T12:00:00.000Z")
+    );
+    assert_eq!(
+        svc.workflow.completed().keys().collect::<Vec<_>>(),
+        vec![TOKEN]
+    );
+}
+
+#[tokio::test]
+async fn when_the_web_app_rejects_at_rit_then_the_request_is_rejected() {
+    let svc = service(parked_at(request(), ReviewStage::Rit, TOKEN, RIT_HANDLE));
+    call(&svc, "update-request-rit.json").await.unwrap();
+    let item = svc.store.item(REQUEST_ID).unwrap();
+    assert_eq!(item.egress_status, EgressStatus::Rejected);
+    assert_eq!(item.rit_reviewer_2_decision, Some(Decision::Rejected));
+    assert_eq!(
+        item.ig_reviewer_1_decision,
+        Some(Decision::Approved),
+        "first stage untouched"
+    );
+}
+
+#[tokio::test]
+async fn when_the_web_app_downloads_then_a_presigned_url_is_returned_and_counted() {
+    let svc = service(approved(request(), 0));
+    let result = call(&svc, "download-data.json").await.unwrap();
+    assert!(result["presign_url"]
+        .as_str()
+        .unwrap()
+        .contains("egress_data.zip"));
+    assert_eq!(svc.store.item(REQUEST_ID).unwrap().download_count, 1);
+}
+
+#[tokio::test]
+async fn when_the_caller_has_no_group_then_the_error_is_forbidden() {
+    let svc = service(request());
+    let err = call(&svc, "no-groups.json").await.unwrap_err();
+    assert_eq!(err.error_type, "Forbidden");
+}
+
+#[tokio::test]
+async fn when_the_payload_is_not_a_resolver_event_then_it_is_a_validation_error() {
+    let svc = service(request());
+    let err = handle(
+        &svc,
+        LambdaEvent::new(json!({"field": 1}), Context::default()),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_type, "ValidationError");
+}
+
+#[tokio::test]
+async fn when_a_decision_is_stale_then_the_web_apps_message_reaches_the_runtime() {
+    let svc = service(parked_at(
+        request(),
+        ReviewStage::Ig,
+        TOKEN,
+        "another-handle",
+    ));
+    let err = call(&svc, "update-request-ig.json").await.unwrap_err();
+    assert_eq!(err.error_type, "Conflict");
+    assert!(err
+        .error_message
+        .starts_with("Another user may have updated this request"));
+}

@@ -1,0 +1,551 @@
+//! [`ReviewStore`] on the requests table, for the reviewer API.
+//!
+//! Every write is one conditional `UpdateItem`, so the table itself arbitrates races: of two
+//! concurrent decisions on a request only the first matches `review_handle = :handle`, and the
+//! download counter can not pass its maximum however many calls arrive at once.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+
+use super::classify;
+use super::dynamodb::DynamoDbRequestStore;
+use crate::domain::review::{DOWNLOAD_LIMIT_MESSAGE, STALE_REQUEST_MESSAGE};
+use crate::error::{EgressError, Result};
+use crate::model::{ApprovalMode, EgressRequest, EgressStatus, ReviewStage, RECORD_TYPE};
+use crate::ports::{ClaimedDecision, DecisionClaim, ListFilter, RequestStore, ReviewStore};
+
+/// The global secondary index `listRequests` reads (contracts.md): partition key
+/// `record_type`, sort key `requested_dt`.
+pub const LIST_INDEX: &str = "by-requested-dt";
+
+/// Keeps requests still in review whatever their age (same rule as
+/// [`crate::domain::review::is_listed`]).
+const RECENT_OR_IN_REVIEW: &str = "updated_dt >= :since OR egress_status = :processing \
+     OR (egress_status = :igapproved AND approval_mode = :dual)";
+
+/// The attribute prefix of a stage's reviewer fields.
+fn prefix(stage: ReviewStage) -> &'static str {
+    match stage {
+        ReviewStage::Ig => "ig_reviewer_1",
+        ReviewStage::Rit => "rit_reviewer_2",
+    }
+}
+
+const REVIEWER_SUFFIXES: [&str; 6] = ["name", "email", "sub", "dt", "reason", "decision"];
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn parse_item(item: HashMap<String, AttributeValue>, what: &str) -> Result<EgressRequest> {
+    serde_dynamo::from_item(item)
+        .map_err(|e| EgressError::Internal(format!("{what}: item in an unexpected shape: {e}")))
+}
+
+/// The outcome of a conditional update: `Ok(None)` when the condition failed.
+async fn conditional(
+    update: UpdateItemFluentBuilder,
+    what: &str,
+) -> Result<Option<UpdateItemOutput>> {
+    match update.send().await {
+        Ok(out) => Ok(Some(out)),
+        Err(err) => match err.as_service_error() {
+            Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(None),
+            _ => Err(classify(what, err)),
+        },
+    }
+}
+
+impl DynamoDbRequestStore {
+    fn update_request_item(&self, egress_request_id: &str) -> UpdateItemFluentBuilder {
+        self.client()
+            .update_item()
+            .table_name(self.table())
+            .key("egress_request_id", s(egress_request_id))
+    }
+}
+
+impl ReviewStore for DynamoDbRequestStore {
+    async fn list_requests(&self, filter: &ListFilter) -> Result<Vec<EgressRequest>> {
+        let mut requests = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let mut query = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .index_name(LIST_INDEX)
+                .key_condition_expression("record_type = :rt")
+                .expression_attribute_values(":rt", s(RECORD_TYPE))
+                // Newest submission first, as reviewers expect.
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take());
+            if let Some(since) = &filter.updated_since {
+                query = query
+                    .filter_expression(RECENT_OR_IN_REVIEW)
+                    .expression_attribute_values(":since", s(since))
+                    .expression_attribute_values(
+                        ":processing",
+                        s(EgressStatus::Processing.as_str()),
+                    )
+                    .expression_attribute_values(
+                        ":igapproved",
+                        s(EgressStatus::IgApproved.as_str()),
+                    )
+                    .expression_attribute_values(":dual", s(ApprovalMode::Dual.as_str()));
+            }
+            let out = query
+                .send()
+                .await
+                .map_err(|e| classify(&format!("Query {LIST_INDEX}"), e))?;
+            for item in out.items.unwrap_or_default() {
+                let id = item
+                    .get("egress_request_id")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                match parse_item(item, "listRequests") {
+                    Ok(request) => requests.push(request),
+                    // One malformed item must not hide every other request from reviewers.
+                    Err(e) => {
+                        tracing::error!(egress_request_id = %id, error = %e, "request left out of listRequests")
+                    }
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(requests)
+    }
+
+    async fn get_request(&self, egress_request_id: &str) -> Result<Option<EgressRequest>> {
+        RequestStore::get(self, egress_request_id).await
+    }
+
+    async fn claim_decision(&self, claim: &DecisionClaim) -> Result<ClaimedDecision> {
+        let p = prefix(claim.stage);
+        let set = REVIEWER_SUFFIXES
+            .iter()
+            .map(|suffix| format!("{p}_{suffix} = :{suffix}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let update = self
+            .update_request_item(&claim.egress_request_id)
+            .update_expression(format!(
+                "SET {set}, egress_status = :new_status, updated_by = :by, updated_dt = :dt \
+                 REMOVE review_handle, sfn_task_token"
+            ))
+            .condition_expression(
+                "review_handle = :handle AND egress_status = :awaiting \
+                 AND review_stage = :stage AND attribute_exists(sfn_task_token)",
+            )
+            .expression_attribute_values(":name", s(&claim.reviewer_name))
+            .expression_attribute_values(":email", s(&claim.reviewer_email))
+            .expression_attribute_values(":sub", s(&claim.reviewer_sub))
+            .expression_attribute_values(":dt", s(&claim.at))
+            .expression_attribute_values(":reason", s(&claim.reason))
+            .expression_attribute_values(":decision", s(claim.decision.as_str()))
+            .expression_attribute_values(":new_status", s(claim.new_status.as_str()))
+            .expression_attribute_values(":by", s(&claim.reviewer_username))
+            .expression_attribute_values(":handle", s(&claim.expected_handle))
+            .expression_attribute_values(":awaiting", s(claim.awaiting_status.as_str()))
+            .expression_attribute_values(":stage", s(claim.stage.as_str()))
+            // The old item carries the task token the update removes: read and cleared in
+            // one atomic step, so only the winner of the claim ever holds it.
+            .return_values(ReturnValue::AllOld);
+        let what = format!(
+            "recording the {} decision on {}",
+            claim.stage, claim.egress_request_id
+        );
+        let out = conditional(update, &what)
+            .await?
+            .ok_or_else(|| EgressError::Conflict(STALE_REQUEST_MESSAGE.to_string()))?;
+        let previous = out
+            .attributes
+            .ok_or_else(|| EgressError::Internal(format!("{what}: no previous item returned")))?;
+        Ok(ClaimedDecision {
+            previous: parse_item(previous, &what)?,
+        })
+    }
+
+    async fn release_decision(
+        &self,
+        claim: &DecisionClaim,
+        claimed: &ClaimedDecision,
+    ) -> Result<bool> {
+        let p = prefix(claim.stage);
+        let previous = &claimed.previous;
+        let (Some(handle), Some(token)) = (&previous.review_handle, &previous.sfn_task_token)
+        else {
+            return Err(EgressError::Internal(
+                "cannot roll back a claim of an item that had no review task".into(),
+            ));
+        };
+        let remove = REVIEWER_SUFFIXES
+            .iter()
+            .map(|suffix| format!("{p}_{suffix}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let update = self
+            .update_request_item(&claim.egress_request_id)
+            .update_expression(format!(
+                "SET egress_status = :prev_status, review_handle = :handle, sfn_task_token = :token, \
+                 updated_by = :prev_by, updated_dt = :prev_dt REMOVE {remove}"
+            ))
+            .condition_expression(format!(
+                "egress_status = :new_status AND attribute_not_exists(review_handle) \
+                 AND {p}_sub = :sub AND updated_dt = :at"
+            ))
+            .expression_attribute_values(":prev_status", s(previous.egress_status.as_str()))
+            .expression_attribute_values(":handle", s(handle))
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":prev_by", s(&previous.updated_by))
+            .expression_attribute_values(":prev_dt", s(&previous.updated_dt))
+            .expression_attribute_values(":new_status", s(claim.new_status.as_str()))
+            .expression_attribute_values(":sub", s(&claim.reviewer_sub))
+            .expression_attribute_values(":at", s(&claim.at));
+        let what = format!(
+            "rolling back the {} decision on {}",
+            claim.stage, claim.egress_request_id
+        );
+        Ok(conditional(update, &what).await?.is_some())
+    }
+
+    async fn count_download(
+        &self,
+        egress_request_id: &str,
+        final_status: EgressStatus,
+        max_downloads: u32,
+    ) -> Result<u32> {
+        let update = self
+            .update_request_item(egress_request_id)
+            .update_expression("SET download_count = if_not_exists(download_count, :zero) + :one")
+            .condition_expression(
+                "egress_status = :final AND attribute_exists(archive_key) \
+                 AND (attribute_not_exists(download_count) OR download_count < :max)",
+            )
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":final", s(final_status.as_str()))
+            .expression_attribute_values(":max", AttributeValue::N(max_downloads.to_string()))
+            .return_values(ReturnValue::UpdatedNew);
+        let what = format!("counting a download of {egress_request_id}");
+        match conditional(update, &what).await? {
+            Some(out) => out
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get("download_count"))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<u32>().ok())
+                .ok_or_else(|| EgressError::Internal(format!("{what}: no new count returned"))),
+            None => match RequestStore::get(self, egress_request_id).await? {
+                None => Err(EgressError::NotFound(format!(
+                    "Egress request {egress_request_id} was not found"
+                ))),
+                Some(found) if found.download_count >= max_downloads => {
+                    Err(EgressError::Conflict(DOWNLOAD_LIMIT_MESSAGE.to_string()))
+                }
+                Some(found) => Err(EgressError::Conflict(format!(
+                    "The request is no longer available for download (it is {})",
+                    found.egress_status
+                ))),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::{approved, parked_at, sample_request};
+    use crate::model::Decision;
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::operation::query::QueryOutput;
+    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    fn item(request: &EgressRequest) -> HashMap<String, AttributeValue> {
+        serde_dynamo::to_item(request).unwrap()
+    }
+
+    fn condition_failed() -> UpdateItemError {
+        UpdateItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder()
+                .message("The conditional request failed")
+                .build(),
+        )
+    }
+
+    fn claim() -> DecisionClaim {
+        DecisionClaim {
+            egress_request_id: "req-1".into(),
+            stage: ReviewStage::Rit,
+            expected_handle: "handle-1".into(),
+            awaiting_status: EgressStatus::IgApproved,
+            new_status: EgressStatus::RitApproved,
+            decision: Decision::Approved,
+            reason: "No identifiers present".into(),
+            reviewer_name: "Rita".into(),
+            reviewer_email: "rita@example.org".into(),
+            reviewer_sub: "sub-rita".into(),
+            reviewer_username: "rita".into(),
+            at: "2024-05-03T12:00:00.000Z".into(),
+        }
+    }
+
+    fn value<'a>(
+        values: Option<&'a HashMap<String, AttributeValue>>,
+        name: &str,
+    ) -> Option<&'a str> {
+        values?.get(name)?.as_s().ok().map(String::as_str)
+    }
+
+    #[tokio::test]
+    async fn when_a_decision_is_claimed_then_one_conditional_update_sets_reviewer_and_removes_the_token(
+    ) {
+        let parked = parked_at(
+            sample_request("req-1", ApprovalMode::Dual),
+            ReviewStage::Rit,
+            "sfn-token",
+            "handle-1",
+        );
+        let old = item(&parked);
+        let update = mock!(aws_sdk_dynamodb::Client::update_item)
+            .match_requests(|r| {
+                let expr = r.update_expression().unwrap_or_default();
+                let cond = r.condition_expression().unwrap_or_default();
+                let v = r.expression_attribute_values();
+                expr.contains("rit_reviewer_2_sub = :sub")
+                    && expr.contains("rit_reviewer_2_decision = :decision")
+                    && expr.contains("REMOVE review_handle, sfn_task_token")
+                    && !expr.contains("ig_reviewer_1")
+                    && cond.contains("review_handle = :handle")
+                    && cond.contains("egress_status = :awaiting")
+                    && value(v, ":handle") == Some("handle-1")
+                    && value(v, ":awaiting") == Some("IGAPPROVED")
+                    && value(v, ":new_status") == Some("RITAPPROVED")
+                    && value(v, ":email") == Some("rita@example.org")
+                    && value(v, ":decision") == Some("APPROVED")
+                    && r.return_values() == Some(&ReturnValue::AllOld)
+            })
+            .then_output(move || {
+                UpdateItemOutput::builder()
+                    .set_attributes(Some(old.clone()))
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_dynamodb, [&update]);
+        let claimed = DynamoDbRequestStore::new(client, "requests")
+            .claim_decision(&claim())
+            .await
+            .unwrap();
+        assert_eq!(update.num_calls(), 1);
+        assert_eq!(
+            claimed.previous.sfn_task_token.as_deref(),
+            Some("sfn-token")
+        );
+        assert!(
+            !format!("{claimed:?}").contains("sfn-token"),
+            "Debug redacts the token"
+        );
+    }
+
+    #[tokio::test]
+    async fn when_a_concurrent_decision_won_then_the_claim_is_a_conflict_with_the_web_apps_message()
+    {
+        let update = mock!(aws_sdk_dynamodb::Client::update_item).then_error(condition_failed);
+        let client = mock_client!(aws_sdk_dynamodb, [&update]);
+        let err = DynamoDbRequestStore::new(client, "requests")
+            .claim_decision(&claim())
+            .await
+            .unwrap_err();
+        assert_eq!(err, EgressError::Conflict(STALE_REQUEST_MESSAGE.into()));
+    }
+
+    #[tokio::test]
+    async fn when_dynamodb_is_throttling_then_the_claim_is_transient() {
+        let update = mock!(aws_sdk_dynamodb::Client::update_item)
+            .then_http_response(|| {
+                aws_smithy_runtime_api::http::Response::new(
+                    aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+                    aws_smithy_types::body::SdkBody::from(
+                        r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow down"}"#,
+                    ),
+                )
+            });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update], |c| c
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()));
+        let err = DynamoDbRequestStore::new(client, "requests")
+            .claim_decision(&claim())
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "TransientError");
+    }
+
+    #[tokio::test]
+    async fn when_rolling_back_then_status_handle_and_token_are_restored_only_if_the_claim_is_current(
+    ) {
+        let parked = parked_at(
+            sample_request("req-1", ApprovalMode::Dual),
+            ReviewStage::Rit,
+            "sfn-token",
+            "handle-1",
+        );
+        let claimed = ClaimedDecision { previous: parked };
+        let restore = mock!(aws_sdk_dynamodb::Client::update_item)
+            .match_requests(|r| {
+                let expr = r.update_expression().unwrap_or_default();
+                let cond = r.condition_expression().unwrap_or_default();
+                let v = r.expression_attribute_values();
+                expr.contains("REMOVE rit_reviewer_2_name")
+                    && cond.contains("attribute_not_exists(review_handle)")
+                    && cond.contains("rit_reviewer_2_sub = :sub")
+                    && value(v, ":prev_status") == Some("IGAPPROVED")
+                    && value(v, ":handle") == Some("handle-1")
+                    && value(v, ":token") == Some("sfn-token")
+            })
+            .then_output(|| UpdateItemOutput::builder().build());
+        let client = mock_client!(aws_sdk_dynamodb, [&restore]);
+        let store = DynamoDbRequestStore::new(client, "requests");
+        assert!(store.release_decision(&claim(), &claimed).await.unwrap());
+
+        let moved_on = mock!(aws_sdk_dynamodb::Client::update_item).then_error(condition_failed);
+        let client = mock_client!(aws_sdk_dynamodb, [&moved_on]);
+        let store = DynamoDbRequestStore::new(client, "requests");
+        assert!(!store.release_decision(&claim(), &claimed).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn when_downloading_then_the_count_is_incremented_atomically_below_the_maximum() {
+        let update = mock!(aws_sdk_dynamodb::Client::update_item)
+            .match_requests(|r| {
+                let cond = r.condition_expression().unwrap_or_default();
+                let v = r.expression_attribute_values();
+                r.update_expression()
+                    == Some("SET download_count = if_not_exists(download_count, :zero) + :one")
+                    && cond.contains("download_count < :max")
+                    && cond.contains("attribute_exists(archive_key)")
+                    && v.and_then(|v| v.get(":max"))
+                        .and_then(|m| m.as_n().ok())
+                        .map(String::as_str)
+                        == Some("3")
+                    && value(v, ":final") == Some("IGAPPROVED")
+            })
+            .then_output(|| {
+                UpdateItemOutput::builder()
+                    .attributes("download_count", AttributeValue::N("2".into()))
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_dynamodb, [&update]);
+        let count = DynamoDbRequestStore::new(client, "requests")
+            .count_download("req-1", EgressStatus::IgApproved, 3)
+            .await
+            .unwrap();
+        assert_eq!(count, 2);
+    }
+
+    #[tokio::test]
+    async fn when_the_download_limit_is_reached_then_the_web_apps_message_is_returned() {
+        let update = mock!(aws_sdk_dynamodb::Client::update_item).then_error(condition_failed);
+        let exhausted = item(&approved(sample_request("req-1", ApprovalMode::Single), 3));
+        let get = mock!(aws_sdk_dynamodb::Client::get_item).then_output(move || {
+            GetItemOutput::builder()
+                .set_item(Some(exhausted.clone()))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update, &get]);
+        let err = DynamoDbRequestStore::new(client, "requests")
+            .count_download("req-1", EgressStatus::IgApproved, 3)
+            .await
+            .unwrap_err();
+        assert_eq!(err, EgressError::Conflict(DOWNLOAD_LIMIT_MESSAGE.into()));
+    }
+
+    #[tokio::test]
+    async fn when_the_request_is_not_approved_then_counting_a_download_is_a_conflict() {
+        let update = mock!(aws_sdk_dynamodb::Client::update_item).then_error(condition_failed);
+        let in_review = item(&sample_request("req-1", ApprovalMode::Single));
+        let get = mock!(aws_sdk_dynamodb::Client::get_item).then_output(move || {
+            GetItemOutput::builder()
+                .set_item(Some(in_review.clone()))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update, &get]);
+        let err = DynamoDbRequestStore::new(client, "requests")
+            .count_download("req-1", EgressStatus::IgApproved, 3)
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "Conflict");
+        assert!(err.to_string().contains("PROCESSING"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn when_listing_then_the_index_is_queried_newest_first_across_pages() {
+        let mut newer = sample_request("req-2", ApprovalMode::Single);
+        newer.requested_dt = "2024-05-02T00:00:00.000Z".into();
+        let older = sample_request("req-1", ApprovalMode::Single);
+        let (page1, page2) = (item(&newer), item(&older));
+        let first = mock!(aws_sdk_dynamodb::Client::query)
+            .match_requests(|r| {
+                r.index_name() == Some(LIST_INDEX)
+                    && r.scan_index_forward() == Some(false)
+                    && r.key_condition_expression() == Some("record_type = :rt")
+                    && value(r.expression_attribute_values(), ":rt") == Some(RECORD_TYPE)
+                    && r.exclusive_start_key().is_none()
+                    && r.filter_expression() == Some(RECENT_OR_IN_REVIEW)
+                    && value(r.expression_attribute_values(), ":since")
+                        == Some("2024-04-01T00:00:00.000Z")
+            })
+            .then_output(move || {
+                QueryOutput::builder()
+                    .items(page1.clone())
+                    .last_evaluated_key("egress_request_id", AttributeValue::S("req-2".into()))
+                    .build()
+            });
+        let second = mock!(aws_sdk_dynamodb::Client::query)
+            .match_requests(|r| r.exclusive_start_key().is_some())
+            .then_output(move || QueryOutput::builder().items(page2.clone()).build());
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&first, &second]);
+        let listed = DynamoDbRequestStore::new(client, "requests")
+            .list_requests(&ListFilter {
+                updated_since: Some("2024-04-01T00:00:00.000Z".into()),
+            })
+            .await
+            .unwrap();
+        let ids: Vec<&str> = listed
+            .iter()
+            .map(|r| r.egress_request_id.as_str())
+            .collect();
+        assert_eq!(ids, vec!["req-2", "req-1"]);
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn when_no_age_limit_is_set_then_no_filter_is_sent_and_malformed_items_are_skipped() {
+        let good = item(&sample_request("req-1", ApprovalMode::Single));
+        let mut bad = HashMap::new();
+        bad.insert(
+            "egress_request_id".to_string(),
+            AttributeValue::S("req-bad".into()),
+        );
+        let query = mock!(aws_sdk_dynamodb::Client::query)
+            .match_requests(|r| r.filter_expression().is_none())
+            .then_output(move || {
+                QueryOutput::builder()
+                    .items(bad.clone())
+                    .items(good.clone())
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_dynamodb, [&query]);
+        let listed = DynamoDbRequestStore::new(client, "requests")
+            .list_requests(&ListFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].egress_request_id, "req-1");
+    }
+}

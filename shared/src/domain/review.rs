@@ -1,0 +1,611 @@
+//! The reviewer API's rules, as plain functions: who may list, decide and download, what a
+//! decision records, and how a stored request looks to the TREEHOOSE web app.
+//!
+//! Security rules (DESIGN.md §5) enforced here:
+//! - identity (sub, username, groups) comes from the verified token; e-mail and name from the
+//!   user pool; nothing the client sends about the reviewer is used;
+//! - the stage is the stored request's current stage, never the caller's groups;
+//! - the submitter cannot decide; the Research IT reviewer must differ from the Information
+//!   Governance reviewer;
+//! - downloads only of final-approved archives, by the download groups, up to a maximum.
+//!
+//! The orchestration that applies these rules against the ports lives in
+//! [`crate::services::review_api`].
+
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+
+use crate::domain::transitions::{final_approval, stages, status_after, status_awaiting};
+use crate::error::{EgressError, Result};
+use crate::model::{
+    ApprovalMode, Decision, EgressRequest, EgressStatus, ReviewOutcome, ReviewStage,
+};
+use crate::ports::{iso_millis, DecisionClaim, DirectoryUser, ListFilter};
+
+pub mod federation;
+
+/// What the web app shows when a decision loses a race or reuses an old handle. Kept word
+/// for word from the TREEHOOSE backend, whose message the reviewers know.
+pub const STALE_REQUEST_MESSAGE: &str =
+    "Another user may have updated this request. Please refresh to get the latest data";
+
+/// What the web app says when the download limit is reached (its own wording).
+pub const DOWNLOAD_LIMIT_MESSAGE: &str = "Download limit exceeded. Please contact an administrator";
+
+/// The `updateRequest` result on success (the web app ignores it; the TREEHOOSE backend
+/// returned this text).
+pub const UPDATE_SUCCESS_MESSAGE: &str = "Request updated successfully";
+
+/// Shortest accepted reason; the web app asks for at least 10 characters too.
+pub const REASON_MIN_CHARS: usize = 10;
+
+/// Longest accepted reason: enough for a justification, small enough for an e-mail and a
+/// DynamoDB item.
+pub const REASON_MAX_CHARS: usize = 2_000;
+
+/// The verified caller, as the resolver template copies it from the token claims.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CallerIdentity {
+    /// Cognito `sub`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub sub: String,
+    /// Cognito username (`cognito:username` in ID tokens, `username` in access tokens).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub username: String,
+    /// `email` claim: present in ID tokens only.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// `name` claim: present in ID tokens only, when the pool has the attribute.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `cognito:groups`; absent (null) when the user is in no group.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub groups: Vec<String>,
+}
+
+fn null_as_default<'de, D, T>(deserializer: D) -> std::result::Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// The payload the resolver templates (`infra/resolvers/`) send to the `api-handler`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiEvent {
+    /// The GraphQL field: `listRequests`, `updateRequest` or `downloadData`.
+    pub field: String,
+    /// The verified caller.
+    pub identity: CallerIdentity,
+    /// The field's arguments as the client sent them (`{"request": {...}}`).
+    #[serde(default)]
+    pub arguments: serde_json::Value,
+}
+
+/// `updateRequest(request:)`: the web app's `UpdateRequestInput`. Only the decision and the
+/// reason of the stored stage are used; names, e-mails, dates and the first-stage decision
+/// are accepted for compatibility and ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct UpdateRequestInput {
+    pub egress_request_id: String,
+    /// The handle `listRequests` returned as `task_token`.
+    pub task_token: String,
+    #[serde(default)]
+    pub ig_reviewer_1_name: Option<String>,
+    #[serde(default)]
+    pub ig_reviewer_1_email: Option<String>,
+    #[serde(default)]
+    pub ig_reviewer_1_dt: Option<String>,
+    #[serde(default)]
+    pub ig_reviewer_1_reason: Option<String>,
+    #[serde(default)]
+    pub ig_reviewer_1_decision: Option<String>,
+    #[serde(default)]
+    pub rit_reviewer_2_name: Option<String>,
+    #[serde(default)]
+    pub rit_reviewer_2_email: Option<String>,
+    #[serde(default)]
+    pub rit_reviewer_2_dt: Option<String>,
+    #[serde(default)]
+    pub rit_reviewer_2_reason: Option<String>,
+    #[serde(default)]
+    pub rit_reviewer_2_decision: Option<String>,
+}
+
+/// `downloadData(request:)`: the web app's `DownloadDataInput`. Only the id is used: the
+/// workspace and the count are read from the store.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DownloadDataInput {
+    /// The request.
+    pub egress_request_id: String,
+    /// Ignored (the stored workspace is used).
+    #[serde(default)]
+    pub workspace_id: Option<String>,
+    /// Ignored (counted server-side).
+    #[serde(default)]
+    pub download_count: Option<serde_json::Value>,
+}
+
+/// The `request` argument wrapper of both mutations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestArgument<T> {
+    /// The input object.
+    pub request: T,
+}
+
+/// `downloadData`'s result type (`presign_payload`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresignPayload {
+    /// The short-lived presigned URL. Never logged.
+    pub presign_url: String,
+}
+
+impl std::fmt::Debug for PresignPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PresignPayload { presign_url: <redacted> }")
+    }
+}
+
+/// The GraphQL `Request` type: every field a string, as the web app reads them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct RequestView {
+    pub egress_request_id: String,
+    pub egress_store_name: String,
+    pub swb_egress_store_id: String,
+    pub project_id: String,
+    pub workspace_id: String,
+    pub requested_by: String,
+    pub requested_dt: String,
+    pub updated_by: String,
+    pub updated_dt: String,
+    pub egress_status: String,
+    pub s3_egress_store_bucket: String,
+    pub s3_egress_store_bucket_path: String,
+    pub s3_egress_store_object_list_location: String,
+    pub s3_swb_object_metadata_version: String,
+    /// The opaque review handle (never the Step Functions token); `""` when no stage waits,
+    /// because the web app sends it back as a non-null `String!`.
+    pub task_token: String,
+    pub ig_reviewer_1_name: Option<String>,
+    pub ig_reviewer_1_email: Option<String>,
+    pub ig_reviewer_1_dt: Option<String>,
+    pub ig_reviewer_1_reason: Option<String>,
+    pub ig_reviewer_1_decision: Option<String>,
+    pub rit_reviewer_2_name: Option<String>,
+    pub rit_reviewer_2_email: Option<String>,
+    pub rit_reviewer_2_dt: Option<String>,
+    pub rit_reviewer_2_reason: Option<String>,
+    pub rit_reviewer_2_decision: Option<String>,
+    pub current_reviewer_group: Option<String>,
+    pub s3_staging_object_metadata_version: Option<String>,
+    /// Downloads so far, `"0"` before the first: the web app echoes it back as `String!`.
+    pub download_count: String,
+    /// `"true"` / `"false"`: the web app calls `toLowerCase()` on it.
+    pub is_single_approval_enabled: String,
+}
+
+/// The groups and limits of one deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewPolicy {
+    /// Cognito group deciding the Information Governance stage.
+    pub ig_group: String,
+    /// Cognito group deciding the Research IT stage.
+    pub rit_group: String,
+    /// Cognito groups allowed to download approved archives.
+    pub download_groups: Vec<String>,
+    /// Downloads allowed per request.
+    pub max_downloads: u32,
+}
+
+impl ReviewPolicy {
+    /// The group whose members decide `stage`.
+    pub fn group_for(&self, stage: ReviewStage) -> &str {
+        match stage {
+            ReviewStage::Ig => &self.ig_group,
+            ReviewStage::Rit => &self.rit_group,
+        }
+    }
+
+    /// Every group with access to the API (the two reviewer groups and the download
+    /// groups), without duplicates, in that order.
+    pub fn api_groups(&self) -> Vec<&str> {
+        let mut groups: Vec<&str> = vec![&self.ig_group, &self.rit_group];
+        for g in &self.download_groups {
+            if !groups.contains(&g.as_str()) {
+                groups.push(g);
+            }
+        }
+        groups
+    }
+}
+
+/// A reviewer: the verified token identity completed by the user pool's current record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reviewer {
+    /// Cognito `sub`.
+    pub sub: String,
+    /// Cognito username.
+    pub username: String,
+    /// E-mail (user pool).
+    pub email: String,
+    /// Display name: the pool's `name`, else the e-mail (what the web app used as a name).
+    pub name: String,
+    /// Groups from the token.
+    pub groups: Vec<String>,
+}
+
+impl Reviewer {
+    /// True when the reviewer is a member of `group` (exact, case-sensitive, as Cognito).
+    pub fn is_in(&self, group: &str) -> bool {
+        in_group(&self.groups, group)
+    }
+}
+
+fn in_group(groups: &[String], group: &str) -> bool {
+    groups.iter().any(|g| g == group)
+}
+
+fn forbidden(msg: impl Into<String>) -> EgressError {
+    EgressError::Forbidden(msg.into())
+}
+
+fn stage_name(stage: ReviewStage) -> &'static str {
+    match stage {
+        ReviewStage::Ig => "Information Governance",
+        ReviewStage::Rit => "Research IT",
+    }
+}
+
+/// Completes the token identity with the user pool's record of the same user. Refuses a
+/// deleted, disabled or replaced user (a token outlives those changes by up to an hour), and
+/// a user without an e-mail, because separation of duties compares e-mails.
+pub fn resolve_reviewer(caller: &CallerIdentity, user: Option<&DirectoryUser>) -> Result<Reviewer> {
+    if caller.sub.trim().is_empty() || caller.username.trim().is_empty() {
+        return Err(forbidden("The caller's identity is incomplete"));
+    }
+    let user = user.ok_or_else(|| forbidden("Your user account no longer exists"))?;
+    if user.sub != caller.sub {
+        return Err(forbidden(
+            "Your sign-in belongs to a user account that no longer exists; please sign in again",
+        ));
+    }
+    if !user.enabled {
+        return Err(forbidden("Your user account is disabled"));
+    }
+    if user.email_verified == Some(false) {
+        return Err(forbidden(
+            "Your e-mail address is not verified; reviewers need a verified e-mail address",
+        ));
+    }
+    let email = user
+        .email
+        .clone()
+        .or_else(|| caller.email.clone())
+        .map(|e| e.trim().to_string())
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| forbidden("Your user account has no e-mail address; reviewers need one"))?;
+    let name = user
+        .name
+        .clone()
+        .or_else(|| caller.name.clone())
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| email.clone());
+    Ok(Reviewer {
+        sub: caller.sub.clone(),
+        username: caller.username.clone(),
+        email,
+        name,
+        groups: caller.groups.clone(),
+    })
+}
+
+/// `listRequests`: members of any API group.
+pub fn authorize_list(policy: &ReviewPolicy, groups: &[String]) -> Result<()> {
+    if policy.api_groups().iter().any(|g| in_group(groups, g)) {
+        Ok(())
+    } else {
+        Err(forbidden(
+            "You are not authorised to access this application",
+        ))
+    }
+}
+
+/// The stage `request` waits at, if a review task is parked on it: `review_stage` set by
+/// `record-task-token`, the status that stage awaits, a stage the approval mode has, and a
+/// handle and a task token present.
+pub fn awaiting_stage(request: &EgressRequest) -> Option<ReviewStage> {
+    let stage = request.review_stage?;
+    let ready = request.egress_status == status_awaiting(stage)
+        && stages(request.approval_mode).contains(&stage)
+        && request.review_handle.is_some()
+        && request.sfn_task_token.is_some();
+    ready.then_some(stage)
+}
+
+fn same_email(a: &str, b: Option<&str>) -> bool {
+    b.is_some_and(|b| !b.trim().is_empty() && a.trim().eq_ignore_ascii_case(b.trim()))
+}
+
+/// True when `reviewer` submitted `request` or owns its egress store.
+pub fn is_submitter(reviewer: &Reviewer, request: &EgressRequest) -> bool {
+    same_email(&reviewer.email, request.requested_by_email.as_deref())
+        || same_email(&reviewer.email, request.store_owner_email.as_deref())
+        || reviewer
+            .username
+            .trim()
+            .eq_ignore_ascii_case(request.requested_by.trim())
+}
+
+/// Compares two handles in time independent of where they differ.
+fn handles_match(expected: &str, given: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), given.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `updateRequest`: may `reviewer` decide `request` now, with the handle the client sent?
+/// Returns the stage to decide.
+///
+/// Order of checks: membership of any reviewer group, then the request's state (a request
+/// not waiting for a review is stale to whoever asks), then the stage's group, separation of
+/// duties, and last the handle.
+pub fn authorize_decision(
+    policy: &ReviewPolicy,
+    reviewer: &Reviewer,
+    request: &EgressRequest,
+    client_handle: &str,
+) -> Result<ReviewStage> {
+    if !reviewer.is_in(&policy.ig_group) && !reviewer.is_in(&policy.rit_group) {
+        return Err(forbidden("You are not authorised to update this request"));
+    }
+    let stage = awaiting_stage(request)
+        .ok_or_else(|| EgressError::Conflict(STALE_REQUEST_MESSAGE.to_string()))?;
+    let group = policy.group_for(stage);
+    if !reviewer.is_in(group) {
+        return Err(forbidden(format!(
+            "This request is awaiting {} review; only members of {group} can decide it",
+            stage_name(stage)
+        )));
+    }
+    if is_submitter(reviewer, request) {
+        return Err(forbidden(
+            "You submitted this request (or own its egress store) and cannot review it",
+        ));
+    }
+    if stage == ReviewStage::Rit {
+        if request.ig_reviewer_1_decision != Some(Decision::Approved) {
+            return Err(EgressError::Conflict(
+                "This request has no Information Governance approval to review".into(),
+            ));
+        }
+        let ig_sub = request.ig_reviewer_1_sub.as_deref().ok_or_else(|| {
+            EgressError::Conflict(
+                "The Information Governance reviewer of this request is not recorded".into(),
+            )
+        })?;
+        if ig_sub == reviewer.sub
+            || same_email(&reviewer.email, request.ig_reviewer_1_email.as_deref())
+        {
+            return Err(forbidden(
+                "You made the Information Governance decision on this request; \
+                 a different person must make the Research IT decision",
+            ));
+        }
+    }
+    let stored = request.review_handle.as_deref().unwrap_or_default();
+    if !handles_match(stored, client_handle.trim()) {
+        return Err(EgressError::Conflict(STALE_REQUEST_MESSAGE.to_string()));
+    }
+    Ok(stage)
+}
+
+/// Checks a reason: trimmed, [`REASON_MIN_CHARS`]..=[`REASON_MAX_CHARS`] characters, no
+/// control characters other than line breaks and tabs.
+pub fn validate_reason(field: &str, reason: Option<&str>) -> Result<String> {
+    let reason = reason.map(str::trim).unwrap_or_default();
+    let len = reason.chars().count();
+    if len < REASON_MIN_CHARS {
+        return Err(EgressError::validation(format!(
+            "A justification is required (min {REASON_MIN_CHARS} characters) in `{field}`"
+        )));
+    }
+    if len > REASON_MAX_CHARS {
+        return Err(EgressError::validation(format!(
+            "The justification in `{field}` is too long ({len} characters; at most {REASON_MAX_CHARS})"
+        )));
+    }
+    if reason
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(EgressError::validation(format!(
+            "The justification in `{field}` contains control characters"
+        )));
+    }
+    Ok(reason.to_string())
+}
+
+/// The decision and reason the client gave for `stage` (the other stage's fields ignored).
+pub fn decision_input(
+    stage: ReviewStage,
+    input: &UpdateRequestInput,
+) -> Result<(Decision, String)> {
+    let (field, decision, reason_field, reason) = match stage {
+        ReviewStage::Ig => (
+            "ig_reviewer_1_decision",
+            input.ig_reviewer_1_decision.as_deref(),
+            "ig_reviewer_1_reason",
+            input.ig_reviewer_1_reason.as_deref(),
+        ),
+        ReviewStage::Rit => (
+            "rit_reviewer_2_decision",
+            input.rit_reviewer_2_decision.as_deref(),
+            "rit_reviewer_2_reason",
+            input.rit_reviewer_2_reason.as_deref(),
+        ),
+    };
+    let decision = decision
+        .ok_or_else(|| {
+            EgressError::validation(format!(
+                "`{field}` is required: this request is awaiting {} review",
+                stage_name(stage)
+            ))
+        })?
+        .trim()
+        .parse::<Decision>()
+        .map_err(|_| {
+            EgressError::validation(format!("`{field}` must be \"APPROVED\" or \"REJECTED\""))
+        })?;
+    Ok((decision, validate_reason(reason_field, reason)?))
+}
+
+/// Everything `updateRequest` will write, or why it may not: authorization, then the input.
+pub fn plan_decision(
+    policy: &ReviewPolicy,
+    reviewer: &Reviewer,
+    request: &EgressRequest,
+    input: &UpdateRequestInput,
+    now_iso: &str,
+) -> Result<DecisionClaim> {
+    let stage = authorize_decision(policy, reviewer, request, &input.task_token)?;
+    let (decision, reason) = decision_input(stage, input)?;
+    Ok(DecisionClaim {
+        egress_request_id: request.egress_request_id.clone(),
+        stage,
+        expected_handle: request.review_handle.clone().unwrap_or_default(),
+        awaiting_status: status_awaiting(stage),
+        new_status: status_after(stage, decision),
+        decision,
+        reason,
+        reviewer_name: reviewer.name.clone(),
+        reviewer_email: reviewer.email.clone(),
+        reviewer_sub: reviewer.sub.clone(),
+        reviewer_username: reviewer.username.clone(),
+        at: now_iso.to_string(),
+    })
+}
+
+/// The task output `SendTaskSuccess` carries for `claim`.
+pub fn review_outcome(claim: &DecisionClaim) -> ReviewOutcome {
+    ReviewOutcome {
+        stage: claim.stage,
+        decision: claim.decision,
+        reviewer: claim.reviewer_username.clone(),
+        reviewer_email: claim.reviewer_email.clone(),
+        decided_at: claim.at.clone(),
+        reason: claim.reason.clone(),
+    }
+}
+
+/// Where the approved archive of a request must be (contracts.md, datalake layout).
+pub fn archive_key(workspace_id: &str, egress_request_id: &str) -> String {
+    format!("approved_egress/{workspace_id}/{egress_request_id}/egress_data.zip")
+}
+
+/// `downloadData`: may a member of `groups` download `request` now? Returns the archive key.
+pub fn authorize_download(
+    policy: &ReviewPolicy,
+    groups: &[String],
+    request: &EgressRequest,
+) -> Result<String> {
+    if !policy.download_groups.iter().any(|g| in_group(groups, g)) {
+        return Err(forbidden("You are not authorised to download egress data"));
+    }
+    let approved = final_approval(request.approval_mode);
+    if request.egress_status != approved {
+        return Err(EgressError::Conflict(format!(
+            "Only approved requests can be downloaded; this request is {}",
+            request.egress_status
+        )));
+    }
+    let expected = archive_key(&request.workspace_id, &request.egress_request_id);
+    match request.archive_key.as_deref() {
+        None => Err(EgressError::Conflict(
+            "The approved data is not ready for download yet; please try again later".into(),
+        )),
+        // Only the archive of the contract's layout is ever presigned, whatever the item says.
+        Some(key) if key != expected => Err(EgressError::Internal(format!(
+            "egress request {} records an archive outside the datalake layout",
+            request.egress_request_id
+        ))),
+        Some(_) if request.download_count >= policy.max_downloads => {
+            Err(EgressError::Conflict(DOWNLOAD_LIMIT_MESSAGE.to_string()))
+        }
+        Some(key) => Ok(key.to_string()),
+    }
+}
+
+/// The oldest `updated_dt` `listRequests` shows, when an age limit is set (0 = no limit).
+pub fn list_filter(now: OffsetDateTime, max_age_days: u32) -> ListFilter {
+    ListFilter {
+        updated_since: (max_age_days > 0)
+            .then(|| iso_millis(now - time::Duration::days(i64::from(max_age_days)))),
+    }
+}
+
+/// True when `request` is still in review: such requests are always listed, whatever their
+/// age, so that no reviewer loses sight of work waiting for them.
+pub fn in_review(request: &EgressRequest) -> bool {
+    match request.egress_status {
+        EgressStatus::Processing => true,
+        EgressStatus::IgApproved => request.approval_mode == ApprovalMode::Dual,
+        _ => false,
+    }
+}
+
+/// True when `request` passes `filter` (the store applies the same rule in its query).
+pub fn is_listed(request: &EgressRequest, filter: &ListFilter) -> bool {
+    match &filter.updated_since {
+        None => true,
+        // ISO-8601 UTC strings of one format order like the instants they denote.
+        Some(since) => request.updated_dt.as_str() >= since.as_str() || in_review(request),
+    }
+}
+
+/// How `request` looks to the web app. The Step Functions token and the reviewers' subs are
+/// not part of it.
+pub fn request_view(request: &EgressRequest) -> RequestView {
+    let s = |d: Option<Decision>| d.map(|d| d.as_str().to_string());
+    RequestView {
+        egress_request_id: request.egress_request_id.clone(),
+        egress_store_name: request.egress_store_name.clone(),
+        swb_egress_store_id: request.swb_egress_store_id.clone(),
+        project_id: request.project_id.clone(),
+        workspace_id: request.workspace_id.clone(),
+        requested_by: request.requested_by.clone(),
+        requested_dt: request.requested_dt.clone(),
+        updated_by: request.updated_by.clone(),
+        updated_dt: request.updated_dt.clone(),
+        egress_status: request.egress_status.as_str().to_string(),
+        s3_egress_store_bucket: request.s3_egress_store_bucket.clone(),
+        s3_egress_store_bucket_path: request.s3_egress_store_bucket_path.clone(),
+        s3_egress_store_object_list_location: request.s3_egress_store_object_list_location.clone(),
+        s3_swb_object_metadata_version: request.s3_swb_object_metadata_version.to_string(),
+        task_token: awaiting_stage(request)
+            .and(request.review_handle.clone())
+            .unwrap_or_default(),
+        ig_reviewer_1_name: request.ig_reviewer_1_name.clone(),
+        ig_reviewer_1_email: request.ig_reviewer_1_email.clone(),
+        ig_reviewer_1_dt: request.ig_reviewer_1_dt.clone(),
+        ig_reviewer_1_reason: request.ig_reviewer_1_reason.clone(),
+        ig_reviewer_1_decision: s(request.ig_reviewer_1_decision),
+        rit_reviewer_2_name: request.rit_reviewer_2_name.clone(),
+        rit_reviewer_2_email: request.rit_reviewer_2_email.clone(),
+        rit_reviewer_2_dt: request.rit_reviewer_2_dt.clone(),
+        rit_reviewer_2_reason: request.rit_reviewer_2_reason.clone(),
+        rit_reviewer_2_decision: s(request.rit_reviewer_2_decision),
+        current_reviewer_group: request.current_reviewer_group.clone(),
+        s3_staging_object_metadata_version: request.s3_staging_object_metadata_version.clone(),
+        download_count: request.download_count.to_string(),
+        is_single_approval_enabled: request.is_single_approval_enabled.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

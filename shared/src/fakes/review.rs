@@ -1,0 +1,332 @@
+//! Fakes of the reviewer API's ports: the review side of the in-memory requests table (same
+//! conditions as the DynamoDB adapter, atomic under one lock), a user directory, presigned
+//! links and a workflow that refuses to resume.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::domain::review::{is_listed, DOWNLOAD_LIMIT_MESSAGE, STALE_REQUEST_MESSAGE};
+use crate::error::{EgressError, Result};
+use crate::model::{EgressRequest, EgressStatus, ReviewStage};
+use crate::ports::{
+    ClaimedDecision, DecisionClaim, DirectoryUser, DownloadLinks, ListFilter, ReviewStore,
+    ReviewerDirectory, WorkflowCallbacks,
+};
+
+use super::InMemoryRequestStore;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn set_reviewer(item: &mut EgressRequest, claim: &DecisionClaim) {
+    let (name, email, sub, dt, reason, decision) = match claim.stage {
+        ReviewStage::Ig => (
+            &mut item.ig_reviewer_1_name,
+            &mut item.ig_reviewer_1_email,
+            &mut item.ig_reviewer_1_sub,
+            &mut item.ig_reviewer_1_dt,
+            &mut item.ig_reviewer_1_reason,
+            &mut item.ig_reviewer_1_decision,
+        ),
+        ReviewStage::Rit => (
+            &mut item.rit_reviewer_2_name,
+            &mut item.rit_reviewer_2_email,
+            &mut item.rit_reviewer_2_sub,
+            &mut item.rit_reviewer_2_dt,
+            &mut item.rit_reviewer_2_reason,
+            &mut item.rit_reviewer_2_decision,
+        ),
+    };
+    *name = Some(claim.reviewer_name.clone());
+    *email = Some(claim.reviewer_email.clone());
+    *sub = Some(claim.reviewer_sub.clone());
+    *dt = Some(claim.at.clone());
+    *reason = Some(claim.reason.clone());
+    *decision = Some(claim.decision);
+}
+
+fn clear_reviewer(item: &mut EgressRequest, stage: ReviewStage) {
+    match stage {
+        ReviewStage::Ig => {
+            item.ig_reviewer_1_name = None;
+            item.ig_reviewer_1_email = None;
+            item.ig_reviewer_1_sub = None;
+            item.ig_reviewer_1_dt = None;
+            item.ig_reviewer_1_reason = None;
+            item.ig_reviewer_1_decision = None;
+        }
+        ReviewStage::Rit => {
+            item.rit_reviewer_2_name = None;
+            item.rit_reviewer_2_email = None;
+            item.rit_reviewer_2_sub = None;
+            item.rit_reviewer_2_dt = None;
+            item.rit_reviewer_2_reason = None;
+            item.rit_reviewer_2_decision = None;
+        }
+    }
+}
+
+fn stage_sub(item: &EgressRequest, stage: ReviewStage) -> Option<&str> {
+    match stage {
+        ReviewStage::Ig => item.ig_reviewer_1_sub.as_deref(),
+        ReviewStage::Rit => item.rit_reviewer_2_sub.as_deref(),
+    }
+}
+
+impl ReviewStore for InMemoryRequestStore {
+    async fn list_requests(&self, filter: &ListFilter) -> Result<Vec<EgressRequest>> {
+        let mut listed: Vec<EgressRequest> = lock(&self.items)
+            .values()
+            .filter(|r| is_listed(r, filter))
+            .cloned()
+            .collect();
+        listed.sort_by(|a, b| b.requested_dt.cmp(&a.requested_dt));
+        Ok(listed)
+    }
+
+    async fn get_request(&self, egress_request_id: &str) -> Result<Option<EgressRequest>> {
+        Ok(self.item(egress_request_id))
+    }
+
+    async fn claim_decision(&self, claim: &DecisionClaim) -> Result<ClaimedDecision> {
+        let mut items = lock(&self.items);
+        let item = items
+            .get_mut(&claim.egress_request_id)
+            .filter(|item| {
+                item.review_handle.as_deref() == Some(claim.expected_handle.as_str())
+                    && item.egress_status == claim.awaiting_status
+                    && item.review_stage == Some(claim.stage)
+                    && item.sfn_task_token.is_some()
+            })
+            .ok_or_else(|| EgressError::Conflict(STALE_REQUEST_MESSAGE.to_string()))?;
+        let previous = item.clone();
+        set_reviewer(item, claim);
+        item.egress_status = claim.new_status;
+        item.updated_by = claim.reviewer_username.clone();
+        item.updated_dt = claim.at.clone();
+        item.review_handle = None;
+        item.sfn_task_token = None;
+        Ok(ClaimedDecision { previous })
+    }
+
+    async fn release_decision(
+        &self,
+        claim: &DecisionClaim,
+        claimed: &ClaimedDecision,
+    ) -> Result<bool> {
+        let mut items = lock(&self.items);
+        let Some(item) = items.get_mut(&claim.egress_request_id) else {
+            return Ok(false);
+        };
+        let still_ours = item.egress_status == claim.new_status
+            && item.review_handle.is_none()
+            && stage_sub(item, claim.stage) == Some(claim.reviewer_sub.as_str())
+            && item.updated_dt == claim.at;
+        if !still_ours {
+            return Ok(false);
+        }
+        clear_reviewer(item, claim.stage);
+        item.egress_status = claimed.previous.egress_status;
+        item.review_handle = claimed.previous.review_handle.clone();
+        item.sfn_task_token = claimed.previous.sfn_task_token.clone();
+        item.updated_by = claimed.previous.updated_by.clone();
+        item.updated_dt = claimed.previous.updated_dt.clone();
+        Ok(true)
+    }
+
+    async fn count_download(
+        &self,
+        egress_request_id: &str,
+        final_status: EgressStatus,
+        max_downloads: u32,
+    ) -> Result<u32> {
+        let mut items = lock(&self.items);
+        let item = items.get_mut(egress_request_id).ok_or_else(|| {
+            EgressError::NotFound(format!("Egress request {egress_request_id} was not found"))
+        })?;
+        if item.egress_status != final_status || item.archive_key.is_none() {
+            return Err(EgressError::Conflict(
+                "The request is no longer available for download".into(),
+            ));
+        }
+        if item.download_count >= max_downloads {
+            return Err(EgressError::Conflict(DOWNLOAD_LIMIT_MESSAGE.to_string()));
+        }
+        item.download_count += 1;
+        Ok(item.download_count)
+    }
+}
+
+/// A user pool in memory.
+#[derive(Debug, Default)]
+pub struct InMemoryDirectory {
+    /// Users by username.
+    pub users: Mutex<HashMap<String, DirectoryUser>>,
+}
+
+impl InMemoryDirectory {
+    /// A directory holding `users` (username, user).
+    pub fn with(users: impl IntoIterator<Item = (String, DirectoryUser)>) -> Self {
+        Self {
+            users: Mutex::new(users.into_iter().collect()),
+        }
+    }
+
+    /// Adds or replaces a user.
+    pub fn put(&self, username: &str, user: DirectoryUser) {
+        lock(&self.users).insert(username.to_string(), user);
+    }
+}
+
+impl ReviewerDirectory for InMemoryDirectory {
+    async fn user(&self, username: &str) -> Result<Option<DirectoryUser>> {
+        // Yields once, like the network call it stands for, so that concurrent API calls
+        // interleave between reading a request and claiming it.
+        tokio::task::yield_now().await;
+        Ok(lock(&self.users).get(username).cloned())
+    }
+}
+
+/// Presigns fake URLs that name what they grant, and records each call.
+#[derive(Debug, Default)]
+pub struct FakeDownloadLinks {
+    /// (bucket, key, expiry) per call.
+    pub issued: Mutex<Vec<(String, String, Duration)>>,
+}
+
+impl FakeDownloadLinks {
+    /// A copy of the calls.
+    pub fn issued(&self) -> Vec<(String, String, Duration)> {
+        lock(&self.issued).clone()
+    }
+}
+
+impl DownloadLinks for FakeDownloadLinks {
+    async fn presign_get(&self, bucket: &str, key: &str, expires_in: Duration) -> Result<String> {
+        lock(&self.issued).push((bucket.to_string(), key.to_string(), expires_in));
+        Ok(format!(
+            "https://{bucket}.s3.example/{key}?X-Amz-Expires={}&X-Amz-Signature=fake",
+            expires_in.as_secs()
+        ))
+    }
+}
+
+/// A workflow whose `SendTaskSuccess` always fails with the given error, counting the calls.
+#[derive(Debug)]
+pub struct FailingWorkflowCallbacks {
+    /// Makes what every call returns.
+    pub error: fn() -> EgressError,
+    /// Calls made.
+    pub calls: Mutex<u32>,
+}
+
+impl FailingWorkflowCallbacks {
+    /// Fails every call with `error()`.
+    pub fn new(error: fn() -> EgressError) -> Self {
+        Self {
+            error,
+            calls: Mutex::new(0),
+        }
+    }
+}
+
+impl WorkflowCallbacks for FailingWorkflowCallbacks {
+    async fn send_success(&self, _task_token: &str, _output: &str) -> Result<()> {
+        *lock(&self.calls) += 1;
+        Err((self.error)())
+    }
+}
+
+/// A request as the workflow saves it, submitted by `u-researcher`
+/// (`researcher@example.org`), not yet waiting for a review.
+pub fn sample_request(egress_request_id: &str, mode: crate::model::ApprovalMode) -> EgressRequest {
+    EgressRequest {
+        egress_request_id: egress_request_id.to_string(),
+        record_type: crate::model::RECORD_TYPE.to_string(),
+        egress_store_name: "study-egress".into(),
+        swb_egress_store_id: "store-1".into(),
+        project_id: "project-1".into(),
+        workspace_id: "ws-1".into(),
+        requested_by: "u-researcher".into(),
+        requested_by_email: Some("researcher@example.org".into()),
+        store_owner_email: Some("owner@example.org".into()),
+        requested_dt: "2024-05-01T09:00:00.000Z".into(),
+        updated_by: "u-researcher".into(),
+        updated_dt: "2024-05-01T09:00:00.000Z".into(),
+        egress_status: EgressStatus::Processing,
+        s3_egress_store_bucket: "swb-egress".into(),
+        s3_egress_store_bucket_path: "ws-1/".into(),
+        s3_egress_store_object_list_location: "arn:aws:s3:::swb-notify/store-1/ver1.json".into(),
+        s3_swb_object_metadata_version: 1,
+        approval_mode: mode,
+        is_single_approval_enabled: mode == crate::model::ApprovalMode::Single,
+        review_stage: None,
+        current_reviewer_group: None,
+        sfn_task_token: None,
+        review_handle: None,
+        ig_reviewer_1_name: None,
+        ig_reviewer_1_email: None,
+        ig_reviewer_1_sub: None,
+        ig_reviewer_1_dt: None,
+        ig_reviewer_1_reason: None,
+        ig_reviewer_1_decision: None,
+        rit_reviewer_2_name: None,
+        rit_reviewer_2_email: None,
+        rit_reviewer_2_sub: None,
+        rit_reviewer_2_dt: None,
+        rit_reviewer_2_reason: None,
+        rit_reviewer_2_decision: None,
+        s3_staging_object_metadata_version: Some("v-manifest".into()),
+        staging_manifest_key: None,
+        staged_file_count: Some(2),
+        staged_total_bytes: Some(42),
+        staged_file_types: Some(vec!["csv".into()]),
+        archive_key: None,
+        download_count: 0,
+        failure_error: None,
+        failure_cause: None,
+    }
+}
+
+/// `request` parked at `stage` with the task `token` and the web app's `handle`; at the
+/// Research IT stage it carries an Information Governance approval by `sub-ig`.
+pub fn parked_at(
+    mut request: EgressRequest,
+    stage: ReviewStage,
+    token: &str,
+    handle: &str,
+) -> EgressRequest {
+    request.review_stage = Some(stage);
+    request.sfn_task_token = Some(token.to_string());
+    request.review_handle = Some(handle.to_string());
+    match stage {
+        ReviewStage::Ig => {
+            request.egress_status = EgressStatus::Processing;
+            request.current_reviewer_group = Some("IGApprover".into());
+        }
+        ReviewStage::Rit => {
+            request.egress_status = EgressStatus::IgApproved;
+            request.current_reviewer_group = Some("ResearchITAdmin".into());
+            request.ig_reviewer_1_name = Some("Ivy Governance".into());
+            request.ig_reviewer_1_email = Some("ivy@example.org".into());
+            request.ig_reviewer_1_sub = Some("sub-ig".into());
+            request.ig_reviewer_1_dt = Some("2024-05-02T10:00:00.000Z".into());
+            request.ig_reviewer_1_reason = Some("Aggregated outputs only".into());
+            request.ig_reviewer_1_decision = Some(crate::model::Decision::Approved);
+        }
+    }
+    request
+}
+
+/// `request` approved for good with its archive written and `downloads` so far.
+pub fn approved(mut request: EgressRequest, downloads: u32) -> EgressRequest {
+    request.egress_status = crate::domain::transitions::final_approval(request.approval_mode);
+    request.archive_key = Some(crate::domain::review::archive_key(
+        &request.workspace_id,
+        &request.egress_request_id,
+    ));
+    request.download_count = downloads;
+    request
+}

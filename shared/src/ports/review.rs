@@ -1,0 +1,152 @@
+//! What the reviewer API needs from the outside world: the requests table as reviewers use
+//! it, the user directory, and presigned download links.
+//!
+//! The workflow functions use [`super::RequestStore`]; the API has its own port because its
+//! writes are different in kind: each one is a conditional claim that must be atomic
+//! (exactly one of two concurrent decisions wins, the download counter never passes its
+//! maximum), and its reads go through the `by-requested-dt` index.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::model::{Decision, EgressRequest, EgressStatus, ReviewStage};
+
+/// Which requests `listRequests` returns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListFilter {
+    /// When set, requests last updated before this ISO-8601 instant are left out, unless
+    /// they still await a review (see [`crate::domain::review::is_listed`]).
+    pub updated_since: Option<String>,
+}
+
+/// A decision to record, built by [`crate::domain::review::plan_decision`] from the
+/// verified caller, the stored request and the server clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionClaim {
+    /// The request.
+    pub egress_request_id: String,
+    /// The stage decided (the stored request's current stage).
+    pub stage: ReviewStage,
+    /// The handle the request must still carry: a stale or reused handle loses the claim.
+    pub expected_handle: String,
+    /// The status the request must still have.
+    pub awaiting_status: EgressStatus,
+    /// The status the decision leads to.
+    pub new_status: EgressStatus,
+    /// The decision.
+    pub decision: Decision,
+    /// The reviewer's reason.
+    pub reason: String,
+    /// Display name of the reviewer (directory), stored as `<stage>_name`.
+    pub reviewer_name: String,
+    /// E-mail of the reviewer (directory), stored as `<stage>_email`.
+    pub reviewer_email: String,
+    /// Cognito `sub` of the reviewer, stored as `<stage>_sub` (separation of duties).
+    pub reviewer_sub: String,
+    /// Cognito username of the reviewer, stored as `updated_by`.
+    pub reviewer_username: String,
+    /// Server time of the decision, ISO-8601; stored as `<stage>_dt` and `updated_dt`.
+    pub at: String,
+}
+
+/// The request as it was just before a successful claim. It carries the Step Functions task
+/// token that the claim removed from the item: the only copy the API ever holds.
+pub struct ClaimedDecision {
+    /// The item before the update.
+    pub previous: EgressRequest,
+}
+
+impl std::fmt::Debug for ClaimedDecision {
+    /// Never prints the item: it holds the task token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ClaimedDecision {{ egress_request_id: {}, task_token: <redacted> }}",
+            self.previous.egress_request_id
+        )
+    }
+}
+
+/// The requests table as the reviewer API uses it.
+pub trait ReviewStore: Send + Sync {
+    /// Every listed request, newest submission first, read through the `by-requested-dt`
+    /// index (all pages).
+    fn list_requests(
+        &self,
+        filter: &ListFilter,
+    ) -> impl Future<Output = Result<Vec<EgressRequest>>> + Send;
+
+    /// One request by id (strongly consistent), if it exists.
+    fn get_request(
+        &self,
+        egress_request_id: &str,
+    ) -> impl Future<Output = Result<Option<EgressRequest>>> + Send;
+
+    /// Records the decision in one conditional write: the item must still carry
+    /// `expected_handle` and `awaiting_status`; the write sets the reviewer fields, the new
+    /// status, `updated_by`/`updated_dt`, and removes `review_handle` and `sfn_task_token`.
+    /// Returns the item as it was before. Losing the condition is a `Conflict` with the web
+    /// app's "Another user may have updated this request..." message.
+    fn claim_decision(
+        &self,
+        claim: &DecisionClaim,
+    ) -> impl Future<Output = Result<ClaimedDecision>> + Send;
+
+    /// Undoes a claim whose workflow could not be resumed, so the stage can be decided again:
+    /// restores status, handle, token, `updated_by`/`updated_dt` from `claimed.previous` and
+    /// removes the reviewer fields. Conditional on the claim still being the latest write; if
+    /// the workflow moved on meanwhile (expiry, failure), nothing is changed and `Ok(false)`
+    /// is returned.
+    fn release_decision(
+        &self,
+        claim: &DecisionClaim,
+        claimed: &ClaimedDecision,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Adds one to `download_count` if, atomically, the request has `final_status`, has an
+    /// archive and has been downloaded fewer than `max_downloads` times. Returns the new
+    /// count. When the limit is reached: `Conflict` with the download-limit message.
+    fn count_download(
+        &self,
+        egress_request_id: &str,
+        final_status: EgressStatus,
+        max_downloads: u32,
+    ) -> impl Future<Output = Result<u32>> + Send;
+}
+
+/// A user as the user pool knows them now (not as the token said at sign-in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryUser {
+    /// Cognito `sub`; must match the token's.
+    pub sub: String,
+    /// The `email` attribute, if set.
+    pub email: Option<String>,
+    /// `email_verified`, when the pool reports it.
+    pub email_verified: Option<bool>,
+    /// The `name` attribute, if set.
+    pub name: Option<String>,
+    /// False when an administrator disabled the user (their tokens stay valid until they
+    /// expire; the API refuses them at once).
+    pub enabled: bool,
+}
+
+/// The user pool, to read who a caller is at the time of the call.
+///
+/// The web app calls the API with the Cognito *access* token, which carries no e-mail; the
+/// API needs the reviewer's e-mail for separation of duties and for the record.
+pub trait ReviewerDirectory: Send + Sync {
+    /// The user called `username`, if they exist.
+    fn user(&self, username: &str) -> impl Future<Output = Result<Option<DirectoryUser>>> + Send;
+}
+
+/// Presigned URLs for the approved archives.
+pub trait DownloadLinks: Send + Sync {
+    /// A presigned `GET` of `bucket`/`key` valid for `expires_in`. Never logged.
+    fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: Duration,
+    ) -> impl Future<Output = Result<String>> + Send;
+}

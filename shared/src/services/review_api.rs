@@ -1,0 +1,424 @@
+//! The reviewer API's three operations (`listRequests`, `updateRequest`, `downloadData`),
+//! applying the rules of [`crate::domain::review`] against the ports.
+//!
+//! Every decision and download, and every refusal of one, is appended to the request's
+//! audit trail. Task tokens and presigned URLs are never logged nor audited.
+//!
+//! When `SendTaskSuccess` fails after a decision was claimed, the claim is rolled back
+//! (conditionally, see [`ReviewStore::release_decision`]) so that the request does not show a
+//! decision the workflow never received and the stage can be decided again; the caller is
+//! told the decision was not recorded.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::domain::review::{
+    authorize_download, authorize_list, list_filter, plan_decision, request_view, resolve_reviewer,
+    review_outcome, ApiEvent, CallerIdentity, DownloadDataInput, PresignPayload, RequestArgument,
+    RequestView, ReviewPolicy, Reviewer, UpdateRequestInput, UPDATE_SUCCESS_MESSAGE,
+};
+use crate::domain::transitions::final_approval;
+use crate::error::{EgressError, Result};
+use crate::model::EgressRequest;
+use crate::ports::{
+    AuditEvent, AuditLog, Clock, DecisionClaim, DownloadLinks, ReviewStore, ReviewerDirectory,
+    WorkflowCallbacks,
+};
+
+/// Longest presigned URL lifetime the API will issue, whatever the configuration says.
+pub const MAX_URL_EXPIRY: Duration = Duration::from_secs(3_600);
+
+/// Configuration of the reviewer API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewSettings {
+    /// Groups and limits.
+    pub policy: ReviewPolicy,
+    /// Datalake bucket holding the approved archives.
+    pub datalake_bucket: String,
+    /// Lifetime of presigned download URLs (at most [`MAX_URL_EXPIRY`]).
+    pub url_expiry: Duration,
+    /// `listRequests` leaves out requests not updated for this many days (0 = no limit),
+    /// except those still in review.
+    pub list_max_age_days: u32,
+}
+
+/// The capabilities the reviewer API needs.
+#[derive(Debug)]
+pub struct ReviewService<S, D, W, A, L, C> {
+    /// The requests table.
+    pub store: S,
+    /// The user pool.
+    pub directory: D,
+    /// Step Functions, to resume the parked workflow.
+    pub workflow: W,
+    /// The audit trail.
+    pub audit: A,
+    /// Presigned URLs.
+    pub links: L,
+    /// The server clock.
+    pub clock: C,
+    /// Configuration.
+    pub settings: ReviewSettings,
+}
+
+const DECISION: &str = "decision";
+const DOWNLOAD: &str = "download";
+
+fn outcome_of(err: &EgressError) -> &'static str {
+    match err {
+        EgressError::Forbidden(_) | EgressError::Conflict(_) | EgressError::Validation(_) => {
+            "refused"
+        }
+        _ => "failed",
+    }
+}
+
+fn arguments<T: serde::de::DeserializeOwned>(field: &str, value: Value) -> Result<T> {
+    serde_json::from_value::<RequestArgument<T>>(value)
+        .map(|a| a.request)
+        .map_err(|e| EgressError::validation(format!("invalid arguments for {field}: {e}")))
+}
+
+impl<S, D, W, A, L, C> ReviewService<S, D, W, A, L, C>
+where
+    S: ReviewStore,
+    D: ReviewerDirectory,
+    W: WorkflowCallbacks,
+    A: AuditLog,
+    L: DownloadLinks,
+    C: Clock,
+{
+    /// Runs the operation the resolver asked for and returns its GraphQL result.
+    pub async fn dispatch(&self, event: ApiEvent) -> Result<Value> {
+        let to_value = |v: Result<Value, serde_json::Error>| {
+            v.map_err(|e| EgressError::Internal(format!("result cannot be serialized: {e}")))
+        };
+        match event.field.as_str() {
+            "listRequests" => {
+                let views = self.list_requests(&event.identity).await?;
+                to_value(serde_json::to_value(views))
+            }
+            "updateRequest" => {
+                let input = arguments(&event.field, event.arguments)?;
+                Ok(Value::String(
+                    self.update_request(&event.identity, input).await?,
+                ))
+            }
+            "downloadData" => {
+                let input = arguments(&event.field, event.arguments)?;
+                let payload = self.download_data(&event.identity, input).await?;
+                to_value(serde_json::to_value(payload))
+            }
+            other => Err(EgressError::validation(format!(
+                "unknown GraphQL field {other:?}"
+            ))),
+        }
+    }
+
+    /// `listRequests`: every listed request, newest first, for members of an API group.
+    pub async fn list_requests(&self, caller: &CallerIdentity) -> Result<Vec<RequestView>> {
+        if let Err(err) = authorize_list(&self.settings.policy, &caller.groups) {
+            tracing::warn!(username = %caller.username, "listRequests refused: not in an API group");
+            return Err(err);
+        }
+        let filter = list_filter(self.clock.now(), self.settings.list_max_age_days);
+        let requests = self.store.list_requests(&filter).await?;
+        tracing::info!(count = requests.len(), "listRequests");
+        Ok(requests.iter().map(request_view).collect())
+    }
+
+    /// `updateRequest`: records the caller's decision on the request's current stage and
+    /// resumes the workflow with the server-side task token.
+    pub async fn update_request(
+        &self,
+        caller: &CallerIdentity,
+        input: UpdateRequestInput,
+    ) -> Result<String> {
+        let request = self.existing(&input.egress_request_id).await?;
+        let reviewer = self.reviewer(caller, &request, DECISION).await?;
+        let claim = match plan_decision(
+            &self.settings.policy,
+            &reviewer,
+            &request,
+            &input,
+            &self.clock.now_iso(),
+        ) {
+            Ok(claim) => claim,
+            Err(err) => {
+                return Err(self
+                    .refuse(&request, caller, Some(&reviewer), DECISION, err)
+                    .await)
+            }
+        };
+        let claimed = match self.store.claim_decision(&claim).await {
+            Ok(claimed) => claimed,
+            Err(err) => {
+                return Err(self
+                    .refuse(&request, caller, Some(&reviewer), DECISION, err)
+                    .await)
+            }
+        };
+        let token = claimed.previous.sfn_task_token.clone().unwrap_or_default();
+        let resumed = match serde_json::to_string(&review_outcome(&claim)) {
+            Ok(output) if !token.is_empty() => self.workflow.send_success(&token, &output).await,
+            Ok(_) => Err(EgressError::Internal(
+                "the claimed request carried no task token".into(),
+            )),
+            Err(e) => Err(EgressError::Internal(format!("decision output: {e}"))),
+        };
+        if let Err(err) = resumed {
+            return Err(self
+                .roll_back(&request, caller, &reviewer, &claim, &claimed, err)
+                .await);
+        }
+        tracing::info!(
+            egress_request_id = %claim.egress_request_id,
+            stage = %claim.stage,
+            decision = %claim.decision,
+            reviewer = %reviewer.username,
+            "decision recorded and workflow resumed"
+        );
+        self.record(
+            &request,
+            caller,
+            Some(&reviewer),
+            DECISION,
+            "success",
+            json!({
+                "stage": claim.stage,
+                "decision": claim.decision,
+                "reason": claim.reason,
+                "status_after": claim.new_status,
+            }),
+        )
+        .await
+        .unwrap_or_else(|e| {
+            // The decision stands (the workflow has it and records it too); an auditor still
+            // finds it on the item and in the execution history.
+            tracing::error!(error = %e, "decision made but not appended to the audit trail");
+        });
+        Ok(UPDATE_SUCCESS_MESSAGE.to_string())
+    }
+
+    /// `downloadData`: a short-lived presigned URL of the approved archive, counted
+    /// server-side. The client's workspace id and count are ignored.
+    pub async fn download_data(
+        &self,
+        caller: &CallerIdentity,
+        input: DownloadDataInput,
+    ) -> Result<PresignPayload> {
+        let request = self.existing(&input.egress_request_id).await?;
+        let reviewer = self.reviewer(caller, &request, DOWNLOAD).await?;
+        let key = match authorize_download(&self.settings.policy, &reviewer.groups, &request) {
+            Ok(key) => key,
+            Err(err) => {
+                return Err(self
+                    .refuse(&request, caller, Some(&reviewer), DOWNLOAD, err)
+                    .await)
+            }
+        };
+        let expiry = self.settings.url_expiry.min(MAX_URL_EXPIRY);
+        // Presign first (no network): if it fails, no download is counted.
+        let url = match self
+            .links
+            .presign_get(&self.settings.datalake_bucket, &key, expiry)
+            .await
+        {
+            Ok(url) => url,
+            Err(err) => {
+                return Err(self
+                    .refuse(&request, caller, Some(&reviewer), DOWNLOAD, err)
+                    .await)
+            }
+        };
+        let count = match self
+            .store
+            .count_download(
+                &request.egress_request_id,
+                final_approval(request.approval_mode),
+                self.settings.policy.max_downloads,
+            )
+            .await
+        {
+            Ok(count) => count,
+            Err(err) => {
+                return Err(self
+                    .refuse(&request, caller, Some(&reviewer), DOWNLOAD, err)
+                    .await)
+            }
+        };
+        // No unaudited download: without the audit record the URL is not handed out.
+        self.record(
+            &request,
+            caller,
+            Some(&reviewer),
+            DOWNLOAD,
+            "success",
+            json!({
+                "download_count": count,
+                "max_downloads": self.settings.policy.max_downloads,
+                "url_expiry_seconds": expiry.as_secs(),
+                "key": key,
+            }),
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "download counted but not audited; URL withheld");
+            EgressError::Transient(
+                "The download could not be recorded in the audit trail; please try again".into(),
+            )
+        })?;
+        tracing::info!(
+            egress_request_id = %request.egress_request_id,
+            reviewer = %reviewer.username,
+            download_count = count,
+            "download link issued"
+        );
+        Ok(PresignPayload { presign_url: url })
+    }
+
+    async fn existing(&self, egress_request_id: &str) -> Result<EgressRequest> {
+        if egress_request_id.trim().is_empty() {
+            return Err(EgressError::validation("`egress_request_id` is required"));
+        }
+        self.store
+            .get_request(egress_request_id)
+            .await?
+            .ok_or_else(|| {
+                EgressError::NotFound(format!("Egress request {egress_request_id} was not found"))
+            })
+    }
+
+    async fn reviewer(
+        &self,
+        caller: &CallerIdentity,
+        request: &EgressRequest,
+        action: &str,
+    ) -> Result<Reviewer> {
+        let user = if caller.username.trim().is_empty() {
+            None
+        } else {
+            match self.directory.user(&caller.username).await {
+                Ok(user) => user,
+                Err(err) => return Err(self.refuse(request, caller, None, action, err).await),
+            }
+        };
+        match resolve_reviewer(caller, user.as_ref()) {
+            Ok(reviewer) => Ok(reviewer),
+            Err(err) => Err(self.refuse(request, caller, None, action, err).await),
+        }
+    }
+
+    /// Audits a refused or failed action and gives back its error.
+    async fn refuse(
+        &self,
+        request: &EgressRequest,
+        caller: &CallerIdentity,
+        reviewer: Option<&Reviewer>,
+        action: &str,
+        err: EgressError,
+    ) -> EgressError {
+        let outcome = outcome_of(&err);
+        tracing::warn!(
+            egress_request_id = %request.egress_request_id,
+            username = %caller.username,
+            action,
+            outcome,
+            error_type = err.error_type(),
+            error = %err,
+            "reviewer action not carried out"
+        );
+        let detail = json!({ "error_type": err.error_type(), "message": err.to_string() });
+        if let Err(e) = self
+            .record(request, caller, reviewer, action, outcome, detail)
+            .await
+        {
+            tracing::error!(error = %e, "refusal not appended to the audit trail");
+        }
+        err
+    }
+
+    async fn roll_back(
+        &self,
+        request: &EgressRequest,
+        caller: &CallerIdentity,
+        reviewer: &Reviewer,
+        claim: &DecisionClaim,
+        claimed: &crate::ports::ClaimedDecision,
+        err: EgressError,
+    ) -> EgressError {
+        let released = match self.store.release_decision(claim, claimed).await {
+            Ok(released) => released,
+            Err(e) => {
+                tracing::error!(error = %e, "the decision claim could not be rolled back");
+                false
+            }
+        };
+        tracing::error!(
+            egress_request_id = %claim.egress_request_id,
+            stage = %claim.stage,
+            error_type = err.error_type(),
+            error = %err,
+            released,
+            "the workflow could not be resumed"
+        );
+        let detail = json!({
+            "stage": claim.stage,
+            "decision": claim.decision,
+            "error_type": err.error_type(),
+            "message": err.to_string(),
+            "claim_released": released,
+        });
+        if let Err(e) = self
+            .record(request, caller, Some(reviewer), DECISION, "failed", detail)
+            .await
+        {
+            tracing::error!(error = %e, "failed decision not appended to the audit trail");
+        }
+        let message = "Your decision could not be passed to the workflow and has not been recorded";
+        match err {
+            EgressError::Conflict(_) => EgressError::Conflict(format!(
+                "{message}: the review task is no longer waiting (the request may have expired). \
+                 Please refresh to get the latest data"
+            )),
+            EgressError::Transient(_) => {
+                EgressError::Transient(format!("{message}. Please try again"))
+            }
+            _ => EgressError::Internal(format!(
+                "{message}. Please try again or contact an administrator"
+            )),
+        }
+    }
+
+    async fn record(
+        &self,
+        request: &EgressRequest,
+        caller: &CallerIdentity,
+        reviewer: Option<&Reviewer>,
+        action: &str,
+        outcome: &str,
+        detail: Value,
+    ) -> Result<()> {
+        let actor_email = reviewer
+            .map(|r| r.email.clone())
+            .or_else(|| caller.email.clone());
+        let event = AuditEvent {
+            egress_request_id: request.egress_request_id.clone(),
+            at: self.clock.now_iso(),
+            actor: if caller.username.is_empty() {
+                format!("sub:{}", caller.sub)
+            } else {
+                caller.username.clone()
+            },
+            actor_email,
+            action: action.to_string(),
+            outcome: outcome.to_string(),
+            detail,
+        };
+        self.audit.append(&event).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,426 @@
+//! The reviewer API's operations against the in-memory fakes: what is written, what the
+//! workflow receives, what is audited, and what happens under races and failures.
+
+use super::*;
+use crate::domain::review::{DOWNLOAD_LIMIT_MESSAGE, STALE_REQUEST_MESSAGE};
+use crate::fakes::{
+    approved, parked_at, sample_request, FailingWorkflowCallbacks, FakeDownloadLinks,
+    FakeWorkflowCallbacks, InMemoryAuditLog, InMemoryDirectory, InMemoryRequestStore,
+};
+use crate::model::{ApprovalMode, Decision, EgressStatus, ReviewOutcome, ReviewStage};
+use crate::ports::{DirectoryUser, FixedClock};
+use time::macros::datetime;
+
+const IG: &str = "IGApprover";
+const RIT: &str = "ResearchITAdmin";
+const TOKEN: &str = "sfn-secret-token";
+const HANDLE: &str = "handle-1";
+
+type Service<W> = ReviewService<
+    InMemoryRequestStore,
+    InMemoryDirectory,
+    W,
+    InMemoryAuditLog,
+    FakeDownloadLinks,
+    FixedClock,
+>;
+
+fn settings() -> ReviewSettings {
+    ReviewSettings {
+        policy: ReviewPolicy {
+            ig_group: IG.into(),
+            rit_group: RIT.into(),
+            download_groups: vec![IG.into(), RIT.into()],
+            max_downloads: 2,
+        },
+        datalake_bucket: "datalake".into(),
+        url_expiry: Duration::from_secs(300),
+        list_max_age_days: 0,
+    }
+}
+
+fn directory() -> InMemoryDirectory {
+    let user = |sub: &str, email: &str| DirectoryUser {
+        sub: sub.into(),
+        email: Some(email.into()),
+        email_verified: Some(true),
+        name: None,
+        enabled: true,
+    };
+    InMemoryDirectory::with([
+        ("iris".to_string(), user("sub-iris", "iris@example.org")),
+        ("ian".to_string(), user("sub-ian", "ian@example.org")),
+        ("rita".to_string(), user("sub-rita", "rita@example.org")),
+        ("res".to_string(), user("sub-res", "researcher@example.org")),
+    ])
+}
+
+fn caller(username: &str, groups: &[&str]) -> CallerIdentity {
+    CallerIdentity {
+        sub: format!("sub-{username}"),
+        username: username.into(),
+        email: None,
+        name: None,
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+    }
+}
+
+fn service_with<W>(
+    workflow: W,
+    requests: Vec<EgressRequest>,
+    settings: ReviewSettings,
+) -> Service<W> {
+    ReviewService {
+        store: InMemoryRequestStore::with(requests),
+        directory: directory(),
+        workflow,
+        audit: InMemoryAuditLog::default(),
+        links: FakeDownloadLinks::default(),
+        clock: FixedClock(datetime!(2024-05-03 12:00:00 UTC)),
+        settings,
+    }
+}
+
+fn service(requests: Vec<EgressRequest>) -> Service<FakeWorkflowCallbacks> {
+    service_with(FakeWorkflowCallbacks::default(), requests, settings())
+}
+
+fn ig_decision(decision: &str) -> UpdateRequestInput {
+    UpdateRequestInput {
+        egress_request_id: "req-1".into(),
+        task_token: HANDLE.into(),
+        ig_reviewer_1_decision: Some(decision.into()),
+        ig_reviewer_1_reason: Some("Aggregate results only".into()),
+        // What the web app sends on its own; all of it must be ignored.
+        ig_reviewer_1_name: Some("forged@example.org".into()),
+        ig_reviewer_1_email: Some("forged@example.org".into()),
+        ig_reviewer_1_dt: Some("Wed, 01 Jan 2020 00:00:00 GMT".into()),
+        ..Default::default()
+    }
+}
+
+fn parked_ig() -> EgressRequest {
+    parked_at(
+        sample_request("req-1", ApprovalMode::Dual),
+        ReviewStage::Ig,
+        TOKEN,
+        HANDLE,
+    )
+}
+
+#[tokio::test]
+async fn when_an_ig_reviewer_approves_then_the_item_the_workflow_and_the_audit_agree() {
+    let svc = service(vec![parked_ig()]);
+    let result = svc
+        .update_request(&caller("iris", &[IG]), ig_decision("APPROVED"))
+        .await
+        .unwrap();
+    assert_eq!(result, UPDATE_SUCCESS_MESSAGE);
+
+    let item = svc.store.item("req-1").unwrap();
+    assert_eq!(item.egress_status, EgressStatus::IgApproved);
+    assert_eq!(
+        item.ig_reviewer_1_email.as_deref(),
+        Some("iris@example.org")
+    );
+    assert_eq!(item.ig_reviewer_1_name.as_deref(), Some("iris@example.org"));
+    assert_eq!(item.ig_reviewer_1_sub.as_deref(), Some("sub-iris"));
+    assert_eq!(
+        item.ig_reviewer_1_dt.as_deref(),
+        Some("2024-05-03T12:00:00.000Z")
+    );
+    assert_eq!(item.ig_reviewer_1_decision, Some(Decision::Approved));
+    assert_eq!(item.updated_by, "iris");
+    assert_eq!(item.review_handle, None, "the handle is used up");
+    assert_eq!(item.sfn_task_token, None, "the token is removed once used");
+
+    let completed = svc.workflow.completed();
+    assert_eq!(completed.len(), 1);
+    let outcome: ReviewOutcome = serde_json::from_str(&completed[TOKEN]).unwrap();
+    assert_eq!(outcome.stage, ReviewStage::Ig);
+    assert_eq!(outcome.decision, Decision::Approved);
+    assert_eq!(outcome.reviewer, "iris");
+    assert_eq!(outcome.reviewer_email, "iris@example.org");
+    assert_eq!(outcome.decided_at, "2024-05-03T12:00:00.000Z");
+
+    let events = svc.audit.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].action.as_str(), events[0].outcome.as_str()),
+        ("decision", "success")
+    );
+    assert_eq!(events[0].actor, "iris");
+    assert!(!serde_json::to_string(&events).unwrap().contains(TOKEN));
+}
+
+#[tokio::test]
+async fn when_the_same_handle_is_used_twice_then_the_second_is_stale() {
+    let svc = service(vec![parked_ig()]);
+    svc.update_request(&caller("iris", &[IG]), ig_decision("APPROVED"))
+        .await
+        .unwrap();
+    let err = svc
+        .update_request(&caller("ian", &[IG]), ig_decision("REJECTED"))
+        .await
+        .unwrap_err();
+    assert_eq!(err, EgressError::Conflict(STALE_REQUEST_MESSAGE.into()));
+    assert_eq!(svc.workflow.completed().len(), 1);
+    assert_eq!(
+        svc.store.item("req-1").unwrap().ig_reviewer_1_decision,
+        Some(Decision::Approved)
+    );
+    let refused = svc
+        .audit
+        .events()
+        .into_iter()
+        .filter(|e| e.outcome == "refused")
+        .count();
+    assert_eq!(refused, 1, "the refusal is audited");
+}
+
+#[tokio::test]
+async fn when_two_reviewers_decide_at_once_then_exactly_one_wins_and_the_workflow_resumes_once() {
+    for _ in 0..20 {
+        let svc = service(vec![parked_ig()]);
+        // The directory lookup yields, so both calls read the parked request before
+        // either claims it: the race is decided by the conditional claim alone.
+        let (iris, ian) = (caller("iris", &[IG]), caller("ian", &[IG]));
+        let (first, second) = tokio::join!(
+            svc.update_request(&iris, ig_decision("APPROVED")),
+            svc.update_request(&ian, ig_decision("REJECTED")),
+        );
+        let results = [first, second];
+        let wins = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1, "{results:?}");
+        let loser = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+        assert_eq!(loser, &EgressError::Conflict(STALE_REQUEST_MESSAGE.into()));
+        assert_eq!(svc.workflow.completed().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn when_the_workflow_cannot_be_resumed_then_the_claim_is_rolled_back() {
+    let svc = service_with(
+        FailingWorkflowCallbacks::new(|| EgressError::Transient("throttled".into())),
+        vec![parked_ig()],
+        settings(),
+    );
+    let err = svc
+        .update_request(&caller("iris", &[IG]), ig_decision("APPROVED"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "TransientError");
+    assert!(err.to_string().contains("has not been recorded"), "{err}");
+    assert_eq!(*svc.workflow.calls.lock().unwrap(), 1);
+
+    let item = svc.store.item("req-1").unwrap();
+    assert_eq!(
+        item,
+        parked_ig(),
+        "the request is back as it was before the claim"
+    );
+    let last = svc.audit.events().pop().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.outcome.as_str()),
+        ("decision", "failed")
+    );
+    assert_eq!(last.detail["claim_released"], true);
+}
+
+#[tokio::test]
+async fn when_the_review_task_has_expired_then_the_caller_is_told_to_refresh() {
+    let svc = service_with(
+        FailingWorkflowCallbacks::new(|| EgressError::Conflict("timed out".into())),
+        vec![parked_ig()],
+        settings(),
+    );
+    let err = svc
+        .update_request(&caller("iris", &[IG]), ig_decision("APPROVED"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Conflict");
+    assert!(err.to_string().contains("refresh"), "{err}");
+}
+
+#[tokio::test]
+async fn when_the_submitter_decides_then_it_is_forbidden_and_audited() {
+    let svc = service(vec![parked_ig()]);
+    let err = svc
+        .update_request(&caller("res", &[IG]), ig_decision("APPROVED"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Forbidden");
+    assert_eq!(svc.store.item("req-1").unwrap(), parked_ig());
+    assert!(svc.workflow.completed().is_empty());
+    let events = svc.audit.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].outcome, "refused");
+    assert_eq!(events[0].actor, "res");
+    assert_eq!(events[0].detail["error_type"], "Forbidden");
+}
+
+#[tokio::test]
+async fn when_the_token_user_is_not_in_the_pool_then_it_is_forbidden() {
+    let svc = service(vec![parked_ig()]);
+    let err = svc
+        .update_request(&caller("mallory", &[IG]), ig_decision("APPROVED"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Forbidden");
+    assert!(svc.workflow.completed().is_empty());
+}
+
+#[tokio::test]
+async fn when_the_request_does_not_exist_then_not_found() {
+    let svc = service(vec![]);
+    let err = svc
+        .update_request(&caller("iris", &[IG]), ig_decision("APPROVED"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "NotFound");
+}
+
+fn approved_request(downloads: u32) -> EgressRequest {
+    approved(sample_request("req-1", ApprovalMode::Single), downloads)
+}
+
+fn download_input(count: &str) -> DownloadDataInput {
+    DownloadDataInput {
+        egress_request_id: "req-1".into(),
+        workspace_id: Some("someone-elses-workspace".into()),
+        download_count: Some(serde_json::json!(count)),
+    }
+}
+
+#[tokio::test]
+async fn when_downloading_then_the_stored_archive_is_presigned_and_counted() {
+    let svc = service(vec![approved_request(0)]);
+    let payload = svc
+        .download_data(&caller("iris", &[IG]), download_input("0"))
+        .await
+        .unwrap();
+    assert!(payload
+        .presign_url
+        .contains("approved_egress/ws-1/req-1/egress_data.zip"));
+    assert_eq!(
+        svc.links.issued(),
+        vec![(
+            "datalake".to_string(),
+            "approved_egress/ws-1/req-1/egress_data.zip".to_string(),
+            Duration::from_secs(300)
+        )],
+        "the client's workspace id is ignored and the expiry is the configured one"
+    );
+    assert_eq!(svc.store.item("req-1").unwrap().download_count, 1);
+    let event = svc.audit.events().pop().unwrap();
+    assert_eq!(
+        (event.action.as_str(), event.outcome.as_str()),
+        ("download", "success")
+    );
+    assert_eq!(event.detail["download_count"], 1);
+    assert!(
+        !serde_json::to_string(&event)
+            .unwrap()
+            .contains("X-Amz-Signature"),
+        "the URL is never audited"
+    );
+}
+
+#[tokio::test]
+async fn when_the_client_sends_a_low_count_then_the_server_count_still_limits() {
+    let svc = service(vec![approved_request(0)]);
+    let iris = caller("iris", &[IG]);
+    for _ in 0..2 {
+        svc.download_data(&iris, download_input("0")).await.unwrap();
+    }
+    let err = svc
+        .download_data(&iris, download_input("0"))
+        .await
+        .unwrap_err();
+    assert_eq!(err, EgressError::Conflict(DOWNLOAD_LIMIT_MESSAGE.into()));
+    assert_eq!(svc.store.item("req-1").unwrap().download_count, 2);
+    assert_eq!(
+        svc.links.issued().len(),
+        2,
+        "no URL is even presigned past the limit"
+    );
+    assert_eq!(svc.audit.events().last().unwrap().outcome, "refused");
+}
+
+#[tokio::test]
+async fn when_the_configured_expiry_is_too_long_then_it_is_capped() {
+    let mut long = settings();
+    long.url_expiry = Duration::from_secs(86_400);
+    let svc = service_with(
+        FakeWorkflowCallbacks::default(),
+        vec![approved_request(0)],
+        long,
+    );
+    svc.download_data(&caller("iris", &[IG]), download_input("0"))
+        .await
+        .unwrap();
+    assert_eq!(svc.links.issued()[0].2, MAX_URL_EXPIRY);
+}
+
+#[tokio::test]
+async fn when_an_unapproved_request_is_downloaded_then_it_is_refused() {
+    let svc = service(vec![parked_ig()]);
+    let err = svc
+        .download_data(&caller("iris", &[IG]), download_input("0"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Conflict");
+    assert!(svc.links.issued().is_empty());
+}
+
+#[tokio::test]
+async fn when_listing_then_reviewers_see_handles_and_outsiders_are_refused() {
+    let mut older = approved_request(0);
+    older.egress_request_id = "req-0".into();
+    older.requested_dt = "2024-04-01T00:00:00.000Z".into();
+    let svc = service(vec![older, parked_ig()]);
+    let views = svc.list_requests(&caller("rita", &[RIT])).await.unwrap();
+    let ids: Vec<&str> = views.iter().map(|v| v.egress_request_id.as_str()).collect();
+    assert_eq!(ids, vec!["req-1", "req-0"], "newest first");
+    assert_eq!(views[0].task_token, HANDLE);
+    assert!(!serde_json::to_string(&views).unwrap().contains(TOKEN));
+
+    let err = svc.list_requests(&caller("eve", &[])).await.unwrap_err();
+    assert_eq!(err.error_type(), "Forbidden");
+}
+
+#[tokio::test]
+async fn when_dispatching_then_each_field_reaches_its_operation() {
+    let svc = service(vec![parked_ig()]);
+    let event = |field: &str, arguments: serde_json::Value| ApiEvent {
+        field: field.into(),
+        identity: caller("iris", &[IG]),
+        arguments,
+    };
+    let listed = svc
+        .dispatch(event("listRequests", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let updated = svc
+        .dispatch(event(
+            "updateRequest",
+            json!({"request": ig_decision("APPROVED")}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(updated, json!(UPDATE_SUCCESS_MESSAGE));
+    let err = svc
+        .dispatch(event("deleteRequest", json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "ValidationError");
+    let err = svc
+        .dispatch(event(
+            "updateRequest",
+            json!({"request": {"task_token": 1}}),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "ValidationError");
+}
