@@ -19,6 +19,7 @@ pub mod model;
 pub mod ports;
 pub mod services;
 pub mod telemetry;
+pub mod zipstream;
 
 #[cfg(any(test, feature = "mocks"))]
 pub mod fakes;

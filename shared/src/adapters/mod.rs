@@ -7,6 +7,7 @@
 pub mod cognito;
 pub mod dynamodb;
 pub mod dynamodb_review;
+pub mod s3;
 pub mod s3_presign;
 pub mod ses;
 pub mod sfn;

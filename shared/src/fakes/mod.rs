@@ -1,10 +1,12 @@
 //! In-memory fakes of the ports, for unit tests here and in the function crates
 //! (feature `mocks`). They keep what they were given so a test can assert on it.
 
+mod objects;
 mod review;
 mod store;
 mod workflow;
 
+pub use objects::*;
 pub use review::*;
 pub use store::*;
 pub use workflow::*;

@@ -1,1 +1,259 @@
 //! Object storage (S3): the SWB egress store, staging, the datalake.
+//!
+//! The port mirrors the S3 operations the workflow needs one to one, so the orchestration
+//! (which version to copy, when to switch to a multipart copy, how parts are cut and when an
+//! upload is aborted) lives in [`crate::services`] and is tested against the in-memory fake,
+//! while the adapter only translates calls and classifies errors.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::error::Result;
+
+/// A streamed object body: chunks as they arrive. A read failure mid-way is an item error.
+pub type ByteChunks = BoxStream<'static, Result<Bytes>>;
+
+/// One object, optionally at one specific version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectRef {
+    /// Bucket name.
+    pub bucket: String,
+    /// Full key.
+    pub key: String,
+    /// The version to address; `None` is the current version.
+    pub version_id: Option<String>,
+}
+
+impl ObjectRef {
+    /// The current version of `bucket/key`.
+    pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> Self {
+        Self {
+            bucket: bucket.into(),
+            key: key.into(),
+            version_id: None,
+        }
+    }
+
+    /// Version `version_id` of `bucket/key`.
+    pub fn at_version(
+        bucket: impl Into<String>,
+        key: impl Into<String>,
+        version_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            version_id: Some(version_id.into()),
+            ..Self::new(bucket, key)
+        }
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    /// `s3://bucket/key` plus ` (version v)` when a version is addressed; used in errors.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{:?}", self.bucket, self.key)?;
+        if let Some(v) = &self.version_id {
+            write!(f, " (version {v:?})")?;
+        }
+        Ok(())
+    }
+}
+
+/// What `HeadObject` tells about an object.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectHead {
+    /// Size in bytes.
+    pub size: u64,
+    /// Version id, when the bucket is versioned.
+    pub version_id: Option<String>,
+    /// Entity tag, as returned (quoted).
+    pub e_tag: Option<String>,
+    /// User metadata (`x-amz-meta-*`), keys without the prefix.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Where an object is written: every write of this service is SSE-KMS with a
+/// customer-managed key, so the key is part of the destination, not an option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// Bucket name.
+    pub bucket: String,
+    /// Full key.
+    pub key: String,
+    /// KMS key (ARN) for SSE-KMS.
+    pub kms_key_arn: String,
+    /// User metadata to store with the object.
+    pub metadata: BTreeMap<String, String>,
+    /// `Content-Type` of the object, when it matters to whoever downloads it.
+    pub content_type: Option<String>,
+}
+
+impl Destination {
+    /// `bucket/key` encrypted with `kms_key_arn`, no metadata.
+    pub fn new(
+        bucket: impl Into<String>,
+        key: impl Into<String>,
+        kms_key_arn: impl Into<String>,
+    ) -> Self {
+        Self {
+            bucket: bucket.into(),
+            key: key.into(),
+            kms_key_arn: kms_key_arn.into(),
+            metadata: BTreeMap::new(),
+            content_type: None,
+        }
+    }
+
+    /// The same destination with a `Content-Type`.
+    pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = Some(content_type.into());
+        self
+    }
+}
+
+/// An open multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultipartUpload {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key the object will have once completed.
+    pub key: String,
+    /// S3's id of the upload.
+    pub upload_id: String,
+}
+
+/// A part that S3 accepted, as `CompleteMultipartUpload` needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedPart {
+    /// 1..=10000.
+    pub part_number: i32,
+    /// The part's entity tag.
+    pub e_tag: String,
+}
+
+/// One object version (or delete marker) found by a listing, as `DeleteObjects` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct VersionedKey {
+    /// Full key.
+    pub key: String,
+    /// Version id; `"null"` for objects of an unversioned bucket.
+    pub version_id: Option<String>,
+}
+
+/// Where a version listing continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCursor {
+    /// Next key marker.
+    pub key_marker: String,
+    /// Next version id marker.
+    pub version_id_marker: Option<String>,
+}
+
+/// One page of a version listing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VersionPage {
+    /// Versions and delete markers of this page (at most 1000).
+    pub objects: Vec<VersionedKey>,
+    /// Where to continue; `None` on the last page.
+    pub next: Option<ListCursor>,
+}
+
+/// S3's limit on keys per `DeleteObjects` call.
+pub const MAX_DELETE_BATCH: usize = 1000;
+
+/// S3's limit on parts per multipart upload.
+pub const MAX_PARTS: i32 = 10_000;
+
+/// S3's minimum size of every part but the last.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+/// S3's limit on a single `CopyObject` (and on one part).
+pub const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
+
+/// Reads and writes objects. Missing objects and versions are
+/// [`crate::EgressError::NotFound`] naming the key and version; throttling and 5xx are
+/// `Transient` after the SDK's own retries.
+pub trait ObjectStore: Send + Sync {
+    /// `HeadObject`; `None` when the object (or the addressed version) does not exist.
+    fn head(&self, object: &ObjectRef) -> impl Future<Output = Result<Option<ObjectHead>>> + Send;
+
+    /// The whole body of a small object (a snapshot, a manifest). Refuses objects larger
+    /// than `max_bytes` with a `Validation` error instead of buffering them.
+    fn get_bytes(
+        &self,
+        object: &ObjectRef,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<Bytes>> + Send;
+
+    /// The body as a stream of chunks, for objects of any size.
+    fn get_stream(&self, object: &ObjectRef) -> impl Future<Output = Result<ByteChunks>> + Send;
+
+    /// `PutObject` of a small body; returns the new version id, if the bucket is versioned.
+    fn put_bytes(
+        &self,
+        destination: &Destination,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+
+    /// `CopyObject` of exactly `source` (its version, when given) to `destination`; at most
+    /// [`MAX_SINGLE_COPY`] bytes.
+    fn copy(
+        &self,
+        source: &ObjectRef,
+        destination: &Destination,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// `CreateMultipartUpload`; the encryption and metadata of `destination` apply to the
+    /// completed object.
+    fn create_multipart(
+        &self,
+        destination: &Destination,
+    ) -> impl Future<Output = Result<MultipartUpload>> + Send;
+
+    /// `UploadPart`.
+    fn upload_part(
+        &self,
+        upload: &MultipartUpload,
+        part_number: i32,
+        body: Bytes,
+    ) -> impl Future<Output = Result<UploadedPart>> + Send;
+
+    /// `UploadPartCopy` of the bytes `range` (end exclusive) of exactly `source`.
+    fn upload_part_copy(
+        &self,
+        upload: &MultipartUpload,
+        part_number: i32,
+        source: &ObjectRef,
+        range: std::ops::Range<u64>,
+    ) -> impl Future<Output = Result<UploadedPart>> + Send;
+
+    /// `CompleteMultipartUpload` with `parts` in part-number order.
+    fn complete_multipart(
+        &self,
+        upload: &MultipartUpload,
+        parts: &[UploadedPart],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// `AbortMultipartUpload`: the parts are discarded and no object appears.
+    fn abort_multipart(&self, upload: &MultipartUpload) -> impl Future<Output = Result<()>> + Send;
+
+    /// One page of `ListObjectVersions` under `prefix`: every version and delete marker.
+    /// On an unversioned bucket each object appears once, with version `"null"`.
+    fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        cursor: Option<&ListCursor>,
+    ) -> impl Future<Output = Result<VersionPage>> + Send;
+
+    /// `DeleteObjects` of at most [`MAX_DELETE_BATCH`] versions. Keys S3 could not delete
+    /// make the call fail with an error naming them.
+    fn delete_versions(
+        &self,
+        bucket: &str,
+        objects: &[VersionedKey],
+    ) -> impl Future<Output = Result<()>> + Send;
+}

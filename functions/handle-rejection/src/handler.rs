@@ -1,0 +1,136 @@
+//! Payload → `shared::services::cleanup::run`.
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use shared::model::{CleanupInput, CleanupResult};
+use shared::ports::{AuditLog, Clock, ObjectStore};
+use shared::services::cleanup;
+
+/// What the handler needs, built once in `main`.
+pub(crate) struct Deps<O, A, C> {
+    pub(crate) objects: O,
+    pub(crate) audit: A,
+    pub(crate) clock: C,
+    pub(crate) staging_bucket: String,
+}
+
+/// Deletes the request's staged data; succeeds with 0 when nothing is left.
+pub(crate) async fn handle<O, A, C>(
+    deps: &Deps<O, A, C>,
+    event: LambdaEvent<CleanupInput>,
+) -> Result<CleanupResult, Diagnostic>
+where
+    O: ObjectStore,
+    A: AuditLog,
+    C: Clock,
+{
+    let input = event.payload;
+    match cleanup::run(
+        &deps.objects,
+        &deps.audit,
+        &deps.clock,
+        &deps.staging_bucket,
+        &input,
+    )
+    .await
+    {
+        Ok(result) => Ok(result),
+        Err(err) => {
+            tracing::error!(
+                egress_request_id = %input.egress_request_id,
+                error_type = err.error_type(),
+                error = %err,
+                "deleting the staged data failed"
+            );
+            Err(err.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_runtime::Context;
+    use shared::fakes::{InMemoryAuditLog, InMemoryObjectStore};
+    use shared::ports::FixedClock;
+    use time::macros::datetime;
+
+    const STAGING: &str = "egress-staging";
+
+    type TestDeps = Deps<InMemoryObjectStore, InMemoryAuditLog, FixedClock>;
+
+    fn events_dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/handle-rejection")
+    }
+
+    fn input() -> CleanupInput {
+        let text = std::fs::read_to_string(events_dir().join("rejected.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn deps() -> TestDeps {
+        Deps {
+            objects: InMemoryObjectStore::new().with_bucket(STAGING, false),
+            audit: InMemoryAuditLog::default(),
+            clock: FixedClock(datetime!(2024-03-03 09:00:00 UTC)),
+            staging_bucket: STAGING.into(),
+        }
+    }
+
+    async fn invoke(deps: &TestDeps) -> Result<CleanupResult, Diagnostic> {
+        handle(deps, LambdaEvent::new(input(), Context::default())).await
+    }
+
+    #[test]
+    fn when_reading_the_fixtures_then_each_deserializes_into_a_cleanup_input() {
+        let mut seen = 0;
+        for entry in std::fs::read_dir(events_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            serde_json::from_str::<CleanupInput>(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            seen += 1;
+        }
+        assert!(seen >= 1);
+    }
+
+    #[tokio::test]
+    async fn when_a_request_is_rejected_then_its_files_and_manifest_go_and_a_rerun_finds_nothing() {
+        let deps = deps();
+        let i = input();
+        let prefix = format!("{}/{}/", i.workspace_id, i.egress_request_id);
+        let manifest = format!(".manifests/{}/{}.json", i.workspace_id, i.egress_request_id);
+        for path in ["results/summary.csv", "figures/summary.csv", "README"] {
+            deps.objects
+                .put_object(STAGING, &format!("{prefix}{path}"), "data");
+        }
+        deps.objects.put_object(STAGING, &manifest, "{}");
+        let other = format!("{}/another-request/data.csv", i.workspace_id);
+        deps.objects.put_object(STAGING, &other, "data");
+
+        let first = invoke(&deps).await.unwrap();
+        assert_eq!(first.deleted_objects, 4);
+        assert_eq!(deps.objects.keys(STAGING), vec![other]);
+
+        let second = invoke(&deps).await.unwrap();
+        assert_eq!(second.deleted_objects, 0);
+        let events = deps.audit.events();
+        assert_eq!(events.len(), 2);
+        assert!(events
+            .iter()
+            .all(|e| e.action == "cleanup" && e.actor == "system:handle-rejection"));
+        assert_eq!(events[0].detail["deleted_objects"], 4);
+    }
+
+    #[tokio::test]
+    async fn when_s3_cannot_delete_a_key_then_the_error_names_it() {
+        let deps = deps();
+        let i = input();
+        let locked = format!("{}/{}/locked.csv", i.workspace_id, i.egress_request_id);
+        deps.objects.put_object(STAGING, &locked, "data");
+        deps.objects.deny_delete(&locked);
+        let err = invoke(&deps).await.unwrap_err();
+        assert_eq!(err.error_type, "InternalError");
+        assert!(err.error_message.contains(&locked), "{}", err.error_message);
+        assert_eq!(deps.audit.events()[0].outcome, "failed");
+    }
+}

@@ -1,0 +1,432 @@
+//! `copy-to-staging`: copy exactly the submitted object versions into the staging bucket,
+//! hash every staged copy and write the manifest the review and the archive rely on.
+//!
+//! Order matters: every key is validated before the first copy (an unsafe snapshot stages
+//! nothing); each file is copied by version id, never "the latest"; the manifest is written
+//! last, so its presence means the staging is complete. Re-running overwrites the same keys
+//! with the same bytes and writes the same manifest.
+
+use futures::{stream, StreamExt, TryStreamExt};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::{multipart, step_audit};
+use crate::domain::intake::parse_s3_arn;
+use crate::domain::keys::StagingLayout;
+use crate::domain::staging::{self, PlannedCopy};
+use crate::error::{EgressError, Result};
+use crate::model::{EgressStatus, ManifestEntry, Snapshot, StagingInput, StagingResult};
+use crate::ports::{
+    AuditLog, Clock, Destination, ObjectRef, ObjectStore, RequestStore, MAX_SINGLE_COPY,
+};
+
+/// Who the audit trail names for this step.
+pub const ACTOR: &str = "system:copy-to-staging";
+
+/// How staging runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagingSettings {
+    /// The staging bucket.
+    pub staging_bucket: String,
+    /// Its customer-managed KMS key (SSE-KMS on every staged object and the manifest).
+    pub staging_kms_key_arn: String,
+    /// Files copied and hashed at once.
+    pub copy_concurrency: usize,
+    /// Objects above this size are copied in parts (S3 refuses a `CopyObject` above 5 GiB).
+    pub multipart_copy_threshold: u64,
+    /// Part size of multipart copies (raised automatically to stay within 10,000 parts).
+    pub copy_part_size: u64,
+    /// The largest snapshot file read into memory.
+    pub max_snapshot_bytes: u64,
+}
+
+impl StagingSettings {
+    /// Settings with S3's limits and the default part size.
+    pub fn new(
+        staging_bucket: impl Into<String>,
+        staging_kms_key_arn: impl Into<String>,
+        copy_concurrency: usize,
+    ) -> Self {
+        Self {
+            staging_bucket: staging_bucket.into(),
+            staging_kms_key_arn: staging_kms_key_arn.into(),
+            copy_concurrency: copy_concurrency.max(1),
+            multipart_copy_threshold: MAX_SINGLE_COPY,
+            copy_part_size: 512 * 1024 * 1024,
+            max_snapshot_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Part copies of one object in flight at once.
+const PART_COPY_CONCURRENCY: usize = 4;
+
+/// Stages `input`'s snapshot, records the result on the request and audits it. A failure is
+/// audited too (best effort) and returned unchanged.
+pub async fn run(
+    objects: &impl ObjectStore,
+    requests: &impl RequestStore,
+    audit: &impl AuditLog,
+    clock: &impl Clock,
+    settings: &StagingSettings,
+    input: &StagingInput,
+) -> Result<StagingResult> {
+    match stage(objects, requests, settings, input).await {
+        Ok((result, manifest_version)) => {
+            let event = step_audit::success(
+                clock,
+                &input.egress_request_id,
+                ACTOR,
+                "staged",
+                json!({
+                    "file_count": result.file_count,
+                    "total_bytes": result.total_bytes,
+                    "file_types": result.file_types,
+                    "manifest_key": result.manifest_key,
+                    "snapshot": input.s3_egress_store_object_list_location,
+                }),
+            );
+            requests
+                .record_staging(
+                    &input.egress_request_id,
+                    &result,
+                    manifest_version.as_deref(),
+                    &event.at,
+                )
+                .await?;
+            audit.append(&event).await?;
+            Ok(result)
+        }
+        Err(err) => {
+            step_audit::failure(
+                audit,
+                clock,
+                &input.egress_request_id,
+                ACTOR,
+                "staged",
+                &err,
+            )
+            .await;
+            Err(err)
+        }
+    }
+}
+
+async fn stage(
+    objects: &impl ObjectStore,
+    requests: &impl RequestStore,
+    settings: &StagingSettings,
+    input: &StagingInput,
+) -> Result<(StagingResult, Option<String>)> {
+    let layout = StagingLayout::new(&input.workspace_id, &input.egress_request_id)?;
+    let request = requests
+        .get(&input.egress_request_id)
+        .await?
+        .ok_or_else(|| {
+            EgressError::NotFound(format!(
+                "egress request {} does not exist",
+                input.egress_request_id
+            ))
+        })?;
+    if request.egress_status != EgressStatus::Processing {
+        return Err(EgressError::Conflict(format!(
+            "egress request {} is {}; only a request being processed is staged",
+            input.egress_request_id, request.egress_status
+        )));
+    }
+    let location = &input.s3_egress_store_object_list_location;
+    let (snapshot_bucket, snapshot_key) =
+        parse_s3_arn("s3_egress_store_object_list_location", location)?;
+    let raw = objects
+        .get_bytes(
+            &ObjectRef::new(snapshot_bucket, snapshot_key),
+            settings.max_snapshot_bytes,
+        )
+        .await?;
+    let snapshot: Snapshot = serde_json::from_slice(&raw).map_err(|e| {
+        EgressError::validation(format!(
+            "snapshot {location} is not a valid SWB snapshot: {e}"
+        ))
+    })?;
+    let plan = staging::plan(
+        &snapshot,
+        &input.s3_egress_store_bucket_path,
+        &layout,
+        &input.egress_request_id,
+    )?;
+    tracing::info!(
+        egress_request_id = %input.egress_request_id,
+        files = plan.len(),
+        "staging the submitted versions"
+    );
+    let entries: Vec<ManifestEntry> = stream::iter(plan.iter())
+        .map(|planned| stage_one(objects, settings, &input.s3_egress_store_bucket, planned))
+        .buffer_unordered(settings.copy_concurrency.max(1))
+        .try_collect()
+        .await?;
+    let manifest = staging::manifest(
+        &input.egress_request_id,
+        &input.workspace_id,
+        &input.s3_egress_store_bucket,
+        location,
+        entries,
+    );
+    let body = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| EgressError::Internal(format!("the manifest cannot be serialised: {e}")))?;
+    let manifest_version = objects
+        .put_bytes(
+            &Destination::new(
+                &settings.staging_bucket,
+                layout.manifest_key(),
+                &settings.staging_kms_key_arn,
+            )
+            .with_content_type("application/json"),
+            body.into(),
+        )
+        .await?;
+    Ok((
+        staging::result(&manifest, &settings.staging_bucket, &layout),
+        manifest_version,
+    ))
+}
+
+/// Copies one listed version, then hashes the staged copy.
+async fn stage_one(
+    objects: &impl ObjectStore,
+    settings: &StagingSettings,
+    source_bucket: &str,
+    planned: &PlannedCopy,
+) -> Result<ManifestEntry> {
+    let source = ObjectRef::at_version(source_bucket, &planned.source_key, &planned.version_id);
+    let head = objects.head(&source).await?.ok_or_else(|| {
+        EgressError::NotFound(format!(
+            "version {:?} of key {:?} listed in the snapshot does not exist in bucket {source_bucket}",
+            planned.version_id, planned.source_key
+        ))
+    })?;
+    if head.size != planned.listed_size {
+        return Err(EgressError::Integrity(format!(
+            "the snapshot lists {} bytes for key {:?} version {:?}, but that version has {} bytes",
+            planned.listed_size, planned.source_key, planned.version_id, head.size
+        )));
+    }
+    let destination = Destination::new(
+        &settings.staging_bucket,
+        &planned.staged_key,
+        &settings.staging_kms_key_arn,
+    );
+    if head.size > settings.multipart_copy_threshold {
+        multipart::copy_multipart(
+            objects,
+            &source,
+            &destination,
+            head.size,
+            settings.copy_part_size,
+            PART_COPY_CONCURRENCY,
+        )
+        .await?;
+    } else {
+        objects.copy(&source, &destination).await?;
+    }
+    let staged = ObjectRef::new(&settings.staging_bucket, &planned.staged_key);
+    let (sha256, size) = sha256_of(objects, &staged).await?;
+    if size != head.size {
+        return Err(EgressError::Integrity(format!(
+            "the staged copy of key {:?} has {size} bytes, the source version has {}",
+            planned.source_key, head.size
+        )));
+    }
+    Ok(ManifestEntry {
+        path: planned.path.clone(),
+        source_key: planned.source_key.clone(),
+        version_id: planned.version_id.clone(),
+        size,
+        sha256,
+    })
+}
+
+/// Streams `object` through SHA-256: memory is one chunk, whatever the size.
+pub async fn sha256_of(objects: &impl ObjectStore, object: &ObjectRef) -> Result<(String, u64)> {
+    let mut body = objects.get_stream(object).await?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::{InMemoryAuditLog, InMemoryObjectStore, InMemoryRequestStore, ObjectCall};
+    use crate::model::Manifest;
+    use crate::ports::FixedClock;
+    use crate::testdata::request;
+    use time::macros::datetime;
+
+    const CLOCK: FixedClock = FixedClock(datetime!(2024-05-01 12:00:00 UTC));
+    const KMS: &str = "arn:aws:kms:eu-west-2:123456789012:key/staging";
+
+    struct World {
+        objects: InMemoryObjectStore,
+        requests: InMemoryRequestStore,
+        audit: InMemoryAuditLog,
+        settings: StagingSettings,
+    }
+
+    fn world() -> World {
+        World {
+            objects: InMemoryObjectStore::new()
+                .with_bucket("swb-egress", true)
+                .with_bucket("swb-notify", false)
+                .with_bucket("staging", false),
+            requests: InMemoryRequestStore::with([request("req-1", EgressStatus::Processing)]),
+            audit: InMemoryAuditLog::default(),
+            settings: StagingSettings::new("staging", KMS, 3),
+        }
+    }
+
+    fn input() -> StagingInput {
+        StagingInput {
+            egress_request_id: "req-1".into(),
+            workspace_id: "ws-1".into(),
+            s3_egress_store_bucket: "swb-egress".into(),
+            s3_egress_store_bucket_path: "ws-1/".into(),
+            s3_egress_store_object_list_location: "arn:aws:s3:::swb-notify/store/ver1.json".into(),
+        }
+    }
+
+    fn snapshot(w: &World, entries: &[(&str, &str, usize)]) {
+        let objects: Vec<_> = entries
+            .iter()
+            .map(|(k, v, size)| json!({"Key": k, "VersionId": v, "Size": size, "ETag": "\"x\"", "StorageClass": "STANDARD"}))
+            .collect();
+        w.objects.put_object(
+            "swb-notify",
+            "store/ver1.json",
+            serde_json::to_vec(&json!({ "objects": objects })).unwrap(),
+        );
+    }
+
+    async fn run_world(w: &World) -> Result<StagingResult> {
+        run(
+            &w.objects,
+            &w.requests,
+            &w.audit,
+            &CLOCK,
+            &w.settings,
+            &input(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn when_a_version_was_overwritten_later_then_the_submitted_version_is_staged() {
+        let w = world();
+        let v1 = w
+            .objects
+            .put_object("swb-egress", "ws-1/a.csv", "submitted");
+        w.objects
+            .put_object("swb-egress", "ws-1/a.csv", "edited after submission");
+        snapshot(&w, &[("ws-1/a.csv", &v1, 9)]);
+        let result = run_world(&w).await.unwrap();
+        assert_eq!(result.file_count, 1);
+        let staged = w.objects.object("staging", "ws-1/req-1/a.csv").unwrap();
+        assert_eq!(staged.data.as_ref(), b"submitted");
+        assert_eq!(staged.kms_key_arn.as_deref(), Some(KMS));
+        let manifest = w
+            .objects
+            .object("staging", ".manifests/ws-1/req-1.json")
+            .unwrap();
+        assert_eq!(manifest.kms_key_arn.as_deref(), Some(KMS));
+        let manifest: Manifest = serde_json::from_slice(&manifest.data).unwrap();
+        assert_eq!(manifest.files[0].version_id, v1);
+        assert_eq!(
+            manifest.files[0].sha256,
+            hex::encode(Sha256::digest(b"submitted"))
+        );
+    }
+
+    #[tokio::test]
+    async fn when_the_listed_size_differs_from_the_version_then_staging_fails_on_integrity() {
+        let w = world();
+        let v1 = w.objects.put_object("swb-egress", "ws-1/a.csv", "12345");
+        snapshot(&w, &[("ws-1/a.csv", &v1, 6)]);
+        let err = run_world(&w).await.unwrap_err();
+        assert_eq!(err.error_type(), "IntegrityError");
+        assert!(err.to_string().contains("ws-1/a.csv"));
+    }
+
+    #[tokio::test]
+    async fn when_an_object_is_above_the_copy_threshold_then_it_is_copied_in_parts() {
+        let mut w = world();
+        w.settings.multipart_copy_threshold = 1000;
+        w.settings.copy_part_size = 400;
+        let big: Vec<u8> = (0..2500u32).map(|i| (i % 256) as u8).collect();
+        let v1 = w
+            .objects
+            .put_object("swb-egress", "ws-1/big.bin", big.clone());
+        let v2 = w.objects.put_object("swb-egress", "ws-1/small.txt", "s");
+        snapshot(
+            &w,
+            &[("ws-1/big.bin", &v1, 2500), ("ws-1/small.txt", &v2, 1)],
+        );
+        run_world(&w).await.unwrap();
+        assert_eq!(
+            w.objects
+                .object("staging", "ws-1/req-1/big.bin")
+                .unwrap()
+                .data
+                .as_ref(),
+            big.as_slice()
+        );
+        let calls = w.objects.calls();
+        let part_copies = calls
+            .iter()
+            .filter(|c| matches!(c, ObjectCall::UploadPartCopy { .. }))
+            .count();
+        assert_eq!(part_copies, 7);
+        assert!(calls
+            .iter()
+            .any(|c| matches!(c, ObjectCall::CreateMultipart(d) if d.kms_key_arn == KMS)));
+        assert!(calls.iter().any(|c| matches!(c, ObjectCall::Copy { source, .. } if source.key == "ws-1/small.txt" && source.version_id.as_deref() == Some(v2.as_str()))));
+    }
+
+    #[tokio::test]
+    async fn when_the_snapshot_is_not_json_then_the_error_is_a_validation_error() {
+        let w = world();
+        w.objects
+            .put_object("swb-notify", "store/ver1.json", "not json");
+        let err = run_world(&w).await.unwrap_err();
+        assert_eq!(err.error_type(), "ValidationError");
+        assert!(err.to_string().contains("not a valid SWB snapshot"));
+    }
+
+    #[tokio::test]
+    async fn when_the_request_is_no_longer_processing_then_nothing_is_staged() {
+        let w = world();
+        w.requests.put(request("req-1", EgressStatus::Rejected));
+        let v1 = w.objects.put_object("swb-egress", "ws-1/a.csv", "x");
+        snapshot(&w, &[("ws-1/a.csv", &v1, 1)]);
+        let err = run_world(&w).await.unwrap_err();
+        assert_eq!(err.error_type(), "Conflict");
+        assert!(w.objects.keys("staging").is_empty());
+    }
+
+    #[tokio::test]
+    async fn when_staging_fails_then_the_failure_is_audited() {
+        let w = world();
+        snapshot(&w, &[("ws-1/a.csv", "missing-version", 1)]);
+        let err = run_world(&w).await.unwrap_err();
+        let events = w.audit.events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            (events[0].action.as_str(), events[0].outcome.as_str()),
+            ("staged", "failed")
+        );
+        assert_eq!(events[0].detail["error_type"], err.error_type());
+    }
+}
