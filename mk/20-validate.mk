@@ -118,7 +118,10 @@ deploy: $(SAM_VENV)/.installed ## deploy one TRE project's stack: make build && 
 	$(SAM_VENV)/bin/python $(INFRA_DIR)/validate/check_build.py --template $(TEMPLATE) \
 	  --samconfig $(SAMCONFIG) --env $(ENV) --lambda-dir $(ROOT)/target/lambda
 	$(MAKE) validate
-	cd $(INFRA_DIR) && SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam deploy --template-file $(TEMPLATE) \
+	$(SAM_VENV)/bin/python $(INFRA_DIR)/validate/package.py --template $(TEMPLATE) \
+	  --samconfig $(SAMCONFIG) --env $(ENV) --out-dir $(ROOT)/build/deploy/$(ENV)
+	cd $(INFRA_DIR) && SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam deploy \
+	  --template-file $(ROOT)/build/deploy/$(ENV)/template.json \
 	  --config-file $(SAMCONFIG) --config-env $(ENV)
 
 # Joins `make test` once infra/schema.graphql and infra/resolvers/ (the reviewer API) are in the

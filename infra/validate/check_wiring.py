@@ -267,10 +267,10 @@ def check_api(template: dict[str, Any], template_dir: Path, report: Report) -> N
 
 
 def check_schema_groups(template: dict[str, Any], template_dir: Path, samconfig: Path, report: Report) -> None:
-    """Groups named in the schema's @aws_auth directives are the configured reviewer groups.
+    """The schema renders for every environment, and literal @aws_auth groups are configured ones.
 
-    The schema is deployed as it is (CloudFormation does not substitute into it), so a group
-    name written there must be the group name every environment configures.
+    Only the group placeholders are rendered (gatelib.render_schema); a group name written
+    literally in the schema must be a reviewer group every environment configures.
     """
     errors = []
     for res in gatelib.resources_of_type(template, "AWS::AppSync::GraphQLSchema").values():
@@ -279,13 +279,18 @@ def check_schema_groups(template: dict[str, Any], template_dir: Path, samconfig:
         if path is None or not path.is_file():
             continue  # reported by check_api
         text = path.read_text(encoding="utf-8")
+        import tomllib
+
+        for env in [k for k, v in tomllib.loads(samconfig.read_text(encoding="utf-8")).items() if isinstance(v, dict)]:
+            try:
+                gatelib.render_schema(text, template, gatelib.samconfig_parameters(samconfig, env)[1])
+            except gatelib.GateError as e:
+                errors.append(f"[{env}] {e}")
         named = set()
         for groups in re.findall(r"cognito_groups\s*:\s*\[([^\]]*)\]", text):
             named.update(re.findall(r'"([^"]+)"', groups))
         if not named:
             continue
-        import tomllib
-
         envs = [k for k, v in tomllib.loads(samconfig.read_text(encoding="utf-8")).items() if isinstance(v, dict)]
         declared = template.get("Parameters", {})
         for env in envs:
@@ -299,7 +304,7 @@ def check_schema_groups(template: dict[str, Any], template_dir: Path, samconfig:
                     f"[{env}] the schema's @aws_auth names {', '.join(unknown)}, "
                     f"but the environment's reviewer groups are {', '.join(sorted(configured))}"
                 )
-    report.check("schema @aws_auth groups = configured groups", errors)
+    report.check("schema placeholders render, @aws_auth groups = configured groups", errors)
 
 
 def check_samconfig(template: dict[str, Any], samconfig: Path, report: Report) -> None:

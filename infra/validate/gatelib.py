@@ -80,11 +80,56 @@ def _local_file(template_dir: Path, value: Any, what: str) -> Path | None:
     return path
 
 
-def package_offline(template: dict[str, Any], template_dir: Path) -> dict[str, Any]:
+SCHEMA_PLACEHOLDERS = ("ReviewerGroups", "DownloadGroups", "ApiGroups")
+
+
+def parameter_value(template: dict[str, Any], values: dict[str, str], name: str) -> str:
+    """The value a stack deployed with `values` has for parameter `name`."""
+    if name in values:
+        return values[name]
+    spec = template.get("Parameters", {}).get(name)
+    if spec is None or "Default" not in spec:
+        raise GateError(f"parameter {name} has no value and no default")
+    return str(spec["Default"])
+
+
+def render_schema(text: str, template: dict[str, Any], values: dict[str, str]) -> str:
+    """Fills the schema's group placeholders from the stack's parameters.
+
+    The schema names groups in `@aws_auth` directives, and CloudFormation does not substitute
+    into a schema file, so the group lists are rendered before packaging (docs/contracts.md,
+    "GraphQL schema placeholders"):
+      ${ReviewerGroups}: the IG and RIT groups;
+      ${DownloadGroups}: DownloadGroups, or the two reviewer groups when it is empty;
+      ${ApiGroups}: the reviewer groups then the download groups, without duplicates.
+    """
+    reviewer = [
+        parameter_value(template, values, "IgReviewerGroupName"),
+        parameter_value(template, values, "RitReviewerGroupName"),
+    ]
+    download_raw = parameter_value(template, values, "DownloadGroups")
+    download = [g for g in download_raw.split(",") if g] or list(reviewer)
+    api = list(dict.fromkeys(reviewer + download))
+    lists = {"ReviewerGroups": reviewer, "DownloadGroups": download, "ApiGroups": api}
+    unknown = sorted(set(re.findall(r"\$\{([^}]*)\}", text)) - set(SCHEMA_PLACEHOLDERS))
+    if unknown:
+        raise GateError(
+            f"the schema uses unknown placeholders {', '.join(unknown)} "
+            f"(known: {', '.join(SCHEMA_PLACEHOLDERS)})"
+        )
+    for name, groups in lists.items():
+        text = text.replace("${" + name + "}", ", ".join(json.dumps(g) for g in groups))
+    return text
+
+
+def package_offline(
+    template: dict[str, Any], template_dir: Path, parameter_values: dict[str, str]
+) -> dict[str, Any]:
     """Does what `sam deploy` does to local paths before the transform, without uploading.
 
     Function code is replaced by an S3 location (the code itself is not needed to check the
-    template); the state machine definition, the GraphQL schema and the resolver templates are
+    template); the state machine definition, the GraphQL schema (rendered for
+    `parameter_values`, as `package_for_deploy` renders it) and the resolver templates are
     inlined, so the checks that follow also see their content.
     """
     out = copy.deepcopy(template)
@@ -115,7 +160,8 @@ def package_offline(template: dict[str, Any], template_dir: Path) -> dict[str, A
         props = res.setdefault("Properties", {})
         path = _local_file(template_dir, props.get("DefinitionS3Location"), f"{name}.DefinitionS3Location")
         if path is not None:
-            props["Definition"] = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
+            props["Definition"] = render_schema(text, template, parameter_values)
             del props["DefinitionS3Location"]
 
     for name, res in resources_of_type(out, "AWS::AppSync::Resolver").items():
@@ -129,6 +175,47 @@ def package_offline(template: dict[str, Any], template_dir: Path) -> dict[str, A
                 props[inline] = path.read_text(encoding="utf-8")
                 del props[prop]
     return out
+
+
+# Properties `sam deploy` uploads when they name a local path.
+LOCAL_PATH_PROPERTIES = {
+    "AWS::Serverless::Function": ("CodeUri",),
+    "AWS::Serverless::StateMachine": ("DefinitionUri",),
+    "AWS::AppSync::GraphQLSchema": ("DefinitionS3Location",),
+    "AWS::AppSync::Resolver": ("RequestMappingTemplateS3Location", "ResponseMappingTemplateS3Location"),
+}
+
+
+def package_for_deploy(
+    template: dict[str, Any], template_dir: Path, parameter_values: dict[str, str], out_dir: Path
+) -> Path:
+    """Writes the template `sam deploy` gets: the schema rendered, every local path absolute.
+
+    Returns the path of the deploy template (JSON) in `out_dir`.
+    """
+    out = copy.deepcopy(template)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for type_name, props_names in LOCAL_PATH_PROPERTIES.items():
+        for name, res in resources_of_type(out, type_name).items():
+            props = res.setdefault("Properties", {})
+            for prop in props_names:
+                value = props.get(prop)
+                if type_name == "AWS::Serverless::Function" and isinstance(value, str):
+                    # Built by `make build`; check_build.py checks it before deploying.
+                    props[prop] = str((template_dir / value).resolve()) + "/"
+                    continue
+                path = _local_file(template_dir, value, f"{name}.{prop}")
+                if path is None:
+                    continue
+                if type_name == "AWS::AppSync::GraphQLSchema":
+                    rendered = out_dir / "schema.graphql"
+                    text = render_schema(path.read_text(encoding="utf-8"), template, parameter_values)
+                    rendered.write_text(text, encoding="utf-8")
+                    path = rendered
+                props[prop] = str(path)
+    target = out_dir / "template.json"
+    target.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    return target
 
 
 class _RefusingPolicyLoader:

@@ -32,7 +32,7 @@ def main() -> int:
         template = gatelib.load_template(args.template)
         env_name, values = gatelib.samconfig_parameters(args.samconfig, args.env)
         gatelib.check_parameter_values(template, values, f"{args.samconfig} [{env_name}]")
-        packaged = gatelib.package_offline(template, args.template.resolve().parent)
+        packaged = gatelib.package_offline(template, args.template.resolve().parent, values)
         transformed = gatelib.sam_transform(packaged, values)
     except gatelib.GateError as e:
         print(f"transform: FAILED: {e}", file=sys.stderr)

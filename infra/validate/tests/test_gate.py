@@ -44,7 +44,7 @@ def parameters() -> dict[str, str]:
 
 def guard(template: dict[str, Any], parameters: dict[str, str], tmp_path: Path) -> tuple[int, str]:
     """Transforms `template` offline and runs every guard rule on it, as `make validate` does."""
-    packaged = gatelib.package_offline(template, INFRA_DIR)
+    packaged = gatelib.package_offline(template, INFRA_DIR, parameters)
     view = gatelib.guard_view(gatelib.sam_transform(packaged, parameters))
     data = tmp_path / "template.guard.json"
     data.write_text(json.dumps(view, indent=1), encoding="utf-8")
@@ -177,7 +177,7 @@ def test_when_a_managed_policy_is_named_then_the_offline_transform_refuses_inste
     del fn["Role"]
     fn["Policies"] = ["EgressTeamSharedPolicy"]  # not in the translator's bundled list
     with pytest.raises(gatelib.GateError, match="managed policy"):
-        gatelib.sam_transform(gatelib.package_offline(broken, INFRA_DIR), parameters)
+        gatelib.sam_transform(gatelib.package_offline(broken, INFRA_DIR, parameters), parameters)
 
 
 def test_every_guard_rule_has_a_passing_and_a_failing_rule_test():
@@ -271,6 +271,39 @@ def test_when_the_schema_names_a_group_no_environment_configures_then_it_is_name
     report = check_wiring.Report()
     check_wiring.check_schema_groups(template, tmp_path, INFRA_DIR / "samconfig.toml", report)
     assert len(report.errors) == 1 and "names Auditors" in report.errors[0], report.errors
+
+
+def test_when_the_schema_is_rendered_then_each_placeholder_lists_its_groups_without_duplicates(template):
+    text = "a: [${ReviewerGroups}] b: [${DownloadGroups}] c: [${ApiGroups}]"
+    default = gatelib.render_schema(text, template, {})
+    assert default == (
+        'a: ["InformationGovernance", "ResearchIT"] b: ["InformationGovernance", "ResearchIT"] '
+        'c: ["InformationGovernance", "ResearchIT"]'
+    )
+    custom = gatelib.render_schema(
+        text, template,
+        {"IgReviewerGroupName": "IG", "RitReviewerGroupName": "RIT", "DownloadGroups": "IG,Auditors"},
+    )
+    assert custom == 'a: ["IG", "RIT"] b: ["IG", "Auditors"] c: ["IG", "RIT", "Auditors"]'
+
+
+def test_when_the_schema_uses_an_unknown_placeholder_then_rendering_names_it(template):
+    with pytest.raises(gatelib.GateError, match="unknown placeholders AdminGroups"):
+        gatelib.render_schema("x: [${AdminGroups}]", template, {})
+
+
+def test_when_packaged_for_deploy_then_paths_are_absolute_and_the_schema_is_rendered(template, parameters, tmp_path):
+    target = gatelib.package_for_deploy(template, INFRA_DIR, parameters, tmp_path)
+    packaged = json.loads(target.read_text(encoding="utf-8"))
+    schema = packaged["Resources"]["GraphQLSchema"]["Properties"]["DefinitionS3Location"]
+    assert schema == str(tmp_path / "schema.graphql")
+    assert "${" not in Path(schema).read_text(encoding="utf-8")
+    code = packaged["Resources"]["ApiHandlerFunction"]["Properties"]["CodeUri"]
+    assert code == str(ROOT / "target" / "lambda" / "api-handler") + "/", code
+    for resolver in gatelib.resources_of_type(packaged, "AWS::AppSync::Resolver").values():
+        assert Path(resolver["Properties"]["RequestMappingTemplateS3Location"]).is_file()
+    asl = packaged["Resources"]["EgressWorkflow"]["Properties"]["DefinitionUri"]
+    assert Path(asl).is_file() and Path(asl).is_absolute()
 
 
 # --- pre-deploy build check ----------------------------------------------------------------
