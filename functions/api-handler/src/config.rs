@@ -20,7 +20,6 @@ const MAX_MAX_DOWNLOADS: u32 = 1_000;
 pub(crate) struct Config {
     pub(crate) requests_table: String,
     pub(crate) audit_table: String,
-    pub(crate) user_pool_id: String,
     pub(crate) settings: ReviewSettings,
 }
 
@@ -84,7 +83,6 @@ impl Config {
         Ok(Self {
             requests_table: required(env, "REQUESTS_TABLE")?,
             audit_table: required(env, "AUDIT_TABLE")?,
-            user_pool_id: required(env, "USER_POOL_ID")?,
             settings: ReviewSettings {
                 policy: ReviewPolicy {
                     ig_group,
@@ -95,6 +93,8 @@ impl Config {
                 datalake_bucket: required(env, "DATALAKE_BUCKET")?,
                 url_expiry: Duration::from_secs(expiry),
                 list_max_age_days: parsed_or(env, "LIST_MAX_AGE_DAYS", 0)?,
+                // Optional: without it, the pool is the one that issued the verified token.
+                user_pool_id: optional(env, "USER_POOL_ID"),
             },
         })
     }
@@ -110,7 +110,6 @@ mod tests {
             ("REQUESTS_TABLE", "requests"),
             ("AUDIT_TABLE", "audit"),
             ("DATALAKE_BUCKET", "datalake"),
-            ("USER_POOL_ID", "eu-west-2_pool"),
             ("IG_REVIEWER_GROUP", "InformationGovernance"),
             ("RIT_REVIEWER_GROUP", "ResearchIT"),
         ]
@@ -134,7 +133,12 @@ mod tests {
         assert_eq!(s.policy.max_downloads, 3);
         assert_eq!(s.url_expiry, Duration::from_secs(300));
         assert_eq!(s.list_max_age_days, 0);
-        assert_eq!(config.user_pool_id, "eu-west-2_pool");
+        assert_eq!(s.user_pool_id, None);
+        let config = Config::from_env(&env(&[("USER_POOL_ID", "eu-west-2_pool")])).unwrap();
+        assert_eq!(
+            config.settings.user_pool_id.as_deref(),
+            Some("eu-west-2_pool")
+        );
     }
 
     #[test]
@@ -143,7 +147,6 @@ mod tests {
             "REQUESTS_TABLE",
             "AUDIT_TABLE",
             "DATALAKE_BUCKET",
-            "USER_POOL_ID",
             "IG_REVIEWER_GROUP",
             "RIT_REVIEWER_GROUP",
         ] {

@@ -23,10 +23,9 @@ async fn main() -> Result<(), Error> {
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let service = ReviewService {
         store: DynamoDbRequestStore::new(dynamodb.clone(), config.requests_table),
-        directory: CognitoReviewerDirectory::new(
-            aws_sdk_cognitoidentityprovider::Client::new(&sdk),
-            config.user_pool_id,
-        ),
+        directory: CognitoReviewerDirectory::new(aws_sdk_cognitoidentityprovider::Client::new(
+            &sdk,
+        )),
         workflow: SfnWorkflowCallbacks::new(aws_sdk_sfn::Client::new(&sdk)),
         audit: DynamoDbAuditLog::new(dynamodb, config.audit_table),
         links: S3DownloadLinks::new(shared::aws::s3_client(&sdk)),

@@ -1,4 +1,4 @@
-//! [`ReviewerDirectory`] on the Cognito user pool (`AdminGetUser`).
+//! [`ReviewerDirectory`] on Cognito user pools (`AdminGetUser`).
 
 use aws_sdk_cognitoidentityprovider::operation::admin_get_user::AdminGetUserError;
 use aws_sdk_cognitoidentityprovider::Client;
@@ -7,29 +7,25 @@ use super::classify;
 use crate::error::Result;
 use crate::ports::{DirectoryUser, ReviewerDirectory};
 
-/// Reads users of one user pool.
+/// Reads users of the reviewer user pool (IAM limits the function to that pool).
 #[derive(Debug, Clone)]
 pub struct CognitoReviewerDirectory {
     client: Client,
-    user_pool_id: String,
 }
 
 impl CognitoReviewerDirectory {
-    /// Wraps `client` for the pool `user_pool_id`.
-    pub fn new(client: Client, user_pool_id: impl Into<String>) -> Self {
-        Self {
-            client,
-            user_pool_id: user_pool_id.into(),
-        }
+    /// Wraps `client`.
+    pub fn new(client: Client) -> Self {
+        Self { client }
     }
 }
 
 impl ReviewerDirectory for CognitoReviewerDirectory {
-    async fn user(&self, username: &str) -> Result<Option<DirectoryUser>> {
+    async fn user(&self, user_pool_id: &str, username: &str) -> Result<Option<DirectoryUser>> {
         let out = match self
             .client
             .admin_get_user()
-            .user_pool_id(&self.user_pool_id)
+            .user_pool_id(user_pool_id)
             .username(username)
             .send()
             .await
@@ -90,8 +86,8 @@ mod tests {
                     .unwrap()
             });
         let client = mock_client!(aws_sdk_cognitoidentityprovider, [&get]);
-        let user = CognitoReviewerDirectory::new(client, "pool-1")
-            .user("alice")
+        let user = CognitoReviewerDirectory::new(client)
+            .user("pool-1", "alice")
             .await
             .unwrap()
             .unwrap();
@@ -108,8 +104,8 @@ mod tests {
             AdminGetUserError::UserNotFoundException(UserNotFoundException::builder().build())
         });
         let client = mock_client!(aws_sdk_cognitoidentityprovider, [&get]);
-        let user = CognitoReviewerDirectory::new(client, "pool-1")
-            .user("ghost")
+        let user = CognitoReviewerDirectory::new(client)
+            .user("pool-1", "ghost")
             .await
             .unwrap();
         assert_eq!(user, None);

@@ -61,6 +61,9 @@ pub struct CallerIdentity {
     /// `cognito:groups`; absent (null) when the user is in no group.
     #[serde(default, deserialize_with = "null_as_default")]
     pub groups: Vec<String>,
+    /// `iss`: the user pool that issued the (verified) token.
+    #[serde(default)]
+    pub issuer: Option<String>,
 }
 
 fn null_as_default<'de, D, T>(deserializer: D) -> std::result::Result<T, D::Error>
@@ -241,6 +244,42 @@ impl Reviewer {
     /// True when the reviewer is a member of `group` (exact, case-sensitive, as Cognito).
     pub fn is_in(&self, group: &str) -> bool {
         in_group(&self.groups, group)
+    }
+}
+
+/// The user pool to look the caller up in: the one named by the verified token's issuer
+/// (`https://cognito-idp.<region>.amazonaws.com/<pool id>`). When the deployment configures
+/// its pool, the issuer must name that pool.
+pub fn user_pool_id(issuer: Option<&str>, configured: Option<&str>) -> Result<String> {
+    let from_issuer = match issuer {
+        None => None,
+        Some(iss) => {
+            let pool = iss
+                .strip_prefix("https://cognito-idp.")
+                .and_then(|rest| rest.split_once(".amazonaws.com/"))
+                .map(|(_, pool)| pool)
+                .filter(|pool| {
+                    pool.split_once('_').is_some_and(|(region, id)| {
+                        !region.is_empty()
+                            && !id.is_empty()
+                            && pool
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    })
+                })
+                .ok_or_else(|| {
+                    forbidden("The caller's token was not issued by a Cognito user pool")
+                })?;
+            Some(pool.to_string())
+        }
+    };
+    match (from_issuer, configured) {
+        (Some(pool), Some(expected)) if pool != expected => Err(forbidden(
+            "The caller's token was issued by another user pool",
+        )),
+        (Some(pool), _) => Ok(pool),
+        (None, Some(expected)) => Ok(expected.to_string()),
+        (None, None) => Err(forbidden("The caller's token names no user pool")),
     }
 }
 

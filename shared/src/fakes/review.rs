@@ -181,7 +181,7 @@ impl InMemoryDirectory {
 }
 
 impl ReviewerDirectory for InMemoryDirectory {
-    async fn user(&self, username: &str) -> Result<Option<DirectoryUser>> {
+    async fn user(&self, _user_pool_id: &str, username: &str) -> Result<Option<DirectoryUser>> {
         // Yields once, like the network call it stands for, so that concurrent API calls
         // interleave between reading a request and claiming it.
         tokio::task::yield_now().await;

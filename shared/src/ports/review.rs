@@ -136,8 +136,12 @@ pub struct DirectoryUser {
 /// The web app calls the API with the Cognito *access* token, which carries no e-mail; the
 /// API needs the reviewer's e-mail for separation of duties and for the record.
 pub trait ReviewerDirectory: Send + Sync {
-    /// The user called `username`, if they exist.
-    fn user(&self, username: &str) -> impl Future<Output = Result<Option<DirectoryUser>>> + Send;
+    /// The user called `username` in the pool `user_pool_id`, if they exist.
+    fn user(
+        &self,
+        user_pool_id: &str,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<DirectoryUser>>> + Send;
 }
 
 /// Presigned URLs for the approved archives.

@@ -15,8 +15,9 @@ use serde_json::{json, Value};
 
 use crate::domain::review::{
     authorize_download, authorize_list, list_filter, plan_decision, request_view, resolve_reviewer,
-    review_outcome, ApiEvent, CallerIdentity, DownloadDataInput, PresignPayload, RequestArgument,
-    RequestView, ReviewPolicy, Reviewer, UpdateRequestInput, UPDATE_SUCCESS_MESSAGE,
+    review_outcome, user_pool_id, ApiEvent, CallerIdentity, DownloadDataInput, PresignPayload,
+    RequestArgument, RequestView, ReviewPolicy, Reviewer, UpdateRequestInput,
+    UPDATE_SUCCESS_MESSAGE,
 };
 use crate::domain::transitions::final_approval;
 use crate::error::{EgressError, Result};
@@ -41,6 +42,9 @@ pub struct ReviewSettings {
     /// `listRequests` leaves out requests not updated for this many days (0 = no limit),
     /// except those still in review.
     pub list_max_age_days: u32,
+    /// The reviewer user pool, when configured; otherwise the verified token's issuer names
+    /// it (see [`user_pool_id`]).
+    pub user_pool_id: Option<String>,
 }
 
 /// The capabilities the reviewer API needs.
@@ -296,13 +300,17 @@ where
         request: &EgressRequest,
         action: &str,
     ) -> Result<Reviewer> {
-        let user = if caller.username.trim().is_empty() {
-            None
-        } else {
-            match self.directory.user(&caller.username).await {
+        let pool = user_pool_id(
+            caller.issuer.as_deref(),
+            self.settings.user_pool_id.as_deref(),
+        );
+        let user = match pool {
+            Err(err) => return Err(self.refuse(request, caller, None, action, err).await),
+            Ok(_) if caller.username.trim().is_empty() => None,
+            Ok(pool) => match self.directory.user(&pool, &caller.username).await {
                 Ok(user) => user,
                 Err(err) => return Err(self.refuse(request, caller, None, action, err).await),
-            }
+            },
         };
         match resolve_reviewer(caller, user.as_ref()) {
             Ok(reviewer) => Ok(reviewer),

@@ -73,6 +73,7 @@ fn service(request: EgressRequest) -> Service {
             datalake_bucket: "datalake".into(),
             url_expiry: Duration::from_secs(300),
             list_max_age_days: 0,
+            user_pool_id: None,
         },
     }
 }

@@ -525,6 +525,7 @@ fn caller(sub: &str, username: &str) -> CallerIdentity {
         email: None,
         name: None,
         groups: vec![IG.into()],
+        issuer: None,
     }
 }
 
@@ -667,4 +668,35 @@ fn when_the_resolver_payload_has_null_claims_then_it_deserializes_to_empty_value
     .unwrap();
     assert!(event.identity.groups.is_empty());
     assert_eq!(event.identity.email, None);
+}
+
+#[test]
+fn when_the_issuer_names_a_user_pool_then_that_pool_is_used_and_must_match_the_configured_one() {
+    let iss = "https://cognito-idp.eu-west-2.amazonaws.com/eu-west-2_AbC123";
+    assert_eq!(user_pool_id(Some(iss), None).unwrap(), "eu-west-2_AbC123");
+    assert_eq!(
+        user_pool_id(Some(iss), Some("eu-west-2_AbC123")).unwrap(),
+        "eu-west-2_AbC123"
+    );
+    assert_eq!(
+        user_pool_id(None, Some("eu-west-2_AbC123")).unwrap(),
+        "eu-west-2_AbC123"
+    );
+    for (issuer, configured) in [
+        (Some(iss), Some("eu-west-2_Other")),
+        (Some("https://evil.example.org/eu-west-2_AbC123"), None),
+        (Some("https://cognito-idp.eu-west-2.amazonaws.com/"), None),
+        (
+            Some("https://cognito-idp.eu-west-2.amazonaws.com/nounderscore"),
+            None,
+        ),
+        (
+            Some("https://cognito-idp.eu-west-2.amazonaws.com/eu-west-2_a/../x"),
+            None,
+        ),
+        (None, None),
+    ] {
+        let err = user_pool_id(issuer, configured).unwrap_err();
+        assert_eq!(err.error_type(), "Forbidden", "{issuer:?} {configured:?}");
+    }
 }

@@ -36,6 +36,7 @@ fn settings() -> ReviewSettings {
         datalake_bucket: "datalake".into(),
         url_expiry: Duration::from_secs(300),
         list_max_age_days: 0,
+        user_pool_id: Some("eu-west-2_testpool".into()),
     }
 }
 
@@ -62,6 +63,7 @@ fn caller(username: &str, groups: &[&str]) -> CallerIdentity {
         email: None,
         name: None,
         groups: groups.iter().map(|g| g.to_string()).collect(),
+        issuer: None,
     }
 }
 
