@@ -25,16 +25,25 @@ OFFLINE_AWS := env -u AWS_PROFILE -u AWS_SESSION_TOKEN -u AWS_ROLE_ARN \
 	SAM_CLI_TELEMETRY=0 SAM_CLI_CONTACT_INFO=0 BC_SKIP_MAPPING=TRUE \
 	CHECKOV_RUN_SCA_PACKAGE_SCAN_V2=false
 
-$(SAM_VENV)/.installed: $(INFRA_DIR)/validate/requirements-sam.txt
+# Each venv is keyed on the hash of its pins (not on file times, which a fresh checkout resets):
+# a changed pin rebuilds it, anything else is a no-op.
+SAM_REQUIREMENTS := $(INFRA_DIR)/validate/requirements-sam.txt
+CHECKOV_REQUIREMENTS := $(INFRA_DIR)/validate/requirements-checkov.txt
+SAM_STAMP := $(SAM_VENV)/.requirements-$(firstword $(shell sha256sum $(SAM_REQUIREMENTS) 2>/dev/null))
+CHECKOV_STAMP := $(CHECKOV_VENV)/.requirements-$(firstword $(shell sha256sum $(CHECKOV_REQUIREMENTS) 2>/dev/null))
+
+$(SAM_STAMP):
+	@echo "infra-tools: SAM CLI, cfn-lint, pytest ($(SAM_VENV))"
 	rm -rf $(SAM_VENV)
 	python3 -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r $<
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check --no-input --no-deps -r $(SAM_REQUIREMENTS)
 	touch $@
 
-$(CHECKOV_VENV)/.installed: $(INFRA_DIR)/validate/requirements-checkov.txt
+$(CHECKOV_STAMP):
+	@echo "infra-tools: checkov ($(CHECKOV_VENV))"
 	rm -rf $(CHECKOV_VENV)
 	python3 -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r $<
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --no-input --no-deps -r $(CHECKOV_REQUIREMENTS)
 	touch $@
 
 # Built once per pinned version and machine: building costs minutes on 2 cores, so the binary
@@ -59,7 +68,7 @@ $(CFN_GUARD_STAMP):
 
 .PHONY: infra-tools validate validate-steps validate-wiring validate-transform validate-cfn-lint \
 	validate-sam validate-checkov validate-guard validate-tests deploy
-infra-tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(CFN_GUARD_STAMP) ## install the pinned template-gate tools into .venv/infra
+infra-tools: $(SAM_STAMP) $(CHECKOV_STAMP) $(CFN_GUARD_STAMP) ## install the pinned template-gate tools into .venv/infra
 
 # The checks are independent once the template is transformed; they run in parallel and each
 # one's output is printed in one piece when it ends; a failing check does not stop the others.
@@ -111,7 +120,7 @@ validate-tests:
 	  $(INFRA_DIR)/validate/tests
 
 # ENV names an environment of infra/samconfig.toml (one per TRE project).
-deploy: $(SAM_VENV)/.installed ## deploy one TRE project's stack: make build && make deploy ENV=<project>
+deploy: $(SAM_STAMP) ## deploy one TRE project's stack: make build && make deploy ENV=<project>
 	@test -n "$(ENV)" || { echo "usage: make deploy ENV=<environment of infra/samconfig.toml>" >&2; exit 2; }
 	@grep -q '^\[$(ENV)\.deploy\.parameters\]' $(SAMCONFIG) || \
 	  { echo "infra/samconfig.toml has no [$(ENV).deploy.parameters] section" >&2; exit 2; }
@@ -124,6 +133,4 @@ deploy: $(SAM_VENV)/.installed ## deploy one TRE project's stack: make build && 
 	  --template-file $(ROOT)/build/deploy/$(ENV)/template.json \
 	  --config-file $(SAMCONFIG) --config-env $(ENV)
 
-# Joins `make test` once infra/schema.graphql and infra/resolvers/ (the reviewer API) are in the
-# repository: until then the gate fails, by design, on their absence.
-# TEST_TARGETS += validate
+TEST_TARGETS += validate
