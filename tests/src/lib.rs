@@ -11,6 +11,7 @@
 //! - [`wait`] and [`timing`]: polling with deadlines, per-test timings.
 
 pub mod driver;
+pub mod graphql;
 pub mod inspect;
 pub mod stack;
 pub mod swb;
