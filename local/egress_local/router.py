@@ -15,11 +15,16 @@ every call, from the interpreter, the functions, the tests and the demo alike, a
 - proxies everything else to moto unchanged.
 
 `GET /_local/health` returns the stack id, so clients can check they talk to the stack they
-started; `GET /_local/invocations` lists the asynchronous invocations and their outcomes.
+started; `GET /_local/invocations` lists the asynchronous invocations and their outcomes;
+`GET /_local/emails` lists the e-mails SES accepted (a mail catcher: moto keeps sent mail
+only in its internal state, whose dump breaks once S3 holds multipart uploads).
 """
 
 from __future__ import annotations
 
+import base64
+import email
+import email.policy
 import http.client
 import json
 import logging
@@ -30,7 +35,7 @@ import uuid
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 LOG = logging.getLogger("edge-router")
 
@@ -126,6 +131,61 @@ def sns_lambda_event(notification: dict, subscription_arn: str) -> dict:
     }
 
 
+def sent_email(method: str, path: str, headers: dict, body: bytes) -> dict | None:
+    """The e-mail in an SES `SendEmail` / `SendRawEmail` (v1, query protocol) or SESv2
+    `SendEmail` request; None for any other request."""
+    if method != "POST":
+        return None
+    path = urlsplit(path).path
+    if path == "/v2/email/outbound-emails":
+        request = json.loads(body or b"{}")
+        destination = request.get("Destination", {})
+        recipients = sum((destination.get(k, []) for k in ("ToAddresses", "CcAddresses", "BccAddresses")), [])
+        content = request.get("Content", {})
+        if "Raw" in content:
+            return parsed_mime(request.get("FromEmailAddress", ""), recipients, base64.b64decode(content["Raw"]["Data"]))
+        simple = content.get("Simple", {})
+        body_part = simple.get("Body", {})
+        return {
+            "source": request.get("FromEmailAddress", ""),
+            "recipients": recipients,
+            "subject": simple.get("Subject", {}).get("Data", ""),
+            "text": body_part.get("Text", {}).get("Data", ""),
+            "html": body_part.get("Html", {}).get("Data", ""),
+        }
+    content_type = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+    if not content_type.startswith("application/x-www-form-urlencoded"):
+        return None
+    form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+    action = form.get("Action")
+    if action == "SendEmail":
+        recipients = [v for k, v in sorted(form.items()) if k.startswith("Destination.") and ".member." in k]
+        return {
+            "source": form.get("Source", ""),
+            "recipients": recipients,
+            "subject": form.get("Message.Subject.Data", ""),
+            "text": form.get("Message.Body.Text.Data", ""),
+            "html": form.get("Message.Body.Html.Data", ""),
+        }
+    if action == "SendRawEmail":
+        recipients = [v for k, v in sorted(form.items()) if k.startswith("Destinations.member.")]
+        return parsed_mime(form.get("Source", ""), recipients, base64.b64decode(form.get("RawMessage.Data", "")))
+    return None
+
+
+def parsed_mime(source: str, recipients: list[str], raw: bytes) -> dict:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    return {
+        "source": source or str(message.get("From", "")),
+        "recipients": recipients or [str(message.get("To", ""))],
+        "subject": str(message.get("Subject", "")),
+        "text": text.get_content() if text is not None else "",
+        "html": html.get_content() if html is not None else "",
+    }
+
+
 def iso_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -142,6 +202,7 @@ class Router:
         self.default_profile: str = config["default_profile"]
         self._lock = threading.Lock()
         self._invocations: list[dict] = []
+        self._emails: list[dict] = []
 
     # -- Lambda ---------------------------------------------------------------------------
     def invoke(self, profile: str, function: str, payload: bytes) -> tuple[int, dict, bytes]:
@@ -202,6 +263,14 @@ class Router:
         with self._lock:
             return [dict(r) for r in self._invocations]
 
+    def record_email(self, message: dict) -> None:
+        with self._lock:
+            self._emails.append({**message, "at": iso_now()})
+
+    def emails(self) -> list[dict]:
+        with self._lock:
+            return [dict(m) for m in self._emails]
+
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -255,6 +324,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(200, {"stack_id": self.router.stack_id, "service": "egress-edge-router"})
             elif path == "/_local/invocations" and self.command == "GET":
                 self._send_json(200, self.router.invocations())
+            elif path == "/_local/emails" and self.command == "GET":
+                self._send_json(200, self.router.emails())
             elif path.startswith("/_sns/") and self.command == "POST":
                 self._sns_delivery(path, body)
             elif self.command == "POST" and function_name_from_path(self.path) is not None:
@@ -348,6 +419,14 @@ class Handler(BaseHTTPRequestHandler):
             status = resp.status
         finally:
             conn.close()
+        if 200 <= status < 300:
+            try:
+                message = sent_email(self.command, self.path, dict(self.headers.items()), body)
+            except (ValueError, KeyError) as exc:
+                LOG.warning("could not read an e-mail SES accepted: %s", exc)
+                message = None
+            if message is not None:
+                self.router.record_email(message)
         self.send_response(status)
         content_length = None
         for k, v in out_headers:

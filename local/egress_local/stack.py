@@ -52,6 +52,11 @@ WARM_UP = (
 )
 
 
+# The first start of a binary is `cargo run` of an up-to-date build: seconds, unless cargo
+# waits for the shared target/ lock. A function that cannot start never answers at all.
+WARM_UP_TIMEOUT_SECONDS = 300
+
+
 class StackError(Exception):
     """A failure the user can act on; printed without a traceback."""
 
@@ -311,7 +316,8 @@ def up() -> int:
                     "--invoke-port", str(port),
                     "--ignore-changes",
                     "--env-file", str(env_file),
-                    "--locked",
+                    # Never reach the network: `make build-debug` fetched and built everything.
+                    "--offline",
                 ],
                 {**base_env, "CARGO_TERM_COLOR": "never"},
             )
@@ -359,8 +365,14 @@ def warm_up(ports: Ports) -> None:
             headers={"Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(req, timeout=900) as resp:
+            with urllib.request.urlopen(req, timeout=WARM_UP_TIMEOUT_SECONDS) as resp:
                 outcome = f"HTTP {resp.status}"
+        except TimeoutError as exc:
+            log = state_path("logs", f"watch-{profile}.log")
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:]) if log.exists() else ""
+            raise StackError(
+                f"{function} ({profile}) did not answer within {WARM_UP_TIMEOUT_SECONDS}s; the end of {log}:\n{tail}"
+            ) from exc
         except urllib.error.HTTPError as exc:
             body = exc.read().decode("utf-8", "replace")
             outcome = f"HTTP {exc.code}"

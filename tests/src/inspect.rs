@@ -1,12 +1,12 @@
 //! Reading the side effects of a request: the stored item, SWB's status, staging, the
 //! datalake archive, e-mails sent, topic publications, the execution and its history.
 //!
-//! E-mails and topic publications are read from moto's own record of them
-//! (`/moto-api/data.json`: SES sent messages, SNS `sent_notifications`), which, unlike
-//! receiving from the SQS inboxes, does not consume anything, so tests can run in parallel.
+//! E-mails come from the router's mail catcher (what SES accepted); topic publications from
+//! the SQS queue subscribed to each reviewer/admin topic, i.e. as a subscriber receives them.
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -226,20 +226,40 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// An e-mail moto's SES accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An e-mail SES accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SentEmail {
     /// From.
     pub source: String,
     /// To, Cc and Bcc.
     pub recipients: Vec<String>,
-    /// Subject (empty for raw messages).
+    /// Subject.
     pub subject: String,
-    /// Body, or the raw MIME message.
-    pub body: String,
+    /// Plain-text body.
+    #[serde(default)]
+    pub text: String,
+    /// HTML body.
+    #[serde(default)]
+    pub html: String,
 }
 
-/// One SNS publication.
+/// Every e-mail SES accepted so far (the router's mail catcher, `/_local/emails`).
+pub fn emails(stack: &Stack) -> Result<Vec<SentEmail>> {
+    let value = http_get_json(&format!("{}/_local/emails", stack.outputs.endpoint))?;
+    serde_json::from_value(value).context("parsing the router's e-mail log")
+}
+
+/// E-mails whose subject or body mention `needle` (a request id).
+pub fn emails_about(stack: &Stack, needle: &str) -> Result<Vec<SentEmail>> {
+    Ok(emails(stack)?
+        .into_iter()
+        .filter(|m| {
+            m.subject.contains(needle) || m.text.contains(needle) || m.html.contains(needle)
+        })
+        .collect())
+}
+
+/// One SNS publication, as a subscriber (the topic's SQS inbox) received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publication {
     /// Topic ARN.
@@ -251,109 +271,85 @@ pub struct Publication {
 }
 
 #[derive(Debug, Deserialize)]
-struct SesMessage {
-    #[serde(default)]
-    source: String,
-    #[serde(default)]
+struct SnsEnvelope {
+    #[serde(rename = "TopicArn")]
+    topic_arn: String,
+    #[serde(rename = "Subject", default)]
     subject: Option<String>,
-    #[serde(default)]
-    body: Option<String>,
-    #[serde(default)]
-    raw_data: Option<String>,
-    #[serde(default)]
-    destinations: serde_json::Value,
+    #[serde(rename = "Message")]
+    message: String,
 }
 
-/// moto's record of one publication: `(message_id, message, subject, attributes, group_id)`.
-type Notification = (
-    String,
-    String,
-    Option<String>,
-    serde_json::Value,
-    Option<String>,
-);
+/// Publications received so far, by inbox queue URL. Receiving from a queue consumes, so
+/// everything received is kept here for every test of the process to search.
+static RECEIVED: Mutex<Vec<Publication>> = Mutex::new(Vec::new());
 
-#[derive(Debug, Deserialize)]
-struct SnsTopic {
-    arn: String,
-    #[serde(default)]
-    sent_notifications: Vec<Notification>,
-}
-
-fn moto_data(stack: &Stack) -> Result<serde_json::Value> {
-    http_get_json(&format!("{}/moto-api/data.json", stack.outputs.endpoint))
-}
-
-fn addresses(destinations: &serde_json::Value) -> Vec<String> {
-    match destinations {
-        serde_json::Value::String(s) => vec![s.clone()],
-        serde_json::Value::Array(items) => items.iter().flat_map(addresses).collect(),
-        serde_json::Value::Object(map) => map.values().flat_map(addresses).collect(),
-        _ => Vec::new(),
+async fn drain(stack: &Stack, queue_url: &str) -> Result<()> {
+    loop {
+        let out = stack
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .context(format!("receiving from {queue_url}"))?;
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(());
+        }
+        for m in messages {
+            let envelope: SnsEnvelope = serde_json::from_str(m.body().unwrap_or_default())
+                .context(format!(
+                    "{queue_url} received something that is not an SNS envelope"
+                ))?;
+            RECEIVED
+                .lock()
+                .map_err(|_| "the publication cache is poisoned")?
+                .push(Publication {
+                    topic_arn: envelope.topic_arn,
+                    subject: envelope.subject,
+                    message: envelope.message,
+                });
+            if let Some(handle) = m.receipt_handle() {
+                stack
+                    .sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .context(format!("deleting a message from {queue_url}"))?;
+            }
+        }
     }
 }
 
-/// Every e-mail sent through the stack's SES so far.
-pub fn emails(stack: &Stack) -> Result<Vec<SentEmail>> {
-    let data = moto_data(stack)?;
-    let mut out = Vec::new();
-    for model in ["Message", "RawMessage"] {
-        let Some(items) = data.pointer(&format!("/ses/{model}")) else {
-            continue;
-        };
-        let messages: Vec<SesMessage> = serde_json::from_value(items.clone())
-            .context(format!("parsing moto's SES {model} records"))?;
-        out.extend(messages.into_iter().map(|m| SentEmail {
-            source: m.source,
-            recipients: addresses(&m.destinations),
-            subject: m.subject.unwrap_or_default(),
-            body: m.body.or(m.raw_data).unwrap_or_default(),
-        }));
-    }
-    Ok(out)
-}
-
-/// E-mails whose subject or body mention `needle` (a request id).
-pub fn emails_about(stack: &Stack, needle: &str) -> Result<Vec<SentEmail>> {
-    Ok(emails(stack)?
-        .into_iter()
-        .filter(|m| m.subject.contains(needle) || m.body.contains(needle))
-        .collect())
-}
-
-/// Every SNS publication so far, all topics.
-pub fn publications(stack: &Stack) -> Result<Vec<Publication>> {
-    let data = moto_data(stack)?;
-    let Some(items) = data.pointer("/sns/Topic") else {
-        return Ok(Vec::new());
-    };
-    let topics: Vec<SnsTopic> =
-        serde_json::from_value(items.clone()).context("parsing moto's SNS topics")?;
-    Ok(topics
-        .into_iter()
-        .flat_map(|t| {
-            let arn = t.arn;
-            t.sent_notifications
-                .into_iter()
-                .map(move |(_, message, subject, _, _)| Publication {
-                    topic_arn: arn.clone(),
-                    subject,
-                    message,
-                })
-        })
-        .collect())
-}
-
-/// Publications on the topic with logical id `topic` that mention `needle`.
-pub fn publications_about(stack: &Stack, topic: &str, needle: &str) -> Result<Vec<Publication>> {
-    let arn = stack.outputs.topic(topic)?.to_string();
-    Ok(publications(stack)?
-        .into_iter()
+/// Publications on the topic with logical id `topic` (it must have an inbox) that mention
+/// `needle`.
+pub async fn publications_about(
+    stack: &Stack,
+    topic: &str,
+    needle: &str,
+) -> Result<Vec<Publication>> {
+    let inbox = stack
+        .outputs
+        .inboxes
+        .get(topic)
+        .context(format!("topic {topic} has no inbox queue"))?;
+    drain(stack, &inbox.queue_url).await?;
+    let arn = stack.outputs.topic(topic)?;
+    let received = RECEIVED
+        .lock()
+        .map_err(|_| "the publication cache is poisoned")?;
+    Ok(received
+        .iter()
         .filter(|p| {
             p.topic_arn == arn
                 && (p.message.contains(needle)
                     || p.subject.as_deref().unwrap_or("").contains(needle))
         })
+        .cloned()
         .collect())
 }
 

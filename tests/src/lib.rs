@@ -8,6 +8,7 @@
 //!   demo switch from the server-side driver to the GraphQL API in one place;
 //! - [`inspect`]: reading side effects: the request item, SWB status, staging, the archive,
 //!   e-mails, topic messages, the execution and its history;
+//! - [`verify`]: the checks the tests and the demo share (staging, the archive);
 //! - [`wait`] and [`timing`]: polling with deadlines, per-test timings.
 
 pub mod driver;
@@ -16,6 +17,7 @@ pub mod inspect;
 pub mod stack;
 pub mod swb;
 pub mod timing;
+pub mod verify;
 pub mod wait;
 
 /// The harness's error: any error, with a message saying what was being done.
