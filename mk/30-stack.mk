@@ -58,6 +58,7 @@ swb-submit: ## submit an egress request to the running stack as SWB does (MODE=s
 # stack left running would serve older binaries: `cargo lambda watch --ignore-changes`), and
 # always stops it, pass or fail.
 test-e2e: setup validate-asl build-debug ## end-to-end tests against a fresh local stack (started and stopped here)
+	PYTHONPATH=$(ROOT)/local $(STACK_PYTHON) -m unittest discover --start-directory $(ROOT)/local/tests
 	$(CARGO) test -p e2e-tests --features e2e --locked --no-run
 	@if $(STACK) status >/dev/null 2>&1; then echo "[stack] restarting the running stack so it serves the current build"; fi
 	@$(STACK) down >/dev/null
