@@ -17,7 +17,7 @@ STACK := PYTHONPATH=$(ROOT)/local $(STACK_PYTHON) -m egress_local
 STACK_DIR ?= $(ROOT)/.local-stack
 E2E_TEST_THREADS ?= 4
 
-.PHONY: setup stack-up stack-down stack-status stack-outputs validate-asl test-e2e demo swb-submit
+.PHONY: setup stack-up stack-down stack-status stack-outputs stack-env validate-asl test-e2e demo swb-submit
 
 $(STACK_STAMP): $(STACK_REQUIREMENTS)
 	@echo "setup: python environment for the local stack ($(STACK_VENV))"
@@ -50,6 +50,9 @@ stack-status: ## is the local stack up? (exit 0 up, 3 down, 1 partly running)
 
 stack-outputs: ## print the running stack's names, ARNs and endpoint
 	@$(STACK) outputs
+
+stack-env: ## print `export` lines for AWS tools: eval "$$(make -s stack-env)"
+	@$(STACK) env
 
 swb-submit: ## submit an egress request to the running stack as SWB does (MODE=single|dual)
 	$(STACK) swb-submit --mode $(or $(MODE),single)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop the processes this stack started")
     sub.add_parser("status", help="exit 0 when up, 3 when down, 1 when partly running")
     sub.add_parser("outputs", help="print outputs.json of the running stack")
+    sub.add_parser("env", help="print `export` lines pointing AWS tools at the running stack")
     sub.add_parser("clean", help="remove .local-stack/ of a stopped stack")
     submit = sub.add_parser("swb-submit", help="submit an egress request as SWB does; prints JSON")
     submit.add_argument("--mode", choices=["single", "dual"], default="single", help="which project's SWB topic")
@@ -49,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
             raise stack.StackError("the stack is not running: run `make stack-up`")
         if args.command == "outputs":
             print(json.dumps(outputs, indent=2))
+            return 0
+        if args.command == "env":
+            for name, value in sorted(outputs["aws_env"].items()):
+                print(f"export {name}={shlex.quote(value)}")
+            print(f"export EGRESS_STATE_MACHINE_ARN={shlex.quote(outputs['state_machine_arn'])}")
             return 0
         if args.command == "swb-submit":
             from .swb import submit as swb_submit
