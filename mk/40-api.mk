@@ -37,3 +37,4 @@ test-e2e-api: setup api-setup build-debug ## GraphQL end-to-end tests with real 
 	  $(STACK) up; \
 	  $(API) up; \
 	  $(CARGO) test -p e2e-tests --features e2e-api --locked --test 'api_*' -- --test-threads $(E2E_TEST_THREADS)
+TEST_TARGETS += test-e2e-api
