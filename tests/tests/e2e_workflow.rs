@@ -816,3 +816,88 @@ async fn when_a_file_changes_after_submission_then_the_archive_holds_the_submitt
     );
     timer.finish();
 }
+
+#[tokio::test]
+async fn when_the_swb_egress_store_does_not_exist_then_the_request_fails_and_no_store_is_created() {
+    let timer = Timer::start("swb_store_missing_failed");
+    let stack = stack().await;
+    let s = submit(
+        &stack,
+        Submit {
+            publish_times: 0,
+            ..Submit::new(Mode::Single)
+        },
+    );
+    let mut message = s.message.clone();
+    let ghost_store = format!("{}-gone", s.egress_store_id);
+    message["egress_store_id"] = serde_json::json!(ghost_store);
+    let config = IntakeConfig {
+        swb_notification_bucket: stack
+            .outputs
+            .bucket("SwbNotificationBucket")
+            .expect("bucket")
+            .to_string(),
+        workflow: WorkflowConfig {
+            approval_mode: ApprovalMode::Single,
+            is_single_approval_enabled: true,
+            ig_reviewer_group: stack.outputs.project.ig_reviewer_group.clone(),
+            rit_reviewer_group: stack.outputs.project.rit_reviewer_group.clone(),
+            review_timeout_seconds: 600,
+            app_url: stack.outputs.project.app_url.clone(),
+            admin_email: stack.outputs.email.admin.clone(),
+        },
+    };
+    let input = build_workflow_input(&message.to_string(), &config).expect("passes intake");
+    stack
+        .sfn
+        .start_execution()
+        .state_machine_arn(&stack.outputs.state_machine_arn)
+        .name(&s.egress_request_id)
+        .input(serde_json::to_string(&input).expect("json"))
+        .send()
+        .await
+        .expect("execution started");
+
+    let end = ended(&stack, &s.egress_request_id).await;
+    assert_eq!(end.status, ExecutionStatus::Failed, "{end:?}");
+    assert_eq!(end.error.as_deref(), Some("SwbEgressStoreNotFound"));
+    let request = stored(&stack, &s.egress_request_id).await;
+    assert_eq!(request.egress_status, EgressStatus::Failed);
+    assert_eq!(
+        request.failure_error.as_deref(),
+        Some("SwbEgressStoreNotFound")
+    );
+    let ghost = inspect::swb_status(&stack, &ghost_store)
+        .await
+        .expect("readable");
+    assert_eq!(
+        ghost, None,
+        "the workflow never creates an SWB egress store item"
+    );
+    assert_eq!(
+        swb_status(&stack, &s).await,
+        "PENDING",
+        "the real store is untouched"
+    );
+    assert_staging_empty(&stack, &s).await;
+    let alerts = reviewer_notified(&stack, "AdminAlertTopic", &s).await;
+    assert_eq!(alerts.len(), 1, "the admin is alerted: {alerts:?}");
+    assert!(
+        alerts[0].message.contains("SwbEgressStoreNotFound"),
+        "{:?}",
+        alerts[0]
+    );
+    let visited = states(&stack, &s.egress_request_id).await;
+    assert_visits_in_order(
+        &visited,
+        &[
+            "MarkSwbProcessing",
+            "SwbEgressStoreMissing",
+            "MarkFailed",
+            "AlertAdminOfFailure",
+            "WorkflowFailed",
+        ],
+    );
+    assert_never_visits(&visited, &["CopyToStaging"]);
+    timer.finish();
+}
