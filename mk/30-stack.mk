@@ -14,7 +14,7 @@ NODE_STAMP := $(NODE_DIR)/.lock-$(firstword $(shell sha256sum $(NODE_LOCK) 2>/de
 ASL_VALIDATOR := $(NODE_DIR)/node_modules/.bin/asl-validator
 ASL_FILE := $(ROOT)/statemachine/egress_workflow.asl.json
 STACK := PYTHONPATH=$(ROOT)/local $(STACK_PYTHON) -m egress_local
-STACK_DIR ?= $(ROOT)/.local-stack
+STACK_DIR ?= $(or $(EGRESS_STACK_DIR),$(ROOT)/.local-stack)
 E2E_TEST_THREADS ?= 4
 
 .PHONY: setup stack-up stack-down stack-status stack-outputs stack-env validate-asl test-e2e demo swb-submit
