@@ -9,9 +9,9 @@ CARGO_LAMBDA_VERSION := 1.9.2
 fmt: ## format the Rust code
 	$(CARGO) fmt --all
 
-lint: ## rustfmt check and clippy with warnings as errors
+lint: ## rustfmt check and clippy (every target and feature, e2e tests included) with warnings as errors
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 test-rust: ## unit and adapter tests of every crate (no local stack needed)
 	$(CARGO) test --workspace --locked
@@ -24,7 +24,7 @@ $(CARGO_LAMBDA):
 tools: $(CARGO_LAMBDA) ## install cargo-lambda into .venv/tools
 
 build: $(CARGO_LAMBDA) ## release build of every function into target/lambda/<name>/bootstrap
-	PATH="$(TOOLS_VENV)/bin:$$PATH" $(CARGO_LAMBDA) lambda build --release --workspace $(LAMBDA_BUILD_FLAGS)
+	PATH="$(TOOLS_VENV)/bin:$$PATH" $(CARGO_LAMBDA) lambda build --release --workspace --exclude e2e-tests $(LAMBDA_BUILD_FLAGS)
 
 build-debug: ## debug build of the workspace (what the local stack runs)
 	$(CARGO) build --workspace --locked

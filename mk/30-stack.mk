@@ -39,7 +39,7 @@ setup: $(STACK_STAMP) $(NODE_STAMP) $(CARGO_LAMBDA) ## install the local stack's
 validate-asl: $(NODE_STAMP) ## validate the state machine definition with asl-validator
 	$(ASL_VALIDATOR) --json-path $(ASL_FILE)
 
-stack-up: setup build-debug ## start the local stack (idempotent) and provision it; see docs/local-stack.md
+stack-up: setup build-debug ## start the local stack (idempotent) and provision it; see README.md, "Running it locally"
 	$(STACK) up
 
 stack-down: ## stop the local stack (only the processes it started)
@@ -60,23 +60,28 @@ swb-submit: ## submit an egress request to the running stack as SWB does (MODE=s
 # The e2e suite always runs against a stack it starts itself, on the binaries just built (a
 # stack left running would serve older binaries: `cargo lambda watch --ignore-changes`), and
 # always stops it, pass or fail.
-test-e2e: setup validate-asl build-debug ## end-to-end tests against a fresh local stack (started and stopped here)
+# Reviewers act through the GraphQL API (local/appsync, started with the stack), so the
+# workflow paths are driven exactly as the web app drives them; the API's own tests
+# (feature e2e-api) run against the same stack.
+test-e2e: setup api-setup validate-asl build-debug ## end-to-end tests (workflow + reviewer API) against a fresh local stack (started and stopped here)
 	PYTHONPATH=$(ROOT)/local $(STACK_PYTHON) -m unittest discover --start-directory $(ROOT)/local/tests
-	$(CARGO) test -p e2e-tests --features e2e --locked --no-run
+	$(CARGO) test -p e2e-tests --features e2e,e2e-api --locked --no-run
 	@if $(STACK) status >/dev/null 2>&1; then echo "[stack] restarting the running stack so it serves the current build"; fi
-	@$(STACK) down >/dev/null
+	@$(API) down >/dev/null; $(STACK) down >/dev/null
 	@rm -rf $(STACK_DIR)/e2e-timings
-	@trap '$(STACK) down' EXIT; \
+	@trap '$(API) down; $(STACK) down' EXIT; \
 	  started=$$(date +%s); \
 	  $(STACK) up; \
+	  $(API) up; \
 	  up=$$(date +%s); \
-	  $(CARGO) test -p e2e-tests --features e2e --locked -- --test-threads $(E2E_TEST_THREADS); \
+	  $(CARGO) test -p e2e-tests --features e2e,e2e-api --locked -- --test-threads $(E2E_TEST_THREADS); \
 	  done=$$(date +%s); \
 	  echo "e2e: stack up in $$((up - started))s, tests in $$((done - up))s"; \
 	  if [ -d $(STACK_DIR)/e2e-timings ]; then echo "e2e: time per test:"; cat $(STACK_DIR)/e2e-timings/* | sort; fi
 TEST_TARGETS += test-e2e
 
-demo: setup build-debug ## from nothing: start the stack, submit a request as SWB, approve it, download the archive, stop
-	@trap '$(STACK) down' EXIT; \
+demo: setup api-setup build-debug ## from nothing: start the stack and the reviewer API, submit a request as SWB, approve it through GraphQL, download the archive, stop
+	@trap '$(API) down; $(STACK) down' EXIT; \
 	  $(STACK) up; \
+	  $(API) up; \
 	  $(CARGO) run --locked -q -p e2e-tests --bin egress-demo -- $(if $(MODE),--mode $(MODE))

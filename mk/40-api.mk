@@ -30,11 +30,12 @@ api-status: ## is the local reviewer API up? (exit 0 up, 3 down)
 	@$(API) status
 
 # Like test-e2e: a fresh stack (on the binaries just built) and API, always stopped after.
-test-e2e-api: setup api-setup build-debug ## GraphQL end-to-end tests with real Cognito tokens (fresh stack)
+test-e2e-api: setup api-setup build-debug ## only the GraphQL end-to-end tests with real Cognito tokens (fresh stack)
 	$(CARGO) test -p e2e-tests --features e2e-api --locked --test 'api_*' --no-run
 	@$(API) down >/dev/null; $(STACK) down >/dev/null
 	@trap '$(API) down; $(STACK) down' EXIT; \
 	  $(STACK) up; \
 	  $(API) up; \
 	  $(CARGO) test -p e2e-tests --features e2e-api --locked --test 'api_*' -- --test-threads $(E2E_TEST_THREADS)
-TEST_TARGETS += test-e2e-api
+# Not in TEST_TARGETS: `make test-e2e` runs these tests on its own stack together with the
+# workflow paths.

@@ -18,6 +18,7 @@ use shared::model::{Decision, EgressStatus, ReviewOutcome, ReviewStage};
 use shared::ports::iso_millis;
 use time::OffsetDateTime;
 
+use crate::graphql::GraphQlDriver;
 use crate::inspect;
 use crate::stack::{http_get, Stack};
 use crate::{Context, Result};
@@ -27,6 +28,8 @@ use crate::{Context, Result};
 pub struct Reviewer {
     /// Username (Cognito `cognito:username`).
     pub username: String,
+    /// Display name (Cognito `name`), what the API records as the stage's reviewer name.
+    pub name: String,
     /// E-mail.
     pub email: String,
     /// Stable subject id (Cognito `sub`).
@@ -40,6 +43,7 @@ impl Reviewer {
     pub fn ig(stack: &Stack) -> Self {
         Self {
             username: "ig.reviewer".into(),
+            name: "Ivy Governance".into(),
             email: "ig.reviewer@tre.example.org".into(),
             sub: "4f1c2a7e-1d7b-4c1e-9d65-1a0c3b2e4f10".into(),
             groups: vec![stack.outputs.project.ig_reviewer_group.clone()],
@@ -50,6 +54,7 @@ impl Reviewer {
     pub fn rit(stack: &Stack) -> Self {
         Self {
             username: "rit.reviewer".into(),
+            name: "Rita Research-IT".into(),
             email: "rit.reviewer@tre.example.org".into(),
             sub: "9b3e8d21-7a4c-4f0b-8e2d-5c6a7b8c9d20".into(),
             groups: vec![stack.outputs.project.rit_reviewer_group.clone()],
@@ -76,9 +81,61 @@ pub trait ReviewDriver {
     ) -> impl std::future::Future<Output = Result<Vec<u8>>> + Send;
 }
 
-/// The driver the tests and the demo use.
-pub fn default_driver(stack: &Stack) -> ServerSideDriver<'_> {
-    ServerSideDriver { stack }
+/// The driver the tests and the demo use: the reviewer GraphQL API when it is up
+/// (`.local-stack/api.json` written by `make api-up`), exactly as the web app calls it;
+/// otherwise the server-side equivalent.
+pub fn default_driver(stack: &Stack) -> Driver<'_> {
+    match GraphQlDriver::connect() {
+        Ok(api) => Driver::GraphQl(Box::new(api)),
+        Err(_) => Driver::ServerSide(ServerSideDriver { stack }),
+    }
+}
+
+/// One of the two drivers ([`ReviewDriver`] has `async fn`s, so it is not object-safe).
+#[derive(Debug, Clone)]
+pub enum Driver<'a> {
+    /// Through the reviewer GraphQL API with real Cognito tokens.
+    GraphQl(Box<GraphQlDriver>),
+    /// Directly on the table, Step Functions and S3.
+    ServerSide(ServerSideDriver<'a>),
+}
+
+impl Driver<'_> {
+    /// How reviewers act, for people reading the demo or a test log.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Driver::GraphQl(_) => "the reviewer GraphQL API (Cognito tokens, as the web app)",
+            Driver::ServerSide(_) => "server-side (the API is not running)",
+        }
+    }
+}
+
+impl ReviewDriver for Driver<'_> {
+    async fn decide(
+        &self,
+        egress_request_id: &str,
+        reviewer: &Reviewer,
+        decision: Decision,
+        reason: &str,
+    ) -> Result<()> {
+        match self {
+            Driver::GraphQl(d) => {
+                d.decide(egress_request_id, reviewer, decision, reason)
+                    .await
+            }
+            Driver::ServerSide(d) => {
+                d.decide(egress_request_id, reviewer, decision, reason)
+                    .await
+            }
+        }
+    }
+
+    async fn download(&self, egress_request_id: &str, reviewer: &Reviewer) -> Result<Vec<u8>> {
+        match self {
+            Driver::GraphQl(d) => d.download(egress_request_id, reviewer).await,
+            Driver::ServerSide(d) => d.download(egress_request_id, reviewer).await,
+        }
+    }
 }
 
 /// Acts directly on the stack's table, Step Functions and S3, as the API does server-side.
@@ -143,11 +200,12 @@ impl ReviewDriver for ServerSideDriver<'_> {
             .key("egress_request_id", s(egress_request_id))
             .update_expression(format!(
                 "SET {p}_decision = :decision, {p}_name = :name, {p}_email = :email, {p}_sub = :sub, \
-                 {p}_dt = :now, {p}_reason = :reason, egress_status = :status, updated_by = :name, updated_dt = :now"
+                 {p}_dt = :now, {p}_reason = :reason, egress_status = :status, updated_by = :by, updated_dt = :now"
             ))
             .condition_expression("egress_status = :awaiting AND review_stage = :stage AND sfn_task_token = :token")
             .expression_attribute_values(":decision", s(decision.as_str()))
-            .expression_attribute_values(":name", s(&reviewer.username))
+            .expression_attribute_values(":name", s(&reviewer.name))
+            .expression_attribute_values(":by", s(&reviewer.username))
             .expression_attribute_values(":email", s(&reviewer.email))
             .expression_attribute_values(":sub", s(&reviewer.sub))
             .expression_attribute_values(":now", s(&now))
@@ -163,6 +221,7 @@ impl ReviewDriver for ServerSideDriver<'_> {
             stage,
             decision,
             reviewer: reviewer.username.clone(),
+            reviewer_name: reviewer.name.clone(),
             reviewer_email: reviewer.email.clone(),
             decided_at: now,
             reason: reason.to_string(),

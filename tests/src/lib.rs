@@ -1,6 +1,6 @@
 //! End-to-end harness of the egress workflow, shared by the e2e tests and the demo.
 //!
-//! Everything runs against the local stack (`make stack-up`, docs/local-stack.md): moto for
+//! Everything runs against the local stack (`make stack-up`, README.md, "Running it locally"): moto for
 //! AWS, the real function binaries under `cargo lambda watch`, the real state machine.
 //! - [`stack`]: the running stack's outputs and SDK clients pointed at it (and only at it);
 //! - [`swb`]: the SWB simulator (`local/egress_local/swb.py`): submissions as SWB makes them;

@@ -88,6 +88,7 @@ fn data_for(input: &Value) -> Value {
         stage,
         decision: Decision::Approved,
         reviewer: "reviewer".into(),
+        reviewer_name: "Ada Reviewer".into(),
         reviewer_email: "reviewer@example.org".into(),
         decided_at: "2024-03-03T09:00:00.000Z".into(),
         reason: "aggregate data only".into(),

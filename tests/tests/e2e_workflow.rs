@@ -234,7 +234,7 @@ async fn when_single_mode_ig_approves_then_the_submitted_files_are_archived_and_
     assert_eq!(request.ig_reviewer_1_decision, Some(Decision::Approved));
     assert_eq!(
         request.ig_reviewer_1_name.as_deref(),
-        Some(ig.username.as_str())
+        Some(ig.name.as_str())
     );
     assert_eq!(
         request.ig_reviewer_1_reason.as_deref(),
@@ -372,7 +372,7 @@ async fn when_dual_mode_both_approve_then_research_it_decides_second_and_files_a
         ReviewStage::Ig,
         &ig,
         Decision::Approved,
-        "IG: fine",
+        "IG: aggregate outputs only",
     )
     .await;
     let between = inspect::awaiting_review(&stack, &s.egress_request_id, ReviewStage::Rit, TIMEOUT)
@@ -386,7 +386,9 @@ async fn when_dual_mode_both_approve_then_research_it_decides_second_and_files_a
     let rit_message = reviewer_notified(&stack, "RitNotificationTopic", &s).await;
     assert_eq!(rit_message.len(), 1, "RIT notified once");
     assert!(
-        rit_message[0].message.contains("IG: fine"),
+        rit_message[0]
+            .message
+            .contains("IG: aggregate outputs only"),
         "RIT sees the IG reason: {:?}",
         rit_message[0]
     );
@@ -396,7 +398,7 @@ async fn when_dual_mode_both_approve_then_research_it_decides_second_and_files_a
         ReviewStage::Rit,
         &rit,
         Decision::Approved,
-        "RIT: fine",
+        "RIT: file formats are safe",
     )
     .await;
 
@@ -410,7 +412,7 @@ async fn when_dual_mode_both_approve_then_research_it_decides_second_and_files_a
     assert_eq!(request.rit_reviewer_2_decision, Some(Decision::Approved));
     assert_eq!(
         request.rit_reviewer_2_name.as_deref(),
-        Some(rit.username.as_str())
+        Some(rit.name.as_str())
     );
     assert_eq!(swb_status(&stack, &s).await, "PROCESSED");
     assert_staging_empty(&stack, &s).await;
@@ -446,7 +448,7 @@ async fn when_dual_mode_ig_rejects_then_research_it_is_never_asked() {
         ReviewStage::Ig,
         &Reviewer::ig(&stack),
         Decision::Rejected,
-        "IG: identifiable",
+        "IG: identifiable individuals",
     )
     .await;
     let end = ended(&stack, &s.egress_request_id).await;
@@ -467,7 +469,11 @@ async fn when_dual_mode_ig_rejects_then_research_it_is_never_asked() {
     assert_email(
         &email,
         &stack,
-        &[&s.egress_request_id, "rejected", "IG: identifiable"],
+        &[
+            &s.egress_request_id,
+            "rejected",
+            "IG: identifiable individuals",
+        ],
     );
     let visited = states(&stack, &s.egress_request_id).await;
     assert_visits_in_order(
@@ -489,7 +495,7 @@ async fn when_dual_mode_rit_rejects_then_the_ig_approval_is_kept_and_nothing_is_
         ReviewStage::Ig,
         &Reviewer::ig(&stack),
         Decision::Approved,
-        "IG: fine",
+        "IG: aggregate outputs only",
     )
     .await;
     decide(
@@ -733,7 +739,7 @@ async fn when_sns_delivers_the_same_message_twice_then_one_execution_runs() {
         ReviewStage::Ig,
         &Reviewer::ig(&stack),
         Decision::Rejected,
-        "duplicate test",
+        "duplicate delivery test",
     )
     .await;
     let end = ended(&stack, &s.egress_request_id).await;
@@ -776,7 +782,7 @@ async fn when_a_file_changes_after_submission_then_the_archive_holds_the_submitt
         ReviewStage::Ig,
         &Reviewer::ig(&stack),
         Decision::Approved,
-        "ok",
+        "submitted version approved",
     )
     .await;
     let end = ended(&stack, &s.egress_request_id).await;

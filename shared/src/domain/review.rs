@@ -536,6 +536,7 @@ pub fn review_outcome(claim: &DecisionClaim) -> ReviewOutcome {
         stage: claim.stage,
         decision: claim.decision,
         reviewer: claim.reviewer_username.clone(),
+        reviewer_name: claim.reviewer_name.clone(),
         reviewer_email: claim.reviewer_email.clone(),
         decided_at: claim.at.clone(),
         reason: claim.reason.clone(),

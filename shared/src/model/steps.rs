@@ -173,8 +173,10 @@ pub struct ReviewOutcome {
     pub stage: ReviewStage,
     /// The decision.
     pub decision: Decision,
-    /// Reviewer's username (from the token).
+    /// Reviewer's username (from the token); the request's `updated_by`.
     pub reviewer: String,
+    /// Reviewer's display name (from the user pool); the stage's `*_reviewer_*_name`.
+    pub reviewer_name: String,
     /// Reviewer's e-mail (from the token).
     pub reviewer_email: String,
     /// When (server clock, ISO-8601).

@@ -70,6 +70,7 @@ async fn run(p: &mut Progress) -> Result<()> {
         "endpoint {} (stack {}), state machine {}",
         stack.outputs.endpoint, stack.outputs.stack_id, stack.outputs.state_machine_arn
     ));
+    p.info(format!("reviewers act through {}", driver.describe()));
 
     p.step(&format!(
         "SWB submits an egress request ({} approval project)",
