@@ -59,11 +59,21 @@ pub async fn swb_status(stack: &Stack, egress_store_id: &str) -> Result<Option<S
         .and_then(|item| item.get("status").and_then(|v| v.as_s().ok().cloned())))
 }
 
-/// Audit events of a request, oldest first: `(action, outcome, actor)`.
-pub async fn audit_trail(
-    stack: &Stack,
-    egress_request_id: &str,
-) -> Result<Vec<(String, String, String)>> {
+/// One audit event, as an auditor reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLine {
+    /// What (`submitted`, `staged`, `decision`, `download`...).
+    pub action: String,
+    /// `success`, `refused` or `failed`.
+    pub outcome: String,
+    /// Who: a user id, or `system:<function>`.
+    pub actor: String,
+    /// The person's e-mail, when the actor is a person.
+    pub actor_email: Option<String>,
+}
+
+/// Audit events of a request, oldest first.
+pub async fn audit_lines(stack: &Stack, egress_request_id: &str) -> Result<Vec<AuditLine>> {
     let table = stack.outputs.table("AuditTable")?;
     let out = stack
         .dynamodb
@@ -76,20 +86,29 @@ pub async fn audit_trail(
         .await
         .context(format!("reading the audit trail of {egress_request_id}"))?;
     let text = |item: &std::collections::HashMap<String, AttributeValue>, name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_s().ok().cloned())
-            .unwrap_or_default()
+        item.get(name).and_then(|v| v.as_s().ok().cloned())
     };
     Ok(out
         .items()
         .iter()
-        .map(|item| {
-            (
-                text(item, "action"),
-                text(item, "outcome"),
-                text(item, "actor"),
-            )
+        .map(|item| AuditLine {
+            action: text(item, "action").unwrap_or_default(),
+            outcome: text(item, "outcome").unwrap_or_default(),
+            actor: text(item, "actor").unwrap_or_default(),
+            actor_email: text(item, "actor_email"),
         })
+        .collect())
+}
+
+/// Audit events of a request, oldest first: `(action, outcome, actor)`.
+pub async fn audit_trail(
+    stack: &Stack,
+    egress_request_id: &str,
+) -> Result<Vec<(String, String, String)>> {
+    Ok(audit_lines(stack, egress_request_id)
+        .await?
+        .into_iter()
+        .map(|line| (line.action, line.outcome, line.actor))
         .collect())
 }
 

@@ -252,8 +252,12 @@ async fn run(p: &mut Progress) -> Result<()> {
     }
 
     p.step("Audit trail");
-    for (action, outcome, actor) in inspect::audit_trail(&stack, &id).await? {
-        p.info(format!("{action:<12} {outcome:<8} by {actor}"));
+    for line in inspect::audit_lines(&stack, &id).await? {
+        let who = match &line.actor_email {
+            Some(email) => format!("{} ({email})", line.actor),
+            None => line.actor.clone(),
+        };
+        p.info(format!("{:<12} {:<8} by {who}", line.action, line.outcome));
     }
     Ok(())
 }
