@@ -222,6 +222,7 @@ impl ReviewDriver for ServerSideDriver<'_> {
             decision,
             reviewer: reviewer.username.clone(),
             reviewer_name: reviewer.name.clone(),
+            reviewer_sub: reviewer.sub.clone(),
             reviewer_email: reviewer.email.clone(),
             decided_at: now,
             reason: reason.to_string(),

@@ -89,6 +89,7 @@ fn data_for(input: &Value) -> Value {
         decision: Decision::Approved,
         reviewer: "reviewer".into(),
         reviewer_name: "Ada Reviewer".into(),
+        reviewer_sub: "7d2c9f1e-3b4a-4c5d-8e6f-0a1b2c3d4e5f".into(),
         reviewer_email: "reviewer@example.org".into(),
         decided_at: "2024-03-03T09:00:00.000Z".into(),
         reason: "aggregate data only".into(),

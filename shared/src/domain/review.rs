@@ -379,6 +379,14 @@ pub fn is_submitter(reviewer: &Reviewer, request: &EgressRequest) -> bool {
             .eq_ignore_ascii_case(request.requested_by.trim())
 }
 
+/// True when the request names its submitter's or store owner's e-mail, the identity a
+/// reviewer can be compared with.
+pub fn submitter_known(request: &EgressRequest) -> bool {
+    [&request.requested_by_email, &request.store_owner_email]
+        .iter()
+        .any(|e| e.as_deref().is_some_and(|e| !e.trim().is_empty()))
+}
+
 /// Compares two handles in time independent of where they differ.
 fn handles_match(expected: &str, given: &str) -> bool {
     let (a, b) = (expected.as_bytes(), given.as_bytes());
@@ -415,6 +423,14 @@ pub fn authorize_decision(
     if is_submitter(reviewer, request) {
         return Err(forbidden(
             "You submitted this request (or own its egress store) and cannot review it",
+        ));
+    }
+    if !submitter_known(request) {
+        // Older SWB releases send no e-mails, and SWB user ids are not reviewer identities:
+        // without an e-mail nobody can show the reviewer is not the submitter (DESIGN §5.4).
+        return Err(forbidden(
+            "This request carries no submitter e-mail, so separation of duties cannot be \
+             verified; ask the TRE admin to record the submitter's e-mail on the request",
         ));
     }
     if stage == ReviewStage::Rit {
@@ -537,6 +553,7 @@ pub fn review_outcome(claim: &DecisionClaim) -> ReviewOutcome {
         decision: claim.decision,
         reviewer: claim.reviewer_username.clone(),
         reviewer_name: claim.reviewer_name.clone(),
+        reviewer_sub: claim.reviewer_sub.clone(),
         reviewer_email: claim.reviewer_email.clone(),
         decided_at: claim.at.clone(),
         reason: claim.reason.clone(),

@@ -123,6 +123,7 @@ struct State {
     fail_upload_part: Option<i32>,
     fail_complete: bool,
     deny_delete: HashSet<String>,
+    yield_on_part_copy: bool,
 }
 
 /// An in-memory [`ObjectStore`].
@@ -144,6 +145,7 @@ impl Default for InMemoryObjectStore {
                 fail_upload_part: None,
                 fail_complete: false,
                 deny_delete: HashSet::new(),
+                yield_on_part_copy: false,
             }),
         }
     }
@@ -258,6 +260,12 @@ impl InMemoryObjectStore {
     /// `UploadPart` of `part_number` fails (as a non-retryable error).
     pub fn fail_upload_part(&self, part_number: i32) {
         self.lock().fail_upload_part = Some(part_number);
+    }
+
+    /// Every `UploadPartCopy` yields to the scheduler first, as a network call would, so
+    /// that concurrent copies really interleave.
+    pub fn yield_on_part_copy(&self) {
+        self.lock().yield_on_part_copy = true;
     }
 
     /// `CompleteMultipartUpload` fails.
@@ -493,6 +501,10 @@ impl ObjectStore for InMemoryObjectStore {
         source: &ObjectRef,
         range: std::ops::Range<u64>,
     ) -> Result<UploadedPart> {
+        let yield_first = self.lock().yield_on_part_copy;
+        if yield_first {
+            tokio::task::yield_now().await;
+        }
         let mut state = self.lock();
         state.calls.push(ObjectCall::UploadPartCopy {
             upload_id: upload.upload_id.clone(),

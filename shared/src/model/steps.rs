@@ -177,6 +177,8 @@ pub struct ReviewOutcome {
     pub reviewer: String,
     /// Reviewer's display name (from the user pool); the stage's `*_reviewer_*_name`.
     pub reviewer_name: String,
+    /// Reviewer's Cognito `sub`; the stage's `*_reviewer_*_sub` (separation of duties).
+    pub reviewer_sub: String,
     /// Reviewer's e-mail (from the token).
     pub reviewer_email: String,
     /// When (server clock, ISO-8601).

@@ -20,7 +20,7 @@ pub struct AuditEvent {
     pub actor_email: Option<String>,
     /// What: `staged`, `decision`, `download`, `archived`, `cleanup`, ...
     pub action: String,
-    /// `success`, `refused` or `failed`.
+    /// `success`, `refused`, `failed`, or `unknown` (the outcome could not be confirmed).
     pub outcome: String,
     /// Details (decision and reason, refusal message, counts). No secrets.
     #[serde(default)]

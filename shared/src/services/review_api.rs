@@ -171,10 +171,23 @@ where
             )),
             Err(e) => Err(EgressError::Internal(format!("decision output: {e}"))),
         };
-        if let Err(err) = resumed {
-            return Err(self
-                .roll_back(&request, caller, &reviewer, &claim, &claimed, err)
-                .await);
+        match resumed {
+            Ok(()) => {}
+            // Step Functions says the task is no longer waiting. Either the review timed out
+            // (the workflow's expiry path then marks the request EXPIRED) or an SDK retry
+            // arrived after an earlier attempt had already delivered this decision. In both
+            // cases releasing the claim would be wrong: in the second it would erase a
+            // decision the workflow is acting on.
+            Err(err @ EgressError::Conflict(_)) => {
+                return Err(self
+                    .unconfirmed(&request, caller, &reviewer, &claim, err)
+                    .await)
+            }
+            Err(err) => {
+                return Err(self
+                    .roll_back(&request, caller, &reviewer, &claim, &claimed, err)
+                    .await)
+            }
         }
         tracing::info!(
             egress_request_id = %claim.egress_request_id,
@@ -345,6 +358,43 @@ where
             tracing::error!(error = %e, "refusal not appended to the audit trail");
         }
         err
+    }
+
+    /// The claim stands but the workflow did not confirm it took the decision: audited as
+    /// `unknown`, and the reviewer is asked to refresh.
+    async fn unconfirmed(
+        &self,
+        request: &EgressRequest,
+        caller: &CallerIdentity,
+        reviewer: &Reviewer,
+        claim: &DecisionClaim,
+        err: EgressError,
+    ) -> EgressError {
+        tracing::warn!(
+            egress_request_id = %claim.egress_request_id,
+            stage = %claim.stage,
+            error = %err,
+            "decision recorded, but the review task was no longer waiting"
+        );
+        let detail = json!({
+            "stage": claim.stage,
+            "decision": claim.decision,
+            "error_type": err.error_type(),
+            "message": err.to_string(),
+            "claim_released": false,
+        });
+        if let Err(e) = self
+            .record(request, caller, Some(reviewer), DECISION, "unknown", detail)
+            .await
+        {
+            tracing::error!(error = %e, "unconfirmed decision not appended to the audit trail");
+        }
+        EgressError::Conflict(
+            "Your decision was recorded, but the workflow reported that this review is no \
+             longer waiting (it may have expired, or already received your decision). Please \
+             refresh to get the latest data"
+                .into(),
+        )
     }
 
     async fn roll_back(

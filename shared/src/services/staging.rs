@@ -6,7 +6,9 @@
 //! last, so its presence means the staging is complete. Re-running overwrites the same keys
 //! with the same bytes and writes the same manifest.
 
-use futures::{stream, StreamExt, TryStreamExt};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::{stream, StreamExt};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -159,11 +161,7 @@ async fn stage(
         files = plan.len(),
         "staging the submitted versions"
     );
-    let entries: Vec<ManifestEntry> = stream::iter(plan.iter())
-        .map(|planned| stage_one(objects, settings, &input.s3_egress_store_bucket, planned))
-        .buffer_unordered(settings.copy_concurrency.max(1))
-        .try_collect()
-        .await?;
+    let entries = stage_all(objects, settings, &input.s3_egress_store_bucket, &plan).await?;
     let manifest = staging::manifest(
         &input.egress_request_id,
         &input.workspace_id,
@@ -191,6 +189,49 @@ async fn stage(
 }
 
 /// Copies one listed version, then hashes the staged copy.
+/// Stages every planned copy, `copy_concurrency` at a time. After the first failure no new
+/// copy starts, but the copies already in flight run to their end rather than being
+/// dropped: a dropped multipart copy would never reach its `AbortMultipartUpload`.
+async fn stage_all(
+    objects: &impl ObjectStore,
+    settings: &StagingSettings,
+    source_bucket: &str,
+    plan: &[PlannedCopy],
+) -> Result<Vec<ManifestEntry>> {
+    let failed = AtomicBool::new(false);
+    let outcomes: Vec<Option<Result<ManifestEntry>>> = stream::iter(plan)
+        .map(|planned| {
+            let failed = &failed;
+            async move {
+                if failed.load(Ordering::Acquire) {
+                    return None;
+                }
+                let outcome = stage_one(objects, settings, source_bucket, planned).await;
+                if outcome.is_err() {
+                    failed.store(true, Ordering::Release);
+                }
+                Some(outcome)
+            }
+        })
+        .buffer_unordered(settings.copy_concurrency.max(1))
+        .collect()
+        .await;
+    let mut entries = Vec::with_capacity(plan.len());
+    let mut first_error = None;
+    for outcome in outcomes.into_iter().flatten() {
+        match outcome {
+            Ok(entry) => entries.push(entry),
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok(entries),
+    }
+}
+
 async fn stage_one(
     objects: &impl ObjectStore,
     settings: &StagingSettings,
@@ -393,6 +434,40 @@ mod tests {
             .iter()
             .any(|c| matches!(c, ObjectCall::CreateMultipart(d) if d.kms_key_arn == KMS)));
         assert!(calls.iter().any(|c| matches!(c, ObjectCall::Copy { source, .. } if source.key == "ws-1/small.txt" && source.version_id.as_deref() == Some(v2.as_str()))));
+    }
+
+    #[tokio::test]
+    async fn when_one_copy_fails_then_copies_in_flight_finish_and_no_upload_is_left_open() {
+        let mut w = world();
+        w.settings.multipart_copy_threshold = 1000;
+        w.settings.copy_part_size = 400;
+        w.objects.yield_on_part_copy();
+        let big: Vec<u8> = (0..2500u32).map(|i| (i % 256) as u8).collect();
+        let v1 = w.objects.put_object("swb-egress", "ws-1/a.bin", big);
+        let v2 = w.objects.put_object("swb-egress", "ws-1/c.csv", "c");
+        snapshot(
+            &w,
+            &[
+                ("ws-1/a.bin", &v1, 2500),
+                ("ws-1/b.csv", "no-such-version", 1),
+                ("ws-1/c.csv", &v2, 1),
+            ],
+        );
+        let err = run_world(&w).await.unwrap_err();
+        assert_eq!(err.error_type(), "NotFound", "{err}");
+        assert!(err.to_string().contains("ws-1/b.csv"), "{err}");
+        assert!(
+            w.objects.open_uploads().is_empty(),
+            "a multipart copy was dropped mid-way: {:?}",
+            w.objects.open_uploads()
+        );
+        let copies_of_c = w
+            .objects
+            .calls()
+            .into_iter()
+            .filter(|c| matches!(c, ObjectCall::Copy { source, .. } if source.key == "ws-1/c.csv"))
+            .count();
+        assert_eq!(copies_of_c, 0, "no copy starts after the first failure");
     }
 
     #[tokio::test]

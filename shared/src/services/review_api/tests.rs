@@ -242,6 +242,34 @@ async fn when_the_review_task_has_expired_then_the_caller_is_told_to_refresh() {
         .unwrap_err();
     assert_eq!(err.error_type(), "Conflict");
     assert!(err.to_string().contains("refresh"), "{err}");
+    // The task may already have taken this decision (an SDK retry after a delivered
+    // attempt): the claim stands, and the audit says the outcome is unconfirmed.
+    let item = svc.store.item("req-1").unwrap();
+    assert_eq!(item.egress_status, EgressStatus::IgApproved);
+    assert_eq!(item.ig_reviewer_1_decision, Some(Decision::Approved));
+    assert!(item.sfn_task_token.is_none() && item.review_handle.is_none());
+    let last = svc.audit.events().pop().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.outcome.as_str()),
+        ("decision", "unknown")
+    );
+    assert_eq!(last.detail["claim_released"], false);
+}
+
+#[tokio::test]
+async fn when_the_request_names_no_submitter_email_then_nobody_may_decide_it() {
+    let mut request = parked_ig();
+    request.requested_by_email = None;
+    request.store_owner_email = None;
+    let svc = service(vec![request.clone()]);
+    let err = svc
+        .update_request(&caller("iris", &[IG]), ig_decision("APPROVED"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Forbidden");
+    assert!(err.to_string().contains("separation of duties"), "{err}");
+    assert_eq!(svc.store.item("req-1").unwrap(), request);
+    assert!(svc.workflow.completed().is_empty());
 }
 
 #[tokio::test]
