@@ -326,6 +326,49 @@ fn when_save_request_runs_then_its_item_is_a_processing_egress_request() {
 }
 
 #[test]
+fn when_save_request_is_retried_by_its_own_execution_then_the_condition_lets_it_through() {
+    // A retry after a put whose response was lost must not end in DuplicateRequest with the
+    // item stuck at PROCESSING: the condition admits the execution that wrote the item.
+    let params = &states()["SaveRequest"]["Parameters"];
+    let condition = params["ConditionExpression"].as_str().unwrap_or_default();
+    assert!(
+        condition.contains("attribute_not_exists(egress_request_id)")
+            && condition.contains("OR execution_arn = :execution"),
+        "{condition}"
+    );
+    assert_eq!(
+        params["ExpressionAttributeValues"][":execution"]["S.$"],
+        "$$.Execution.Id"
+    );
+    assert_eq!(params["Item"]["execution_arn"]["S.$"], "$$.Execution.Id");
+}
+
+#[test]
+fn when_a_decision_is_saved_then_the_reviewer_sub_is_kept_and_the_handle_dropped() {
+    // The RIT separation-of-duties check reads ig_reviewer_1_sub: the workflow's own save
+    // must write it, so a rolled-back or lost API write cannot erase it.
+    for (state, prefix, review) in [
+        ("SaveIgApproval", "ig_reviewer_1", "ig_review"),
+        ("SaveIgRejection", "ig_reviewer_1", "ig_review"),
+        ("SaveRitApproval", "rit_reviewer_2", "rit_review"),
+        ("SaveRitRejection", "rit_reviewer_2", "rit_review"),
+    ] {
+        let params = &states()[state]["Parameters"];
+        let update = params["UpdateExpression"].as_str().unwrap_or_default();
+        assert!(
+            update.contains(&format!("{prefix}_sub = :sub")),
+            "{state}: {update}"
+        );
+        assert!(update.contains("review_handle"), "{state}: {update}");
+        assert_eq!(
+            params["ExpressionAttributeValues"][":sub"]["S.$"],
+            format!("$.{review}.reviewer_sub"),
+            "{state}"
+        );
+    }
+}
+
+#[test]
 fn when_the_workflow_invokes_a_function_then_the_payload_is_that_functions_input_type() {
     let data = data_for(&workflow_fixtures()[0].1);
     let mut seen = BTreeSet::new();
