@@ -73,6 +73,7 @@ test-e2e: setup api-setup validate-asl build-debug ## end-to-end tests (workflow
 	  started=$$(date +%s); \
 	  $(STACK) up; \
 	  $(API) up; \
+	  (cd $(ROOT)/local/tests && EGRESS_REQUIRE_STACK=1 PYTHONPATH=$(ROOT)/local $(STACK_PYTHON) -m unittest -q test_webapp_env.LiveStackTest); \
 	  up=$$(date +%s); \
 	  $(CARGO) test -p e2e-tests --features e2e,e2e-api --locked -- --test-threads $(E2E_TEST_THREADS); \
 	  done=$$(date +%s); \
