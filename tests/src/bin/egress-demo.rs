@@ -7,7 +7,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use e2e_tests::driver::{default_driver, ReviewDriver, Reviewer};
+use e2e_tests::driver::{ReviewDriver, Reviewer};
+use e2e_tests::graphql::GraphQlDriver;
 use e2e_tests::inspect::{self, Archive};
 use e2e_tests::stack::Stack;
 use e2e_tests::swb::{self, Mode, Submit};
@@ -64,7 +65,9 @@ fn parse_mode() -> Result<Mode> {
 async fn run(p: &mut Progress) -> Result<()> {
     let mode = parse_mode()?;
     let stack = Stack::connect().await?;
-    let driver = default_driver(&stack);
+    let driver = GraphQlDriver::connect().map_err(|e| {
+        format!("the reviewer GraphQL API is not up ({e}); `make demo` starts it with the stack")
+    })?;
     p.step("Local stack");
     p.info(format!(
         "endpoint {} (stack {}), state machine {}",
