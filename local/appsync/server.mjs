@@ -92,9 +92,52 @@ export function createSimulator({ schemaText, resolversDir, invoke }) {
   return simulator;
 }
 
-function send(res, status, body) {
+// CORS as the deployed AppSync endpoint answers it: any origin (the API authenticates with the
+// Authorization header, never with cookies, so no credentials mode is offered), a preflight
+// answered 200 without a token, and every answer, errors included, readable by the page.
+/** Methods a preflight may ask for (AppSync serves GraphQL over POST). */
+export const CORS_ALLOW_METHODS = ['POST', 'OPTIONS'];
+/** Request headers the web app's clients (Amplify, the AppSync SDK) send. */
+export const CORS_ALLOW_HEADERS = [
+  'Content-Type',
+  'Authorization',
+  'X-Amz-Date',
+  'X-Amz-User-Agent',
+  'X-Api-Key',
+  'X-Amz-Security-Token',
+  'X-Amz-Content-Sha256',
+];
+/** Response headers AppSync exposes to the page. */
+const CORS_EXPOSE_HEADERS = ['x-amzn-RequestId', 'x-amzn-ErrorType', 'x-amz-user-agent', 'x-amzn-ErrorMessage', 'Date', 'x-amz-schema-version'];
+/** What AppSync answers: browsers cap it lower (Chrome: 2 h), which is fine. */
+const CORS_MAX_AGE_SECONDS = 172800;
+
+const CORS_HEADERS = {
+  'access-control-allow-origin': '*',
+  'access-control-expose-headers': CORS_EXPOSE_HEADERS.join(','),
+};
+
+function preflight(res) {
+  res.writeHead(200, {
+    ...CORS_HEADERS,
+    'access-control-allow-methods': CORS_ALLOW_METHODS.join(','),
+    'access-control-allow-headers': CORS_ALLOW_HEADERS.join(','),
+    'access-control-max-age': String(CORS_MAX_AGE_SECONDS),
+    'content-length': 0,
+  });
+  res.end();
+}
+
+function send(res, status, body, headers = {}) {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  const errorType = body?.errors?.[0]?.errorType;
+  res.writeHead(status, {
+    ...CORS_HEADERS,
+    ...(status >= 400 && errorType ? { 'x-amzn-errortype': errorType } : {}),
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -126,8 +169,12 @@ export function frontDoor({ simulator, auth }) {
     if (url.pathname !== '/graphql') {
       return send(res, 404, { errors: [{ message: 'not found' }] });
     }
+    if (req.method === 'OPTIONS') {
+      // A CORS preflight carries no token: it is answered before the token check.
+      return preflight(res);
+    }
     if (req.method !== 'POST') {
-      return send(res, 405, { errors: [{ message: 'use POST' }] });
+      return send(res, 405, { errors: [{ message: 'use POST' }] }, { allow: CORS_ALLOW_METHODS.join(', ') });
     }
     let claims;
     try {
