@@ -6,7 +6,7 @@ GraphQL endpoint (`server.mjs`).
     python local/appsync/api_stack.py status
 
 `up` creates the reviewer user pool as the SAM template does (e-mail as username, the two
-reviewer groups, a web client), seeds one user per role with a random password, starts the
+reviewer groups, a web client with the template's read and write attributes), seeds one user per role with a random password, starts the
 front door + AppSync simulator on 127.0.0.1:$EGRESS_API_PORT (default: the stack's edge port
 + 10) and writes `.local-stack/api.json` (endpoint, pool, client, users and their passwords)
 for the e2e tests and the demo. Everything it starts is stopped by `down` (and only that).
@@ -26,6 +26,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "local"))
@@ -38,6 +40,10 @@ NAME = "appsync"
 POOL_NAME = "egress-local-reviewers"
 CLIENT_NAME = "egress-local-web"
 DOMAIN = "tre.example.org"
+TEMPLATE = ROOT / "infra" / "template.yaml"
+# The template's web app client when reviewers sign in to the pool itself (not federated):
+# the one the local pool stands in for.
+TEMPLATE_WEB_CLIENT = "ReviewerUserPoolClient"
 
 # One user per role of the authorization matrix. The researcher is the SWB submitter of the
 # simulator's requests (local/egress_local/swb.py) and is in both groups, so that separation
@@ -59,6 +65,41 @@ def say(msg: str) -> None:
 def password() -> str:
     # Random per run (never in the repository); meets any Cognito password policy.
     return f"Lc-{secrets.token_urlsafe(18)}-9aZ"
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """Reads a CloudFormation template: intrinsic-function tags (`!Ref`, `!Sub`, ...) load
+    as plain values, which is all that reading literal client settings needs."""
+
+
+def _untag(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_scalar(node)
+
+
+_TemplateLoader.add_multi_constructor("!", _untag)
+
+
+def template_web_client(template: Path = TEMPLATE) -> dict:
+    """`ReadAttributes` and `WriteAttributes` of the template's web app client, so the local
+    client lets a signed-in user read and write exactly what the deployed one does (the edge
+    router enforces the write list, which moto does not). An attribute list the template
+    leaves out is left out here too (Cognito's default then applies)."""
+    resources = yaml.load(template.read_text(encoding="utf-8"), Loader=_TemplateLoader).get("Resources", {})
+    client_props = resources.get(TEMPLATE_WEB_CLIENT, {}).get("Properties")
+    if not isinstance(client_props, dict):
+        raise stack.StackError(f"{template} has no {TEMPLATE_WEB_CLIENT} to mirror")
+    attributes = {}
+    for key in ("ReadAttributes", "WriteAttributes"):
+        value = client_props.get(key)
+        if value is not None:
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise stack.StackError(f"{template}: {TEMPLATE_WEB_CLIENT}.{key} is not a literal list of names")
+            attributes[key] = value
+    return attributes
 
 
 def seed_cognito(outputs: dict) -> dict:
@@ -84,9 +125,9 @@ def seed_cognito(outputs: dict) -> dict:
         UserPoolId=pool_id,
         ClientName=CLIENT_NAME,
         GenerateSecret=False,
+        # USER_PASSWORD_AUTH stands in for the hosted UI / SRP sign-in of the deployed client.
         ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-        ReadAttributes=["email", "email_verified", "name"],
-        WriteAttributes=["name"],
+        **template_web_client(),
     )["UserPoolClient"]
     users = {}
     for role, (local_part, display, member_of) in ROLES.items():
@@ -116,6 +157,7 @@ def seed_cognito(outputs: dict) -> dict:
         }
     region = pool_id.split("_")[0]
     return {
+        "web_client": {k: v for k, v in web.items() if k in ("ReadAttributes", "WriteAttributes")},
         "user_pool_id": pool_id,
         "user_pool_arn": pool.get("Arn"),
         "client_id": web["ClientId"],

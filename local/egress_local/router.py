@@ -12,6 +12,9 @@ every call, from the interpreter, the functions, the tests and the demo alike, a
   `X-Amz-Invocation-Type: Event` is answered 202 and run in the background;
 - turns SNS `http` deliveries to `/_sns/<profile>/<function>` into SNS Lambda events and
   invokes the function asynchronously, as Lambda's SNS trigger does;
+- enforces what moto's Cognito does not: a user's own `UpdateUserAttributes` (access token)
+  may write only the attributes its app client's `WriteAttributes` name, as Cognito checks
+  (issue 8, defect 7: a reviewer must not be able to rename themself);
 - proxies everything else to moto unchanged.
 
 `GET /_local/health` returns the stack id, so clients can check they talk to the stack they
@@ -58,6 +61,11 @@ INVOKE_SUFFIX = "/invocations"
 # How long one invocation may run before the router gives up on `cargo lambda watch`. The
 # first invocation of a function may have to wait for cargo (shared target/ dir).
 INVOKE_TIMEOUT_SECONDS = 900
+
+COGNITO_TARGET = "AWSCognitoIdentityProviderService."
+UPDATE_USER_ATTRIBUTES = COGNITO_TARGET + "UpdateUserAttributes"
+# The scope Cognito requires of an access token that calls the user's own APIs.
+USER_ADMIN_SCOPE = "aws.cognito.signin.user.admin"
 
 
 def function_name_from_path(path: str) -> str | None:
@@ -129,6 +137,39 @@ def sns_lambda_event(notification: dict, subscription_arn: str) -> dict:
             }
         ]
     }
+
+
+def jwt_claims(token) -> dict | None:
+    """The claims of a JWT, not verified (moto verifies the token when the call reaches it;
+    the router only needs to know which pool and client it claims). None if not a JWT."""
+    if not isinstance(token, str) or token.count(".") != 2:
+        return None
+    payload = token.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def cognito_write_refusal(claims: dict, requested: list[str], write_attributes: list[str] | None) -> str | None:
+    """Cognito's `NotAuthorizedException` message for a user's own `UpdateUserAttributes`
+    with an access token carrying `claims` through a client whose `WriteAttributes` are
+    `write_attributes`; None when Cognito lets the write through.
+
+    As in Cognito, a client with no (or an empty) `WriteAttributes` may write every mutable
+    attribute: only a non-empty list restricts it."""
+    if USER_ADMIN_SCOPE not in str(claims.get("scope", "")).split():
+        return "Access Token does not have required scopes"
+    if write_attributes and any(name not in write_attributes for name in requested):
+        return "A client attempted to write unauthorized attribute"
+    return None
+
+
+def cognito_error_response(error_type: str, message: str) -> tuple[int, dict, bytes]:
+    """A Cognito (JSON 1.1 protocol) client error as the AWS SDKs parse it."""
+    body = json.dumps({"__type": error_type, "message": message}).encode()
+    return 400, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": f"{error_type}:"}, body
 
 
 def sent_email(method: str, path: str, headers: dict, body: bytes) -> dict | None:
@@ -259,6 +300,34 @@ class Router:
         threading.Thread(target=run, name=f"async-{function}", daemon=True).start()
         return request_id
 
+    # -- Cognito --------------------------------------------------------------------------
+    def client_write_attributes(self, pool_id: str, client_id: str, authorization: str) -> list[str] | None:
+        """The app client's `WriteAttributes` as moto stores them (DescribeUserPoolClient).
+        Raises LookupError when moto knows no such client (then no token of it is valid)."""
+        region = pool_id.split("_")[0]
+        if not authorization:
+            # The region in the credential scope picks moto's backend; nothing checks the rest.
+            authorization = f"AWS4-HMAC-SHA256 Credential=local/20240101/{region}/cognito-idp/aws4_request, SignedHeaders=host, Signature=0"
+        conn = http.client.HTTPConnection("127.0.0.1", self.moto_port, timeout=30)
+        try:
+            conn.request(
+                "POST",
+                "/",
+                body=json.dumps({"UserPoolId": pool_id, "ClientId": client_id}),
+                headers={
+                    "Content-Type": "application/x-amz-json-1.1",
+                    "X-Amz-Target": COGNITO_TARGET + "DescribeUserPoolClient",
+                    "Authorization": authorization,
+                },
+            )
+            resp = conn.getresponse()
+            status, body = resp.status, resp.read()
+        finally:
+            conn.close()
+        if status != 200:
+            raise LookupError(f"moto has no client {client_id} in {pool_id} ({status}: {body[:200]!r})")
+        return json.loads(body).get("UserPoolClient", {}).get("WriteAttributes")
+
     def invocations(self) -> list[dict]:
         with self._lock:
             return [dict(r) for r in self._invocations]
@@ -330,6 +399,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._sns_delivery(path, body)
             elif self.command == "POST" and function_name_from_path(self.path) is not None:
                 self._lambda_invoke(body)
+            elif self.command == "POST" and self.headers.get("X-Amz-Target") == UPDATE_USER_ATTRIBUTES:
+                self._cognito_update_user_attributes(body)
             else:
                 self._proxy(body)
         except (BrokenPipeError, ConnectionResetError):
@@ -368,6 +439,36 @@ class Handler(BaseHTTPRequestHandler):
             time.monotonic() - started,
         )
         self._send(status, headers, payload)
+
+    def _cognito_update_user_attributes(self, body: bytes) -> None:
+        """Cognito checks the app client's `WriteAttributes` before a user's own write; moto
+        does not, so the check is made here and only an allowed write reaches moto."""
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            request = {}
+        claims = jwt_claims(request.get("AccessToken")) if isinstance(request, dict) else None
+        if claims is None or claims.get("token_use") != "access":
+            # Not an access token: moto answers it as Cognito does (NotAuthorizedException).
+            self._proxy(body)
+            return
+        issuer = str(claims.get("iss", ""))
+        pool_id = issuer.rsplit("/", 1)[-1]
+        requested = [str(a.get("Name")) for a in request.get("UserAttributes") or [] if isinstance(a, dict)]
+        try:
+            write_attributes = self.router.client_write_attributes(
+                pool_id, str(claims.get("client_id", "")), self.headers.get("Authorization", "")
+            )
+        except LookupError as exc:
+            LOG.warning("UpdateUserAttributes refused: %s", exc)
+            self._send(*cognito_error_response("NotAuthorizedException", "Invalid Access Token"))
+            return
+        refusal = cognito_write_refusal(claims, requested, write_attributes)
+        if refusal is not None:
+            LOG.info("UpdateUserAttributes of %s refused: %s (%s)", claims.get("username"), refusal, requested)
+            self._send(*cognito_error_response("NotAuthorizedException", refusal))
+            return
+        self._proxy(body)
 
     def _sns_delivery(self, path: str, body: bytes) -> None:
         # /_sns/<profile>/<function>

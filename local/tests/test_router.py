@@ -2,14 +2,21 @@
 (no stack needed): `make test-e2e` runs them before starting the stack."""
 
 import base64
+import http.client
 import json
+import threading
 import unittest
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlencode
 
 from egress_local.provision import substitute
 from egress_local.router import (
+    Handler,
+    Router,
+    cognito_write_refusal,
     function_name_from_path,
+    jwt_claims,
     sent_email,
     sns_lambda_event,
     translate_watch_response,
@@ -110,6 +117,153 @@ class SentEmailTest(unittest.TestCase):
     def test_when_the_request_is_not_an_email_then_nothing_is_caught(self):
         self.assertIsNone(sent_email("POST", "/", {"Content-Type": "application/x-www-form-urlencoded"}, b"Action=Publish"))
         self.assertIsNone(sent_email("GET", "/v2/email/outbound-emails", {}, b""))
+
+
+def fake_jwt(claims: dict) -> str:
+    """A JWT with `claims` (unsigned: the router only reads claims, moto checks the token)."""
+    part = lambda v: base64.urlsafe_b64encode(json.dumps(v).encode()).rstrip(b"=").decode()  # noqa: E731
+    return f"{part({'alg': 'RS256', 'kid': 'dummy'})}.{part(claims)}.c2ln"
+
+
+POOL = "eu-west-2_LocalPool"
+ACCESS = {
+    "iss": f"https://cognito-idp.eu-west-2.amazonaws.com/{POOL}",
+    "client_id": "web-client",
+    "token_use": "access",
+    "scope": "aws.cognito.signin.user.admin",
+    "username": "u-1",
+}
+
+
+class CognitoWriteRefusalTest(unittest.TestCase):
+    def test_when_an_attribute_is_not_in_the_clients_write_attributes_then_cognito_refuses(self):
+        for requested in (["name"], ["email"], ["custom:idp_groups"], ["locale", "name"]):
+            self.assertEqual(
+                cognito_write_refusal(ACCESS, requested, ["locale"]),
+                "A client attempted to write unauthorized attribute",
+                requested,
+            )
+
+    def test_when_every_attribute_is_in_the_write_attributes_then_the_write_is_allowed(self):
+        self.assertIsNone(cognito_write_refusal(ACCESS, ["locale"], ["locale", "zoneinfo"]))
+
+    def test_when_the_client_names_no_write_attributes_then_every_attribute_is_writable_as_in_cognito(self):
+        # Cognito treats an unset or empty WriteAttributes as "all writable": a template that
+        # means "nothing writable" must name some harmless attribute instead.
+        self.assertIsNone(cognito_write_refusal(ACCESS, ["name"], None))
+        self.assertIsNone(cognito_write_refusal(ACCESS, ["name"], []))
+
+    def test_when_the_access_token_lacks_the_user_admin_scope_then_cognito_refuses(self):
+        hosted_ui = {**ACCESS, "scope": "openid email profile"}
+        self.assertEqual(
+            cognito_write_refusal(hosted_ui, ["locale"], ["locale"]),
+            "Access Token does not have required scopes",
+        )
+
+    def test_when_a_token_is_not_a_jwt_then_it_has_no_claims(self):
+        self.assertEqual(jwt_claims(fake_jwt(ACCESS)), ACCESS)
+        for bad in ("", "abc", "a.b.c", "a.!!!.c", 42):
+            self.assertIsNone(jwt_claims(bad), bad)
+
+
+class FakeMoto(BaseHTTPRequestHandler):
+    """moto's Cognito as far as the router uses it: DescribeUserPoolClient answers the
+    client's WriteAttributes; every other call is recorded and answered `{}`."""
+
+    protocol_version = "HTTP/1.1"
+    write_attributes: list[str] | None = ["locale"]
+    received: list[str] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        target = self.headers.get("X-Amz-Target", "")
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        FakeMoto.received.append(target)
+        if target.endswith(".DescribeUserPoolClient"):
+            if body.get("ClientId") != "web-client" or body.get("UserPoolId") != POOL:
+                status, answer = 400, {"__type": "ResourceNotFoundException", "message": "no such client"}
+            else:
+                client = {"ClientId": "web-client", "UserPoolId": POOL}
+                if FakeMoto.write_attributes is not None:
+                    client["WriteAttributes"] = FakeMoto.write_attributes
+                status, answer = 200, {"UserPoolClient": client}
+        else:
+            status, answer = 200, {}
+        payload = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class RouterCognitoTest(unittest.TestCase):
+    """The router in front of a fake moto: UpdateUserAttributes is checked against the app
+    client's WriteAttributes, as Cognito does, before moto (which does not check) sees it."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.moto = ThreadingHTTPServer(("127.0.0.1", 0), FakeMoto)
+        Handler.router = Router(
+            {
+                "stack_id": "test",
+                "moto_port": cls.moto.server_address[1],
+                "functions": [],
+                "profiles": {"single": 9},
+                "default_profile": "single",
+            }
+        )
+        cls.edge = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        for server in (cls.moto, cls.edge):
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        for server in (cls.edge, cls.moto):
+            server.shutdown()
+            server.server_close()
+
+    def setUp(self):
+        FakeMoto.received = []
+        FakeMoto.write_attributes = ["locale"]
+
+    def update(self, attributes: dict, claims: dict = ACCESS) -> tuple[int, dict]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.edge.server_address[1], timeout=10)
+        body = json.dumps(
+            {"AccessToken": fake_jwt(claims), "UserAttributes": [{"Name": k, "Value": v} for k, v in attributes.items()]}
+        )
+        conn.request(
+            "POST",
+            "/",
+            body=body,
+            headers={
+                "Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": "AWSCognitoIdentityProviderService.UpdateUserAttributes",
+            },
+        )
+        resp = conn.getresponse()
+        status, answer = resp.status, json.loads(resp.read() or b"{}")
+        conn.close()
+        return status, answer
+
+    def test_when_a_user_renames_themself_through_a_client_that_may_not_write_name_then_it_is_refused(self):
+        status, answer = self.update({"name": "Ivy Governance (IG lead)"})
+        self.assertEqual(status, 400)
+        self.assertEqual(answer["__type"], "NotAuthorizedException")
+        self.assertEqual(answer["message"], "A client attempted to write unauthorized attribute")
+        self.assertNotIn("AWSCognitoIdentityProviderService.UpdateUserAttributes", FakeMoto.received)
+
+    def test_when_the_attribute_is_writable_then_moto_gets_the_update(self):
+        status, _ = self.update({"locale": "en-GB"})
+        self.assertEqual(status, 200)
+        self.assertIn("AWSCognitoIdentityProviderService.UpdateUserAttributes", FakeMoto.received)
+
+    def test_when_the_tokens_client_is_unknown_then_the_update_is_refused(self):
+        status, answer = self.update({"locale": "en-GB"}, {**ACCESS, "client_id": "gone"})
+        self.assertEqual((status, answer["__type"]), (400, "NotAuthorizedException"))
+        self.assertNotIn("AWSCognitoIdentityProviderService.UpdateUserAttributes", FakeMoto.received)
 
 
 class SubstitutionTest(unittest.TestCase):
