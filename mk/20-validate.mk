@@ -72,11 +72,11 @@ infra-tools: $(SAM_STAMP) $(CHECKOV_STAMP) $(CFN_GUARD_STAMP) ## install the pin
 
 # The checks are independent once the template is transformed; they run in parallel and each
 # one's output is printed in one piece when it ends; a failing check does not stop the others.
-validate: infra-tools ## offline template gate: wiring, cfn-lint, sam validate, checkov, cfn-guard and breakage tests
+validate: infra-tools ## offline template gate: wiring, asl-validator, cfn-lint, sam validate, checkov, cfn-guard and breakage tests
 	@$(MAKE) -k -j4 --output-sync=target validate-steps
 	@echo "make validate: template gate passed"
 
-validate-steps: validate-wiring validate-cfn-lint validate-sam validate-checkov validate-guard validate-tests
+validate-steps: validate-wiring validate-asl validate-cfn-lint validate-sam validate-checkov validate-guard validate-tests
 
 validate-wiring:
 	@echo "== wiring: ASL placeholders, functions, environment, workflow role, resolvers, samconfig"
