@@ -6,9 +6,10 @@ GraphQL endpoint (`server.mjs`).
     python local/appsync/api_stack.py status
 
 `up` creates the reviewer user pool as the SAM template does (e-mail as username, the two
-reviewer groups, a web client with the template's read and write attributes), seeds one user per role with a random password, starts the
-front door + AppSync simulator on 127.0.0.1:$EGRESS_API_PORT (default: the stack's edge port
-+ 10) and writes `.local-stack/api.json` (endpoint, pool, client, users and their passwords)
+reviewer groups, a web client with the template's read and write attributes), seeds one
+user per role with a random password, starts the front door + AppSync simulator on
+127.0.0.1:$EGRESS_API_PORT (default: the stack's edge port + 10) and writes
+`.local-stack/api.json` (endpoint, pool, client, users and their passwords)
 for the e2e tests and the demo. Everything it starts is stopped by `down` (and only that).
 
 Run it with the stack's Python (`.venv/stack/bin/python`, which has boto3).
@@ -26,13 +27,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-import yaml
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "local"))
 
-from egress_local import stack  # noqa: E402  (the stack's process helpers)
+from egress_local import stack, template  # noqa: E402  (the stack's process helpers)
 from egress_local.provision import client  # noqa: E402
 from egress_local.settings import state_path  # noqa: E402
 
@@ -40,7 +39,6 @@ NAME = "appsync"
 POOL_NAME = "egress-local-reviewers"
 CLIENT_NAME = "egress-local-web"
 DOMAIN = "tre.example.org"
-TEMPLATE = ROOT / "infra" / "template.yaml"
 # The template's web app client when reviewers sign in to the pool itself (not federated):
 # the one the local pool stands in for.
 TEMPLATE_WEB_CLIENT = "ReviewerUserPoolClient"
@@ -67,39 +65,15 @@ def password() -> str:
     return f"Lc-{secrets.token_urlsafe(18)}-9aZ"
 
 
-class _TemplateLoader(yaml.SafeLoader):
-    """Reads a CloudFormation template: intrinsic-function tags (`!Ref`, `!Sub`, ...) load
-    as plain values, which is all that reading literal client settings needs."""
-
-
-def _untag(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node):
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_scalar(node)
-
-
-_TemplateLoader.add_multi_constructor("!", _untag)
-
-
-def template_web_client(template: Path = TEMPLATE) -> dict:
+def template_web_client(template_file: Path = template.TEMPLATE_FILE) -> dict:
     """`ReadAttributes` and `WriteAttributes` of the template's web app client, so the local
     client lets a signed-in user read and write exactly what the deployed one does (the edge
     router enforces the write list, which moto does not). An attribute list the template
     leaves out is left out here too (Cognito's default then applies)."""
-    resources = yaml.load(template.read_text(encoding="utf-8"), Loader=_TemplateLoader).get("Resources", {})
-    client_props = resources.get(TEMPLATE_WEB_CLIENT, {}).get("Properties")
-    if not isinstance(client_props, dict):
-        raise stack.StackError(f"{template} has no {TEMPLATE_WEB_CLIENT} to mirror")
-    attributes = {}
-    for key in ("ReadAttributes", "WriteAttributes"):
-        value = client_props.get(key)
-        if value is not None:
-            if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-                raise stack.StackError(f"{template}: {TEMPLATE_WEB_CLIENT}.{key} is not a literal list of names")
-            attributes[key] = value
-    return attributes
+    try:
+        return template.client_attributes(template.load(template_file), TEMPLATE_WEB_CLIENT)
+    except template.TemplateError as exc:
+        raise stack.StackError(f"{template_file}: {exc}") from exc
 
 
 def seed_cognito(outputs: dict) -> dict:

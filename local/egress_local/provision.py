@@ -1,6 +1,8 @@
 """Creates the project's resources in moto, as the SAM template does in AWS.
 
-What to create comes from `local/resources.json` (keyed by the template's logical ids); the
+What to create comes from `local/resources.json` (keyed by the template's logical ids), with
+the requests table's index projection read from the template itself (`template.py`: what a
+reviewer-facing read of the index can return must be the same here as deployed); the
 state machine definition is `statemachine/egress_workflow.asl.json` with its `${...}`
 placeholders substituted exactly as `DefinitionSubstitutions` does. Returns everything the
 tests and the demo need (names, ARNs, key ids), which the stack writes to `outputs.json`.
@@ -15,6 +17,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+from . import template
 from .settings import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, ROOT
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
@@ -50,36 +53,47 @@ def substitute(definition: str, substitutions: dict[str, str]) -> str:
     return PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], definition)
 
 
-def create_tables(ddb, resources: dict) -> dict[str, str]:
+def table_arguments(spec: dict, projections: dict[str, dict]) -> dict:
+    """`CreateTable` arguments of one table of `resources.json`. Each index gets the
+    projection the template gives it (`projections`, by index name); an index the template
+    does not declare is a drift between the two files and stops the start."""
+    key_schema = [
+        {"AttributeName": name, "KeyType": "HASH" if i == 0 else "RANGE"}
+        for i, (name, _) in enumerate(spec["key"])
+    ]
+    attributes = {name: typ for name, typ in spec["key"]}
+    indexes = []
+    for index_name, index_key in spec.get("indexes", {}).items():
+        if index_name not in projections:
+            raise SystemExit(f"local/resources.json declares index {index_name} of {spec['name']}, which the template does not")
+        attributes.update({name: typ for name, typ in index_key})
+        indexes.append(
+            {
+                "IndexName": index_name,
+                "KeySchema": [
+                    {"AttributeName": name, "KeyType": "HASH" if i == 0 else "RANGE"}
+                    for i, (name, _) in enumerate(index_key)
+                ],
+                "Projection": projections[index_name],
+            }
+        )
+    args = {
+        "TableName": spec["name"],
+        "KeySchema": key_schema,
+        "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in attributes.items()],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if indexes:
+        args["GlobalSecondaryIndexes"] = indexes
+    return args
+
+
+def create_tables(ddb, resources: dict, template_resources: dict) -> dict[str, str]:
     names = {}
     for logical_id, spec in resources["tables"].items():
-        key_schema = [
-            {"AttributeName": name, "KeyType": "HASH" if i == 0 else "RANGE"}
-            for i, (name, _) in enumerate(spec["key"])
-        ]
-        attributes = {name: typ for name, typ in spec["key"]}
-        indexes = []
-        for index_name, index_key in spec.get("indexes", {}).items():
-            attributes.update({name: typ for name, typ in index_key})
-            indexes.append(
-                {
-                    "IndexName": index_name,
-                    "KeySchema": [
-                        {"AttributeName": name, "KeyType": "HASH" if i == 0 else "RANGE"}
-                        for i, (name, _) in enumerate(index_key)
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            )
-        args = {
-            "TableName": spec["name"],
-            "KeySchema": key_schema,
-            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in attributes.items()],
-            "BillingMode": "PAY_PER_REQUEST",
-        }
-        if indexes:
-            args["GlobalSecondaryIndexes"] = indexes
-        ddb.create_table(**args)
+        # SWB's table is not in the template; it has no indexes here either.
+        projections = template.index_projections(template_resources, logical_id) if spec.get("indexes") else {}
+        ddb.create_table(**table_arguments(spec, projections))
         names[logical_id] = spec["name"]
     return names
 
@@ -181,7 +195,10 @@ def provision(endpoint: str, resources: dict) -> dict:
     ses = client("ses", endpoint, region)
     sfn = client("stepfunctions", endpoint, region)
 
-    tables = create_tables(ddb, resources)
+    try:
+        tables = create_tables(ddb, resources, template.load())
+    except template.TemplateError as exc:
+        raise SystemExit(f"infra/template.yaml: {exc}") from exc
     keys = create_keys(kms, resources)
     buckets = create_buckets(s3, resources, keys)
     topics, inboxes, subscriptions = create_topics(sns, sqs, resources, endpoint)
@@ -209,6 +226,7 @@ def function_environment(resources: dict, outputs: dict, approval_mode: str) -> 
     return {
         "STATE_MACHINE_ARN": outputs["state_machine_arn"],
         "SWB_NOTIFICATION_BUCKET": outputs["buckets"]["SwbNotificationBucket"],
+        "SWB_EGRESS_STORE_BUCKET": outputs["buckets"]["SwbEgressStoreBucket"],
         "APPROVAL_MODE": approval_mode,
         "IG_REVIEWER_GROUP": p["ig_reviewer_group"],
         "RIT_REVIEWER_GROUP": p["rit_reviewer_group"],
