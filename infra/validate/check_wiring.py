@@ -12,6 +12,8 @@
 - Every resolver of the API has its VTL templates in infra/resolvers/, every template there is
   used, and the schema file exists; groups its @aws_auth directives name are configured ones.
 - Every environment of samconfig.toml satisfies the template's parameter constraints.
+- The security checks of check_security.py (API client, logs keys, list index projection,
+  api-handler and audit write attributes).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import check_security  # noqa: E402
 import gatelib  # noqa: E402
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
@@ -344,6 +347,7 @@ def main() -> int:
     check_api(template, template_dir, report)
     check_schema_groups(template, template_dir, args.samconfig, report)
     check_samconfig(template, args.samconfig, report)
+    check_security.check_security(template, args.root, gatelib.samconfig_parameters(args.samconfig)[1], report)
     for name in report.passed:
         print(f"wiring: ok   {name}")
     for error in report.errors:

@@ -28,6 +28,7 @@ CFN_GUARD = Path(os.environ.get("CFN_GUARD", ROOT / ".venv" / "infra" / "bin" / 
 
 sys.path.insert(0, str(VALIDATE_DIR))
 
+import check_security  # noqa: E402
 import check_wiring  # noqa: E402
 import gatelib  # noqa: E402
 
@@ -138,7 +139,44 @@ def _optional_mfa(t):
 
 
 def _group_attribute_writable(t):
-    t["Resources"]["ReviewerUserPoolClient"]["Properties"]["WriteAttributes"] = ["name", "custom:idp_groups"]
+    t["Resources"]["ReviewerUserPoolClient"]["Properties"]["WriteAttributes"] = ["locale", "custom:idp_groups"]
+
+
+def _reviewers_can_rename_themselves(t):
+    # The web client as it was: a reviewer renamed themself "Ivy Governance (IG lead)".
+    t["Resources"]["ReviewerUserPoolClient"]["Properties"]["WriteAttributes"] = ["name"]
+
+
+def _federated_client_with_the_admin_scope(t):
+    client = t["Resources"]["FederatedReviewerUserPoolClient"]["Properties"]
+    client["AllowedOAuthScopes"] = ["openid", "email", "profile", "aws.cognito.signin.user.admin"]
+
+
+def _staging_policy_denies_uploads_without_the_kms_header(t):
+    # The staging policy as it was: UploadPartCopy cannot carry the header, so no file over
+    # 5 GiB could be staged.
+    statements = t["Resources"]["StagingBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    statements[1] = {
+        "Sid": "DenyObjectsNotEncryptedWithTheStagingKey",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:PutObject",
+        "Resource": {"Fn::Sub": "${StagingBucket.Arn}/*"},
+        "Condition": {
+            "StringNotEqualsIfExists": {
+                "s3:x-amz-server-side-encryption-aws-kms-key-id": {"Fn::GetAtt": ["StagingKey", "Arn"]}
+            }
+        },
+    }
+
+
+def _staging_policy_denies_uploads_without_the_sse_header(t):
+    statements = t["Resources"]["StagingBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    statements[2]["Condition"] = {"Null": {"s3:x-amz-server-side-encryption": "true"}}
+
+
+def _api_accepts_any_client(t):
+    del t["Resources"]["GraphQLApi"]["Properties"]["UserPoolConfig"]["AppIdClientRegex"]
 
 
 BREAKAGES: list[tuple[str, Callable[[dict[str, Any]], None], set[str]]] = [
@@ -158,7 +196,16 @@ BREAKAGES: list[tuple[str, Callable[[dict[str, Any]], None], set[str]]] = [
     ("bucket not fully private", _public_bucket, {"S3_BUCKET_PUBLIC_ACCESS_BLOCKED"}),
     ("execution data in workflow logs", _token_in_workflow_logs, {"STATE_MACHINE_LOGGING_WITHOUT_EXECUTION_DATA"}),
     ("optional MFA", _optional_mfa, {"COGNITO_REVIEWERS_MFA_REQUIRED"}),
-    ("group attribute writable by users", _group_attribute_writable, {"COGNITO_CLIENT_CANNOT_WRITE_GROUP_ATTRIBUTE"}),
+    ("group attribute writable by users", _group_attribute_writable,
+     {"COGNITO_CLIENT_CANNOT_WRITE_GROUP_ATTRIBUTE", "COGNITO_CLIENT_CANNOT_WRITE_SHOWN_ATTRIBUTES"}),
+    ("reviewers can rename themselves", _reviewers_can_rename_themselves, {"COGNITO_CLIENT_CANNOT_WRITE_SHOWN_ATTRIBUTES"}),
+    ("federated client with the admin scope", _federated_client_with_the_admin_scope,
+     {"COGNITO_CLIENT_CANNOT_WRITE_GROUP_ATTRIBUTE", "COGNITO_CLIENT_CANNOT_WRITE_SHOWN_ATTRIBUTES"}),
+    ("staging policy refuses uploads without the KMS header", _staging_policy_denies_uploads_without_the_kms_header,
+     {"S3_SSE_DENY_ONLY_NAMES_ANOTHER_KEY"}),
+    ("staging policy refuses uploads without the SSE header", _staging_policy_denies_uploads_without_the_sse_header,
+     {"S3_SSE_DENY_ONLY_NAMES_ANOTHER_KEY"}),
+    ("API accepting any app client", _api_accepts_any_client, {"APPSYNC_ACCEPTS_ONLY_THIS_STACKS_CLIENTS"}),
 ]
 
 
@@ -195,12 +242,14 @@ def test_every_guard_rule_has_a_passing_and_a_failing_rule_test():
 
 
 def wiring(template: dict[str, Any], root: Path = ROOT, samconfig: Path | None = None) -> list[str]:
+    samconfig = samconfig or INFRA_DIR / "samconfig.toml"
     report = check_wiring.Report()
     check_wiring.check_state_machine(template, INFRA_DIR, report)
     check_wiring.check_functions(template, root, ROOT / "docs" / "contracts.md", report)
     check_wiring.check_api(template, INFRA_DIR, report)
-    check_wiring.check_schema_groups(template, INFRA_DIR, samconfig or INFRA_DIR / "samconfig.toml", report)
-    check_wiring.check_samconfig(template, samconfig or INFRA_DIR / "samconfig.toml", report)
+    check_wiring.check_schema_groups(template, INFRA_DIR, samconfig, report)
+    check_wiring.check_samconfig(template, samconfig, report)
+    check_security.check_security(template, root, gatelib.samconfig_parameters(samconfig)[1], report)
     return report.errors
 
 
@@ -304,6 +353,160 @@ def test_when_packaged_for_deploy_then_paths_are_absolute_and_the_schema_is_rend
         assert Path(resolver["Properties"]["RequestMappingTemplateS3Location"]).is_file()
     asl = packaged["Resources"]["EgressWorkflow"]["Properties"]["DefinitionUri"]
     assert Path(asl).is_file() and Path(asl).is_absolute()
+
+
+# --- security checks (check_security.py) --------------------------------------------------
+
+
+def security_errors(template: dict[str, Any], root: Path = ROOT) -> list[str]:
+    report = check_wiring.Report()
+    check_security.check_security(template, root, gatelib.samconfig_parameters(INFRA_DIR / "samconfig.toml")[1], report)
+    return report.errors
+
+
+def policy_statement(template: dict[str, Any], resource: str, sid: str) -> dict[str, Any]:
+    props = template["Resources"][resource]["Properties"]
+    document = props["KeyPolicy"] if "KeyPolicy" in props else props["Policies"][0]["PolicyDocument"]
+    return next(s for s in document["Statement"] if isinstance(s, dict) and s.get("Sid") == sid)
+
+
+def repo_copy(tmp_path: Path, *paths: Path) -> Path:
+    """A root holding copies of the repository files the security checks read."""
+    for rel in (check_security.REQUEST_MODEL, check_security.AUDIT_MODEL, check_security.REVIEW_ADAPTER, *paths):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text((ROOT / rel).read_text(encoding="utf-8"), encoding="utf-8")
+    return tmp_path
+
+
+def test_when_the_template_is_unchanged_then_the_security_checks_pass(template):
+    assert security_errors(template) == []
+
+
+@pytest.mark.parametrize("pattern", [".*", "^.+$", {"Fn::Sub": "${ReviewerUserPoolClient}"}])
+def test_when_the_api_client_pattern_is_not_exact_then_it_is_named(template, pattern):
+    broken = copy.deepcopy(template)
+    broken["Resources"]["GraphQLApi"]["Properties"]["UserPoolConfig"]["AppIdClientRegex"] = pattern
+    errors = security_errors(broken)
+    assert any("AppIdClientRegex" in e and "also accepts" in e for e in errors), errors
+
+
+def test_when_the_api_client_pattern_misses_the_federated_client_then_it_is_named(template):
+    broken = copy.deepcopy(template)
+    broken["Resources"]["GraphQLApi"]["Properties"]["UserPoolConfig"]["AppIdClientRegex"] = {
+        "Fn::Sub": "^${ReviewerUserPoolClient}$"
+    }
+    errors = security_errors(broken)
+    assert any("never accepts FederatedReviewerUserPoolClient" in e for e in errors), errors
+
+
+def test_when_the_logs_key_serves_every_log_group_then_it_is_named(template):
+    # The key policy as it was: any log group of the account could use the key.
+    broken = copy.deepcopy(template)
+    stmt = policy_statement(broken, "LogsKey", "CloudWatchLogsEncryptsThisStacksLogGroups")
+    stmt["Condition"] = {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": {
+        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*"}}}
+    errors = security_errors(broken)
+    assert any("LogsKey" in e and "also matches" in e and "another-function" in e for e in errors), errors
+
+
+def test_when_the_logs_key_names_the_project_but_not_the_stack_then_another_stacks_groups_are_named(template):
+    broken = copy.deepcopy(template)
+    stmt = policy_statement(broken, "LogsKey", "CloudWatchLogsEncryptsThisStacksLogGroups")
+    arns = stmt["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    arns[0] = {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/egress/${ProjectName}/*"}
+    errors = security_errors(broken)
+    assert any("also matches" in e and check_security.OTHER_STACK_UUID in e for e in errors), errors
+
+
+def test_when_the_logs_key_has_no_log_group_condition_then_it_is_named(template):
+    broken = copy.deepcopy(template)
+    del policy_statement(broken, "ApiLogsKey", "CloudWatchLogsEncryptsTheApiLogGroup")["Condition"]
+    errors = security_errors(broken)
+    assert any("ApiLogsKey" in e and "any log group" in e for e in errors), errors
+
+
+def test_when_a_log_group_has_a_generated_name_then_it_is_named(template):
+    broken = copy.deepcopy(template)
+    del broken["Resources"]["ApiHandlerLogGroup"]["Properties"]["LogGroupName"]
+    errors = security_errors(broken)
+    assert any("ApiHandlerLogGroup: a log group encrypted with LogsKey needs a LogGroupName" in e for e in errors), errors
+
+
+def test_when_a_log_group_is_outside_the_keys_prefix_then_it_is_named(template):
+    broken = copy.deepcopy(template)
+    broken["Resources"]["ApiHandlerLogGroup"]["Properties"]["LogGroupName"] = "/aws/lambda/api-handler"
+    errors = security_errors(broken)
+    assert any("ApiHandlerLogGroup" in e and "does not name it" in e for e in errors), errors
+
+
+def _list_index(t: dict[str, Any]) -> dict[str, Any]:
+    return t["Resources"]["RequestsTable"]["Properties"]["GlobalSecondaryIndexes"][0]
+
+
+def test_when_the_list_index_projects_all_attributes_then_the_task_token_is_named(template):
+    # The index as it was: listRequests read items carrying the workflow's task token.
+    broken = copy.deepcopy(template)
+    _list_index(broken)["Projection"] = {"ProjectionType": "ALL"}
+    errors = security_errors(broken)
+    assert any("projection ALL copies sfn_task_token" in e for e in errors), errors
+
+
+def test_when_the_list_index_includes_the_task_token_then_it_is_named(template):
+    broken = copy.deepcopy(template)
+    _list_index(broken)["Projection"]["NonKeyAttributes"].append("sfn_task_token")
+    errors = security_errors(broken)
+    assert any("projects sfn_task_token" in e for e in errors), errors
+
+
+def test_when_egress_request_gains_a_field_the_index_lacks_then_it_is_named(template, tmp_path):
+    root = repo_copy(tmp_path)
+    model = root / check_security.REQUEST_MODEL
+    text = model.read_text(encoding="utf-8")
+    model.write_text(text.replace("    pub failure_cause: Option<String>,\n",
+                                  "    pub failure_cause: Option<String>,\n    pub submitter_note: Option<String>,\n"),
+                     encoding="utf-8")
+    errors = security_errors(template, root)
+    assert any("does not project submitter_note" in e for e in errors), errors
+
+
+def test_when_api_handler_may_update_any_attribute_then_it_is_named(template):
+    # The role as it was: UpdateItem on the requests table without an attribute condition.
+    broken = copy.deepcopy(template)
+    del policy_statement(broken, "ApiHandlerRole", "DecideAndCountDownloadsOnly")["Condition"]
+    errors = security_errors(broken)
+    assert any("without a ForAllValues:StringEquals dynamodb:Attributes condition" in e for e in errors), errors
+
+
+def test_when_api_handler_may_update_an_attribute_it_does_not_own_then_it_is_named(template):
+    broken = copy.deepcopy(template)
+    stmt = policy_statement(broken, "ApiHandlerRole", "DecideAndCountDownloadsOnly")
+    stmt["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"].append("s3_egress_store_bucket_path")
+    stmt["Condition"]["StringEqualsIfExists"]["dynamodb:ReturnValues"].append("ALL_NEW")
+    errors = security_errors(broken)
+    assert any("allows s3_egress_store_bucket_path, which" in e for e in errors), errors
+    assert any("dynamodb:ReturnValues allows" in e and "ALL_NEW" in e for e in errors), errors
+
+
+def test_when_the_adapter_writes_a_new_attribute_then_the_missing_grant_is_named(template, tmp_path):
+    root = repo_copy(tmp_path)
+    adapter = root / check_security.REVIEW_ADAPTER
+    text = adapter.read_text(encoding="utf-8")
+    assert '"SET download_count = if_not_exists(download_count, :zero) + :one"' in text
+    adapter.write_text(text.replace(
+        '"SET download_count = if_not_exists(download_count, :zero) + :one"',
+        '"SET download_count = if_not_exists(download_count, :zero) + :one, #last = :one"',
+    ).replace('.expression_attribute_values(":zero"', '.expression_attribute_names("#last", "last_download_dt")\n            .expression_attribute_values(":zero"', 1), encoding="utf-8")
+    names, _ = check_security.adapter_update_attributes(adapter)
+    assert "last_download_dt" in names and "#last" not in names and "last" not in names
+    errors = security_errors(template, root)
+    assert any("names last_download_dt, which dynamodb:Attributes does not allow" in e for e in errors), errors
+
+
+def test_when_an_audit_put_may_write_any_attribute_then_it_is_named(template):
+    broken = copy.deepcopy(template)
+    del policy_statement(broken, "ApiHandlerRole", "AppendAuditEvents")["Condition"]
+    errors = security_errors(broken)
+    assert any("ApiHandlerRole AppendAuditEvents: audit PutItem must be limited" in e for e in errors), errors
 
 
 # --- pre-deploy build check ----------------------------------------------------------------
