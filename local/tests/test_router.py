@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlencode
 
-from egress_local.provision import substitute
+from egress_local.provision import env_line, substitute
 from egress_local.router import (
     Handler,
     Router,
@@ -265,6 +265,16 @@ class RouterCognitoTest(unittest.TestCase):
         self.assertEqual((status, answer["__type"]), (400, "NotAuthorizedException"))
         self.assertNotIn("AWSCognitoIdentityProviderService.UpdateUserAttributes", FakeMoto.received)
 
+
+class EnvLineTest(unittest.TestCase):
+    def test_when_a_value_holds_an_equals_sign_then_it_is_quoted_for_cargo_lambda(self):
+        # cargo lambda's env-file parser refuses the whole file over an unquoted `=`.
+        self.assertEqual(env_line("IDP_GROUP_MAP", "tre-ig=ig,tre-rit=rit"), "IDP_GROUP_MAP='tre-ig=ig,tre-rit=rit'")
+        self.assertEqual(env_line("ARN", "arn:aws:kms:eu-west-2:1:key/k-1"), "ARN=arn:aws:kms:eu-west-2:1:key/k-1")
+
+    def test_when_a_value_cannot_be_quoted_then_the_start_stops(self):
+        with self.assertRaises(SystemExit):
+            env_line("X", "it's")
 
 class SubstitutionTest(unittest.TestCase):
     def test_when_every_placeholder_has_a_value_then_all_are_replaced(self):
