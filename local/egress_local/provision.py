@@ -248,9 +248,6 @@ def function_environment(resources: dict, outputs: dict, approval_mode: str) -> 
     }
 
 
-def write_env_file(path: Path, env: dict[str, str]) -> None:
-    lines = [env_line(k, v) for k, v in sorted(env.items())]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 # Values cargo lambda's `--env-file` parser reads unquoted; anything else (an `=` in a
 # value, such as IDP_GROUP_MAP's pairs, fails the whole file) is single-quoted.
 ENV_PLAIN = re.compile(r"[A-Za-z0-9_./:,@+-]*")
@@ -263,5 +260,10 @@ def env_line(name: str, value: str) -> str:
     if "'" in value or "\n" in value:
         raise SystemExit(f"{name}: a value with a quote or a newline cannot go into an env file: {value!r}")
     return f"{name}='{value}'"
+
+
+def write_env_file(path: Path, env: dict[str, str]) -> None:
+    lines = [env_line(k, v) for k, v in sorted(env.items())]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
