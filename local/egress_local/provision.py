@@ -265,5 +265,3 @@ def env_line(name: str, value: str) -> str:
 def write_env_file(path: Path, env: dict[str, str]) -> None:
     lines = [env_line(k, v) for k, v in sorted(env.items())]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
