@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use shared::config::{optional, parsed_or, required, Env};
+use shared::domain::review::federation::{group_claim, IdpGroupMap};
 use shared::domain::review::ReviewPolicy;
 use shared::services::review_api::{ReviewSettings, MAX_URL_EXPIRY};
 use shared::EgressError;
@@ -80,6 +81,13 @@ impl Config {
                 MAX_URL_EXPIRY.as_secs()
             )));
         }
+        // The same variables as `pre-token-generation`: a federated reviewer's groups are
+        // re-derived from their stored IdP groups with the mapping that gave them at sign-in.
+        let idp_group_claim = group_claim(optional(env, "IDP_GROUP_CLAIM").as_deref())?;
+        let idp_group_map = IdpGroupMap::parse(
+            &optional(env, "IDP_GROUP_MAP").unwrap_or_default(),
+            &[&ig_group, &rit_group],
+        )?;
         Ok(Self {
             requests_table: required(env, "REQUESTS_TABLE")?,
             audit_table: required(env, "AUDIT_TABLE")?,
@@ -95,6 +103,8 @@ impl Config {
                 list_max_age_days: parsed_or(env, "LIST_MAX_AGE_DAYS", 0)?,
                 // Optional: without it, the pool is the one that issued the verified token.
                 user_pool_id: optional(env, "USER_POOL_ID"),
+                idp_group_claim,
+                idp_group_map,
             },
         })
     }
@@ -184,6 +194,32 @@ mod tests {
         }
         let config = Config::from_env(&env(&[("DOWNLOAD_URL_EXPIRY_SECONDS", "3600")])).unwrap();
         assert_eq!(config.settings.url_expiry, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn when_an_idp_group_map_is_set_then_it_is_the_triggers_mapping() {
+        let config = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(config.settings.idp_group_claim, "custom:idp_groups");
+        assert_eq!(config.settings.idp_group_map, IdpGroupMap::default());
+        let config = Config::from_env(&env(&[(
+            "IDP_GROUP_MAP",
+            "tre-ig=InformationGovernance,tre-rit=ResearchIT",
+        )]))
+        .unwrap();
+        assert_eq!(
+            config
+                .settings
+                .idp_group_map
+                .reviewer_groups(&["tre-rit".to_string()]),
+            vec!["ResearchIT"]
+        );
+        for (var, bad) in [
+            ("IDP_GROUP_MAP", "tre-ig=Admins"),
+            ("IDP_GROUP_CLAIM", "profile"),
+        ] {
+            let err = Config::from_env(&env(&[(var, bad)])).unwrap_err();
+            assert!(err.to_string().contains(var), "{var}: {err}");
+        }
     }
 
     #[test]

@@ -1,12 +1,8 @@
 //! Configuration, read once at init.
 
 use shared::config::{optional, required, Env};
-use shared::domain::review::federation::IdpGroupMap;
+use shared::domain::review::federation::{group_claim, IdpGroupMap};
 use shared::EgressError;
-
-/// The attribute the IdP attribute mapping writes (infra/template.yaml); no app client lets a
-/// user write it.
-const DEFAULT_CLAIM: &str = "custom:idp_groups";
 
 /// What `pre-token-generation` needs.
 #[derive(Debug, Clone)]
@@ -22,14 +18,9 @@ impl Config {
     pub(crate) fn from_env(env: &impl Env) -> Result<Self, EgressError> {
         let ig = required(env, "IG_REVIEWER_GROUP")?;
         let rit = required(env, "RIT_REVIEWER_GROUP")?;
-        let claim = optional(env, "IDP_GROUP_CLAIM").unwrap_or_else(|| DEFAULT_CLAIM.to_string());
-        // Standard attributes (`profile`, `website`...) are writable by users by default; only
-        // a custom attribute can be kept out of every app client's write attributes.
-        if !claim.starts_with("custom:") || claim.len() <= "custom:".len() {
-            return Err(EgressError::Config(format!(
-                "IDP_GROUP_CLAIM must name a custom user-pool attribute (custom:...), got {claim:?}"
-            )));
-        }
+        // The attribute the IdP attribute mapping writes (infra/template.yaml); no app client
+        // lets a user write it. api-handler reads the same variables to re-map it.
+        let claim = group_claim(optional(env, "IDP_GROUP_CLAIM").as_deref())?;
         let map = IdpGroupMap::parse(
             &optional(env, "IDP_GROUP_MAP").unwrap_or_default(),
             &[&ig, &rit],

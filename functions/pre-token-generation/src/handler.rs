@@ -89,6 +89,15 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn when_a_single_idp_group_name_contains_a_comma_then_the_token_carries_none() {
+        // `x, tre-ig` is one IdP group (a single SAML value); splitting it granted IG.
+        assert_eq!(
+            groups_after("federated-comma-in-group-name.json").await,
+            Some(vec![])
+        );
+    }
+
+    #[tokio::test]
     async fn when_a_cognito_user_signs_in_then_nothing_is_overridden() {
         assert_eq!(groups_after("cognito-user.json").await, None);
     }
@@ -107,6 +116,6 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             seen += 1;
         }
-        assert!(seen >= 3);
+        assert!(seen >= 4);
     }
 }

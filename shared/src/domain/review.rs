@@ -4,6 +4,10 @@
 //! Security rules (DESIGN.md §5) enforced here:
 //! - identity (sub, username, groups) comes from the verified token; e-mail and name from the
 //!   user pool; nothing the client sends about the reviewer is used;
+//! - a token's groups count only while the pool still grants them ([`PoolStanding`]), so a
+//!   reviewer removed from a group is refused at once, not when their token expires;
+//! - a federated user's e-mail is trusted when their IdP is configured in the pool; a user of
+//!   the pool itself needs a verified e-mail;
 //! - the stage is the stored request's current stage, never the caller's groups;
 //! - the submitter cannot decide; the Research IT reviewer must differ from the Information
 //!   Governance reviewer;
@@ -28,6 +32,11 @@ pub mod federation;
 /// for word from the TREEHOOSE backend, whose message the reviewers know.
 pub const STALE_REQUEST_MESSAGE: &str =
     "Another user may have updated this request. Please refresh to get the latest data";
+
+/// What a reviewer is told when they try to decide a request that was approved for good (the
+/// web app offers Approve/Reject to Research IT on final single-approval requests).
+pub const APPROVED_NO_REVIEW_MESSAGE: &str =
+    "This request needs no further review: it was approved at its final stage.";
 
 /// What the web app says when the download limit is reached (its own wording).
 pub const DOWNLOAD_LIMIT_MESSAGE: &str = "Download limit exceeded. Please contact an administrator";
@@ -236,7 +245,26 @@ pub struct Reviewer {
     pub email: String,
     /// Display name: the pool's `name`, else the e-mail (what the web app used as a name).
     pub name: String,
-    /// Groups from the token.
+    /// The token's groups that the pool still grants now ([`PoolStanding::groups`]).
+    pub groups: Vec<String>,
+    /// The configured identity provider the user signs in through, when federated.
+    pub federated_by: Option<String>,
+}
+
+/// What the user pool says about the caller at the time of the call, beyond their record.
+///
+/// Group membership is re-read on every decision and download, because a token names the
+/// groups of its sign-in for up to an hour: for users of the pool, their pool groups now
+/// (`AdminListGroupsForUser`); for federated users, whose token groups the
+/// `pre-token-generation` trigger derives from their IdP groups, the same mapping applied to
+/// the IdP groups the pool holds now (`custom:idp_groups`). The API acts only on groups that
+/// are both in the token and granted now.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PoolStanding {
+    /// The identity provider, configured in the pool, that the user's `identities` name:
+    /// the authority for their e-mail. `None` for users of the pool itself.
+    pub federated_by: Option<String>,
+    /// The groups the pool grants now.
     pub groups: Vec<String>,
 }
 
@@ -298,10 +326,17 @@ fn stage_name(stage: ReviewStage) -> &'static str {
     }
 }
 
-/// Completes the token identity with the user pool's record of the same user. Refuses a
-/// deleted, disabled or replaced user (a token outlives those changes by up to an hour), and
-/// a user without an e-mail, because separation of duties compares e-mails.
-pub fn resolve_reviewer(caller: &CallerIdentity, user: Option<&DirectoryUser>) -> Result<Reviewer> {
+/// Completes the token identity with the user pool's record of the same user and their
+/// [`PoolStanding`]. Refuses a deleted, disabled or replaced user (a token outlives those
+/// changes by up to an hour), and a user without a trustworthy e-mail, because separation of
+/// duties compares e-mails: users of the pool need `email_verified=true`; for federated
+/// users the IdP vouches for the e-mail it maps (Cognito leaves their `email_verified` false
+/// unless the IdP sends it).
+pub fn resolve_reviewer(
+    caller: &CallerIdentity,
+    user: Option<&DirectoryUser>,
+    standing: &PoolStanding,
+) -> Result<Reviewer> {
     if caller.sub.trim().is_empty() || caller.username.trim().is_empty() {
         return Err(forbidden("The caller's identity is incomplete"));
     }
@@ -314,7 +349,7 @@ pub fn resolve_reviewer(caller: &CallerIdentity, user: Option<&DirectoryUser>) -
     if !user.enabled {
         return Err(forbidden("Your user account is disabled"));
     }
-    if user.email_verified == Some(false) {
+    if standing.federated_by.is_none() && user.email_verified != Some(true) {
         return Err(forbidden(
             "Your e-mail address is not verified; reviewers need a verified e-mail address",
         ));
@@ -333,12 +368,19 @@ pub fn resolve_reviewer(caller: &CallerIdentity, user: Option<&DirectoryUser>) -
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| email.clone());
+    let groups = caller
+        .groups
+        .iter()
+        .filter(|g| in_group(&standing.groups, g))
+        .cloned()
+        .collect();
     Ok(Reviewer {
         sub: caller.sub.clone(),
         username: caller.username.clone(),
         email,
         name,
-        groups: caller.groups.clone(),
+        groups,
+        federated_by: standing.federated_by.clone(),
     })
 }
 
@@ -411,8 +453,7 @@ pub fn authorize_decision(
     if !reviewer.is_in(&policy.ig_group) && !reviewer.is_in(&policy.rit_group) {
         return Err(forbidden("You are not authorised to update this request"));
     }
-    let stage = awaiting_stage(request)
-        .ok_or_else(|| EgressError::Conflict(STALE_REQUEST_MESSAGE.to_string()))?;
+    let stage = awaiting_stage(request).ok_or_else(|| not_awaiting(request))?;
     let group = policy.group_for(stage);
     if !reviewer.is_in(group) {
         return Err(forbidden(format!(
@@ -458,6 +499,22 @@ pub fn authorize_decision(
         return Err(EgressError::Conflict(STALE_REQUEST_MESSAGE.to_string()));
     }
     Ok(stage)
+}
+
+/// Why `request`, which waits for no review, cannot be decided: a request that has ended
+/// says how (the web app shows the message as is), any other is stale (a decision in flight,
+/// or a stage not parked yet).
+fn not_awaiting(request: &EgressRequest) -> EgressError {
+    let ended = match request.egress_status {
+        s if s == final_approval(request.approval_mode) => APPROVED_NO_REVIEW_MESSAGE,
+        EgressStatus::Rejected => "This request needs no further review: it was rejected.",
+        EgressStatus::Expired => "This request needs no further review: its review period expired.",
+        EgressStatus::Failed => {
+            "This request needs no further review: its workflow failed and it was closed."
+        }
+        _ => STALE_REQUEST_MESSAGE,
+    };
+    EgressError::Conflict(ended.to_string())
 }
 
 /// Checks a reason: trimmed, [`REASON_MIN_CHARS`]..=[`REASON_MAX_CHARS`] characters, no
@@ -625,6 +682,41 @@ pub fn is_listed(request: &EgressRequest, filter: &ListFilter) -> bool {
     }
 }
 
+fn non_blank(value: Option<&String>) -> Option<String> {
+    value
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// Who submitted `request`, as the web app's "Researcher" column shows it: the submitter's
+/// e-mail (SWB's `updated_by_email`, stored as `requested_by_email`), else the store owner's
+/// (`created_by_email`), else the SWB user id, which is what the store keeps as
+/// `requested_by`.
+pub fn submitter_shown(request: &EgressRequest) -> String {
+    non_blank(request.requested_by_email.as_ref())
+        .or_else(|| non_blank(request.store_owner_email.as_ref()))
+        .unwrap_or_else(|| request.requested_by.clone())
+}
+
+/// The last writer of `request` as the web app shows it. The store keeps an id there: the
+/// submitter's SWB user id until a decision, then the reviewer's Cognito username (a bare
+/// uuid in an e-mail-as-username pool), or the workflow's own name. An id with an e-mail on
+/// the item is shown as that e-mail: the submitter's, or that of the reviewer who decided
+/// last (Research IT decides after Information Governance).
+pub fn updated_by_shown(request: &EgressRequest) -> String {
+    let by = request.updated_by.trim();
+    if by == request.requested_by.trim() {
+        return submitter_shown(request);
+    }
+    if by.starts_with("system:") {
+        return request.updated_by.clone();
+    }
+    non_blank(request.rit_reviewer_2_email.as_ref())
+        .or_else(|| non_blank(request.ig_reviewer_1_email.as_ref()))
+        .unwrap_or_else(|| request.updated_by.clone())
+}
+
 /// How `request` looks to the web app. The Step Functions token and the reviewers' subs are
 /// not part of it.
 pub fn request_view(request: &EgressRequest) -> RequestView {
@@ -635,9 +727,9 @@ pub fn request_view(request: &EgressRequest) -> RequestView {
         swb_egress_store_id: request.swb_egress_store_id.clone(),
         project_id: request.project_id.clone(),
         workspace_id: request.workspace_id.clone(),
-        requested_by: request.requested_by.clone(),
+        requested_by: submitter_shown(request),
         requested_dt: request.requested_dt.clone(),
-        updated_by: request.updated_by.clone(),
+        updated_by: updated_by_shown(request),
         updated_dt: request.updated_dt.clone(),
         egress_status: request.egress_status.as_str().to_string(),
         s3_egress_store_bucket: request.s3_egress_store_bucket.clone(),

@@ -159,24 +159,42 @@ impl ReviewStore for InMemoryRequestStore {
     }
 }
 
-/// A user pool in memory.
+/// A user pool in memory: users, their group memberships and the pool's identity providers.
 #[derive(Debug, Default)]
 pub struct InMemoryDirectory {
     /// Users by username.
     pub users: Mutex<HashMap<String, DirectoryUser>>,
+    /// Pool groups by username (none when absent).
+    pub groups: Mutex<HashMap<String, Vec<String>>>,
+    /// Names of the pool's identity providers.
+    pub providers: Mutex<Vec<String>>,
 }
 
 impl InMemoryDirectory {
-    /// A directory holding `users` (username, user).
+    /// A directory holding `users` (username, user), members of no group.
     pub fn with(users: impl IntoIterator<Item = (String, DirectoryUser)>) -> Self {
         Self {
             users: Mutex::new(users.into_iter().collect()),
+            ..Self::default()
         }
     }
 
     /// Adds or replaces a user.
     pub fn put(&self, username: &str, user: DirectoryUser) {
         lock(&self.users).insert(username.to_string(), user);
+    }
+
+    /// Makes `username` a member of exactly `groups`.
+    pub fn set_groups(&self, username: &str, groups: &[&str]) {
+        lock(&self.groups).insert(
+            username.to_string(),
+            groups.iter().map(|g| g.to_string()).collect(),
+        );
+    }
+
+    /// Configures an identity provider called `name`.
+    pub fn add_provider(&self, name: &str) {
+        lock(&self.providers).push(name.to_string());
     }
 }
 
@@ -186,6 +204,22 @@ impl ReviewerDirectory for InMemoryDirectory {
         // interleave between reading a request and claiming it.
         tokio::task::yield_now().await;
         Ok(lock(&self.users).get(username).cloned())
+    }
+
+    async fn groups(&self, _user_pool_id: &str, username: &str) -> Result<Vec<String>> {
+        tokio::task::yield_now().await;
+        Ok(lock(&self.groups)
+            .get(username)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn has_identity_provider(
+        &self,
+        _user_pool_id: &str,
+        provider_name: &str,
+    ) -> Result<bool> {
+        Ok(lock(&self.providers).iter().any(|p| p == provider_name))
     }
 }
 
@@ -260,7 +294,7 @@ pub fn sample_request(egress_request_id: &str, mode: crate::model::ApprovalMode)
         s3_staging_object_metadata_version: Some("v-manifest".into()),
         staged_file_count: Some(2),
         staged_total_bytes: Some(42),
-        staged_file_types: Some(vec!["csv".into()]),
+        staged_file_types: Some("csv".into()),
         ..crate::testdata::request(egress_request_id, EgressStatus::Processing)
     }
 }

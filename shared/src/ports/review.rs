@@ -6,6 +6,7 @@
 //! (exactly one of two concurrent decisions wins, the download counter never passes its
 //! maximum), and its reads go through the `by-requested-dt` index.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -116,7 +117,7 @@ pub trait ReviewStore: Send + Sync {
 }
 
 /// A user as the user pool knows them now (not as the token said at sign-in).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DirectoryUser {
     /// Cognito `sub`; must match the token's.
     pub sub: String,
@@ -129,6 +130,12 @@ pub struct DirectoryUser {
     /// False when an administrator disabled the user (their tokens stay valid until they
     /// expire; the API refuses them at once).
     pub enabled: bool,
+    /// The `identities` attribute (JSON), set by Cognito alone for users linked to an
+    /// external identity provider; see [`crate::domain::review::federation::linked_identities`].
+    pub identities: Option<String>,
+    /// The user's `custom:*` attributes, by full name (the IdP groups of a federated user
+    /// among them).
+    pub custom_attributes: BTreeMap<String, String>,
 }
 
 /// The user pool, to read who a caller is at the time of the call.
@@ -142,6 +149,22 @@ pub trait ReviewerDirectory: Send + Sync {
         user_pool_id: &str,
         username: &str,
     ) -> impl Future<Output = Result<Option<DirectoryUser>>> + Send;
+
+    /// The pool groups `username` is a member of now (all pages). A group an administrator
+    /// removed the user from is gone from this list at once, while the user's tokens keep
+    /// naming it until they expire.
+    fn groups(
+        &self,
+        user_pool_id: &str,
+        username: &str,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// True when the pool has an identity provider called `provider_name`.
+    fn has_identity_provider(
+        &self,
+        user_pool_id: &str,
+        provider_name: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
 }
 
 /// Presigned URLs for the approved archives.

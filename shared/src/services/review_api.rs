@@ -13,18 +13,19 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::domain::review::federation::{linked_identities, mapped_groups, IdpGroupMap};
 use crate::domain::review::{
     authorize_download, authorize_list, list_filter, plan_decision, request_view, resolve_reviewer,
-    review_outcome, user_pool_id, ApiEvent, CallerIdentity, DownloadDataInput, PresignPayload,
-    RequestArgument, RequestView, ReviewPolicy, Reviewer, UpdateRequestInput,
+    review_outcome, user_pool_id, ApiEvent, CallerIdentity, DownloadDataInput, PoolStanding,
+    PresignPayload, RequestArgument, RequestView, ReviewPolicy, Reviewer, UpdateRequestInput,
     UPDATE_SUCCESS_MESSAGE,
 };
 use crate::domain::transitions::final_approval;
 use crate::error::{EgressError, Result};
 use crate::model::EgressRequest;
 use crate::ports::{
-    AuditEvent, AuditLog, Clock, DecisionClaim, DownloadLinks, ReviewStore, ReviewerDirectory,
-    WorkflowCallbacks,
+    AuditEvent, AuditLog, Clock, DecisionClaim, DirectoryUser, DownloadLinks, ReviewStore,
+    ReviewerDirectory, WorkflowCallbacks,
 };
 
 /// Longest presigned URL lifetime the API will issue, whatever the configuration says.
@@ -45,6 +46,11 @@ pub struct ReviewSettings {
     /// The reviewer user pool, when configured; otherwise the verified token's issuer names
     /// it (see [`user_pool_id`]).
     pub user_pool_id: Option<String>,
+    /// The user-pool attribute holding a federated user's IdP groups (`IDP_GROUP_CLAIM`).
+    pub idp_group_claim: String,
+    /// IdP group → reviewer group (`IDP_GROUP_MAP`), the mapping `pre-token-generation`
+    /// applies at sign-in, applied again to the stored IdP groups at each decision.
+    pub idp_group_map: IdpGroupMap,
 }
 
 /// The capabilities the reviewer API needs.
@@ -313,22 +319,64 @@ where
         request: &EgressRequest,
         action: &str,
     ) -> Result<Reviewer> {
-        let pool = user_pool_id(
+        let pool = match user_pool_id(
             caller.issuer.as_deref(),
             self.settings.user_pool_id.as_deref(),
-        );
-        let user = match pool {
+        ) {
+            Ok(pool) => pool,
             Err(err) => return Err(self.refuse(request, caller, None, action, err).await),
-            Ok(_) if caller.username.trim().is_empty() => None,
-            Ok(pool) => match self.directory.user(&pool, &caller.username).await {
-                Ok(user) => user,
-                Err(err) => return Err(self.refuse(request, caller, None, action, err).await),
-            },
         };
-        match resolve_reviewer(caller, user.as_ref()) {
+        let found = if caller.username.trim().is_empty() {
+            Ok((None, PoolStanding::default()))
+        } else {
+            self.current_user(&pool, &caller.username).await
+        };
+        let resolved =
+            found.and_then(|(user, standing)| resolve_reviewer(caller, user.as_ref(), &standing));
+        match resolved {
             Ok(reviewer) => Ok(reviewer),
             Err(err) => Err(self.refuse(request, caller, None, action, err).await),
         }
+    }
+
+    /// The caller's pool record and [`PoolStanding`] now. Federated: the first linked
+    /// identity whose provider the pool still has; their groups are their stored IdP groups
+    /// mapped as at sign-in. Anyone else: their pool groups.
+    async fn current_user(
+        &self,
+        pool: &str,
+        username: &str,
+    ) -> Result<(Option<DirectoryUser>, PoolStanding)> {
+        let Some(user) = self.directory.user(pool, username).await? else {
+            return Ok((None, PoolStanding::default()));
+        };
+        let mut federated_by = None;
+        for identity in linked_identities(user.identities.as_deref())? {
+            if self
+                .directory
+                .has_identity_provider(pool, &identity.provider_name)
+                .await?
+            {
+                federated_by = Some(identity.provider_name);
+                break;
+            }
+        }
+        let groups = match federated_by {
+            Some(_) => mapped_groups(
+                user.custom_attributes
+                    .get(&self.settings.idp_group_claim)
+                    .map(String::as_str),
+                &self.settings.idp_group_map,
+            ),
+            None => self.directory.groups(pool, username).await?,
+        };
+        Ok((
+            Some(user),
+            PoolStanding {
+                federated_by,
+                groups,
+            },
+        ))
     }
 
     /// Audits a refused or failed action and gives back its error.

@@ -52,13 +52,17 @@ fn service(request: EgressRequest) -> Service {
         email_verified: Some(true),
         name: None,
         enabled: true,
+        ..Default::default()
     };
+    let directory = InMemoryDirectory::with([
+        (IG_SUB.to_string(), user(IG_SUB, "iris@example.org")),
+        (RIT_SUB.to_string(), user(RIT_SUB, "rita@example.org")),
+    ]);
+    directory.set_groups(IG_SUB, &["InformationGovernance"]);
+    directory.set_groups(RIT_SUB, &["ResearchIT"]);
     ReviewService {
         store: InMemoryRequestStore::with([request]),
-        directory: InMemoryDirectory::with([
-            (IG_SUB.to_string(), user(IG_SUB, "iris@example.org")),
-            (RIT_SUB.to_string(), user(RIT_SUB, "rita@example.org")),
-        ]),
+        directory,
         workflow: FakeWorkflowCallbacks::default(),
         audit: InMemoryAuditLog::default(),
         links: FakeDownloadLinks::default(),
@@ -74,6 +78,8 @@ fn service(request: EgressRequest) -> Service {
             url_expiry: Duration::from_secs(300),
             list_max_age_days: 0,
             user_pool_id: None,
+            idp_group_claim: "custom:idp_groups".into(),
+            idp_group_map: Default::default(),
         },
     }
 }

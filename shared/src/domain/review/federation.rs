@@ -4,10 +4,20 @@
 //! attribute (`custom:idp_groups`) that the IdP attribute mapping writes at every sign-in and
 //! no app client lets the user write. Each IdP group is mapped to a reviewer group by exact,
 //! case-sensitive equality: `tre-ig-admins` never matches `tre-ig`, whatever the order.
+//!
+//! The reviewer API applies the same mapping to the attribute as the pool holds it at the
+//! time of each decision and download ([`mapped_groups`]), and trusts a federated user's
+//! e-mail only when their `identities` ([`linked_identities`]) name a provider configured in
+//! the pool.
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
+
 use crate::error::{EgressError, Result};
+
+/// The attribute the template's IdP attribute mapping writes the IdP's groups to.
+pub const DEFAULT_GROUP_CLAIM: &str = "custom:idp_groups";
 
 /// The attribute Cognito sets on users who signed in through an external IdP.
 const USER_STATUS: &str = "cognito:user_status";
@@ -64,30 +74,97 @@ impl IdpGroupMap {
     }
 }
 
-/// The IdP groups in the attribute's value. IdPs and Cognito's attribute mapping write lists
-/// in several shapes: `g1`, `g1,g2`, `[g1, g2]` (SAML multi-valued) or `["g1","g2"]` (an OIDC
-/// array claim). Items are trimmed of blanks and quotes and never split further.
+/// The IdP groups in the attribute's value, in the formats Cognito's attribute mapping
+/// writes:
+/// - a JSON array of strings, `["g1","g2"]` (an OIDC array claim): each element is one group,
+///   whatever it contains;
+/// - `[g1, g2]`, brackets around comma-separated values: how Cognito stores a SAML attribute
+///   that has several `AttributeValue`s (values without quotes, so the commas are the only
+///   separators Cognito gives us);
+/// - anything else is one group, compared whole: a single-valued claim is never split, so an
+///   IdP group called `x, tre-ig` stays `x, tre-ig` and cannot pass for `tre-ig`.
+///
+/// Values are trimmed of blanks and nothing else (no quote stripping: a half-quoted value
+/// matches no configured group).
 pub fn parse_idp_groups(value: &str) -> Vec<String> {
     let value = value.trim();
+    let keep = |g: &str| {
+        let g = g.trim();
+        (!g.is_empty()).then(|| g.to_string())
+    };
     if value.starts_with('[') && value.ends_with(']') {
-        if let Ok(list) = serde_json::from_str::<Vec<String>>(value) {
+        if let Ok(list) = serde_json::from_str::<Vec<serde_json::Value>>(value) {
+            // Only string elements are group names; numbers or objects name no group.
             return list
-                .into_iter()
-                .map(|g| g.trim().to_string())
-                .filter(|g| !g.is_empty())
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .filter_map(keep)
                 .collect();
         }
+        let inner = &value[1..value.len() - 1];
+        return inner.split(',').filter_map(keep).collect();
     }
-    let inner = value
-        .strip_prefix('[')
-        .and_then(|v| v.strip_suffix(']'))
-        .unwrap_or(value);
-    inner
-        .split(',')
-        .map(|g| g.trim().trim_matches('"').trim())
-        .filter(|g| !g.is_empty())
-        .map(str::to_string)
-        .collect()
+    keep(value).into_iter().collect()
+}
+
+/// The reviewer groups a stored IdP group attribute grants (absent: none).
+pub fn mapped_groups(value: Option<&str>, map: &IdpGroupMap) -> Vec<String> {
+    map.reviewer_groups(&value.map(parse_idp_groups).unwrap_or_default())
+}
+
+/// The user-pool attribute holding the IdP's groups: `IDP_GROUP_CLAIM`, default
+/// [`DEFAULT_GROUP_CLAIM`]. Only a custom attribute is accepted, because standard attributes
+/// (`profile`, `website`...) are writable by users by default while a custom one can be left
+/// out of every app client's write attributes.
+pub fn group_claim(raw: Option<&str>) -> Result<String> {
+    let claim = raw
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .unwrap_or(DEFAULT_GROUP_CLAIM);
+    if !claim.starts_with("custom:") || claim.len() <= "custom:".len() {
+        return Err(EgressError::Config(format!(
+            "IDP_GROUP_CLAIM must name a custom user-pool attribute (custom:...), got {claim:?}"
+        )));
+    }
+    Ok(claim.to_string())
+}
+
+/// One linked identity of a federated user, from the pool's `identities` attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkedIdentity {
+    /// The user-pool identity provider's name (`ProviderName`).
+    pub provider_name: String,
+    /// `SAML`, `OIDC`, `Google`...
+    #[serde(default)]
+    pub provider_type: Option<String>,
+    /// The user's id at that provider (SAML `NameID`, OIDC `sub`).
+    pub user_id: String,
+}
+
+/// The identities a user's `identities` attribute links: none when the attribute is absent,
+/// blank or `[]`. Cognito alone writes it (at a federated sign-in, or when an administrator
+/// links a provider), no app client and no attribute update can; anything but a JSON array
+/// of objects naming a provider and a user id is refused rather than guessed at.
+pub fn linked_identities(raw: Option<&str>) -> Result<Vec<LinkedIdentity>> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let malformed = || {
+        EgressError::Forbidden(
+            "Your user account's federated identity record is not readable; \
+             ask the TRE admin to check your account"
+                .into(),
+        )
+    };
+    let identities: Vec<LinkedIdentity> = serde_json::from_str(raw).map_err(|_| malformed())?;
+    if identities
+        .iter()
+        .any(|i| i.provider_name.trim().is_empty() || i.user_id.trim().is_empty())
+    {
+        return Err(malformed());
+    }
+    Ok(identities)
 }
 
 /// True when the user signed in through an external identity provider.
@@ -109,11 +186,10 @@ pub fn token_groups(
     if !is_federated(user_attributes) {
         return None;
     }
-    let idp_groups = user_attributes
-        .get(claim)
-        .map(|v| parse_idp_groups(v))
-        .unwrap_or_default();
-    Some(map.reviewer_groups(&idp_groups))
+    Some(mapped_groups(
+        user_attributes.get(claim).map(String::as_str),
+        map,
+    ))
 }
 
 #[cfg(test)]
@@ -167,21 +243,38 @@ mod tests {
     }
 
     #[test]
-    fn when_the_attribute_has_any_list_shape_then_each_item_is_read() {
+    fn when_the_attribute_has_a_real_list_shape_then_each_whole_item_is_read() {
+        let both = strings(&["tre-ig", "other"]);
+        // SAML multi-valued, as Cognito stores it; an OIDC array claim; a single value.
+        assert_eq!(parse_idp_groups("[tre-ig, other]"), both);
+        assert_eq!(parse_idp_groups("[tre-ig,other]"), both);
+        assert_eq!(parse_idp_groups(r#"["tre-ig", "other"]"#), both);
+        assert_eq!(parse_idp_groups(" tre-ig "), strings(&["tre-ig"]));
+        assert_eq!(
+            parse_idp_groups(r#"["a, b", 7, "c"]"#),
+            strings(&["a, b", "c"])
+        );
+        assert_eq!(parse_idp_groups("[]"), Vec::<String>::new());
+        assert_eq!(parse_idp_groups(""), Vec::<String>::new());
+        // A half-quoted value is not unquoted into a match.
+        assert_eq!(parse_idp_groups(r#""tre-ig""#), strings(&[r#""tre-ig""#]));
+    }
+
+    #[test]
+    fn when_a_single_idp_group_value_contains_a_comma_then_it_stays_one_group_and_maps_to_nothing()
+    {
         for value in [
-            "tre-ig,other",
-            "[tre-ig, other]",
-            r#"["tre-ig","other"]"#,
-            " tre-ig ",
-            r#""tre-ig""#,
+            "x, tre-ig",
+            "x,tre-ig",
+            r#"["x, tre-ig"]"#,
+            r#"["x,tre-ig", "other"]"#,
         ] {
-            assert!(
-                parse_idp_groups(value).contains(&"tre-ig".to_string()),
+            assert_eq!(
+                token_groups(&federated(Some(value)), "custom:idp_groups", &map()),
+                Some(vec![]),
                 "{value}"
             );
         }
-        assert_eq!(parse_idp_groups("[]"), Vec::<String>::new());
-        assert_eq!(parse_idp_groups(""), Vec::<String>::new());
     }
 
     #[test]
@@ -212,6 +305,40 @@ mod tests {
             IdpGroupMap::parse("", &GROUPS).unwrap(),
             IdpGroupMap::default()
         );
+    }
+
+    #[test]
+    fn when_identities_name_providers_then_they_are_read_and_malformed_ones_are_refused() {
+        let raw = r#"[{"userId":"jane@example.org","providerName":"corp-saml","providerType":"SAML","issuer":null,"primary":true,"dateCreated":1714636800000}]"#;
+        let ids = linked_identities(Some(raw)).unwrap();
+        assert_eq!(ids.len(), 1);
+        assert_eq!(ids[0].provider_name, "corp-saml");
+        assert_eq!(ids[0].user_id, "jane@example.org");
+        assert_eq!(ids[0].provider_type.as_deref(), Some("SAML"));
+        assert_eq!(linked_identities(None).unwrap(), vec![]);
+        assert_eq!(linked_identities(Some(" ")).unwrap(), vec![]);
+        assert_eq!(linked_identities(Some("[]")).unwrap(), vec![]);
+        for bad in [
+            "corp-saml",
+            r#"{"providerName":"corp-saml","userId":"j"}"#,
+            r#"[{"providerName":"corp-saml"}]"#,
+            r#"[{"providerName":"","userId":"j"}]"#,
+            r#"[{"providerName":"corp-saml","userId":" "}]"#,
+            r#"["corp-saml"]"#,
+        ] {
+            let err = linked_identities(Some(bad)).unwrap_err();
+            assert_eq!(err.error_type(), "Forbidden", "{bad}");
+        }
+    }
+
+    #[test]
+    fn when_the_group_claim_is_not_a_custom_attribute_then_it_is_a_config_error() {
+        assert_eq!(group_claim(None).unwrap(), "custom:idp_groups");
+        assert_eq!(group_claim(Some("custom:groups")).unwrap(), "custom:groups");
+        for bad in ["profile", "custom:", "email"] {
+            let err = group_claim(Some(bad)).unwrap_err();
+            assert!(err.to_string().contains("IDP_GROUP_CLAIM"), "{bad}: {err}");
+        }
     }
 
     #[test]

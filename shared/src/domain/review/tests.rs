@@ -27,6 +27,7 @@ fn reviewer(sub: &str, email: &str, groups: &[&str]) -> Reviewer {
         email: email.into(),
         name: format!("Name {sub}"),
         groups: groups.iter().map(|g| g.to_string()).collect(),
+        federated_by: None,
     }
 }
 
@@ -536,12 +537,29 @@ fn user(sub: &str) -> DirectoryUser {
         email_verified: Some(true),
         name: None,
         enabled: true,
+        ..Default::default()
+    }
+}
+
+/// A user of the pool itself, still in the groups their token names.
+fn native() -> PoolStanding {
+    PoolStanding {
+        federated_by: None,
+        groups: vec![IG.into(), RIT.into()],
+    }
+}
+
+/// A federated user whose IdP is configured in the pool and whose IdP groups map to IG.
+fn federated() -> PoolStanding {
+    PoolStanding {
+        federated_by: Some("corp-saml".into()),
+        groups: vec![IG.into()],
     }
 }
 
 #[test]
 fn when_resolving_then_email_comes_from_the_pool_and_groups_from_the_token() {
-    let reviewer = resolve_reviewer(&caller("s1", "iris"), Some(&user("s1"))).unwrap();
+    let reviewer = resolve_reviewer(&caller("s1", "iris"), Some(&user("s1")), &native()).unwrap();
     assert_eq!(reviewer.email, "iris@example.org");
     assert_eq!(
         reviewer.name, "iris@example.org",
@@ -553,7 +571,7 @@ fn when_resolving_then_email_comes_from_the_pool_and_groups_from_the_token() {
         ..user("s1")
     };
     assert_eq!(
-        resolve_reviewer(&caller("s1", "iris"), Some(&named))
+        resolve_reviewer(&caller("s1", "iris"), Some(&named), &native())
             .unwrap()
             .name,
         "Iris Reviewer"
@@ -589,12 +607,132 @@ fn when_the_user_is_gone_disabled_replaced_unverified_or_without_email_then_forb
         ),
     ];
     for (u, expect) in cases {
-        let err = resolve_reviewer(&c, u.as_ref()).unwrap_err();
+        let err = resolve_reviewer(&c, u.as_ref(), &native()).unwrap_err();
         assert_eq!(err.error_type(), "Forbidden");
         assert!(err.to_string().contains(expect), "{expect}: {err}");
     }
-    let err = resolve_reviewer(&caller("", "iris"), Some(&user(""))).unwrap_err();
+    let err = resolve_reviewer(&caller("", "iris"), Some(&user("")), &native()).unwrap_err();
     assert_eq!(err.error_type(), "Forbidden");
+}
+
+#[test]
+fn when_a_native_user_has_an_unverified_or_unknown_email_then_forbidden() {
+    for verified in [Some(false), None] {
+        let unverified = DirectoryUser {
+            email_verified: verified,
+            ..user("s1")
+        };
+        let err =
+            resolve_reviewer(&caller("s1", "iris"), Some(&unverified), &native()).unwrap_err();
+        assert_eq!(err.error_type(), "Forbidden", "{verified:?}");
+        assert!(err.to_string().contains("not verified"), "{err}");
+    }
+}
+
+#[test]
+fn when_a_federated_user_has_an_unverified_email_then_their_idp_vouches_for_it() {
+    // Cognito leaves `email_verified` false for SAML/OIDC users unless the IdP maps it.
+    let jane = DirectoryUser {
+        email: Some("jane@example.org".into()),
+        email_verified: Some(false),
+        identities: Some(
+            r#"[{"providerName":"corp-saml","providerType":"SAML","userId":"jane@example.org"}]"#
+                .into(),
+        ),
+        ..user("s1")
+    };
+    let reviewer = resolve_reviewer(
+        &caller("s1", "corp-saml_jane@example.org"),
+        Some(&jane),
+        &federated(),
+    )
+    .unwrap();
+    assert_eq!(reviewer.email, "jane@example.org");
+    assert_eq!(reviewer.federated_by.as_deref(), Some("corp-saml"));
+    assert_eq!(reviewer.groups, vec![IG.to_string()]);
+}
+
+#[test]
+fn when_the_pool_no_longer_grants_a_token_group_then_the_reviewer_is_not_in_it() {
+    let mut token = caller("s1", "iris");
+    token.groups = vec![IG.into(), RIT.into()];
+    let removed_from_ig = PoolStanding {
+        federated_by: None,
+        groups: vec![RIT.into(), "SomethingElse".into()],
+    };
+    let reviewer = resolve_reviewer(&token, Some(&user("s1")), &removed_from_ig).unwrap();
+    assert_eq!(reviewer.groups, vec![RIT.to_string()], "token ∩ pool");
+    // Nor does the pool add a group the token does not carry.
+    token.groups = vec![];
+    let reviewer = resolve_reviewer(&token, Some(&user("s1")), &native()).unwrap();
+    assert!(reviewer.groups.is_empty());
+    let err = authorize_decision(
+        &policy(),
+        &reviewer,
+        &request_in(State::IgStageDual),
+        HANDLE,
+    )
+    .unwrap_err();
+    assert_eq!(err.error_type(), "Forbidden");
+}
+
+#[test]
+fn when_a_request_has_ended_then_a_decision_is_refused_saying_it_needs_no_review() {
+    // The web app shows Approve/Reject to Research IT on final single-approval requests.
+    let rit = as_reviewer(Role::RitReviewer);
+    let err = authorize_decision(&policy(), &rit, &request_in(State::ApprovedSingle), HANDLE)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        EgressError::Conflict(APPROVED_NO_REVIEW_MESSAGE.into())
+    );
+    assert!(!err.to_string().contains("Another user"), "{err}");
+    for (state, says) in [
+        (State::ApprovedDual, "approved at its final stage"),
+        (State::Rejected, "rejected"),
+        (State::Expired, "expired"),
+        (State::Failed, "failed"),
+    ] {
+        let err = authorize_decision(&policy(), &rit, &request_in(state), HANDLE).unwrap_err();
+        assert_eq!(err.error_type(), "Conflict");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("This request needs no further review"),
+            "{state:?}: {text}"
+        );
+        assert!(text.contains(says), "{state:?}: {text}");
+    }
+    // A request that will be reviewed but is not parked yet is still just stale.
+    let err =
+        authorize_decision(&policy(), &rit, &request_in(State::NotYetParked), HANDLE).unwrap_err();
+    assert_eq!(err, EgressError::Conflict(STALE_REQUEST_MESSAGE.into()));
+}
+
+#[test]
+fn when_viewed_then_the_submitter_and_last_writer_are_shown_by_email() {
+    let mut request = request_in(State::IgStageDual);
+    request.store_owner_email = Some("owner@example.org".into());
+    let view = request_view(&request);
+    assert_eq!(view.requested_by, "researcher@example.org");
+    assert_eq!(view.updated_by, "researcher@example.org");
+
+    // Without the submitter's e-mail: the store owner's, then the SWB id.
+    request.requested_by_email = None;
+    assert_eq!(request_view(&request).requested_by, "owner@example.org");
+    request.store_owner_email = Some("  ".into());
+    assert_eq!(request_view(&request).requested_by, "u-researcher");
+
+    // After a decision, the reviewer's username is shown as their e-mail.
+    let mut decided = request_in(State::RitStage);
+    decided.updated_by = "7d1f0c4e-reviewer-uuid".into();
+    assert_eq!(request_view(&decided).updated_by, "ivy@example.org");
+    decided.rit_reviewer_2_email = Some("rita@example.org".into());
+    assert_eq!(request_view(&decided).updated_by, "rita@example.org");
+    // The workflow's own name stays as it is.
+    decided.updated_by = "system:egress-workflow".into();
+    assert_eq!(request_view(&decided).updated_by, "system:egress-workflow");
+    // The store keeps the ids.
+    assert_eq!(request.requested_by, "u-researcher");
 }
 
 #[test]

@@ -2,7 +2,10 @@
 //! workflow receives, what is audited, and what happens under races and failures.
 
 use super::*;
-use crate::domain::review::{DOWNLOAD_LIMIT_MESSAGE, STALE_REQUEST_MESSAGE};
+use crate::domain::review::federation::IdpGroupMap;
+use crate::domain::review::{
+    APPROVED_NO_REVIEW_MESSAGE, DOWNLOAD_LIMIT_MESSAGE, STALE_REQUEST_MESSAGE,
+};
 use crate::fakes::{
     approved, parked_at, sample_request, FailingWorkflowCallbacks, FakeDownloadLinks,
     FakeWorkflowCallbacks, InMemoryAuditLog, InMemoryDirectory, InMemoryRequestStore,
@@ -37,6 +40,9 @@ fn settings() -> ReviewSettings {
         url_expiry: Duration::from_secs(300),
         list_max_age_days: 0,
         user_pool_id: Some("eu-west-2_testpool".into()),
+        idp_group_claim: "custom:idp_groups".into(),
+        idp_group_map: IdpGroupMap::parse("tre-ig=IGApprover,tre-rit=ResearchITAdmin", &[IG, RIT])
+            .unwrap(),
     }
 }
 
@@ -47,13 +53,20 @@ fn directory() -> InMemoryDirectory {
         email_verified: Some(true),
         name: None,
         enabled: true,
+        ..Default::default()
     };
-    InMemoryDirectory::with([
+    let directory = InMemoryDirectory::with([
         ("iris".to_string(), user("sub-iris", "iris@example.org")),
         ("ian".to_string(), user("sub-ian", "ian@example.org")),
         ("rita".to_string(), user("sub-rita", "rita@example.org")),
         ("res".to_string(), user("sub-res", "researcher@example.org")),
-    ])
+    ]);
+    // Pool membership as the tokens of these tests say; tests of revocation change it.
+    directory.set_groups("iris", &[IG]);
+    directory.set_groups("ian", &[IG]);
+    directory.set_groups("rita", &[RIT]);
+    directory.set_groups("res", &[IG, RIT]);
+    directory
 }
 
 fn caller(username: &str, groups: &[&str]) -> CallerIdentity {
@@ -453,4 +466,165 @@ async fn when_dispatching_then_each_field_reaches_its_operation() {
         .await
         .unwrap_err();
     assert_eq!(err.error_type(), "ValidationError");
+}
+
+const JANE: &str = "corp-saml_jane@example.org";
+
+/// A SAML user as Cognito creates them: `email_verified` false, `identities` naming the
+/// provider, the IdP's groups in `custom:idp_groups`.
+fn federated_user(idp_groups: &str, identities: &str) -> DirectoryUser {
+    DirectoryUser {
+        sub: format!("sub-{JANE}"),
+        email: Some("jane@example.org".into()),
+        email_verified: Some(false),
+        name: Some("Jane Doe".into()),
+        enabled: true,
+        identities: Some(identities.into()),
+        custom_attributes: [("custom:idp_groups".to_string(), idp_groups.to_string())].into(),
+    }
+}
+
+const JANE_IDENTITIES: &str = r#"[{"userId":"jane@example.org","providerName":"corp-saml","providerType":"SAML","issuer":null,"primary":true,"dateCreated":1714636800000}]"#;
+
+#[tokio::test]
+async fn when_a_federated_reviewer_with_an_unverified_email_decides_then_it_is_recorded() {
+    let svc = service(vec![parked_ig()]);
+    svc.directory.add_provider("corp-saml");
+    svc.directory
+        .put(JANE, federated_user("[all-staff, tre-ig]", JANE_IDENTITIES));
+    svc.update_request(&caller(JANE, &[IG]), ig_decision("APPROVED"))
+        .await
+        .unwrap();
+    let item = svc.store.item("req-1").unwrap();
+    assert_eq!(item.egress_status, EgressStatus::IgApproved);
+    assert_eq!(
+        item.ig_reviewer_1_email.as_deref(),
+        Some("jane@example.org")
+    );
+    assert_eq!(item.ig_reviewer_1_name.as_deref(), Some("Jane Doe"));
+}
+
+#[tokio::test]
+async fn when_a_federated_users_provider_is_not_configured_or_identities_are_malformed_then_forbidden(
+) {
+    for (identities, configured, expect) in [
+        // Linked to a provider the pool does not have: a user of the pool, unverified.
+        (JANE_IDENTITIES, false, "not verified"),
+        ("not json", true, "federated identity"),
+        (
+            r#"[{"providerName":"corp-saml"}]"#,
+            true,
+            "federated identity",
+        ),
+    ] {
+        let svc = service(vec![parked_ig()]);
+        if configured {
+            svc.directory.add_provider("corp-saml");
+        }
+        svc.directory
+            .put(JANE, federated_user("tre-ig", identities));
+        svc.directory.set_groups(JANE, &[IG]);
+        let err = svc
+            .update_request(&caller(JANE, &[IG]), ig_decision("APPROVED"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "Forbidden", "{identities}");
+        assert!(err.to_string().contains(expect), "{identities}: {err}");
+        assert_eq!(svc.store.item("req-1").unwrap(), parked_ig());
+    }
+}
+
+#[tokio::test]
+async fn when_a_reviewer_was_removed_from_the_group_in_the_pool_then_their_token_no_longer_decides()
+{
+    let svc = service(vec![parked_ig()]);
+    // AdminRemoveUserFromGroup: the token still says IG for up to an hour.
+    svc.directory.set_groups("iris", &[]);
+    let err = svc
+        .update_request(&caller("iris", &[IG]), ig_decision("APPROVED"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Forbidden");
+    assert_eq!(svc.store.item("req-1").unwrap(), parked_ig());
+    assert!(svc.workflow.completed().is_empty());
+    assert_eq!(svc.audit.events()[0].outcome, "refused");
+}
+
+#[tokio::test]
+async fn when_a_reviewer_was_removed_from_the_group_in_the_pool_then_they_cannot_download() {
+    let svc = service(vec![approved_request(0)]);
+    svc.directory.set_groups("iris", &["SomeOtherGroup"]);
+    let err = svc
+        .download_data(&caller("iris", &[IG]), download_input("0"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Forbidden");
+    assert!(svc.links.issued().is_empty());
+    assert_eq!(svc.store.item("req-1").unwrap().download_count, 0);
+}
+
+#[tokio::test]
+async fn when_a_federated_reviewers_idp_groups_no_longer_map_then_their_token_no_longer_decides() {
+    let svc = service(vec![parked_ig()]);
+    svc.directory.add_provider("corp-saml");
+    // Pool group membership is not what grants a federated user anything.
+    svc.directory.set_groups(JANE, &[IG]);
+    for groups in ["[all-staff, tre-ig-old]", "x, tre-ig", ""] {
+        svc.directory
+            .put(JANE, federated_user(groups, JANE_IDENTITIES));
+        let err = svc
+            .update_request(&caller(JANE, &[IG]), ig_decision("APPROVED"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "Forbidden", "{groups}");
+    }
+    assert_eq!(svc.store.item("req-1").unwrap(), parked_ig());
+}
+
+#[tokio::test]
+async fn when_a_reviewer_renamed_themself_then_the_decision_records_the_pools_name_not_the_clients()
+{
+    let svc = service(vec![parked_ig()]);
+    let mut iris = svc.directory.users.lock().unwrap()["iris"].clone();
+    iris.name = Some("Iris Reviewer".into());
+    svc.directory.put("iris", iris);
+    let mut token = caller("iris", &[IG]);
+    // A forged `name` claim cannot come through a verified token; the client's fields are
+    // ignored and the pool's record wins over the token's.
+    token.name = Some("Ivy Governance (IG lead)".into());
+    let mut input = ig_decision("APPROVED");
+    input.ig_reviewer_1_name = Some("Ivy Governance (IG lead)".into());
+    svc.update_request(&token, input).await.unwrap();
+    let item = svc.store.item("req-1").unwrap();
+    assert_eq!(item.ig_reviewer_1_name.as_deref(), Some("Iris Reviewer"));
+    let outcome: ReviewOutcome = serde_json::from_str(&svc.workflow.completed()[TOKEN]).unwrap();
+    assert_eq!(outcome.reviewer_name, "Iris Reviewer");
+}
+
+#[tokio::test]
+async fn when_research_it_decides_a_final_single_approval_then_it_needs_no_further_review() {
+    let mut request = parked_ig();
+    request.approval_mode = ApprovalMode::Single;
+    request.is_single_approval_enabled = true;
+    let svc = service(vec![request]);
+    svc.update_request(&caller("iris", &[IG]), ig_decision("APPROVED"))
+        .await
+        .unwrap();
+    // What the web app sends for a RIT member: the RIT fields, the (now empty) handle.
+    let input = UpdateRequestInput {
+        egress_request_id: "req-1".into(),
+        task_token: String::new(),
+        rit_reviewer_2_decision: Some("APPROVED".into()),
+        rit_reviewer_2_reason: Some("Looks fine to me as well".into()),
+        ..Default::default()
+    };
+    let err = svc
+        .update_request(&caller("rita", &[RIT]), input)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        EgressError::Conflict(APPROVED_NO_REVIEW_MESSAGE.into())
+    );
+    assert_eq!(svc.workflow.completed().len(), 1);
 }
