@@ -99,6 +99,9 @@ fn data_for(input: &Value) -> Value {
     data["rit_review"] = json!(review(ReviewStage::Rit));
     data["failure"] = json!({"Error": "NotFound", "Cause": "a version is missing"});
     data["notification_failure"] = json!({"Error": "TransientError", "Cause": "SES throttled"});
+    data["run"] = json!({"id": "00000000-0000-4000-8000-000000000000"});
+    data["swb_lock"] = json!({"held": true});
+    data["archive_written"] = json!(false);
     data
 }
 
@@ -328,19 +331,25 @@ fn when_save_request_runs_then_its_item_is_a_processing_egress_request() {
 #[test]
 fn when_save_request_is_retried_by_its_own_execution_then_the_condition_lets_it_through() {
     // A retry after a put whose response was lost must not end in DuplicateRequest with the
-    // item stuck at PROCESSING: the condition admits the execution that wrote the item.
+    // item stuck at PROCESSING: the condition admits the run that wrote the item.
+    let data = data_for(&workflow_fixtures()[0].1);
     let params = &states()["SaveRequest"]["Parameters"];
-    let condition = params["ConditionExpression"].as_str().unwrap_or_default();
-    assert!(
-        condition.contains("attribute_not_exists(egress_request_id)")
-            && condition.contains("OR execution_arn = :execution"),
-        "{condition}"
-    );
-    assert_eq!(
-        params["ExpressionAttributeValues"][":execution"]["S.$"],
-        "$$.Execution.Id"
-    );
+    let u = save_request(&data);
+    let written: Item = item(&params["Item"], &data)
+        .iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.clone(), s.clone())))
+        .collect();
+    assert!(condition_holds(&u, Some(&written)), "{}", u.condition);
     assert_eq!(params["Item"]["execution_arn"]["S.$"], "$$.Execution.Id");
+    let mut other = written.clone();
+    other.insert(
+        "execution_arn".into(),
+        "arn:aws:states:eu-west-2:123456789012:execution:egress-workflow:other".into(),
+    );
+    assert!(
+        !condition_holds(&u, Some(&other)),
+        "another execution's item is refused"
+    );
 }
 
 #[test]
@@ -449,9 +458,11 @@ fn when_a_function_answers_then_every_field_the_workflow_selects_exists() {
         let Some(selector) = state.get("ResultSelector") else {
             continue;
         };
-        let function = state["Parameters"]["FunctionName"]
-            .as_str()
-            .unwrap_or_default();
+        let Some(function) = state["Parameters"]["FunctionName"].as_str() else {
+            // A service integration's selector here is a constant (MarkSwbProcessing's).
+            try_evaluate(selector, &json!({})).unwrap_or_else(|e| panic!("{name}: {e}"));
+            continue;
+        };
         let output = outputs
             .get(function)
             .unwrap_or_else(|| panic!("{name} has a ResultSelector but no known output type"));
@@ -634,5 +645,913 @@ fn when_a_review_waits_then_its_timeout_is_the_configured_review_timeout() {
             .find(|c| c["ErrorEquals"] == json!(["States.Timeout"]))
             .unwrap_or_else(|| panic!("{wait} catches States.Timeout"));
         assert_eq!(timeout["Next"], "MarkExpired");
+    }
+}
+
+// -- hardening (issue 8): a small interpreter for Choice/Pass states and DynamoDB conditions --
+
+/// `path` in `data`, or `None` when it selects nothing (where Step Functions would raise the
+/// uncatchable `States.Runtime`).
+fn lookup<'a>(path: &str, data: &'a Value) -> Option<&'a Value> {
+    let rest = path.strip_prefix("$.")?;
+    rest.split('.')
+        .try_fold(data, |value, segment| value.get(segment))
+}
+
+/// Like [`evaluate`], but a path that selects nothing is an error naming it, not a panic.
+fn try_evaluate(template: &Value, data: &Value) -> Result<Value, String> {
+    match template {
+        Value::Object(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                match k.strip_suffix(".$") {
+                    Some(key) => {
+                        let expr = v.as_str().ok_or_else(|| format!("{k} is not a path"))?;
+                        for path in paths_in(expr) {
+                            if !path.starts_with("$$.") && lookup(&path, data).is_none() {
+                                return Err(format!("{path} selects nothing"));
+                            }
+                        }
+                        out.insert(key.to_string(), evaluate_string(expr, data));
+                    }
+                    None => {
+                        out.insert(k.clone(), try_evaluate(v, data)?);
+                    }
+                }
+            }
+            Ok(Value::Object(out))
+        }
+        other => Ok(other.clone()),
+    }
+}
+
+/// The JSONPaths an expression reads (a path, or the arguments of an intrinsic).
+fn paths_in(expr: &str) -> Vec<String> {
+    if !expr.starts_with("States.") {
+        return vec![expr.to_string()];
+    }
+    let args = expr.split_once("', ").map(|(_, a)| a).unwrap_or_default();
+    args.trim_end_matches(')')
+        .split(", ")
+        .filter(|a| a.starts_with('$'))
+        .map(str::to_string)
+        .collect()
+}
+
+fn set_path(data: &mut Value, path: &str, value: Value) {
+    let rest = path.strip_prefix("$.").expect("a $. path");
+    let mut node = data;
+    let segments: Vec<&str> = rest.split('.').collect();
+    for segment in &segments[..segments.len() - 1] {
+        if !node.get(*segment).is_some_and(Value::is_object) {
+            node[*segment] = json!({});
+        }
+        node = &mut node[*segment];
+    }
+    node[*segments.last().expect("a segment")] = value;
+}
+
+/// A Choice rule, as Step Functions evaluates it (`And` short-circuits).
+fn rule_matches(rule: &Value, data: &Value) -> bool {
+    if let Some(all) = rule["And"].as_array() {
+        return all.iter().all(|r| rule_matches(r, data));
+    }
+    if let Some(any) = rule["Or"].as_array() {
+        return any.iter().any(|r| rule_matches(r, data));
+    }
+    if rule.get("Not").is_some() {
+        return !rule_matches(&rule["Not"], data);
+    }
+    let path = rule["Variable"].as_str().expect("a Variable");
+    let value = lookup(path, data);
+    if let Some(present) = rule["IsPresent"].as_bool() {
+        return value.is_some() == present;
+    }
+    let value = value.unwrap_or_else(|| {
+        panic!("a Choice reads {path} without IsPresent first: States.Runtime in AWS")
+    });
+    if let Some(is) = rule["IsString"].as_bool() {
+        return value.is_string() == is;
+    }
+    if let Some(is) = rule["IsBoolean"].as_bool() {
+        return value.is_boolean() == is;
+    }
+    if let Some(expected) = rule.get("StringEquals") {
+        assert!(
+            value.is_string(),
+            "StringEquals on {path} without IsString first"
+        );
+        return value == expected;
+    }
+    if let Some(expected) = rule.get("BooleanEquals") {
+        return value == expected;
+    }
+    panic!("the test evaluator does not know the rule {rule}")
+}
+
+fn choose(state: &Value, data: &Value) -> String {
+    state["Choices"]
+        .as_array()
+        .expect("Choices")
+        .iter()
+        .find(|r| rule_matches(r, data))
+        .map(|r| &r["Next"])
+        .unwrap_or(&state["Default"])
+        .as_str()
+        .expect("a Next")
+        .to_string()
+}
+
+/// Runs Choice and Pass states from `from` until a Task or an end state; returns its name and
+/// the data it receives. Panics where Step Functions would raise `States.Runtime`.
+fn run_to_task(from: &str, data: &Value) -> (String, Value) {
+    let states = states();
+    let mut name = from.to_string();
+    let mut data = data.clone();
+    for _ in 0..20 {
+        let state = &states[&name];
+        match state["Type"].as_str() {
+            Some("Choice") => name = choose(state, &data),
+            Some("Pass") => {
+                let result = match state.get("Parameters") {
+                    Some(p) => try_evaluate(p, &data)
+                        .unwrap_or_else(|e| panic!("{name}: {e} (States.Runtime)")),
+                    None => state.get("Result").cloned().unwrap_or(Value::Null),
+                };
+                match state["ResultPath"].as_str() {
+                    Some(path) => set_path(&mut data, path, result),
+                    None => data = result,
+                }
+                name = state["Next"].as_str().expect("a Next").to_string();
+            }
+            _ => return (name, data),
+        }
+    }
+    panic!("no Task reached from {from}")
+}
+
+/// Follows a path of states from `from` (Tasks succeed, Choice/Pass run) to its end and
+/// checks every `.$` path each state reads selects something. Returns the states visited.
+fn walk_to_end(from: &str, data: &Value) -> Vec<String> {
+    let states = states();
+    let mut visited = Vec::new();
+    let (mut name, mut data) = run_to_task(from, data);
+    for _ in 0..40 {
+        visited.push(name.clone());
+        let state = &states[&name];
+        match state["Type"].as_str() {
+            Some("Task") => {
+                try_evaluate(&state["Parameters"], &data)
+                    .unwrap_or_else(|e| panic!("{name}: {e} (States.Runtime, uncatchable)"));
+                if let Some(path) = state["ResultPath"].as_str() {
+                    set_path(&mut data, path, json!({}));
+                }
+                let next = state["Next"].as_str().expect("a Task has a Next");
+                (name, data) = run_to_task(next, &data);
+            }
+            Some("Fail") => {
+                for key in ["ErrorPath", "CausePath"] {
+                    if let Some(path) = state[key].as_str() {
+                        assert!(
+                            lookup(path, &data).is_some_and(Value::is_string),
+                            "{name}: {key} {path} is not a string in {data}"
+                        );
+                    }
+                }
+                return visited;
+            }
+            _ => return visited,
+        }
+    }
+    panic!("no end reached from {from}")
+}
+
+/// A DynamoDB item, attribute name to (string) value: the attributes these tests care about.
+type Item = HashMap<String, String>;
+
+fn item_of(pairs: &[(&str, &str)]) -> Item {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A DynamoDB update's expression parts, with `:values` evaluated against the workflow data.
+struct Update {
+    update: String,
+    condition: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, String>,
+}
+
+fn update_of(state: &str, data: &Value) -> Update {
+    let params = &states()[state]["Parameters"];
+    let values = evaluate(&params["ExpressionAttributeValues"], data);
+    Update {
+        update: params["UpdateExpression"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        condition: params["ConditionExpression"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{state} has no ConditionExpression"))
+            .to_string(),
+        names: params["ExpressionAttributeNames"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().expect("a name").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        values: values
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| {
+                        let (_, inner) =
+                            v.as_object().and_then(|o| o.iter().next()).expect("typed");
+                        let text = match inner {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        (k.clone(), text)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Tokens of a DynamoDB expression.
+fn tokens(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut chars = expr.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | ',' | '(' | ')' | '=' | '<' | '>' => {
+                if !word.is_empty() {
+                    out.push(std::mem::take(&mut word));
+                }
+                if c == '<' && chars.peek() == Some(&'>') {
+                    chars.next();
+                    out.push("<>".into());
+                } else if c != ' ' {
+                    out.push(c.to_string());
+                }
+            }
+            _ => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
+}
+
+/// Evaluates a condition expression (AND, OR, NOT, parentheses, `=`, `<>`,
+/// `attribute_exists`, `attribute_not_exists`) on `item`, as DynamoDB does: a comparison
+/// with a missing attribute is false.
+fn condition_holds(u: &Update, item: Option<&Item>) -> bool {
+    struct Parser<'a> {
+        tokens: Vec<String>,
+        at: usize,
+        u: &'a Update,
+        item: Option<&'a Item>,
+    }
+    impl Parser<'_> {
+        fn peek(&self) -> Option<&str> {
+            self.tokens.get(self.at).map(String::as_str)
+        }
+        fn next(&mut self) -> String {
+            self.at += 1;
+            self.tokens[self.at - 1].clone()
+        }
+        fn name(&self, token: &str) -> String {
+            if token.starts_with('#') {
+                self.u
+                    .names
+                    .get(token)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("unknown {token}"))
+            } else {
+                token.to_string()
+            }
+        }
+        fn operand(&self, token: &str) -> Option<String> {
+            if token.starts_with(':') {
+                Some(
+                    self.u
+                        .values
+                        .get(token)
+                        .cloned()
+                        .unwrap_or_else(|| panic!("unknown {token}")),
+                )
+            } else {
+                self.item.and_then(|i| i.get(&self.name(token)).cloned())
+            }
+        }
+        fn or(&mut self) -> bool {
+            let mut value = self.and();
+            while self.peek() == Some("OR") {
+                self.next();
+                value |= self.and();
+            }
+            value
+        }
+        fn and(&mut self) -> bool {
+            let mut value = self.not();
+            while self.peek() == Some("AND") {
+                self.next();
+                value &= self.not();
+            }
+            value
+        }
+        fn not(&mut self) -> bool {
+            if self.peek() == Some("NOT") {
+                self.next();
+                return !self.not();
+            }
+            self.primary()
+        }
+        fn primary(&mut self) -> bool {
+            let token = self.next();
+            if token == "(" {
+                let value = self.or();
+                assert_eq!(self.next(), ")");
+                return value;
+            }
+            if token == "attribute_exists" || token == "attribute_not_exists" {
+                assert_eq!(self.next(), "(");
+                let attr = self.next();
+                assert_eq!(self.next(), ")");
+                let exists = self.item.is_some_and(|i| i.contains_key(&self.name(&attr)));
+                return exists == (token == "attribute_exists");
+            }
+            let op = self.next();
+            let right = self.next();
+            let (l, r) = (self.operand(&token), self.operand(&right));
+            match (op.as_str(), l, r) {
+                ("=", Some(l), Some(r)) => l == r,
+                ("<>", Some(l), Some(r)) => l != r,
+                (_, _, _) if op == "=" || op == "<>" => false,
+                _ => panic!("the test evaluator does not know {op}"),
+            }
+        }
+    }
+    let mut parser = Parser {
+        tokens: tokens(&u.condition),
+        at: 0,
+        u,
+        item,
+    };
+    let value = parser.or();
+    assert_eq!(parser.at, parser.tokens.len(), "unparsed: {}", u.condition);
+    value
+}
+
+/// Applies `SET a = :v, b = :w REMOVE x, y` to `item`.
+fn apply_update(u: &Update, item: &Item) -> Item {
+    let mut out = item.clone();
+    let (set, remove) = match u.update.split_once(" REMOVE ") {
+        Some((s, r)) => (s, r),
+        None => (u.update.as_str(), ""),
+    };
+    let resolve = |t: &str| -> String {
+        if t.starts_with('#') {
+            u.names[t].clone()
+        } else {
+            t.to_string()
+        }
+    };
+    for assignment in set
+        .trim_start_matches("SET ")
+        .split(", ")
+        .filter(|a| !a.is_empty())
+    {
+        let (attr, value) = assignment.split_once(" = ").expect("an assignment");
+        let value = if value.starts_with(':') {
+            u.values[value].clone()
+        } else {
+            item.get(&resolve(value)).cloned().unwrap_or_default()
+        };
+        out.insert(resolve(attr.trim()), value);
+    }
+    for attr in remove.split(", ").filter(|a| !a.is_empty()) {
+        out.remove(&resolve(attr.trim()));
+    }
+    out
+}
+
+fn review_outcome(stage: ReviewStage, decision: Decision) -> ReviewOutcome {
+    ReviewOutcome {
+        stage,
+        decision,
+        reviewer: "ig.reviewer".into(),
+        reviewer_name: "Ivy Governance".into(),
+        reviewer_sub: "4f1c2a7e-1d7b-4c1e-9d65-1a0c3b2e4f10".into(),
+        reviewer_email: "ig.reviewer@tre.example.org".into(),
+        decided_at: "2024-03-03T09:00:00.000Z".into(),
+        reason: "aggregate data only".into(),
+    }
+}
+
+/// The request item as the API's `claim_decision` leaves it for `outcome`
+/// (shared/src/adapters/dynamodb_review.rs).
+fn claimed_item(outcome: &ReviewOutcome, new_status: EgressStatus) -> Item {
+    let p = match outcome.stage {
+        ReviewStage::Ig => "ig_reviewer_1",
+        ReviewStage::Rit => "rit_reviewer_2",
+    };
+    let mut item = item_of(&[
+        ("egress_request_id", "req-1"),
+        ("egress_status", new_status.as_str()),
+        ("review_stage", outcome.stage.as_str()),
+        ("updated_by", &outcome.reviewer),
+        ("updated_dt", &outcome.decided_at),
+    ]);
+    for (suffix, value) in [
+        ("decision", outcome.decision.as_str()),
+        ("sub", &outcome.reviewer_sub),
+        ("name", &outcome.reviewer_name),
+        ("email", &outcome.reviewer_email),
+        ("dt", &outcome.decided_at),
+        ("reason", &outcome.reason),
+    ] {
+        item.insert(format!("{p}_{suffix}"), value.to_string());
+    }
+    item
+}
+
+const SAVES: [(&str, ReviewStage, Decision, EgressStatus); 4] = [
+    (
+        "SaveIgApproval",
+        ReviewStage::Ig,
+        Decision::Approved,
+        EgressStatus::IgApproved,
+    ),
+    (
+        "SaveIgRejection",
+        ReviewStage::Ig,
+        Decision::Rejected,
+        EgressStatus::Rejected,
+    ),
+    (
+        "SaveRitApproval",
+        ReviewStage::Rit,
+        Decision::Approved,
+        EgressStatus::RitApproved,
+    ),
+    (
+        "SaveRitRejection",
+        ReviewStage::Rit,
+        Decision::Rejected,
+        EgressStatus::Rejected,
+    ),
+];
+
+fn review_path(stage: ReviewStage) -> &'static str {
+    match stage {
+        ReviewStage::Ig => "ig_review",
+        ReviewStage::Rit => "rit_review",
+    }
+}
+
+#[test]
+fn when_a_review_callback_lacks_a_field_or_has_a_non_string_one_then_it_routes_to_the_failure_path()
+{
+    // A JSONPath that selects nothing in a Save state raises States.Runtime, which no Catch
+    // catches: the execution would end with the request stuck at PROCESSING.
+    let base = data_for(&workflow_fixtures()[0].1);
+    for (choice, stage) in [
+        ("IgDecision", ReviewStage::Ig),
+        ("RitDecision", ReviewStage::Rit),
+    ] {
+        let key = review_path(stage);
+        for decision in [Decision::Approved, Decision::Rejected] {
+            let outcome = json!(review_outcome(stage, decision));
+            let mut data = base.clone();
+            data[key] = outcome.clone();
+            let (save, _) = run_to_task(choice, &data);
+            assert!(
+                save.starts_with("Save"),
+                "{choice}: the real outcome is saved, got {save}"
+            );
+            for field in outcome.as_object().expect("an object").keys() {
+                for broken in [None, Some(json!(7)), Some(json!(null)), Some(json!(["x"]))] {
+                    let mut data = base.clone();
+                    data[key] = outcome.clone();
+                    match &broken {
+                        None => {
+                            data[key].as_object_mut().expect("object").remove(field);
+                        }
+                        Some(v) => data[key][field] = v.clone(),
+                    }
+                    let (task, reached) = run_to_task(choice, &data);
+                    assert_eq!(
+                        task, "MarkFailed",
+                        "{choice}: `{field}` = {broken:?} must go to the failure path"
+                    );
+                    walk_to_end(&task, &reached);
+                }
+            }
+        }
+        for junk in [json!("APPROVED"), json!(null), json!([]), json!({})] {
+            let mut data = base.clone();
+            data[key] = junk.clone();
+            assert_eq!(
+                run_to_task(choice, &data).0,
+                "MarkFailed",
+                "{choice}: {junk}"
+            );
+        }
+    }
+}
+
+#[test]
+fn when_a_decision_reaches_a_save_then_it_is_applied_only_if_the_api_claimed_exactly_it() {
+    for (state, stage, decision, status) in SAVES {
+        let outcome = review_outcome(stage, decision);
+        let mut data = data_for(&workflow_fixtures()[0].1);
+        data[review_path(stage)] = json!(outcome);
+        let u = update_of(state, &data);
+        let claimed = claimed_item(&outcome, status);
+        assert!(
+            condition_holds(&u, Some(&claimed)),
+            "{state}: the claim the API wrote passes: {}",
+            u.condition
+        );
+        // What an insider holding the task token sees: the item before any claim.
+        let awaiting = match stage {
+            ReviewStage::Ig => EgressStatus::Processing,
+            ReviewStage::Rit => EgressStatus::IgApproved,
+        };
+        let mut unclaimed = item_of(&[
+            ("egress_request_id", "req-1"),
+            ("egress_status", awaiting.as_str()),
+            ("review_stage", stage.as_str()),
+            ("sfn_task_token", "AQB-token"),
+            ("review_handle", "h-1"),
+        ]);
+        if stage == ReviewStage::Rit {
+            let ig = review_outcome(ReviewStage::Ig, Decision::Approved);
+            unclaimed.extend(
+                claimed_item(&ig, EgressStatus::IgApproved)
+                    .into_iter()
+                    .filter(|(k, _)| k.starts_with("ig_reviewer_1")),
+            );
+        }
+        assert!(
+            !condition_holds(&u, Some(&unclaimed)),
+            "{state}: a decision nobody claimed through the API is refused: {}",
+            u.condition
+        );
+        assert!(!condition_holds(&u, None), "{state}: no item, no save");
+        let p = if stage == ReviewStage::Ig {
+            "ig_reviewer_1"
+        } else {
+            "rit_reviewer_2"
+        };
+        for (attr, other) in [
+            ("egress_status".to_string(), "PROCESSING"),
+            (
+                "review_stage".to_string(),
+                if stage == ReviewStage::Ig {
+                    "RIT"
+                } else {
+                    "IG"
+                },
+            ),
+            (
+                format!("{p}_decision"),
+                if decision == Decision::Approved {
+                    "REJECTED"
+                } else {
+                    "APPROVED"
+                },
+            ),
+            (format!("{p}_sub"), "someone-else"),
+            (format!("{p}_name"), "Mallory"),
+            (format!("{p}_email"), "mallory@example.org"),
+            (format!("{p}_dt"), "2020-01-01T00:00:00.000Z"),
+            (format!("{p}_reason"), "made up"),
+        ] {
+            let mut changed = claimed.clone();
+            changed.insert(attr.clone(), other.to_string());
+            assert!(
+                !condition_holds(&u, Some(&changed)),
+                "{state}: a claim with a different {attr} is refused"
+            );
+            changed.remove(&attr);
+            assert!(
+                !condition_holds(&u, Some(&changed)),
+                "{state}: a claim without {attr} is refused"
+            );
+        }
+        // A refused save is a named failure, not a stuck request.
+        let catches = states()[state]["Catch"].as_array().expect("Catch").clone();
+        let refused = catches
+            .iter()
+            .find(|c| c["ErrorEquals"] == json!(["DynamoDB.ConditionalCheckFailedException"]))
+            .unwrap_or_else(|| panic!("{state} catches a refused condition by name"));
+        let mut failed = data.clone();
+        set_path(
+            &mut failed,
+            refused["ResultPath"].as_str().expect("ResultPath"),
+            json!({"Error": "DynamoDB.ConditionalCheckFailedException", "Cause": "refused"}),
+        );
+        let (task, reached) = run_to_task(refused["Next"].as_str().expect("Next"), &failed);
+        assert_eq!(task, "MarkFailed", "{state}");
+        assert_eq!(reached["failure"]["Error"], "UnclaimedDecision", "{state}");
+        let visited = walk_to_end(&task, &reached);
+        assert!(
+            visited.contains(&"AlertAdminOfFailure".to_string()),
+            "{visited:?}"
+        );
+    }
+}
+
+#[test]
+fn when_any_task_fails_with_any_error_shape_then_the_failure_path_resolves_every_path() {
+    // The error output of a Catch need not carry a Cause (nor be what we expect): the failure
+    // path must still write FAILED, alert the admin and end, never raise States.Runtime.
+    let base = data_for(&workflow_fixtures()[0].1);
+    let shapes = [
+        json!({"Error": "NotFound", "Cause": "a version is missing"}),
+        json!({"Error": "States.TaskFailed"}),
+        json!({"Cause": "only a cause"}),
+        json!({}),
+        json!({"Error": 7, "Cause": ["x"]}),
+    ];
+    for (name, state) in tasks() {
+        for catch in state["Catch"].as_array().expect("Catch") {
+            for shape in &shapes {
+                // Whatever reached this state had a well-formed failure (data_for's); the
+                // catch's own ResultPath gets the shape under test.
+                let mut data = base.clone();
+                set_path(
+                    &mut data,
+                    catch["ResultPath"].as_str().expect("ResultPath"),
+                    shape.clone(),
+                );
+                let next = catch["Next"].as_str().expect("Next");
+                let visited = walk_to_end(next, &data);
+                assert!(!visited.is_empty(), "{name}: {next}");
+            }
+        }
+    }
+}
+
+#[test]
+fn when_a_task_output_exceeds_the_data_limit_then_it_is_caught_by_name_before_states_all() {
+    // States.DataLimitExceeded is not matched by States.ALL in AWS.
+    for (name, state) in tasks() {
+        let catches = state["Catch"].as_array().expect("Catch");
+        let last = catches.last().expect("a catcher");
+        assert_eq!(
+            last["ErrorEquals"],
+            json!(["States.ALL"]),
+            "{name}: States.ALL is last and alone"
+        );
+        let limit = catches
+            .iter()
+            .find(|c| c["ErrorEquals"] == json!(["States.DataLimitExceeded"]))
+            .unwrap_or_else(|| panic!("{name} catches States.DataLimitExceeded by name"));
+        assert_eq!(
+            limit["Next"], last["Next"],
+            "{name}: the same route as States.ALL"
+        );
+        assert_eq!(limit["ResultPath"], last["ResultPath"], "{name}");
+        assert!(
+            catches[..catches.len() - 1]
+                .iter()
+                .all(|c| !c["ErrorEquals"]
+                    .as_array()
+                    .expect("names")
+                    .contains(&json!("States.ALL"))),
+            "{name}: States.ALL only in the last catcher"
+        );
+    }
+}
+
+fn save_request(data: &Value) -> Update {
+    let mut u = update_of("SaveRequest", data);
+    u.update = String::new();
+    u
+}
+
+#[test]
+fn when_a_request_id_was_recorded_by_an_earlier_run_with_the_same_execution_name_then_save_request_refuses_it(
+) {
+    // Step Functions forgets an execution name 90 days after it closes: a re-run of the same
+    // request id gets the same execution ARN, so the ARN alone does not tell runs apart.
+    let states = states();
+    let input = workflow_fixtures()[0].1.clone();
+    // The run id is made once, before SaveRequest, so a retried put of this run still matches.
+    let (task, data) = run_to_task(asl()["StartAt"].as_str().expect("StartAt"), &input);
+    assert_eq!(task, "SaveRequest");
+    assert!(data["run"]["id"].is_string(), "{data}");
+    let u = save_request(&data);
+    let item = item(
+        &states["SaveRequest"]["Parameters"]["Item"],
+        &data_for(&data),
+    );
+    let written: Item = item
+        .iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.clone(), s.clone())))
+        .collect();
+    assert!(condition_holds(&u, None), "a new request is recorded");
+    assert!(
+        condition_holds(&u, Some(&written)),
+        "a retried put of this run (response lost) is let through"
+    );
+    let mut old = written.clone();
+    for (k, v) in old.iter_mut() {
+        if k.starts_with("execution_") && k != "execution_arn" {
+            *v = "an earlier run".into();
+        }
+    }
+    assert_ne!(old, written, "the item records which run wrote it");
+    assert!(
+        !condition_holds(&u, Some(&old)),
+        "an item of an earlier run with the same execution ARN is never overwritten: {}",
+        u.condition
+    );
+    let mut legacy = written.clone();
+    legacy.retain(|k, _| !k.starts_with("execution_") || k == "execution_arn");
+    assert!(
+        !condition_holds(&u, Some(&legacy)),
+        "nor an item written before runs were recorded"
+    );
+}
+
+fn swb_data(request_id: &str) -> Value {
+    let mut data = data_for(&workflow_fixtures()[0].1);
+    data["request"]["egress_request_id"] = json!(request_id);
+    data
+}
+
+const SWB_RELEASES: [(&str, &str); 4] = [
+    ("MarkSwbProcessed", "PROCESSED"),
+    ("ReleaseSwbAfterRejection", "PENDING"),
+    ("ReleaseSwbAfterExpiry", "PENDING"),
+    ("ReleaseSwbAfterFailure", "PENDING"),
+];
+
+#[test]
+fn when_a_store_is_locked_by_another_request_then_this_request_fails_busy_and_never_unlocks_it() {
+    let me = swb_data("req-me");
+    let lock = update_of("MarkSwbProcessing", &me);
+    let lock_attr = lock
+        .names
+        .values()
+        .find(|n| n.as_str() != "status")
+        .expect("the lock attribute")
+        .clone();
+    let pending = item_of(&[("id", "ws-1"), ("status", "PENDING")]);
+    assert!(condition_holds(&lock, Some(&pending)));
+    let locked = apply_update(&lock, &pending);
+    assert_eq!(locked["status"], "PROCESSING");
+    assert_eq!(locked[&lock_attr], "req-me", "the store records its owner");
+    assert!(
+        condition_holds(&lock, Some(&locked)),
+        "a retried lock of mine passes"
+    );
+    assert!(!condition_holds(&lock, None), "never creates a store item");
+    let mut theirs = locked.clone();
+    theirs.insert(lock_attr.clone(), "req-other".into());
+    assert!(
+        !condition_holds(&lock, Some(&theirs)),
+        "another request's lock is refused"
+    );
+    // SWB rewrites the whole item on its own updates: a PROCESSING store that lost its lock
+    // is still somebody's review in flight.
+    let mut vanished = locked.clone();
+    vanished.remove(&lock_attr);
+    assert!(
+        !condition_holds(&lock, Some(&vanished)),
+        "a PROCESSING store without a lock is busy"
+    );
+
+    // Refused: SwbEgressStoreBusy, and no release of any kind touches the owner's lock.
+    let refused = states()["MarkSwbProcessing"]["Catch"][0].clone();
+    assert_eq!(
+        refused["ErrorEquals"],
+        json!(["DynamoDB.ConditionalCheckFailedException"])
+    );
+    let mut data = me.clone();
+    set_path(
+        &mut data,
+        refused["ResultPath"].as_str().expect("ResultPath"),
+        json!({"Error": "DynamoDB.ConditionalCheckFailedException", "Cause": "refused"}),
+    );
+    let (probe, data) = run_to_task(refused["Next"].as_str().expect("Next"), &data);
+    let probe_update = update_of(&probe, &data);
+    assert!(
+        condition_holds(&probe_update, Some(&theirs)),
+        "{probe}: the store exists"
+    );
+    assert_eq!(
+        apply_update(&probe_update, &theirs),
+        theirs,
+        "{probe} changes nothing on the store"
+    );
+    assert!(
+        !condition_holds(&probe_update, None),
+        "{probe} never creates the store"
+    );
+    let busy_next = states()[&probe]["Next"].as_str().expect("Next").to_string();
+    let (task, reached) = run_to_task(&busy_next, &data);
+    assert_eq!(task, "MarkFailed");
+    assert_eq!(reached["failure"]["Error"], "SwbEgressStoreBusy");
+    let visited = walk_to_end(&task, &reached);
+    for state in &visited {
+        let params = &states()[state]["Parameters"];
+        if params["TableName"] == "${SwbEgressStoreTable}" {
+            let release = update_of(state, &reached);
+            assert!(
+                !condition_holds(&release, Some(&theirs)),
+                "{state} must not release the owner's lock"
+            );
+        }
+    }
+    assert!(
+        visited.contains(&"AlertAdminOfFailure".to_string()),
+        "{visited:?}"
+    );
+
+    for (state, status) in SWB_RELEASES {
+        let release = update_of(state, &me);
+        assert!(
+            condition_holds(&release, Some(&locked)),
+            "{state}: the owner releases"
+        );
+        let released = apply_update(&release, &locked);
+        assert_eq!(released["status"], status, "{state}");
+        assert!(
+            !released.contains_key(&lock_attr),
+            "{state} removes the lock"
+        );
+        assert!(
+            !condition_holds(&release, Some(&theirs)),
+            "{state}: not another's lock"
+        );
+        assert!(
+            !condition_holds(&release, None),
+            "{state}: never creates the store"
+        );
+        assert!(
+            condition_holds(&release, Some(&vanished)),
+            "{state}: the owner still releases a store whose lock SWB dropped"
+        );
+        assert!(
+            !condition_holds(&release, Some(&released)),
+            "{state}: an already released store is not written again"
+        );
+    }
+}
+
+#[test]
+fn when_a_release_finds_the_store_already_released_then_the_path_moves_on() {
+    for (state, _) in SWB_RELEASES {
+        let s = &states()[state];
+        let catches = s["Catch"].as_array().expect("Catch");
+        let refused = catches
+            .iter()
+            .find(|c| c["ErrorEquals"] == json!(["DynamoDB.ConditionalCheckFailedException"]))
+            .or_else(|| {
+                // The failure path moves on from every error.
+                catches
+                    .iter()
+                    .find(|c| c["ErrorEquals"] == json!(["States.ALL"]))
+                    .filter(|c| c["Next"] == s["Next"])
+            })
+            .unwrap_or_else(|| panic!("{state} moves on when the store was already released"));
+        assert_eq!(
+            refused["Next"], s["Next"],
+            "{state}: a refused release is not a failure"
+        );
+    }
+}
+
+#[test]
+fn when_the_failure_path_notifies_the_requester_then_it_says_whether_an_archive_was_written() {
+    let mut base = data_for(&workflow_fixtures()[0].1);
+    base.as_object_mut()
+        .expect("object")
+        .remove("notification_failure");
+    for (archive, expected) in [(None, false), (Some(json!({"key": "k"})), true)] {
+        let mut data = base.clone();
+        if let Some(a) = archive {
+            data["archive"] = a;
+        }
+        let alert = &states()["AlertAdminOfFailure"];
+        let (task, reached) = run_to_task(alert["Next"].as_str().expect("Next"), &data);
+        assert_eq!(task, "NotifyRequesterFailed");
+        let payload = try_evaluate(&states()[&task]["Parameters"]["Payload"], &reached)
+            .expect("the payload resolves");
+        let input: NotifyInput = serde_json::from_value(payload).expect("a NotifyInput");
+        assert_eq!(input.archive_written, expected);
     }
 }

@@ -86,12 +86,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn when_a_request_fails_after_its_archive_was_written_then_the_researcher_is_not_told_no_data_left(
+    ) {
+        let deps = deps(EgressStatus::Failed);
+        let input = fixture("failed-after-archive.json");
+        assert!(input.archive_written);
+        handle(&deps, LambdaEvent::new(input, Context::default()))
+            .await
+            .unwrap();
+        let sent = deps.mailer.sent();
+        assert_eq!(sent.len(), 1);
+        assert!(
+            !sent[0].text.contains("no data has left"),
+            "{}",
+            sent[0].text
+        );
+        assert!(
+            sent[0].text.contains("already been written"),
+            "{}",
+            sent[0].text
+        );
+    }
+
+    #[tokio::test]
     async fn when_every_fixture_is_read_then_it_is_a_valid_input() {
         for name in [
             "approved.json",
             "rejected.json",
             "expired.json",
             "failed.json",
+            "failed-after-archive.json",
         ] {
             let input = fixture(name);
             let deps = deps(EgressStatus::Rejected);

@@ -4,7 +4,7 @@
 //! admin. Reviewers' names and e-mails are not disclosed to the researcher: the decision is
 //! the review group's, and the reasons are what the researcher needs to act on.
 
-use crate::model::{Decision, EgressRequest, Outcome};
+use crate::model::{ApprovalMode, Decision, EgressRequest, Outcome};
 use crate::ports::Email;
 
 /// Who and where, for the text of the e-mail.
@@ -61,10 +61,62 @@ fn stage_line(
     }
 }
 
+/// What is known of the approved archive when a request fails: the e-mail must not say that no
+/// data left the TRE when the failure came after the archive was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveState {
+    /// The archive was written (the workflow saw `copy-to-datalake` succeed, or the request
+    /// records its key).
+    Written,
+    /// The request was approved, so the archive may have been partly or wholly written by a
+    /// step that then failed.
+    Possible,
+    /// The request never reached final approval: nothing was written to the datalake.
+    None,
+}
+
+/// Where the archive of `request` stands; `archive_written` is the workflow's own knowledge
+/// (`NotifyInput::archive_written`).
+pub fn archive_state(request: &EgressRequest, archive_written: bool) -> ArchiveState {
+    let approved = |d: Option<Decision>| d == Some(Decision::Approved);
+    let finally_approved = approved(request.ig_reviewer_1_decision)
+        && (request.approval_mode == ApprovalMode::Single
+            || approved(request.rit_reviewer_2_decision));
+    if archive_written || request.archive_key.is_some() {
+        ArchiveState::Written
+    } else if finally_approved {
+        ArchiveState::Possible
+    } else {
+        ArchiveState::None
+    }
+}
+
+fn failure_next(archive: ArchiveState) -> String {
+    let what = match archive {
+        ArchiveState::None => "no data has left the TRE",
+        ArchiveState::Written => {
+            "the approved archive had already been written to the project's data lake, where it \
+             is held for the TRE admin to review or delete; it is not released for download"
+        }
+        ArchiveState::Possible => {
+            "the request had been approved and the failure came while its archive was being \
+             written to the project's data lake; the TRE admin will check what was written and \
+             review or delete it; nothing is released for download"
+        }
+    };
+    format!(
+        "Something went wrong while processing it: {what}. The TRE admin has been alerted. \
+         Your egress store is unlocked: you can submit it again, and if it fails again please \
+         contact the TRE admin."
+    )
+}
+
 /// The e-mail for `outcome`, or `None` when the request has no requester e-mail.
+/// `archive_written` is what the workflow knows of the approved archive (failures only).
 pub fn outcome_email(
     request: &EgressRequest,
     outcome: Outcome,
+    archive_written: bool,
     ctx: &NotifyContext<'_>,
 ) -> Option<Email> {
     let to = recipients(request);
@@ -99,10 +151,7 @@ pub fn outcome_email(
         Outcome::Failed => (
             format!("Egress request could not be processed: {name}"),
             "could not be processed".to_string(),
-            "Something went wrong while processing it; no data has left the TRE and the TRE \
-             admin has been alerted. Your egress store is unlocked: you can submit it again, \
-             and if it fails again please contact the TRE admin."
-                .to_string(),
+            failure_next(archive_state(request, archive_written)),
         ),
     };
     let mut text = String::new();
@@ -180,7 +229,7 @@ mod tests {
         r.rit_reviewer_2_reason = Some("File formats fine".into());
         r.staged_file_count = Some(3);
         r.staged_total_bytes = Some(3 * 1024 * 1024);
-        let email = outcome_email(&r, Outcome::Approved, &CTX).unwrap();
+        let email = outcome_email(&r, Outcome::Approved, false, &CTX).unwrap();
         assert_eq!(email.to, vec!["submitter@example.org"]);
         assert!(email.subject.contains("approved"));
         for expected in [
@@ -208,7 +257,7 @@ mod tests {
         let mut r = request("req-1", EgressStatus::Rejected);
         r.ig_reviewer_1_decision = Some(Decision::Rejected);
         r.ig_reviewer_1_reason = Some("Contains row-level data".into());
-        let email = outcome_email(&r, Outcome::Rejected, &CTX).unwrap();
+        let email = outcome_email(&r, Outcome::Rejected, false, &CTX).unwrap();
         assert!(email.subject.contains("rejected"));
         assert!(email.text.contains("Contains row-level data"));
         assert!(email.text.contains("submit it again"));
@@ -217,11 +266,67 @@ mod tests {
     #[test]
     fn when_expired_or_failed_then_the_text_says_so() {
         let r = request("req-1", EgressStatus::Expired);
-        let email = outcome_email(&r, Outcome::Expired, &CTX).unwrap();
+        let email = outcome_email(&r, Outcome::Expired, false, &CTX).unwrap();
         assert!(email.text.contains("EXPIRED"));
-        let email = outcome_email(&r, Outcome::Failed, &CTX).unwrap();
+        let email = outcome_email(&r, Outcome::Failed, false, &CTX).unwrap();
         assert!(email.text.contains("could not be processed"));
         assert!(email.text.contains("admin has been alerted"));
+        assert!(email.text.contains("no data has left the TRE"));
+    }
+
+    fn failed_after_approval() -> EgressRequest {
+        let mut r = request("req-1", EgressStatus::Failed);
+        r.ig_reviewer_1_decision = Some(Decision::Approved);
+        r.ig_reviewer_1_reason = Some("Aggregated".into());
+        r
+    }
+
+    #[test]
+    fn when_the_failure_came_after_the_archive_was_written_then_the_email_does_not_say_no_data_left(
+    ) {
+        // The request records the archive copy-to-datalake wrote before a later step failed.
+        let mut r = failed_after_approval();
+        r.archive_key = Some("approved_egress/ws/req-1/egress_data.zip".into());
+        let email = outcome_email(&r, Outcome::Failed, false, &CTX).unwrap();
+        assert!(
+            !email.text.to_lowercase().contains("no data has left"),
+            "{}",
+            email.text
+        );
+        assert!(
+            email.text.contains("already been written"),
+            "{}",
+            email.text
+        );
+        assert!(email.text.contains("admin has been alerted"));
+        // The workflow saw the archive written even though the request does not record it.
+        let r = failed_after_approval();
+        let email = outcome_email(&r, Outcome::Failed, true, &CTX).unwrap();
+        assert!(
+            email.text.contains("already been written"),
+            "{}",
+            email.text
+        );
+    }
+
+    #[test]
+    fn when_an_approved_request_fails_before_its_archive_is_known_then_the_email_hedges() {
+        let r = failed_after_approval();
+        let email = outcome_email(&r, Outcome::Failed, false, &CTX).unwrap();
+        assert!(!email.text.contains("no data has left"), "{}", email.text);
+        assert!(email.text.contains("will check what was written"));
+        let mut dual = failed_after_approval();
+        dual.approval_mode = ApprovalMode::Dual;
+        dual.is_single_approval_enabled = false;
+        assert_eq!(
+            archive_state(&dual, false),
+            ArchiveState::None,
+            "RIT never approved"
+        );
+        dual.rit_reviewer_2_decision = Some(Decision::Approved);
+        assert_eq!(archive_state(&dual, false), ArchiveState::Possible);
+        dual.rit_reviewer_2_decision = Some(Decision::Rejected);
+        assert_eq!(archive_state(&dual, false), ArchiveState::None);
     }
 
     #[test]
@@ -231,7 +336,7 @@ mod tests {
         assert_eq!(recipients(&r), vec!["owner@example.org"]);
         r.store_owner_email = None;
         assert!(recipients(&r).is_empty());
-        assert!(outcome_email(&r, Outcome::Rejected, &CTX).is_none());
+        assert!(outcome_email(&r, Outcome::Rejected, false, &CTX).is_none());
     }
 
     #[test]

@@ -248,6 +248,11 @@ pub struct NotifyInput {
     pub egress_request_id: String,
     /// How it ended.
     pub outcome: Outcome,
+    /// On the failure path: whether `copy-to-datalake` had written the approved archive
+    /// before the failure (the workflow's `$.archive`), so the e-mail does not claim that no
+    /// data left the TRE. Absent (false) on the other outcomes.
+    #[serde(default)]
+    pub archive_written: bool,
 }
 
 /// `notify-requester` output.

@@ -20,7 +20,7 @@ pub async fn notify_requester(
             input.egress_request_id
         ))
     })?;
-    match outcome_email(&request, input.outcome, ctx) {
+    match outcome_email(&request, input.outcome, input.archive_written, ctx) {
         None => {
             tracing::warn!(
                 egress_request_id = %input.egress_request_id,
@@ -60,6 +60,7 @@ mod tests {
         let input = NotifyInput {
             egress_request_id: "req-1".into(),
             outcome: Outcome::Rejected,
+            archive_written: false,
         };
         let out = notify_requester(&store, &mailer, &CTX, &input)
             .await
@@ -76,6 +77,7 @@ mod tests {
         let input = NotifyInput {
             egress_request_id: "nope".into(),
             outcome: Outcome::Approved,
+            archive_written: false,
         };
         let err = notify_requester(&store, &mailer, &CTX, &input)
             .await
@@ -94,6 +96,7 @@ mod tests {
         let input = NotifyInput {
             egress_request_id: "req-1".into(),
             outcome: Outcome::Expired,
+            archive_written: false,
         };
         let out = notify_requester(&store, &mailer, &CTX, &input)
             .await
