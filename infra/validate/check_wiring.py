@@ -7,8 +7,8 @@
 - Every function sets exactly the environment variables docs/contracts.md lists for it.
 - Every service integration the ASL uses is granted to the workflow role on that exact resource,
   and the role grants nothing the ASL does not use (least privilege both ways).
-- The SWB table is only ever updated on `status`, as the role's dynamodb:Attributes condition
-  requires.
+- The SWB table is only ever updated on `status` (and the request lock `egress_request_lock`), as
+  the role's dynamodb:Attributes condition requires.
 - Every resolver of the API has its VTL templates in infra/resolvers/, every template there is
   used, and the schema file exists; groups its @aws_auth directives name are configured ones.
 - Every environment of samconfig.toml satisfies the template's parameter constraints.
@@ -195,8 +195,10 @@ def check_state_machine(template: dict[str, Any], template_dir: Path, report: Re
             errors.append(f"state {state_name}: only dynamodb:updateItem is allowed on the SWB table")
             continue
         names = set(params.get("ExpressionAttributeNames", {}).values())
-        if names - {"status"}:
-            errors.append(f"state {state_name}: updates {sorted(names - {'status'})} on the SWB table; only `status` is allowed")
+        # `egress_request_lock`: the id of the request that holds the store (docs/contracts.md).
+        allowed = {"status", "egress_request_lock"}
+        if names - allowed:
+            errors.append(f"state {state_name}: updates {sorted(names - allowed)} on the SWB table; only `status` and `egress_request_lock` are allowed")
         if "status" not in names:
             errors.append(f"state {state_name}: must update `status` through ExpressionAttributeNames (#status)")
         if params.get("ReturnValues", "NONE") != "NONE":
