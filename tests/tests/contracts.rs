@@ -79,7 +79,8 @@ fn data_for(input: &Value) -> Value {
     let staging = StagingResult {
         file_count: 3,
         total_bytes: 4096,
-        file_types: vec!["csv".into(), "png".into()],
+        file_types: "csv, png".into(),
+        file_type_count: 2,
         staging_bucket: "egress-staging".into(),
         staging_prefix: "ws/req/".into(),
         manifest_key: ".manifests/ws/req.json".into(),
@@ -426,7 +427,8 @@ fn when_a_function_answers_then_every_field_the_workflow_selects_exists() {
             json!(StagingResult {
                 file_count: 1,
                 total_bytes: 1,
-                file_types: vec![],
+                file_types: "csv".into(),
+                file_type_count: 1,
                 staging_bucket: "b".into(),
                 staging_prefix: "p/".into(),
                 manifest_key: "m".into(),

@@ -73,7 +73,8 @@ mod tests {
     const KMS: &str = "arn:aws:kms:eu-west-2:123456789012:key/staging";
     const EGRESS_BUCKET: &str = "swb-egress-store-123456789012";
     const NOTIFY_BUCKET: &str = "swb-egress-notify-123456789012";
-    const SNAPSHOT_KEY: &str = "0f8fad5b-d9cb-469f-a165-70867728950e/ver1.json";
+    const SNAPSHOT_KEY: &str =
+        "1637e3f6-5d2c-4d52-9a41-3f1b2c3d4e5f/covid-analysis-egress-store-ver1.json";
 
     type TestDeps = Deps<InMemoryObjectStore, InMemoryRequestStore, InMemoryAuditLog, FixedClock>;
 
@@ -174,7 +175,8 @@ mod tests {
         // Two folder markers skipped; four files, two of them called summary.csv.
         assert_eq!(result.file_count, 4);
         assert_eq!(result.total_bytes, 36 + 24 + 16 + 21);
-        assert_eq!(result.file_types, vec!["(none)", "csv", "png"]);
+        assert_eq!(result.file_types, "csv, (none), png");
+        assert_eq!(result.file_type_count, 3);
         let prefix = "1637e3f6-5d2c-4d52-9a41-3f1b2c3d4e5f/8d3b9a57-4b8e-4a9e-9b7c-1f2d3e4a5b6c/";
         assert_eq!(result.staging_prefix, prefix);
         let manifest_key = ".manifests/1637e3f6-5d2c-4d52-9a41-3f1b2c3d4e5f/8d3b9a57-4b8e-4a9e-9b7c-1f2d3e4a5b6c.json";

@@ -146,11 +146,6 @@ impl RequestStore for DynamoDbRequestStore {
         at: &str,
     ) -> Result<()> {
         let (k, v) = Self::key(egress_request_id);
-        let types = staging
-            .file_types
-            .iter()
-            .map(|t| AttributeValue::S(t.clone()))
-            .collect();
         let update = self
             .client
             .update_item()
@@ -170,7 +165,7 @@ impl RequestStore for DynamoDbRequestStore {
                 ":bytes",
                 AttributeValue::N(staging.total_bytes.to_string()),
             )
-            .expression_attribute_values(":types", AttributeValue::L(types))
+            .expression_attribute_values(":types", AttributeValue::S(staging.file_types.clone()))
             .expression_attribute_values(
                 ":manifest",
                 AttributeValue::S(staging.manifest_key.clone()),

@@ -7,9 +7,12 @@
 //! extractors write entries to disk by that path, so a path that is absolute, climbs with
 //! `..`, uses `\` (a separator on Windows), a drive letter, control characters or empty/`.`
 //! segments (which extractors normalise, so two keys could land on one file) is refused
-//! before anything is copied (DESIGN.md §5.6).
+//! before anything is copied (DESIGN.md §5.6). So is a name that misleads or changes once
+//! extracted: a component ending in `.` or a space (Windows strips them, so `trailing.`
+//! becomes `trailing`), and bidirectional controls or other invisible characters (a
+//! right-to-left override makes `evil\u{202E}fdp.exe` read as `evilexe.pdf`).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use crate::error::{EgressError, Result};
 
@@ -22,6 +25,11 @@ pub const NO_EXTENSION: &str = "(none)";
 /// Extensions longer than this are not a file type anyone reviews by; they are reported as
 /// [`NO_EXTENSION`] so a notification never carries an arbitrary long string.
 const MAX_EXTENSION_CHARS: usize = 16;
+
+/// The most file types a [`FileTypeSummary`] names; the rest are counted. The summary travels
+/// in the workflow's state and in the reviewers' notification, both of which must stay small
+/// whatever the request holds (Step Functions refuses a state above 256 KiB).
+pub const MAX_SUMMARY_TYPES: usize = 10;
 
 /// Keys of the staging bucket for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +88,21 @@ pub fn archive_manifest_name(egress_request_id: &str) -> String {
     format!("egress_manifest_{egress_request_id}.json")
 }
 
+/// The prefix of a workspace's egress store in SWB's store bucket: `<workspace_id>/`.
+///
+/// SWB keys each egress store by its workspace (the store id *is* the workspace id) and gives
+/// it this folder (DESIGN.md §2.1), so intake binds a message's prefix to its workspace.
+pub fn swb_store_prefix(workspace_id: &str) -> Result<String> {
+    check_id("workspace_id", workspace_id)?;
+    Ok(format!("{workspace_id}/"))
+}
+
+/// The key SWB writes snapshot `ver` of a store to, in its notification bucket:
+/// `<egress_store_id>/<egress_store_name>-ver<ver>.json` (DESIGN.md §2.1).
+pub fn swb_snapshot_key(egress_store_id: &str, egress_store_name: &str, ver: u32) -> String {
+    format!("{egress_store_id}/{egress_store_name}-ver{ver}.json")
+}
+
 /// Normalises a store prefix the way intake does: relative, ending in `/`.
 pub fn store_prefix(raw: &str) -> Result<String> {
     if raw.is_empty()
@@ -130,15 +153,72 @@ pub fn check_relative_path(path: &str) -> std::result::Result<(), String> {
     if looks_like_drive(path) {
         return Err("it starts with a Windows drive letter".into());
     }
+    if let Some(c) = path.chars().find(|c| invisible(*c)) {
+        return Err(format!(
+            "it contains the invisible character U+{:04X} ({}), which makes a name read as \
+             something else",
+            u32::from(c),
+            if bidi_control(c) {
+                "a bidirectional text control"
+            } else {
+                "a format character"
+            }
+        ));
+    }
     for segment in path.split('/') {
         match segment {
             "" => return Err("it contains an empty path segment (`//` or a trailing `/`)".into()),
             "." => return Err("it contains a `.` path segment".into()),
             ".." => return Err("it contains a `..` path segment".into()),
+            s if s.ends_with('.') || s.ends_with(' ') => {
+                return Err(format!(
+                    "the name {s:?} ends in a dot or a space, which Windows removes on \
+                     extraction (it would become another name)"
+                ))
+            }
             _ => {}
         }
     }
     Ok(())
+}
+
+/// Bidirectional text controls: embeddings, overrides, isolates and the implicit marks.
+fn bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Characters that show nothing (or reorder what is shown) in a file name: the bidirectional
+/// controls, Unicode's format characters (general category Cf: zero-width spaces and joiners,
+/// the byte-order mark, the soft hyphen, invisible operators, tags...), the line and
+/// paragraph separators, and the Hangul fillers that render as blanks.
+fn invisible(c: char) -> bool {
+    bidi_control(c)
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08E2}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0001}'
+                | '\u{E0020}'..='\u{E007F}'
+        )
 }
 
 /// `C:` or `c:foo` at the start: Windows extractors treat it as a drive.
@@ -148,17 +228,16 @@ fn looks_like_drive(path: &str) -> bool {
 }
 
 /// The file type of a path: its lower-case extension, or [`NO_EXTENSION`] (no dot, a dot
-/// file such as `.bashrc`, a trailing dot, or an implausibly long or odd extension).
+/// file such as `.bashrc`, a trailing dot, or an implausibly long or odd extension). A type
+/// is at most 16 ASCII letters or digits, so it is safe in any notification.
 pub fn file_type(path: &str) -> String {
     let name = path.rsplit('/').next().unwrap_or(path);
     match name.rfind('.') {
         Some(dot) if dot > 0 => {
             let ext = &name[dot + 1..];
             let plausible = !ext.is_empty()
-                && ext.chars().count() <= MAX_EXTENSION_CHARS
-                && ext
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+                && ext.len() <= MAX_EXTENSION_CHARS
+                && ext.chars().all(|c| c.is_ascii_alphanumeric());
             if plausible {
                 ext.to_lowercase()
             } else {
@@ -169,14 +248,50 @@ pub fn file_type(path: &str) -> String {
     }
 }
 
-/// The distinct file types of `paths`, sorted.
-pub fn file_types<'a>(paths: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    paths
-        .into_iter()
-        .map(file_type)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
+/// A bounded summary of the file types of a request: the [`MAX_SUMMARY_TYPES`] most common
+/// types (most files first, then by name) and how many other types there are. The full list
+/// of files is in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileTypeSummary {
+    /// The most common types, each as [`file_type`] returns it.
+    pub shown: Vec<String>,
+    /// Distinct types not shown.
+    pub others: u64,
+}
+
+impl FileTypeSummary {
+    /// Summarises the types of `paths`.
+    pub fn of<'a>(paths: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for path in paths {
+            *counts.entry(file_type(path)).or_default() += 1;
+        }
+        let mut ranked: Vec<(String, u64)> = counts.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let others = ranked.len().saturating_sub(MAX_SUMMARY_TYPES) as u64;
+        ranked.truncate(MAX_SUMMARY_TYPES);
+        Self {
+            shown: ranked.into_iter().map(|(t, _)| t).collect(),
+            others,
+        }
+    }
+
+    /// Distinct types in all.
+    pub fn distinct(&self) -> u64 {
+        self.shown.len() as u64 + self.others
+    }
+}
+
+impl std::fmt::Display for FileTypeSummary {
+    /// `csv, png, (none)`, or `csv, png, ... +3 other` when there are more than
+    /// [`MAX_SUMMARY_TYPES`].
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown.join(", "))?;
+        if self.others > 0 {
+            write!(f, " +{} other", self.others)?;
+        }
+        Ok(())
+    }
 }
 
 /// Identifiers that become key segments: 1-128 letters, digits, `-` or `_`.
@@ -303,6 +418,56 @@ mod tests {
     }
 
     #[test]
+    fn when_a_name_ends_in_a_dot_or_a_space_then_it_is_unsafe() {
+        for key in [
+            "ws-1/trailing.",
+            "ws-1/trailing ",
+            "ws-1/dir./a.csv",
+            "ws-1/dir /a.csv",
+        ] {
+            assert!(
+                unsafe_reason(key).contains("ends in a dot or a space"),
+                "{key:?}"
+            );
+        }
+        // Dots and spaces elsewhere in a name are ordinary.
+        assert!(relative_path(PREFIX, "ws-1/a. b/.c d.csv").is_ok());
+    }
+
+    #[test]
+    fn when_a_name_holds_a_bidirectional_control_then_it_is_unsafe() {
+        for c in [
+            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
+            '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}',
+        ] {
+            let key = format!("ws-1/invoice{c}fdp.exe");
+            let text = unsafe_reason(&key);
+            assert!(
+                text.contains("bidirectional") && text.contains(&format!("U+{:04X}", u32::from(c))),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn when_a_name_holds_an_invisible_format_character_then_it_is_unsafe() {
+        for c in [
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{2028}',
+            '\u{3164}',
+            '\u{E0041}',
+        ] {
+            let key = format!("ws-1/da{c}ta/a.csv");
+            assert!(unsafe_reason(&key).contains("invisible"), "{key:?}");
+        }
+    }
+
+    #[test]
     fn when_a_path_starts_with_a_drive_letter_then_it_is_unsafe() {
         assert!(unsafe_reason("ws-1/C:/Windows/x.dll").contains("drive"));
         assert!(unsafe_reason("ws-1/c:x.dll").contains("drive"));
@@ -362,11 +527,31 @@ mod tests {
         assert_eq!(file_type("trailing."), NO_EXTENSION);
         assert_eq!(file_type("x.thisextensionistoolong"), NO_EXTENSION);
         assert_eq!(file_type("x.a b"), NO_EXTENSION);
+        assert_eq!(file_type("x.tar_gz"), NO_EXTENSION);
+        assert_eq!(file_type("x.ĉsv"), NO_EXTENSION);
+        assert_eq!(file_type("x.{}"), NO_EXTENSION);
     }
 
     #[test]
-    fn when_collecting_file_types_then_they_are_distinct_and_sorted() {
-        let types = file_types(["b.txt", "a.CSV", "c.csv", "d", "e.R"]);
-        assert_eq!(types, vec![NO_EXTENSION, "csv", "r", "txt"]);
+    fn when_there_are_few_types_then_the_summary_names_them_most_common_first() {
+        let summary = FileTypeSummary::of(["a.png", "b.csv", "c.csv", "README", "d.PNG", "e.csv"]);
+        assert_eq!(summary.to_string(), "csv, png, (none)");
+        assert_eq!((summary.distinct(), summary.others), (3, 0));
+    }
+
+    #[test]
+    fn when_there_are_many_types_then_the_summary_names_ten_and_counts_the_rest() {
+        let paths: Vec<String> = (0..14_000)
+            .map(|i| format!("dicom/1.2.840.10008.5.1.4.1.1.{i}"))
+            .chain(["a.csv".to_string(), "b.csv".to_string()])
+            .collect();
+        let summary = FileTypeSummary::of(paths.iter().map(String::as_str));
+        assert_eq!(summary.shown.len(), MAX_SUMMARY_TYPES);
+        assert_eq!(summary.shown[0], "csv");
+        assert_eq!(summary.others, 14_001 - MAX_SUMMARY_TYPES as u64);
+        assert_eq!(summary.distinct(), 14_001);
+        let text = summary.to_string();
+        assert!(text.ends_with(" +13991 other"), "{text}");
+        assert!(text.len() < 250, "{text}");
     }
 }

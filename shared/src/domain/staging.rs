@@ -4,10 +4,19 @@
 //! (DESIGN.md §5.6); the plan then names, per file, the exact source version and the staging
 //! key. The manifest built from the staged files is sorted by path, so re-running the step
 //! for a request writes the same bytes.
+//!
+//! Names are also checked together: S3 keys are case-sensitive byte strings, but the archive
+//! is extracted onto file systems that ignore case (Windows, macOS) or Unicode normal form
+//! (macOS), so `Data.csv` and `data.csv`, or `é` written as one code point (NFC) and as `e`
+//! plus an accent (NFD), would become one file, one silently replacing the other; and `x`
+//! cannot be both a file and a folder. Such a set is refused, naming the keys to rename.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::keys::{self, StagingLayout};
+use unicode_normalization::UnicodeNormalization;
+
+use super::keys::{self, FileTypeSummary, StagingLayout};
 use crate::error::{EgressError, Result};
 use crate::model::{Manifest, ManifestEntry, Snapshot, StagingResult};
 
@@ -30,7 +39,8 @@ pub struct PlannedCopy {
 /// `store_prefix`, sorted by path.
 ///
 /// Refused (`ValidationError` naming the key): an unsafe key, a key listed twice, a path
-/// equal to the archive's manifest name, a missing version id, or no file at all.
+/// equal to the archive's manifest name, a missing version id, no file at all, or names that
+/// clash once extracted ([`check_extracted_names`]).
 pub fn plan(
     snapshot: &Snapshot,
     store_prefix: &str,
@@ -74,7 +84,135 @@ pub fn plan(
     if by_path.is_empty() {
         return Err(EgressError::validation("snapshot lists no files"));
     }
-    Ok(by_path.into_values().collect())
+    let copies: Vec<PlannedCopy> = by_path.into_values().collect();
+    check_extracted_names(&copies, &reserved)?;
+    Ok(copies)
+}
+
+/// The most clashes one error lists; the rest are counted. The message travels in the
+/// workflow's state and the researcher's e-mail, so it stays bounded.
+const MAX_CLASHES_LISTED: usize = 10;
+
+/// What a name is once extracted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameKind {
+    File,
+    Folder,
+}
+
+/// The first name seen in one extracted spelling.
+struct SeenName<'a> {
+    /// The relative path of the file or folder.
+    name: &'a str,
+    kind: NameKind,
+    /// The key to rename: the file's, or for a folder the first file listed under it;
+    /// `None` for the archive's own manifest.
+    key: Option<&'a str>,
+}
+
+/// The spelling under which names are one file once extracted: NFC, lower-cased.
+fn extracted_spelling(name: &str) -> String {
+    name.nfc().collect::<String>().to_lowercase()
+}
+
+/// Refuses files and folders whose names are one once extracted: equal ignoring case, the
+/// same name in two Unicode normal forms, or a file and a folder of the same name (also
+/// ignoring case). `reserved` is the name of the archive's own manifest. The error lists the
+/// keys of every clash (up to [`MAX_CLASHES_LISTED`]) so the researcher can rename them all
+/// at once.
+pub fn check_extracted_names(copies: &[PlannedCopy], reserved: &str) -> Result<()> {
+    let mut seen: BTreeMap<String, SeenName<'_>> = BTreeMap::new();
+    seen.insert(
+        extracted_spelling(reserved),
+        SeenName {
+            name: reserved,
+            kind: NameKind::File,
+            key: None,
+        },
+    );
+    let mut clashes: Vec<String> = Vec::new();
+    let mut clash_count = 0usize;
+    // A folder clash is met again for every file under the folder; it is one clash.
+    let mut reported: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for copy in copies {
+        let folders = copy
+            .path
+            .match_indices('/')
+            .map(|(at, _)| (&copy.path[..at], NameKind::Folder));
+        for (name, kind) in folders.chain([(copy.path.as_str(), NameKind::File)]) {
+            let candidate = SeenName {
+                name,
+                kind,
+                key: Some(&copy.source_key),
+            };
+            match seen.entry(extracted_spelling(name)) {
+                Entry::Vacant(slot) => {
+                    slot.insert(candidate);
+                }
+                Entry::Occupied(prior) => {
+                    let prior = prior.get();
+                    if prior.name == name && prior.kind == kind {
+                        continue; // the same folder again
+                    }
+                    if !reported.insert((prior.name, name)) {
+                        continue;
+                    }
+                    clash_count += 1;
+                    if clashes.len() < MAX_CLASHES_LISTED {
+                        clashes.push(describe_clash(prior, &candidate));
+                    }
+                }
+            }
+        }
+    }
+    if clash_count == 0 {
+        return Ok(());
+    }
+    let mut message = format!(
+        "{clash_count} file name(s) would clash once the archive is extracted; rename these \
+         files and submit again: {}",
+        clashes.join("; ")
+    );
+    if clash_count > clashes.len() {
+        message.push_str(&format!("; and {} more", clash_count - clashes.len()));
+    }
+    Err(EgressError::validation(message))
+}
+
+fn describe_clash(prior: &SeenName<'_>, new: &SeenName<'_>) -> String {
+    let key = |n: &SeenName<'_>| match n.key {
+        Some(key) => format!("{key:?}"),
+        None => format!("the archive's own manifest {:?}", n.name),
+    };
+    let why = if prior.kind != new.kind {
+        let (file, folder) = match prior.kind {
+            NameKind::File => (prior, new),
+            NameKind::Folder => (new, prior),
+        };
+        if file.name == folder.name {
+            format!("{:?} is both a file and a folder", file.name)
+        } else {
+            format!(
+                "file {:?} and folder {:?} are one name ignoring case",
+                file.name, folder.name
+            )
+        }
+    } else if prior.name.nfc().eq(new.name.nfc()) {
+        format!(
+            "{:?} is the same name in two Unicode normal forms (NFC and NFD)",
+            new.name
+        )
+    } else {
+        let what = match new.kind {
+            NameKind::File => "names",
+            NameKind::Folder => "folder names",
+        };
+        format!(
+            "{what} {:?} and {:?} are equal ignoring case",
+            prior.name, new.name
+        )
+    };
+    format!("{} and {}: {why}", key(prior), key(new))
 }
 
 /// The manifest of a request, entries sorted by path.
@@ -95,12 +233,15 @@ pub fn manifest(
     }
 }
 
-/// The step's result for a written manifest.
+/// The step's result for a written manifest: counts and a bounded summary of the file types,
+/// never a list that grows with the request (the full list is the manifest).
 pub fn result(manifest: &Manifest, staging_bucket: &str, layout: &StagingLayout) -> StagingResult {
+    let types = FileTypeSummary::of(manifest.files.iter().map(|f| f.path.as_str()));
     StagingResult {
         file_count: manifest.files.len() as u64,
         total_bytes: manifest.files.iter().map(|f| f.size).sum(),
-        file_types: keys::file_types(manifest.files.iter().map(|f| f.path.as_str())),
+        file_types: types.to_string(),
+        file_type_count: types.distinct(),
         staging_bucket: staging_bucket.to_string(),
         staging_prefix: layout.prefix().to_string(),
         manifest_key: layout.manifest_key().to_string(),
@@ -250,6 +391,122 @@ mod tests {
         assert!(err.to_string().contains("VersionId"), "{err}");
     }
 
+    fn clash_error(keys: &[&str]) -> String {
+        let snapshot = Snapshot {
+            objects: keys.iter().map(|k| object(k, "v1", 1)).collect(),
+        };
+        let err = plan(&snapshot, "ws-1/", &layout(), "req-1").unwrap_err();
+        assert_eq!(err.error_type(), "ValidationError");
+        let text = err.to_string();
+        assert!(text.contains("rename these files"), "{text}");
+        text
+    }
+
+    #[test]
+    fn when_two_names_are_equal_ignoring_case_then_the_plan_is_refused_naming_both_keys() {
+        let text = clash_error(&["ws-1/Data.csv", "ws-1/data.csv", "ws-1/other.csv"]);
+        assert!(
+            text.contains(r#""ws-1/Data.csv" and "ws-1/data.csv""#)
+                && text.contains("equal ignoring case"),
+            "{text}"
+        );
+        assert!(!text.contains("other.csv"), "{text}");
+        let text = clash_error(&["ws-1/dir/ÄRZTE.csv", "ws-1/dir/ärzte.csv"]);
+        assert!(text.contains("equal ignoring case"), "{text}");
+    }
+
+    #[test]
+    fn when_a_name_is_listed_in_two_normal_forms_then_the_plan_is_refused() {
+        let nfc = "ws-1/caf\u{e9}.csv";
+        let nfd = "ws-1/cafe\u{301}.csv";
+        let text = clash_error(&[nfc, nfd]);
+        assert!(text.contains("two Unicode normal forms"), "{text}");
+        assert!(
+            text.contains(&format!("{nfc:?}")) && text.contains(&format!("{nfd:?}")),
+            "{text}"
+        );
+        // Either form alone is fine.
+        let snapshot = Snapshot {
+            objects: vec![object(nfd, "v1", 1), object("ws-1/cafe.csv", "v1", 1)],
+        };
+        assert!(plan(&snapshot, "ws-1/", &layout(), "req-1").is_ok());
+    }
+
+    #[test]
+    fn when_a_name_is_both_a_file_and_a_folder_then_the_plan_is_refused() {
+        let text = clash_error(&["ws-1/x", "ws-1/x/y.csv"]);
+        assert!(
+            text.contains(r#""ws-1/x" and "ws-1/x/y.csv""#)
+                && text.contains("\"x\" is both a file and a folder"),
+            "{text}"
+        );
+        let text = clash_error(&["ws-1/a/X", "ws-1/a/x/y.csv"]);
+        assert!(
+            text.contains("file \"a/X\" and folder \"a/x\" are one name ignoring case"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn when_folder_names_differ_only_in_case_then_the_clash_is_named_once() {
+        let text = clash_error(&["ws-1/Out/1.csv", "ws-1/out/2.csv", "ws-1/out/3.csv"]);
+        assert!(text.starts_with("1 file name(s) would clash"), "{text}");
+        assert!(
+            text.contains(r#""ws-1/Out/1.csv" and "ws-1/out/2.csv""#)
+                && text.contains("folder names \"Out\" and \"out\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn when_a_name_differs_from_the_archive_manifest_only_in_case_then_the_plan_is_refused() {
+        let text = clash_error(&["ws-1/Egress_Manifest_req-1.json"]);
+        assert!(text.contains("the archive's own manifest"), "{text}");
+    }
+
+    #[test]
+    fn when_there_are_many_clashes_then_the_error_lists_ten_and_counts_the_rest() {
+        let keys: Vec<String> = (0..50)
+            .flat_map(|i| [format!("ws-1/f{i}.csv"), format!("ws-1/F{i}.csv")])
+            .collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let text = clash_error(&keys);
+        assert!(text.starts_with("50 file name(s)"), "{text}");
+        assert!(text.ends_with("; and 40 more"), "{text}");
+        assert!(text.len() < 2048, "{} bytes", text.len());
+    }
+
+    #[test]
+    fn when_names_only_look_alike_in_different_folders_then_they_do_not_clash() {
+        let snapshot = Snapshot {
+            objects: [
+                "ws-1/a/data.csv",
+                "ws-1/b/Data.csv",
+                "ws-1/a/b",
+                "ws-1/ab/c",
+            ]
+            .iter()
+            .map(|k| object(k, "v1", 1))
+            .collect(),
+        };
+        assert_eq!(
+            plan(&snapshot, "ws-1/", &layout(), "req-1").unwrap().len(),
+            4
+        );
+    }
+
+    #[test]
+    fn when_a_name_ends_in_a_dot_or_holds_a_bidi_override_then_the_plan_is_refused() {
+        for key in ["ws-1/trailing.", "ws-1/report\u{202E}fdp.exe"] {
+            let snapshot = Snapshot {
+                objects: vec![object("ws-1/trailing", "v1", 1), object(key, "v1", 1)],
+            };
+            let err = plan(&snapshot, "ws-1/", &layout(), "req-1").unwrap_err();
+            assert_eq!(err.error_type(), "ValidationError");
+            assert!(err.to_string().contains(&format!("{key:?}")), "{err}");
+        }
+    }
+
     #[test]
     fn when_building_the_manifest_then_entries_are_sorted_by_path() {
         let m = manifest(
@@ -263,7 +520,8 @@ mod tests {
         assert_eq!(paths, ["a", "a/z", "b/z"]);
         let r = result(&m, "staging", &layout());
         assert_eq!((r.file_count, r.total_bytes), (3, 3));
-        assert_eq!(r.file_types, vec![keys::NO_EXTENSION]);
+        assert_eq!(r.file_types, keys::NO_EXTENSION);
+        assert_eq!(r.file_type_count, 1);
         assert_eq!(r.manifest_key, ".manifests/ws-1/req-1.json");
     }
 

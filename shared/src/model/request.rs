@@ -296,9 +296,14 @@ pub struct EgressRequest {
     /// Bytes staged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staged_total_bytes: Option<u64>,
-    /// Distinct file types (extensions) staged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub staged_file_types: Option<Vec<String>>,
+    /// The staged file types' bounded summary (`StagingResult::file_types`). Items staged
+    /// before the summary held a list of every type; it is read as the list joined.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "summary_or_list"
+    )]
+    pub staged_file_types: Option<String>,
     /// Datalake key of the approved archive, once written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive_key: Option<String>,
@@ -315,4 +320,68 @@ pub struct EgressRequest {
 
 fn default_record_type() -> String {
     RECORD_TYPE.to_string()
+}
+
+/// Reads a file-type summary, or the list older items hold, joined with `, `.
+fn summary_or_list<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum SummaryOrList {
+        Summary(String),
+        List(Vec<String>),
+    }
+    Ok(
+        Option::<SummaryOrList>::deserialize(deserializer)?.map(|v| match v {
+            SummaryOrList::Summary(s) => s,
+            SummaryOrList::List(l) => l.join(", "),
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn with_types(types: serde_json::Value) -> EgressRequest {
+        let mut item =
+            serde_json::to_value(crate::testdata::request("req-1", EgressStatus::Processing))
+                .unwrap();
+        item["staged_file_types"] = types;
+        serde_json::from_value(item).unwrap()
+    }
+
+    #[test]
+    fn when_an_item_holds_the_summary_or_an_older_list_then_both_read_as_the_summary() {
+        assert_eq!(
+            with_types(json!("csv, png +3 other"))
+                .staged_file_types
+                .as_deref(),
+            Some("csv, png +3 other")
+        );
+        assert_eq!(
+            with_types(json!(["csv", "png"]))
+                .staged_file_types
+                .as_deref(),
+            Some("csv, png")
+        );
+        assert_eq!(with_types(json!(null)).staged_file_types, None);
+    }
+
+    #[test]
+    fn when_a_dynamodb_item_holds_an_older_list_then_it_is_read() {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let mut item: std::collections::HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(crate::testdata::request("req-1", EgressStatus::Processing))
+                .unwrap();
+        item.insert(
+            "staged_file_types".into(),
+            AttributeValue::L(vec![AttributeValue::S("csv".into())]),
+        );
+        let request: EgressRequest = serde_dynamo::from_item(item).unwrap();
+        assert_eq!(request.staged_file_types.as_deref(), Some("csv"));
+    }
 }

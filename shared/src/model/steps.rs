@@ -3,10 +3,20 @@
 //! The state machine (`statemachine/egress_workflow.asl.json`) builds these payloads and
 //! reads these results; the golden tests deserialize every fixture in `events/` into these
 //! types so a drift between the ASL and the code fails a test.
+//!
+//! Every result lands in the workflow's state, which Step Functions caps at 256 KiB (and on
+//! AWS a `States.DataLimitExceeded` escapes `States.ALL`). So no result carries a list that
+//! grows with the request: counts, ids and bounded summaries only; lists of files live in the
+//! staging manifest (DESIGN.md §8.6). `tests/tests/output_bounds.rs` holds each result of a
+//! 100,000-file request under [`MAX_STEP_OUTPUT_BYTES`].
 
 use serde::{Deserialize, Serialize};
 
 use super::request::{ApprovalMode, Decision, ReviewStage};
+
+/// The size every step result stays under whatever the request, serialized: a small fraction
+/// of Step Functions' 256 KiB state limit, so the state as a whole stays far below it.
+pub const MAX_STEP_OUTPUT_BYTES: usize = 8 * 1024;
 
 /// The input of one workflow execution, built by `start-workflow`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,8 +101,14 @@ pub struct StagingResult {
     pub file_count: u64,
     /// Bytes staged.
     pub total_bytes: u64,
-    /// Distinct file types (lower-case extensions, `(none)` for files without one), sorted.
-    pub file_types: Vec<String>,
+    /// A bounded summary of the file types, for the reviewers' notification: the ten most
+    /// common lower-case extensions (at most 16 ASCII letters or digits each; `(none)` for
+    /// files without one), most files first, then ` +N other` when there are more, e.g.
+    /// `csv, png, (none)`. A string because the workflow interpolates it with `States.Format`.
+    pub file_types: String,
+    /// Distinct file types in all.
+    #[serde(default)]
+    pub file_type_count: u64,
     /// Staging bucket.
     pub staging_bucket: String,
     /// `<workspace_id>/<egress_request_id>/`.
