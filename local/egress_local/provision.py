@@ -244,6 +244,9 @@ def function_environment(resources: dict, outputs: dict, approval_mode: str) -> 
         "MAX_DOWNLOADS": str(p["max_downloads"]),
         "DOWNLOAD_URL_EXPIRY_SECONDS": str(p["download_url_expiry_seconds"]),
         "LIST_MAX_AGE_DAYS": str(p["list_max_age_days"]),
+        # IdP group -> reviewer group, read by pre-token-generation and by api-handler (which
+        # re-maps a federated reviewer's stored IdP groups at every decision and download).
+        "IDP_GROUP_MAP": f"tre-ig={p['ig_reviewer_group']},tre-rit={p['rit_reviewer_group']}",
         "RUST_LOG": "info",
     }
 

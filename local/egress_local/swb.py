@@ -9,6 +9,10 @@
 4. creates the SWB egress store item (status `PENDING`);
 5. publishes the SWB message (DESIGN.md §2.1) to the SWB topic.
 
+Ids and keys follow real SWB: the egress store id is the workspace id, the store prefix is
+`<workspace_id>/` and the snapshot is `<egress_store_id>/<egress_store_name>-ver<N>.json` in the
+notification bucket (start-workflow refuses a message whose locations are not its own).
+
 Scenario `missing-version` deletes one submitted version after the snapshot, so staging must
 fail. Prints a JSON description of what it did (ids, the submitted versions with their sizes
 and SHA-256) for the e2e tests and the demo.
@@ -64,9 +68,11 @@ def submit(outputs: dict, mode: str = "single", scenario: str = "standard", publ
     sns = client("sns", endpoint, region)
 
     request_id = str(uuid.uuid4())
-    store_id = str(uuid.uuid4())
     workspace_id = str(uuid.uuid4())
+    # Real SWB keys the egress store by its workspace and names it after the workspace.
+    store_id = workspace_id
     project_id = "proj-covid-outcomes"
+    store_name = f"covid-outcomes-{workspace_id[:8]}-egress-store"
     bucket = outputs["buckets"]["SwbEgressStoreBucket"]
     notify_bucket = outputs["buckets"]["SwbNotificationBucket"]
     prefix = f"{workspace_id}/"
@@ -100,7 +106,7 @@ def submit(outputs: dict, mode: str = "single", scenario: str = "standard", publ
         )
     objects.sort(key=lambda o: o["Key"])
     ver = 1
-    snapshot_key = f"{store_id}/{store_id}-ver{ver}.json"
+    snapshot_key = f"{store_id}/{store_name}-ver{ver}.json"
     s3.put_object(
         Bucket=notify_bucket,
         Key=snapshot_key,
@@ -126,7 +132,7 @@ def submit(outputs: dict, mode: str = "single", scenario: str = "standard", publ
         Item={
             "id": {"S": store_id},
             "status": {"S": "PENDING"},
-            "egressStoreName": {"S": f"{project_id}-egress-store"},
+            "egressStoreName": {"S": store_name},
             "workspaceId": {"S": workspace_id},
             "projectId": {"S": project_id},
             "s3BucketName": {"S": bucket},
@@ -143,7 +149,7 @@ def submit(outputs: dict, mode: str = "single", scenario: str = "standard", publ
     message = {
         "id": request_id,
         "egress_store_id": store_id,
-        "egress_store_name": f"{project_id}-egress-store",
+        "egress_store_name": store_name,
         "workspace_id": workspace_id,
         "project_id": project_id,
         "s3_bucketname": bucket,

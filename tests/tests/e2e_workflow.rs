@@ -560,6 +560,11 @@ async fn when_nobody_decides_within_the_review_timeout_then_the_request_expires(
             .bucket("SwbNotificationBucket")
             .expect("bucket")
             .to_string(),
+        swb_egress_store_bucket: stack
+            .outputs
+            .bucket("SwbEgressStoreBucket")
+            .expect("bucket")
+            .to_string(),
         workflow: WorkflowConfig {
             approval_mode: ApprovalMode::Single,
             is_single_approval_enabled: true,
@@ -834,13 +839,16 @@ async fn when_the_swb_egress_store_does_not_exist_then_the_request_fails_and_no_
             ..Submit::new(Mode::Single)
         },
     );
-    let mut message = s.message.clone();
     let ghost_store = format!("{}-gone", s.egress_store_id);
-    message["egress_store_id"] = serde_json::json!(ghost_store);
     let config = IntakeConfig {
         swb_notification_bucket: stack
             .outputs
             .bucket("SwbNotificationBucket")
+            .expect("bucket")
+            .to_string(),
+        swb_egress_store_bucket: stack
+            .outputs
+            .bucket("SwbEgressStoreBucket")
             .expect("bucket")
             .to_string(),
         workflow: WorkflowConfig {
@@ -853,7 +861,10 @@ async fn when_the_swb_egress_store_does_not_exist_then_the_request_fails_and_no_
             admin_email: stack.outputs.email.admin.clone(),
         },
     };
-    let input = build_workflow_input(&message.to_string(), &config).expect("passes intake");
+    // Intake binds the store to the workspace, so the ghost store is put into the workflow
+    // input after intake, as a store deleted between submission and processing would be.
+    let mut input = build_workflow_input(&s.message_json(), &config).expect("passes intake");
+    input.request.swb_egress_store_id = ghost_store.clone();
     stack
         .sfn
         .start_execution()

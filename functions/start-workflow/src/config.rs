@@ -35,6 +35,7 @@ impl Config {
             state_machine_arn: required(env, "STATE_MACHINE_ARN")?,
             intake: IntakeConfig {
                 swb_notification_bucket: required(env, "SWB_NOTIFICATION_BUCKET")?,
+                swb_egress_store_bucket: required(env, "SWB_EGRESS_STORE_BUCKET")?,
                 workflow,
             },
         })
@@ -46,12 +47,13 @@ mod tests {
     use super::*;
     use shared::model::ApprovalMode;
 
-    const ENV: [(&str, &str); 7] = [
+    const ENV: [(&str, &str); 8] = [
         (
             "STATE_MACHINE_ARN",
             "arn:aws:states:eu-west-2:123456789012:stateMachine:egress",
         ),
         ("SWB_NOTIFICATION_BUCKET", "swb-notify"),
+        ("SWB_EGRESS_STORE_BUCKET", "swb-egress"),
         ("APPROVAL_MODE", "DUAL"),
         ("IG_REVIEWER_GROUP", "IGApprover"),
         ("RIT_REVIEWER_GROUP", "ResearchITAdmin"),
@@ -63,6 +65,7 @@ mod tests {
     fn when_all_variables_are_set_then_the_mode_is_normalised_once() {
         let config = Config::from_env(&ENV).unwrap();
         assert_eq!(config.intake.workflow.approval_mode, ApprovalMode::Dual);
+        assert_eq!(config.intake.swb_egress_store_bucket, "swb-egress");
         assert_eq!(
             config.intake.workflow.review_timeout_seconds,
             DEFAULT_REVIEW_TIMEOUT_SECONDS
@@ -74,6 +77,7 @@ mod tests {
         for skip in [
             "STATE_MACHINE_ARN",
             "SWB_NOTIFICATION_BUCKET",
+            "SWB_EGRESS_STORE_BUCKET",
             "APPROVAL_MODE",
             "ADMIN_EMAIL",
         ] {

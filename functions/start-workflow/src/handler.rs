@@ -61,6 +61,7 @@ mod tests {
             starter: FakeWorkflowStarter::default(),
             intake: IntakeConfig {
                 swb_notification_bucket: "swb-egress-notify-123456789012".into(),
+                swb_egress_store_bucket: "swb-egress-store-123456789012".into(),
                 workflow: workflow_config(
                     "single",
                     "IG".into(),

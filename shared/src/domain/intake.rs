@@ -3,21 +3,41 @@
 //! SWB's message is parsed field by field (rather than by a derive) so that every error names
 //! the field that is wrong and why, which is what an admin reading the dead-letter queue
 //! needs.
+//!
+//! A well-formed message is not enough: its data must belong to it. Whoever can publish to the
+//! topic could otherwise send workspace A's request carrying workspace B's prefix and
+//! snapshot, and reviewers would approve B's files as A's. So intake binds every location to
+//! the request, as real SWB writes them (DESIGN.md §2.1): the store is the workspace's
+//! (`egress_store_id` = `workspace_id`), its prefix is `<workspace_id>/` in the configured
+//! store bucket, and the snapshot is `<egress_store_id>/<egress_store_name>-ver<ver>.json` in
+//! the configured notification bucket. Staging then refuses any listed key outside that
+//! prefix.
 
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::keys;
 use crate::error::{EgressError, Result};
 use crate::model::{
     ApprovalMode, SwbEgressMessage, WorkflowConfig, WorkflowInput, WorkflowRequest,
 };
+
+/// The longest value of a free-text field (names, ids, timestamps): a message is copied
+/// into the workflow's state, which must stay small whatever SWB sends (DESIGN.md §8.6).
+pub const MAX_FIELD_CHARS: usize = 256;
+
+/// The longest snapshot location: an ARN prefix, a bucket name and a key built from
+/// bounded fields.
+const MAX_LOCATION_CHARS: usize = 1024;
 
 /// The project configuration intake applies to every message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntakeConfig {
     /// The bucket SWB writes snapshot files to; a snapshot anywhere else is refused.
     pub swb_notification_bucket: String,
+    /// SWB's egress store bucket; a message naming any other source bucket is refused.
+    pub swb_egress_store_bucket: String,
     /// The workflow settings captured into each execution.
     pub workflow: WorkflowConfig,
 }
@@ -37,7 +57,11 @@ pub fn parse_message(raw: &str) -> Result<SwbEgressMessage> {
         project_id: non_empty(&obj, "project_id")?,
         s3_bucketname: bucket_name(&obj, "s3_bucketname")?,
         s3_bucketpath: store_prefix(&obj, "s3_bucketpath")?,
-        egress_store_object_list_location: non_empty(&obj, "egress_store_object_list_location")?,
+        egress_store_object_list_location: text(
+            &obj,
+            "egress_store_object_list_location",
+            MAX_LOCATION_CHARS,
+        )?,
         created_at: timestamp(&obj, "created_at")?,
         updated_at: timestamp(&obj, "updated_at")?,
         created_by: non_empty(&obj, "created_by")?,
@@ -73,20 +97,54 @@ pub fn parse_s3_arn(field: &str, arn: &str) -> Result<(String, String)> {
     }
 }
 
-/// Validates `raw` and builds the workflow input for it.
-pub fn build_workflow_input(raw: &str, config: &IntakeConfig) -> Result<WorkflowInput> {
-    let msg = parse_message(raw)?;
-    let (bucket, _key) = parse_s3_arn(
-        "egress_store_object_list_location",
-        &msg.egress_store_object_list_location,
-    )?;
+/// Checks that the message's store, prefix and snapshot are the request's own (see the
+/// module documentation). Each refusal names the field and what was expected.
+pub fn check_binding(msg: &SwbEgressMessage, config: &IntakeConfig) -> Result<()> {
+    if msg.egress_store_id != msg.workspace_id {
+        return Err(EgressError::validation(format!(
+            "field `egress_store_id` must equal `workspace_id` {:?} (SWB keys each egress store \
+             by its workspace), got {:?}",
+            msg.workspace_id, msg.egress_store_id
+        )));
+    }
+    if msg.s3_bucketname != config.swb_egress_store_bucket {
+        return Err(EgressError::validation(format!(
+            "field `s3_bucketname` must be the SWB egress store bucket {:?}, got {:?}",
+            config.swb_egress_store_bucket, msg.s3_bucketname
+        )));
+    }
+    let prefix = keys::swb_store_prefix(&msg.workspace_id)?;
+    if msg.s3_bucketpath != prefix {
+        return Err(EgressError::validation(format!(
+            "field `s3_bucketpath` must be the workspace's egress store prefix {prefix:?}, got {:?}",
+            msg.s3_bucketpath
+        )));
+    }
+    let field = "egress_store_object_list_location";
+    let (bucket, key) = parse_s3_arn(field, &msg.egress_store_object_list_location)?;
     if bucket != config.swb_notification_bucket {
         return Err(EgressError::validation(format!(
-            "field `egress_store_object_list_location` points at bucket {bucket:?}, but snapshots \
-             are only accepted from the SWB notification bucket {:?}",
+            "field `{field}` points at bucket {bucket:?}, but snapshots are only accepted from \
+             the SWB notification bucket {:?}",
             config.swb_notification_bucket
         )));
     }
+    let expected = keys::swb_snapshot_key(&msg.egress_store_id, &msg.egress_store_name, msg.ver);
+    if key != expected {
+        return Err(EgressError::validation(format!(
+            "field `{field}` must name the snapshot SWB writes for version {} of egress store {:?}, \
+             key {expected:?}, got key {key:?}",
+            msg.ver, msg.egress_store_id
+        )));
+    }
+    Ok(())
+}
+
+/// Validates `raw`, checks that its data belongs to it ([`check_binding`]) and builds the
+/// workflow input for it.
+pub fn build_workflow_input(raw: &str, config: &IntakeConfig) -> Result<WorkflowInput> {
+    let msg = parse_message(raw)?;
+    check_binding(&msg, config)?;
     let requested_by_email = msg
         .updated_by_email
         .clone()
@@ -163,7 +221,17 @@ fn string<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str> {
 }
 
 fn non_empty(obj: &Map<String, Value>, field: &str) -> Result<String> {
+    text(obj, field, MAX_FIELD_CHARS)
+}
+
+/// A non-empty string without control characters, at most `max_chars` long.
+fn text(obj: &Map<String, Value>, field: &str, max_chars: usize) -> Result<String> {
     let s = string(obj, field)?;
+    if s.chars().count() > max_chars {
+        return Err(EgressError::validation(format!(
+            "field `{field}` is longer than {max_chars} characters"
+        )));
+    }
     if s.trim().is_empty() {
         return Err(EgressError::validation(format!(
             "field `{field}` must not be empty"
@@ -220,15 +288,14 @@ fn bucket_name(obj: &Map<String, Value>, field: &str) -> Result<String> {
 }
 
 /// SWB writes `<workspace_id>/`; the trailing slash is added when missing so that
-/// `a/` can never match keys of a sibling store `ab/`.
+/// `a/` can never match keys of a sibling store `ab/` (the rule of [`keys::store_prefix`]).
 fn store_prefix(obj: &Map<String, Value>, field: &str) -> Result<String> {
     let s = non_empty(obj, field)?;
-    if s.starts_with('/') || s.contains('\\') || s.split('/').any(|seg| seg == "..") {
-        return Err(EgressError::validation(format!(
+    keys::store_prefix(&s).map_err(|_| {
+        EgressError::validation(format!(
             "field `{field}` must be a relative S3 prefix without `..` or `\\`, got {s:?}"
-        )));
-    }
-    Ok(if s.ends_with('/') { s } else { format!("{s}/") })
+        ))
+    })
 }
 
 fn timestamp(obj: &Map<String, Value>, field: &str) -> Result<String> {
@@ -291,16 +358,21 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const WS_A: &str = "1637e3f6-5d2c-4d52-9a41-3f1b2c3d4e5f";
+    const WS_B: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+
+    /// A message as real SWB sends it: the store id is the workspace id, the prefix is
+    /// `<workspace_id>/`, the snapshot `<store id>/<store name>-ver<ver>.json`.
     fn message() -> Value {
         json!({
             "id": "8d3b9a57-4b8e-4a9e-9b7c-1f2d3e4a5b6c",
-            "egress_store_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
-            "egress_store_name": "covid-analysis-egress",
-            "workspace_id": "1637e3f6-5d2c-4d52-9a41-3f1b2c3d4e5f",
+            "egress_store_id": WS_A,
+            "egress_store_name": "covid-analysis-egress-store",
+            "workspace_id": WS_A,
             "project_id": "project-alpha",
             "s3_bucketname": "swb-egress-store-123456789012",
-            "s3_bucketpath": "1637e3f6-5d2c-4d52-9a41-3f1b2c3d4e5f/",
-            "egress_store_object_list_location": "arn:aws:s3:::swb-egress-notify-123456789012/0f8fad5b-d9cb-469f-a165-70867728950e/ver1.json",
+            "s3_bucketpath": format!("{WS_A}/"),
+            "egress_store_object_list_location": format!("arn:aws:s3:::swb-egress-notify-123456789012/{WS_A}/covid-analysis-egress-store-ver1.json"),
             "created_at": "2024-03-01T10:15:30.123Z",
             "updated_at": "2024-03-02T08:00:00.000Z",
             "created_by": "u-owner",
@@ -315,6 +387,7 @@ mod tests {
     fn config() -> IntakeConfig {
         IntakeConfig {
             swb_notification_bucket: "swb-egress-notify-123456789012".into(),
+            swb_egress_store_bucket: "swb-egress-store-123456789012".into(),
             workflow: workflow_config(
                 "Dual",
                 "IGApprover".into(),
@@ -489,9 +562,139 @@ mod tests {
     #[test]
     fn when_the_store_prefix_lacks_a_slash_then_one_is_added() {
         let mut m = message();
-        m["s3_bucketpath"] = json!("ws-1");
+        m["s3_bucketpath"] = json!(WS_A);
         let input = build_workflow_input(&m.to_string(), &config()).unwrap();
-        assert_eq!(input.request.s3_egress_store_bucket_path, "ws-1/");
+        assert_eq!(
+            input.request.s3_egress_store_bucket_path,
+            format!("{WS_A}/")
+        );
+    }
+
+    /// Workspace A's message carrying workspace B's prefix and snapshot: accepted before,
+    /// A's archive then held B's files.
+    #[test]
+    fn when_a_message_carries_another_workspaces_prefix_and_snapshot_then_it_is_refused() {
+        let mut m = message();
+        m["s3_bucketpath"] = json!(format!("{WS_B}/"));
+        m["egress_store_object_list_location"] = json!(format!(
+            "arn:aws:s3:::swb-egress-notify-123456789012/{WS_B}/b-egress-store-ver3.json"
+        ));
+        let text = err_of(&m);
+        assert!(
+            text.contains("`s3_bucketpath`") && text.contains(&format!("\"{WS_A}/\"")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn when_the_prefix_is_not_the_workspaces_then_the_error_names_the_expected_prefix() {
+        for prefix in [
+            format!("{WS_B}/"),
+            format!("{WS_A}/sub/"),
+            "shared/".to_string(),
+            format!("x{WS_A}/"),
+        ] {
+            let mut m = message();
+            m["s3_bucketpath"] = json!(prefix);
+            let text = err_of(&m);
+            assert!(
+                text.contains("field `s3_bucketpath` must be the workspace's egress store prefix")
+                    && text.contains(&format!("{WS_A}/")),
+                "{prefix}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn when_the_store_is_not_the_workspaces_then_it_is_refused() {
+        let mut m = message();
+        m["egress_store_id"] = json!(WS_B);
+        let text = err_of(&m);
+        assert!(
+            text.contains("field `egress_store_id` must equal `workspace_id`")
+                && text.contains(WS_A)
+                && text.contains(WS_B),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn when_the_source_bucket_is_not_the_configured_store_bucket_then_it_is_refused() {
+        let mut m = message();
+        m["s3_bucketname"] = json!("someone-elses-bucket");
+        let text = err_of(&m);
+        assert!(
+            text.contains("field `s3_bucketname` must be the SWB egress store bucket")
+                && text.contains("swb-egress-store-123456789012")
+                && text.contains("someone-elses-bucket"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn when_the_snapshot_key_is_not_the_stores_snapshot_of_this_version_then_it_is_refused() {
+        let bucket = "arn:aws:s3:::swb-egress-notify-123456789012";
+        for key in [
+            format!("{WS_B}/covid-analysis-egress-store-ver1.json"),
+            format!("{WS_A}/covid-analysis-egress-store-ver2.json"),
+            format!("{WS_A}/other-egress-store-ver1.json"),
+            format!("{WS_A}/x/../covid-analysis-egress-store-ver1.json"),
+            "covid-analysis-egress-store-ver1.json".to_string(),
+            format!("{WS_A}/ver1.json"),
+        ] {
+            let mut m = message();
+            m["egress_store_object_list_location"] = json!(format!("{bucket}/{key}"));
+            let text = err_of(&m);
+            assert!(
+                text.contains("field `egress_store_object_list_location` must name the snapshot")
+                    && text.contains(&format!("{WS_A}/covid-analysis-egress-store-ver1.json")),
+                "{key}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn when_a_later_version_is_submitted_then_its_own_snapshot_is_accepted() {
+        let mut m = message();
+        m["ver"] = json!(7);
+        m["egress_store_object_list_location"] = json!(format!(
+            "arn:aws:s3:::swb-egress-notify-123456789012/{WS_A}/covid-analysis-egress-store-ver7.json"
+        ));
+        let input = build_workflow_input(&m.to_string(), &config()).unwrap();
+        assert_eq!(input.request.s3_swb_object_metadata_version, 7);
+    }
+
+    #[test]
+    fn when_a_field_is_implausibly_long_then_it_is_refused_by_name() {
+        for field in ["project_id", "egress_store_name", "created_by"] {
+            let mut m = message();
+            m[field] = json!("x".repeat(MAX_FIELD_CHARS + 1));
+            let text = err_of(&m);
+            assert!(
+                text.contains(&format!("field `{field}` is longer than")),
+                "{field}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn when_every_field_is_as_long_as_allowed_then_the_workflow_input_stays_small() {
+        let long = "x".repeat(MAX_FIELD_CHARS);
+        let mut m = message();
+        for field in [
+            "project_id",
+            "created_by",
+            "updated_by",
+            "egress_store_name",
+        ] {
+            m[field] = json!(long);
+        }
+        m["egress_store_object_list_location"] = json!(format!(
+            "arn:aws:s3:::swb-egress-notify-123456789012/{WS_A}/{long}-ver1.json"
+        ));
+        let input = build_workflow_input(&m.to_string(), &config()).unwrap();
+        let size = serde_json::to_vec(&input).unwrap().len();
+        assert!(size <= 8 * 1024, "workflow input of {size} bytes");
     }
 
     #[test]

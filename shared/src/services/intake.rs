@@ -40,6 +40,7 @@ mod tests {
     fn config() -> IntakeConfig {
         IntakeConfig {
             swb_notification_bucket: "swb-notify".into(),
+            swb_egress_store_bucket: "swb-egress".into(),
             workflow: workflow_config(
                 "single",
                 "IG".into(),
@@ -54,9 +55,9 @@ mod tests {
 
     fn message(id: &str) -> String {
         serde_json::json!({
-            "id": id, "egress_store_id": "s1", "egress_store_name": "store",
+            "id": id, "egress_store_id": "ws1", "egress_store_name": "store",
             "workspace_id": "ws1", "project_id": "p1", "s3_bucketname": "swb-egress",
-            "s3_bucketpath": "ws1/", "egress_store_object_list_location": "arn:aws:s3:::swb-notify/s1/ver1.json",
+            "s3_bucketpath": "ws1/", "egress_store_object_list_location": "arn:aws:s3:::swb-notify/ws1/store-ver1.json",
             "created_at": "2024-01-01T00:00:00.000Z", "updated_at": "2024-01-01T00:00:00.000Z",
             "created_by": "u1", "updated_by": "u1", "status": "PENDING", "ver": 1
         })
@@ -97,6 +98,18 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.error_type(), "ValidationError");
         assert!(err.to_string().contains("egress_store_id"), "{err}");
+        assert!(starter.executions().is_empty());
+    }
+
+    #[tokio::test]
+    async fn when_a_message_points_at_another_workspaces_data_then_nothing_starts() {
+        let starter = FakeWorkflowStarter::default();
+        let foreign =
+            message("req-1").replace("\"s3_bucketpath\":\"ws1/\"", "\"s3_bucketpath\":\"ws2/\"");
+        assert_ne!(foreign, message("req-1"));
+        let err = start_one(&starter, &config(), &foreign).await.unwrap_err();
+        assert_eq!(err.error_type(), "ValidationError");
+        assert!(err.to_string().contains("s3_bucketpath"), "{err}");
         assert!(starter.executions().is_empty());
     }
 }
