@@ -399,11 +399,17 @@ pub fn authorize_list(policy: &ReviewPolicy, groups: &[String]) -> Result<()> {
 /// `record-task-token`, the status that stage awaits, a stage the approval mode has, and a
 /// handle and a task token present.
 pub fn awaiting_stage(request: &EgressRequest) -> Option<ReviewStage> {
+    listed_stage(request).filter(|_| request.sfn_task_token.is_some())
+}
+
+/// The stage `request` waits at as `listRequests` can tell: the same as [`awaiting_stage`]
+/// without the task token, which the list index does not project (the token is read only
+/// by the strongly consistent `GetItem` of a decision).
+pub fn listed_stage(request: &EgressRequest) -> Option<ReviewStage> {
     let stage = request.review_stage?;
     let ready = request.egress_status == status_awaiting(stage)
         && stages(request.approval_mode).contains(&stage)
-        && request.review_handle.is_some()
-        && request.sfn_task_token.is_some();
+        && request.review_handle.is_some();
     ready.then_some(stage)
 }
 
@@ -736,7 +742,7 @@ pub fn request_view(request: &EgressRequest) -> RequestView {
         s3_egress_store_bucket_path: request.s3_egress_store_bucket_path.clone(),
         s3_egress_store_object_list_location: request.s3_egress_store_object_list_location.clone(),
         s3_swb_object_metadata_version: request.s3_swb_object_metadata_version.to_string(),
-        task_token: awaiting_stage(request)
+        task_token: listed_stage(request)
             .and(request.review_handle.clone())
             .unwrap_or_default(),
         ig_reviewer_1_name: request.ig_reviewer_1_name.clone(),

@@ -80,7 +80,11 @@ impl ReviewStore for InMemoryRequestStore {
         let mut listed: Vec<EgressRequest> = lock(&self.items)
             .values()
             .filter(|r| is_listed(r, filter))
-            .cloned()
+            // As the `by-requested-dt` index returns them: without the task token.
+            .map(|r| EgressRequest {
+                sfn_task_token: None,
+                ..r.clone()
+            })
             .collect();
         listed.sort_by(|a, b| b.requested_dt.cmp(&a.requested_dt));
         Ok(listed)

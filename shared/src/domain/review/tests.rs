@@ -766,6 +766,24 @@ fn when_viewed_then_task_token_is_the_handle_and_every_field_is_a_string() {
 }
 
 #[test]
+fn when_listed_from_the_index_without_the_task_token_then_the_handle_is_still_shown() {
+    // The list index does not project `sfn_task_token`; the web app must still get the
+    // handle it sends back with its decision.
+    let mut listed = request_in(State::IgStageSingle);
+    listed.sfn_task_token = None;
+    assert_eq!(request_view(&listed).task_token, HANDLE);
+    assert_eq!(awaiting_stage(&listed), None, "deciding needs the token");
+    let mut not_parked = request_in(State::NotYetParked);
+    not_parked.review_handle = Some(HANDLE.into());
+    not_parked.review_stage = Some(Rit);
+    assert_eq!(
+        request_view(&not_parked).task_token,
+        "",
+        "RIT does not await in PROCESSING"
+    );
+}
+
+#[test]
 fn when_an_age_limit_is_set_then_old_finished_requests_are_not_listed_but_reviews_are() {
     let filter = list_filter(datetime!(2024-06-30 12:00:00 UTC), 30);
     assert_eq!(
