@@ -206,6 +206,7 @@ fn check_refusal(
 ) -> TestCaseResult {
     prop_assert_eq!(err.error_type(), "ValidationError", "{}", err);
     let msg = err.to_string();
+    support::tally_refusal_size(&msg);
     let named = FIELDS.iter().any(|f| names_field(&msg, f));
     prop_assert!(
         named || msg.starts_with("SNS message is not"),

@@ -9,6 +9,9 @@
 //! Case counts: `PROPTEST_CASES` (default 2,000 per target, the short pass of `cargo test`);
 //! seeds: printed on each `fuzz-result` line, replayed with `PROPTEST_RNG_SEED`.
 
+mod api;
+mod cognito;
 mod intake;
 mod keys;
+mod snapshot;
 mod support;

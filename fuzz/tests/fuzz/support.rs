@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseResult, TestError, TestRunner};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Cases per target when `PROPTEST_CASES` is not set: the short pass of `cargo test`.
 pub const DEFAULT_CASES: u32 = 2_000;
@@ -46,6 +46,17 @@ thread_local! {
 /// the generators reach both sides of every rule, not only the refusals.
 pub fn tally(outcome: &'static str) {
     TALLY.with(|t| *t.borrow_mut().entry(outcome).or_default() += 1);
+}
+
+/// Refusals longer than this are counted: an error message echoing a huge client value ends
+/// up whole in a log line, a dead-letter queue or the web app.
+pub const LONG_REFUSAL_BYTES: usize = 4 * 1024;
+
+/// Counts a refusal message longer than [`LONG_REFUSAL_BYTES`] (see the report).
+pub fn tally_refusal_size(message: &str) {
+    if message.len() > LONG_REFUSAL_BYTES {
+        tally("refusal_message_over_4KiB");
+    }
 }
 
 fn take_tally() -> String {
@@ -413,11 +424,6 @@ pub fn text_damage(keys: Vec<&'static str>) -> impl Strategy<Value = TextDamage>
             .prop_map(|(k, v)| TextDamage::DuplicateMember(k.to_string(), v.to_string())),
         prop_oneof![any::<String>(), "[\\[\\]{}\",:0-9a-z ]{0,64}"].prop_map(TextDamage::Replace),
     ]
-}
-
-/// The members of `obj` as top-level paths.
-pub fn top_level_paths(obj: &Map<String, Value>) -> Vec<Vec<Step>> {
-    obj.keys().map(|k| vec![Step::Key(k.clone())]).collect()
 }
 
 /// True when `message` names `field` the way the service's errors do: in backticks.
