@@ -459,7 +459,7 @@ pub fn authorize_decision(
     if !reviewer.is_in(&policy.ig_group) && !reviewer.is_in(&policy.rit_group) {
         return Err(forbidden("You are not authorised to update this request"));
     }
-    let stage = awaiting_stage(request).ok_or_else(|| not_awaiting(request))?;
+    let stage = awaiting_stage(request).ok_or_else(|| not_awaiting(request, client_handle))?;
     let group = policy.group_for(stage);
     if !reviewer.is_in(group) {
         return Err(forbidden(format!(
@@ -507,10 +507,16 @@ pub fn authorize_decision(
     Ok(stage)
 }
 
-/// Why `request`, which waits for no review, cannot be decided: a request that has ended
-/// says how (the web app shows the message as is), any other is stale (a decision in flight,
-/// or a stage not parked yet).
-fn not_awaiting(request: &EgressRequest) -> EgressError {
+/// Why `request`, which waits for no review, cannot be decided. A client that sends no
+/// handle listed the request after it ended (the list shows `""` when no stage waits), as
+/// the web app does when it offers Research IT a final single-approval request: it is told
+/// how the request ended. A client that sends a handle saw a stage waiting that another
+/// decision has since closed (or a stage not parked yet): it gets the web app's own "stale"
+/// message, as the loser of a race always has.
+fn not_awaiting(request: &EgressRequest, client_handle: &str) -> EgressError {
+    if !client_handle.trim().is_empty() {
+        return EgressError::Conflict(STALE_REQUEST_MESSAGE.to_string());
+    }
     let ended = match request.egress_status {
         s if s == final_approval(request.approval_mode) => APPROVED_NO_REVIEW_MESSAGE,
         EgressStatus::Rejected => "This request needs no further review: it was rejected.",

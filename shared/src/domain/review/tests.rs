@@ -678,10 +678,11 @@ fn when_the_pool_no_longer_grants_a_token_group_then_the_reviewer_is_not_in_it()
 
 #[test]
 fn when_a_request_has_ended_then_a_decision_is_refused_saying_it_needs_no_review() {
-    // The web app shows Approve/Reject to Research IT on final single-approval requests.
+    // The web app shows Approve/Reject to Research IT on final single-approval requests,
+    // and sends back the empty handle `listRequests` gave it.
     let rit = as_reviewer(Role::RitReviewer);
-    let err = authorize_decision(&policy(), &rit, &request_in(State::ApprovedSingle), HANDLE)
-        .unwrap_err();
+    let err =
+        authorize_decision(&policy(), &rit, &request_in(State::ApprovedSingle), "").unwrap_err();
     assert_eq!(
         err,
         EgressError::Conflict(APPROVED_NO_REVIEW_MESSAGE.into())
@@ -693,7 +694,7 @@ fn when_a_request_has_ended_then_a_decision_is_refused_saying_it_needs_no_review
         (State::Expired, "expired"),
         (State::Failed, "failed"),
     ] {
-        let err = authorize_decision(&policy(), &rit, &request_in(state), HANDLE).unwrap_err();
+        let err = authorize_decision(&policy(), &rit, &request_in(state), "").unwrap_err();
         assert_eq!(err.error_type(), "Conflict");
         let text = err.to_string();
         assert!(
@@ -702,9 +703,13 @@ fn when_a_request_has_ended_then_a_decision_is_refused_saying_it_needs_no_review
         );
         assert!(text.contains(says), "{state:?}: {text}");
     }
+    // Whoever held the handle of the stage that just closed lost a race: the stale message.
+    let err = authorize_decision(&policy(), &rit, &request_in(State::ApprovedSingle), HANDLE)
+        .unwrap_err();
+    assert_eq!(err, EgressError::Conflict(STALE_REQUEST_MESSAGE.into()));
     // A request that will be reviewed but is not parked yet is still just stale.
     let err =
-        authorize_decision(&policy(), &rit, &request_in(State::NotYetParked), HANDLE).unwrap_err();
+        authorize_decision(&policy(), &rit, &request_in(State::NotYetParked), "").unwrap_err();
     assert_eq!(err, EgressError::Conflict(STALE_REQUEST_MESSAGE.into()));
 }
 
