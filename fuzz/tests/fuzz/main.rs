@@ -15,3 +15,4 @@ mod intake;
 mod keys;
 mod snapshot;
 mod support;
+mod zipstream;

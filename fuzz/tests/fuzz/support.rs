@@ -114,6 +114,26 @@ where
     }
 }
 
+/// Runs `n` deterministic scenarios (`scenario(i)` for `i` in `0..n`) and prints the same
+/// result line as [`run`], for targets whose single case costs seconds.
+pub fn run_fixed(target: &str, n: usize, scenario: impl Fn(usize) -> TestCaseResult) {
+    let started = Instant::now();
+    let outcome = (0..n).try_for_each(|i| scenario(i).map_err(|e| (i, e)));
+    let seconds = started.elapsed().as_secs_f64();
+    let tally = take_tally();
+    match outcome {
+        Ok(()) => println!(
+            "fuzz-result target={target} cases={n} seconds={seconds:.1} seed=fixed result=pass outcomes={tally}"
+        ),
+        Err((i, e)) => {
+            println!(
+                "fuzz-result target={target} cases={n} seconds={seconds:.1} seed=fixed result=FAIL"
+            );
+            panic!("{target}: scenario {i}: {e}")
+        }
+    }
+}
+
 /// A fixture of `events/`, parsed.
 pub fn fixture(path: &str) -> Value {
     let full = format!("{}/../events/{path}", env!("CARGO_MANIFEST_DIR"));
