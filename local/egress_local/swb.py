@@ -14,7 +14,8 @@ Ids and keys follow real SWB: the egress store id is the workspace id, the store
 notification bucket (start-workflow refuses a message whose locations are not its own).
 
 Scenario `missing-version` deletes one submitted version after the snapshot, so staging must
-fail. Prints a JSON description of what it did (ids, the submitted versions with their sizes
+fail. Scenario `name-clash` adds `results/Data.csv` and `results/data.csv`, one file once
+extracted on a case-insensitive file system, so staging must refuse the request. Prints a JSON description of what it did (ids, the submitted versions with their sizes
 and SHA-256) for the e2e tests and the demo.
 """
 
@@ -32,6 +33,8 @@ SUBMITTER = {"id": "u-researcher-7f3a", "email": "researcher@tre.example.org"}
 OWNER = {"id": "u-owner-21c9", "email": "store-owner@tre.example.org"}
 CHANGED_FILE = "results/model/coefficients.json"
 MISSING_FILE = "results/tables/table2.csv"
+CLASHING_FILES = ("results/Data.csv", "results/data.csv")
+SCENARIOS = ("standard", "missing-version", "name-clash")
 
 
 def iso_millis(dt: datetime) -> str:
@@ -60,8 +63,8 @@ def submit(outputs: dict, mode: str = "single", scenario: str = "standard", publ
     """Runs one submission against the local stack described by `outputs`."""
     if mode not in ("single", "dual"):
         raise SystemExit(f"mode must be single or dual, got {mode!r}")
-    if scenario not in ("standard", "missing-version"):
-        raise SystemExit(f"scenario must be standard or missing-version, got {scenario!r}")
+    if scenario not in SCENARIOS:
+        raise SystemExit(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
     endpoint, region = outputs["endpoint"], outputs["region"]
     s3 = client("s3", endpoint, region)
     ddb = client("dynamodb", endpoint, region)
@@ -81,6 +84,9 @@ def submit(outputs: dict, mode: str = "single", scenario: str = "standard", publ
     # 1. The store: folder marker first, as SWB creates it with the store.
     marker = s3.put_object(Bucket=bucket, Key=prefix, Body=b"")
     files = research_files(request_id)
+    if scenario == "name-clash":
+        for i, path in enumerate(CLASHING_FILES):
+            files[path] = f"id,value\n{i},{i * 10}\n".encode()
     written = {}
     for path, body in files.items():
         put = s3.put_object(Bucket=bucket, Key=prefix + path, Body=body)
@@ -197,6 +203,7 @@ def submit(outputs: dict, mode: str = "single", scenario: str = "standard", publ
         "files": submitted,
         "changed_after_snapshot": [{"key": k, **v} for k, v in changed.items()],
         "missing_versions": missing,
+        "clashing_keys": [prefix + p for p in CLASHING_FILES] if scenario == "name-clash" else [],
         "submitter": SUBMITTER,
         "owner": OWNER,
     }

@@ -36,6 +36,9 @@ pub enum Scenario {
     Standard,
     /// As standard, then one submitted version is deleted: staging must fail.
     MissingVersion,
+    /// As standard, plus `results/Data.csv` and `results/data.csv` (one file once extracted on
+    /// a case-insensitive file system): staging must refuse the request.
+    NameClash,
 }
 
 /// One submission.
@@ -142,6 +145,9 @@ pub struct Submission {
     pub changed_after_snapshot: Vec<ChangedFile>,
     /// Submitted versions deleted after the snapshot.
     pub missing_versions: Vec<MissingVersion>,
+    /// Keys whose names clash once extracted (scenario `NameClash`).
+    #[serde(default)]
+    pub clashing_keys: Vec<String>,
     /// Who submitted.
     pub submitter: SwbUser,
     /// Who owns the store.
@@ -165,6 +171,7 @@ pub fn submit(outputs: &Outputs, submit: &Submit) -> Result<Submission> {
     let scenario = match submit.scenario {
         Scenario::Standard => "standard",
         Scenario::MissingVersion => "missing-version",
+        Scenario::NameClash => "name-clash",
     };
     let output = Command::new(&outputs.python)
         .args(["-m", "egress_local", "swb-submit", "--mode"])
