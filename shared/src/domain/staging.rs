@@ -169,8 +169,8 @@ pub fn check_extracted_names(copies: &[PlannedCopy], reserved: &str) -> Result<(
         return Ok(());
     }
     let mut message = format!(
-        "{clash_count} file name(s) would clash once the archive is extracted; rename these \
-         files and submit again: {}",
+        "{clash_count} name clash(es) once the archive is extracted (on Windows or macOS two \
+         such names are one file); rename these files and submit again: {}",
         clashes.join("; ")
     );
     if clash_count > clashes.len() {
@@ -450,7 +450,7 @@ mod tests {
     #[test]
     fn when_folder_names_differ_only_in_case_then_the_clash_is_named_once() {
         let text = clash_error(&["ws-1/Out/1.csv", "ws-1/out/2.csv", "ws-1/out/3.csv"]);
-        assert!(text.starts_with("1 file name(s) would clash"), "{text}");
+        assert!(text.starts_with("1 name clash(es)"), "{text}");
         assert!(
             text.contains(r#""ws-1/Out/1.csv" and "ws-1/out/2.csv""#)
                 && text.contains("folder names \"Out\" and \"out\""),
@@ -471,7 +471,7 @@ mod tests {
             .collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let text = clash_error(&keys);
-        assert!(text.starts_with("50 file name(s)"), "{text}");
+        assert!(text.starts_with("50 name clash(es)"), "{text}");
         assert!(text.ends_with("; and 40 more"), "{text}");
         assert!(text.len() < 2048, "{} bytes", text.len());
     }
