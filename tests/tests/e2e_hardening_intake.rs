@@ -196,6 +196,20 @@ async fn when_two_files_differ_only_in_case_then_the_request_fails_naming_both_a
         "{}",
         email.text
     );
+    // The researcher is told which files to rename, not only that it failed.
+    assert!(
+        email.text.contains("What was wrong with the submission"),
+        "{}",
+        email.text
+    );
+    for key in &s.clashing_keys {
+        let name = key.rsplit('/').next().unwrap_or(key);
+        assert!(
+            email.text.contains(name),
+            "the e-mail names {name}: {}",
+            email.text
+        );
+    }
 
     let events = inspect::history(&stack, &stack.outputs.execution_arn(&s.egress_request_id))
         .await

@@ -111,6 +111,35 @@ fn failure_next(archive: ArchiveState) -> String {
     )
 }
 
+/// Longest excerpt of a failure's message an e-mail carries (the message names keys, and a
+/// submission can hold thousands of them).
+const MAX_PROBLEM_CHARS: usize = 2_000;
+
+/// What the researcher must fix, when the request failed because of what was submitted: the
+/// message of a `ValidationError` (it names the files and why, e.g. two names that are one file
+/// once extracted). Other failures are the service's own; their causes stay with the admin.
+pub fn submission_problem(request: &EgressRequest) -> Option<String> {
+    if request.failure_error.as_deref() != Some("ValidationError") {
+        return None;
+    }
+    let cause = request.failure_cause.as_deref()?;
+    // The workflow stores Step Functions' `Cause`: the function's error as JSON.
+    let message = serde_json::from_str::<serde_json::Value>(cause)
+        .ok()
+        .and_then(|v| v.get("errorMessage")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| cause.to_string());
+    let message: String = message.chars().filter(|c| !c.is_control()).collect();
+    let message = message.trim();
+    if message.is_empty() {
+        return None;
+    }
+    if message.chars().count() > MAX_PROBLEM_CHARS {
+        let cut: String = message.chars().take(MAX_PROBLEM_CHARS).collect();
+        return Some(format!("{cut}… (shortened)"));
+    }
+    Some(message.to_string())
+}
+
 /// The e-mail for `outcome`, or `None` when the request has no requester e-mail.
 /// `archive_written` is what the workflow knows of the approved archive (failures only).
 pub fn outcome_email(
@@ -189,6 +218,13 @@ pub fn outcome_email(
         text.push_str("Review decisions:\n");
         text.push_str(&decisions);
         text.push('\n');
+    }
+    if outcome == Outcome::Failed {
+        if let Some(problem) = submission_problem(request) {
+            text.push_str("What was wrong with the submission: ");
+            text.push_str(&problem);
+            text.push_str("\n\n");
+        }
     }
     text.push_str("What happens next: ");
     text.push_str(&next);
@@ -272,6 +308,44 @@ mod tests {
         assert!(email.text.contains("could not be processed"));
         assert!(email.text.contains("admin has been alerted"));
         assert!(email.text.contains("no data has left the TRE"));
+    }
+
+    #[test]
+    fn when_the_submission_was_invalid_then_the_email_says_which_files_to_rename() {
+        let mut r = request("req-1", EgressStatus::Failed);
+        r.failure_error = Some("ValidationError".into());
+        r.failure_cause = Some(
+            r#"{"errorType":"ValidationError","errorMessage":"1 name clash(es): rename \"ws/Data.csv\" and \"ws/data.csv\""}"#
+                .into(),
+        );
+        let email = outcome_email(&r, Outcome::Failed, false, &CTX).unwrap();
+        assert!(
+            email.text.contains(
+                "What was wrong with the submission: 1 name clash(es): rename \"ws/Data.csv\" and \"ws/data.csv\""
+            ),
+            "{}",
+            email.text
+        );
+    }
+
+    #[test]
+    fn when_the_failure_was_the_services_own_then_its_cause_is_not_emailed() {
+        let mut r = request("req-1", EgressStatus::Failed);
+        r.failure_error = Some("TransientError".into());
+        r.failure_cause = Some(r#"{"errorMessage":"internal detail"}"#.into());
+        let email = outcome_email(&r, Outcome::Failed, false, &CTX).unwrap();
+        assert!(!email.text.contains("internal detail"));
+        assert!(!email.text.contains("What was wrong"));
+    }
+
+    #[test]
+    fn when_a_validation_message_is_huge_then_the_email_carries_a_shortened_excerpt() {
+        let mut r = request("req-1", EgressStatus::Failed);
+        r.failure_error = Some("ValidationError".into());
+        r.failure_cause = Some("x".repeat(50_000));
+        let problem = submission_problem(&r).unwrap();
+        assert!(problem.chars().count() < MAX_PROBLEM_CHARS + 20);
+        assert!(problem.ends_with("(shortened)"));
     }
 
     fn failed_after_approval() -> EgressRequest {
