@@ -259,6 +259,117 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Calls a Cognito user-pool API action (`AdminRemoveUserFromGroup`...) on the local
+    /// Cognito (moto), which does not check signatures; the answer's JSON body.
+    pub fn cognito(&self, action: &str, body: Value) -> Result<Value> {
+        let scope = format!(
+            "AWS4-HMAC-SHA256 Credential=local/20240101/{}/cognito-idp/aws4_request, SignedHeaders=host, Signature=0",
+            self.region
+        );
+        let target = format!("AWSCognitoIdentityProviderService.{action}");
+        let (status, answer) = post_json(
+            &self.cognito_endpoint,
+            &[
+                ("Content-Type", "application/x-amz-json-1.1"),
+                ("X-Amz-Target", &target),
+                ("Authorization", &scope),
+            ],
+            &body,
+        )?;
+        if status != 200 {
+            return Err(format!("Cognito {action} answered {status}: {answer}").into());
+        }
+        Ok(answer)
+    }
+
+    /// Creates a user of the pool with `attributes` (name → value, `email` included), a
+    /// random password and membership of `groups`, ready to sign in: what the seeding does,
+    /// for tests that change a user and must not disturb the seeded ones.
+    pub fn create_user(&self, attributes: &[(&str, &str)], groups: &[&str]) -> Result<ApiUser> {
+        let attr = |name: &str| {
+            attributes
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let email = attr("email").context("create_user needs an email attribute")?;
+        let password = format!("Lc-{}-9aZ", uuid_like());
+        let created = self.cognito(
+            "AdminCreateUser",
+            json!({
+                "UserPoolId": self.user_pool_id,
+                "Username": email,
+                "MessageAction": "SUPPRESS",
+                "UserAttributes": attributes
+                    .iter()
+                    .map(|(n, v)| json!({"Name": n, "Value": v}))
+                    .collect::<Vec<_>>(),
+            }),
+        )?;
+        let user = &created["User"];
+        let username = user["Username"]
+            .as_str()
+            .context("AdminCreateUser returned no Username")?
+            .to_string();
+        let sub = user["Attributes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["Name"] == "sub"))
+            .and_then(|x| x["Value"].as_str())
+            .unwrap_or(&username)
+            .to_string();
+        self.cognito(
+            "AdminSetUserPassword",
+            json!({"UserPoolId": self.user_pool_id, "Username": username, "Password": password, "Permanent": true}),
+        )?;
+        for group in groups {
+            self.add_to_group(&username, group)?;
+        }
+        Ok(ApiUser {
+            email,
+            password,
+            name: attr("name").unwrap_or_default(),
+            username,
+            sub,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        })
+    }
+
+    /// `AdminAddUserToGroup`.
+    pub fn add_to_group(&self, username: &str, group: &str) -> Result<()> {
+        self.cognito(
+            "AdminAddUserToGroup",
+            json!({"UserPoolId": self.user_pool_id, "Username": username, "GroupName": group}),
+        )
+        .map(|_| ())
+    }
+
+    /// `AdminRemoveUserFromGroup`: the user's tokens keep naming the group until they expire.
+    pub fn remove_from_group(&self, username: &str, group: &str) -> Result<()> {
+        self.cognito(
+            "AdminRemoveUserFromGroup",
+            json!({"UserPoolId": self.user_pool_id, "Username": username, "GroupName": group}),
+        )
+        .map(|_| ())
+    }
+}
+
+/// A random hex string for test-only passwords and names.
+pub fn uuid_like() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::new();
+    for _ in 0..2 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            OffsetDateTime::now_utc()
+                .unix_timestamp_nanos()
+                .unsigned_abs(),
+        );
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}
+
 /// `new Date().toUTCString()`: `Fri, 03 May 2024 12:00:00 GMT`.
 pub fn utc_string(t: OffsetDateTime) -> String {
     let format = time::macros::format_description!(
