@@ -9,8 +9,10 @@
 //! - [`inspect`]: reading side effects: the request item, SWB status, staging, the archive,
 //!   e-mails, topic messages, the execution and its history;
 //! - [`verify`]: the checks the tests and the demo share (staging, the archive);
-//! - [`wait`] and [`timing`]: polling with deadlines, per-test timings.
+//! - [`wait`] and [`timing`]: polling with deadlines, per-test timings;
+//! - [`bad_inputs`]: the catalogue of bad inputs (`events/bad/`) and the world each replays in.
 
+pub mod bad_inputs;
 pub mod driver;
 pub mod graphql;
 pub mod inspect;
