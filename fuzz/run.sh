@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 CARGO=${CARGO:-cargo}
 CASES=${FUZZ_CASES:-1000000}
 FILTER=${FUZZ_FILTER:-}
-OUT=target/fuzz
+OUT=$PWD/target/fuzz
 mkdir -p "$OUT"
 # `cargo test --release` builds with the bench profile; fat LTO and one codegen unit only make
 # a production binary smaller, so they are turned off here as in `make bench`.
@@ -20,8 +20,14 @@ export PROPTEST_CASES=$CASES
 if [[ -n ${FUZZ_SEED:-} ]]; then export PROPTEST_RNG_SEED=$FUZZ_SEED; fi
 test_cmd=("$CARGO" test --release --locked -p fuzz-tests --test fuzz)
 
-"${test_cmd[@]}" --no-run || exit 2
-mapfile -t tests < <("${test_cmd[@]}" -q -- --list 2>/dev/null | sed -n 's/: test$//p' | grep -F -- "$FILTER")
+# Built once, then the binary runs each target: a source change made meanwhile (other work
+# in the same tree) cannot rebuild or break the run half way.
+bin=$("${test_cmd[@]}" --no-run --message-format=json \
+  | grep '"reason":"compiler-artifact"' | grep '"name":"fuzz"' \
+  | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+if [[ -z $bin || ! -x $bin ]]; then echo "make fuzz: the fuzz targets did not build" >&2; exit 2; fi
+cd fuzz # where cargo runs a package's tests
+mapfile -t tests < <("$bin" --list 2>/dev/null | sed -n 's/: test$//p' | grep -F -- "$FILTER")
 if [[ ${#tests[@]} -eq 0 ]]; then echo "no fuzz target matches '$FILTER'" >&2; exit 2; fi
 
 started=$(date +%s)
@@ -31,10 +37,10 @@ for t in "${tests[@]}"; do
   log="$OUT/${t//::/.}.log"
   echo ">>> $t ($CASES cases)"
   t0=$(date +%s)
-  "${test_cmd[@]}" -q -- --exact "$t" --nocapture --test-threads 1 >"$log" 2>&1
+  "$bin" --exact "$t" --nocapture --test-threads 1 >"$log" 2>&1
   rc=$?
   wall=$(( $(date +%s) - t0 ))
-  line=$(grep -m1 '^fuzz-result ' "$log" || true)
+  line=$(grep -o -m1 'fuzz-result .*' "$log" || true)
   field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
   target=$(field target); cases=$(field cases); seed=$(field seed); result=$(field result)
   outcomes=$(field outcomes)
