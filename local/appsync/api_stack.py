@@ -6,7 +6,7 @@ GraphQL endpoint (`server.mjs`).
     python local/appsync/api_stack.py status
 
 `up` creates the reviewer user pool as the SAM template does (e-mail as username, the two
-reviewer groups, a web client with the template's read and write attributes), seeds one
+reviewer groups, a web client with the template's client settings), seeds one
 user per role with a random password, starts the front door + AppSync simulator on
 127.0.0.1:$EGRESS_API_PORT (default: the stack's edge port + 10) and writes
 `.local-stack/api.json` (endpoint, pool, client, users and their passwords)
@@ -66,14 +66,26 @@ def password() -> str:
 
 
 def template_web_client(template_file: Path = template.TEMPLATE_FILE) -> dict:
-    """`ReadAttributes` and `WriteAttributes` of the template's web app client, so the local
-    client lets a signed-in user read and write exactly what the deployed one does (the edge
-    router enforces the write list, which moto does not). An attribute list the template
-    leaves out is left out here too (Cognito's default then applies)."""
+    """The template's web app client settings (`template.CLIENT_SETTINGS`: allowed auth
+    flows, token validity, read and write attributes), so the local client lets a user sign in
+    and read or write exactly as the deployed one does (the edge router enforces the auth
+    flows and the write list, which moto does not). A setting the template leaves out is left
+    out here too (Cognito's default then applies)."""
     try:
-        return template.client_attributes(template.load(template_file), TEMPLATE_WEB_CLIENT)
+        return template.client_settings(template.load(template_file), TEMPLATE_WEB_CLIENT)
     except template.TemplateError as exc:
         raise stack.StackError(f"{template_file}: {exc}") from exc
+
+
+def create_web_client(idp, pool_id: str, settings: dict | None = None) -> dict:
+    """Creates the local web app client with the template's settings; returns it as Cognito
+    describes it."""
+    return idp.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName=CLIENT_NAME,
+        GenerateSecret=False,
+        **(template_web_client() if settings is None else settings),
+    )["UserPoolClient"]
 
 
 def seed_cognito(outputs: dict) -> dict:
@@ -95,14 +107,7 @@ def seed_cognito(outputs: dict) -> dict:
     pool_id = pool["Id"]
     for name in groups.values():
         idp.create_group(UserPoolId=pool_id, GroupName=name)
-    web = idp.create_user_pool_client(
-        UserPoolId=pool_id,
-        ClientName=CLIENT_NAME,
-        GenerateSecret=False,
-        # USER_PASSWORD_AUTH stands in for the hosted UI / SRP sign-in of the deployed client.
-        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-        **template_web_client(),
-    )["UserPoolClient"]
+    web = create_web_client(idp, pool_id)
     users = {}
     for role, (local_part, display, member_of) in ROLES.items():
         email = f"{local_part}@{DOMAIN}"
@@ -131,7 +136,7 @@ def seed_cognito(outputs: dict) -> dict:
         }
     region = pool_id.split("_")[0]
     return {
-        "web_client": {k: v for k, v in web.items() if k in ("ReadAttributes", "WriteAttributes")},
+        "web_client": {k: v for k, v in web.items() if k in template.CLIENT_SETTINGS},
         "user_pool_id": pool_id,
         "user_pool_arn": pool.get("Arn"),
         "client_id": web["ClientId"],

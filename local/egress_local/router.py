@@ -14,7 +14,12 @@ every call, from the interpreter, the functions, the tests and the demo alike, a
   invokes the function asynchronously, as Lambda's SNS trigger does;
 - enforces what moto's Cognito does not: a user's own `UpdateUserAttributes` (access token)
   may write only the attributes its app client's `WriteAttributes` name, as Cognito checks
-  (issue 8, defect 7: a reviewer must not be able to rename themself);
+  (issue 8, defect 7: a reviewer must not be able to rename themself); `InitiateAuth` and
+  `AdminInitiateAuth` are refused for an auth flow the app client's `ExplicitAuthFlows` do
+  not allow; `SignUp` is refused when the pool allows only administrators to create users;
+- lets a browser call Cognito here (the web app's Amplify `Auth.endpoint` override): it
+  answers the CORS preflight of a Cognito call as AWS does and adds
+  `Access-Control-Allow-Origin: *` to every Cognito answer;
 - proxies everything else to moto unchanged.
 
 `GET /_local/health` returns the stack id, so clients can check they talk to the stack they
@@ -64,6 +69,35 @@ INVOKE_TIMEOUT_SECONDS = 900
 
 COGNITO_TARGET = "AWSCognitoIdentityProviderService."
 UPDATE_USER_ATTRIBUTES = COGNITO_TARGET + "UpdateUserAttributes"
+INITIATE_AUTH = COGNITO_TARGET + "InitiateAuth"
+ADMIN_INITIATE_AUTH = COGNITO_TARGET + "AdminInitiateAuth"
+SIGN_UP = COGNITO_TARGET + "SignUp"
+
+# The `ExplicitAuthFlows` value that lets a client use each `AuthFlow` (with the legacy names
+# Cognito still accepts), and what a client that sets none allows.
+AUTH_FLOW_ALLOWED_BY = {
+    "USER_SRP_AUTH": ("ALLOW_USER_SRP_AUTH",),
+    "USER_PASSWORD_AUTH": ("ALLOW_USER_PASSWORD_AUTH", "USER_PASSWORD_AUTH"),
+    "REFRESH_TOKEN_AUTH": ("ALLOW_REFRESH_TOKEN_AUTH",),
+    "REFRESH_TOKEN": ("ALLOW_REFRESH_TOKEN_AUTH",),
+    "CUSTOM_AUTH": ("ALLOW_CUSTOM_AUTH", "CUSTOM_AUTH_FLOW_ONLY"),
+    "ADMIN_USER_PASSWORD_AUTH": ("ALLOW_ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"),
+    "ADMIN_NO_SRP_AUTH": ("ALLOW_ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"),
+    "USER_AUTH": ("ALLOW_USER_AUTH",),
+}
+DEFAULT_AUTH_FLOWS = ("ALLOW_USER_SRP_AUTH", "ALLOW_CUSTOM_AUTH", "ALLOW_REFRESH_TOKEN_AUTH")
+
+# What Cognito's endpoint answers a browser (its CORS preflight and the header on answers).
+COGNITO_CORS_PREFLIGHT = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "content-type,x-amz-target,x-amz-user-agent,cache-control",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Max-Age": "86400",
+}
+COGNITO_CORS_ANSWER = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "x-amzn-RequestId,x-amzn-ErrorType,x-amzn-ErrorMessage,Date",
+}
 # The scope Cognito requires of an access token that calls the user's own APIs.
 USER_ADMIN_SCOPE = "aws.cognito.signin.user.admin"
 
@@ -166,6 +200,32 @@ def cognito_write_refusal(claims: dict, requested: list[str], write_attributes: 
     return None
 
 
+def auth_flow_refusal(auth_flow: str, explicit_auth_flows: list[str] | None) -> str | None:
+    """Cognito's `InvalidParameterException` message for an `InitiateAuth` with `auth_flow`
+    through a client whose `ExplicitAuthFlows` are `explicit_auth_flows`; None when allowed.
+    A client that sets no flows allows Cognito's defaults (SRP, custom, refresh)."""
+    allowed = explicit_auth_flows or DEFAULT_AUTH_FLOWS
+    if any(flow in allowed for flow in AUTH_FLOW_ALLOWED_BY.get(auth_flow, ())):
+        return None
+    return f"{auth_flow} flow not enabled for this client"
+
+
+def sign_up_refusal(user_pool: dict) -> str | None:
+    """Cognito's `NotAuthorizedException` message for a `SignUp` to `user_pool` (as
+    DescribeUserPool gives it); None when self sign-up is allowed."""
+    if (user_pool.get("AdminCreateUserConfig") or {}).get("AllowAdminCreateUserOnly"):
+        return "SignUp is not permitted for this user pool"
+    return None
+
+
+def is_cognito_preflight(method: str, headers) -> bool:
+    """A browser's CORS preflight of a Cognito (JSON 1.1, `X-Amz-Target`) call."""
+    if method != "OPTIONS" or not headers.get("Origin"):
+        return False
+    requested = [h.strip().lower() for h in (headers.get("Access-Control-Request-Headers") or "").split(",")]
+    return (headers.get("Access-Control-Request-Method") or "").upper() == "POST" and "x-amz-target" in requested
+
+
 def cognito_error_response(error_type: str, message: str) -> tuple[int, dict, bytes]:
     """A Cognito (JSON 1.1 protocol) client error as the AWS SDKs parse it."""
     body = json.dumps({"__type": error_type, "message": message}).encode()
@@ -227,6 +287,11 @@ def parsed_mime(source: str, recipients: list[str], raw: bytes) -> dict:
     }
 
 
+def local_authorization(region: str) -> str:
+    """A credential scope for moto: the region picks moto's backend; nothing checks the rest."""
+    return f"AWS4-HMAC-SHA256 Credential=local/20240101/{region}/cognito-idp/aws4_request, SignedHeaders=host, Signature=0"
+
+
 def iso_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -241,6 +306,8 @@ class Router:
         self.functions: set[str] = set(config["functions"])
         self.profiles: dict[str, int] = {k: int(v) for k, v in config["profiles"].items()}
         self.default_profile: str = config["default_profile"]
+        # The stack's region: the one of its Cognito pool, for unsigned (browser) calls.
+        self.region: str = config.get("region") or "us-east-1"
         self._lock = threading.Lock()
         self._invocations: list[dict] = []
         self._emails: list[dict] = []
@@ -301,22 +368,18 @@ class Router:
         return request_id
 
     # -- Cognito --------------------------------------------------------------------------
-    def client_write_attributes(self, pool_id: str, client_id: str, authorization: str) -> list[str] | None:
-        """The app client's `WriteAttributes` as moto stores them (DescribeUserPoolClient).
-        Raises LookupError when moto knows no such client (then no token of it is valid)."""
-        region = pool_id.split("_")[0]
-        if not authorization:
-            # The region in the credential scope picks moto's backend; nothing checks the rest.
-            authorization = f"AWS4-HMAC-SHA256 Credential=local/20240101/{region}/cognito-idp/aws4_request, SignedHeaders=host, Signature=0"
+    def cognito_call(self, action: str, request: dict, authorization: str) -> tuple[int, dict]:
+        """One Cognito call to moto, as the router's own (moto checks no signature: the
+        credential scope of `authorization` only picks the region's backend)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.moto_port, timeout=30)
         try:
             conn.request(
                 "POST",
                 "/",
-                body=json.dumps({"UserPoolId": pool_id, "ClientId": client_id}),
+                body=json.dumps(request),
                 headers={
                     "Content-Type": "application/x-amz-json-1.1",
-                    "X-Amz-Target": COGNITO_TARGET + "DescribeUserPoolClient",
+                    "X-Amz-Target": COGNITO_TARGET + action,
                     "Authorization": authorization,
                 },
             )
@@ -324,9 +387,44 @@ class Router:
             status, body = resp.status, resp.read()
         finally:
             conn.close()
+        try:
+            answer = json.loads(body or b"{}")
+        except ValueError:
+            answer = {}
+        return status, answer if isinstance(answer, dict) else {}
+
+    def describe_client(self, pool_id: str, client_id: str, authorization: str) -> dict:
+        """The app client as moto stores it (DescribeUserPoolClient). Raises LookupError when
+        moto knows no such client (then no token of it is valid)."""
+        if not authorization:
+            authorization = local_authorization(pool_id.split("_")[0])
+        status, answer = self.cognito_call(
+            "DescribeUserPoolClient", {"UserPoolId": pool_id, "ClientId": client_id}, authorization
+        )
         if status != 200:
-            raise LookupError(f"moto has no client {client_id} in {pool_id} ({status}: {body[:200]!r})")
-        return json.loads(body).get("UserPoolClient", {}).get("WriteAttributes")
+            raise LookupError(f"moto has no client {client_id} in {pool_id} ({status}: {answer})")
+        return answer.get("UserPoolClient", {})
+
+    def client_write_attributes(self, pool_id: str, client_id: str, authorization: str) -> list[str] | None:
+        """The app client's `WriteAttributes` (see `describe_client`)."""
+        return self.describe_client(pool_id, client_id, authorization).get("WriteAttributes")
+
+    def find_client(self, client_id: str, authorization: str) -> tuple[dict, dict]:
+        """The pool (DescribeUserPool) and the app client with id `client_id`, in the region
+        of `authorization`. Raises LookupError when moto knows no such client."""
+        status, answer = self.cognito_call("ListUserPools", {"MaxResults": 60}, authorization)
+        if status != 200:
+            raise LookupError(f"moto could not list the user pools ({status}: {answer})")
+        for pool in answer.get("UserPools") or []:
+            pool_id = str(pool.get("Id", ""))
+            try:
+                app_client = self.describe_client(pool_id, client_id, authorization)
+            except LookupError:
+                continue
+            status, described = self.cognito_call("DescribeUserPool", {"UserPoolId": pool_id}, authorization)
+            if status == 200:
+                return described.get("UserPool", {}), app_client
+        raise LookupError(f"moto has no client {client_id}")
 
     def invocations(self) -> list[dict]:
         with self._lock:
@@ -374,7 +472,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, headers: dict, body: bytes) -> None:
         self.send_response(status)
-        for k, v in headers.items():
+        for k, v in {**getattr(self, "extra_headers", {}), **headers}.items():
             if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
                 self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
@@ -387,6 +485,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         path = urlsplit(self.path).path
+        target = self.headers.get("X-Amz-Target") or ""
+        # Headers added to whatever this request is answered with (a browser's Cognito call).
+        self.extra_headers = COGNITO_CORS_ANSWER if target.startswith(COGNITO_TARGET) else {}
+        # A browser's Cognito calls are unsigned, and moto takes the region from the signature
+        # (else us-east-1): name the stack's region for them, as the regional endpoint does.
+        self.upstream_headers = {}
+        if target.startswith(COGNITO_TARGET) and not self.headers.get("Authorization"):
+            self.upstream_headers = {"Authorization": local_authorization(self.router.region)}
         try:
             body = self._read_body()
             if path == "/_local/health" and self.command == "GET":
@@ -399,8 +505,12 @@ class Handler(BaseHTTPRequestHandler):
                 self._sns_delivery(path, body)
             elif self.command == "POST" and function_name_from_path(self.path) is not None:
                 self._lambda_invoke(body)
-            elif self.command == "POST" and self.headers.get("X-Amz-Target") == UPDATE_USER_ATTRIBUTES:
+            elif is_cognito_preflight(self.command, self.headers):
+                self._send(200, COGNITO_CORS_PREFLIGHT, b"")
+            elif self.command == "POST" and target == UPDATE_USER_ATTRIBUTES:
                 self._cognito_update_user_attributes(body)
+            elif self.command == "POST" and target in (INITIATE_AUTH, ADMIN_INITIATE_AUTH, SIGN_UP):
+                self._cognito_sign_in_or_up(target, body)
             else:
                 self._proxy(body)
         except (BrokenPipeError, ConnectionResetError):
@@ -470,6 +580,40 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._proxy(body)
 
+    def _cognito_sign_in_or_up(self, target: str, body: bytes) -> None:
+        """Cognito refuses an auth flow the app client does not allow and a self sign-up to a
+        pool that allows only administrators to create users; moto does neither, so the
+        checks are made here and only an allowed call reaches moto."""
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            request = None
+        client_id = request.get("ClientId") if isinstance(request, dict) else None
+        if not isinstance(client_id, str) or not client_id:
+            self._proxy(body)  # moto answers a malformed call
+            return
+        authorization = self.headers.get("Authorization") or local_authorization(self.router.region)
+        try:
+            if target == ADMIN_INITIATE_AUTH and isinstance(request.get("UserPoolId"), str):
+                pool = {"Id": request["UserPoolId"]}
+                app_client = self.router.describe_client(request["UserPoolId"], client_id, authorization)
+            else:
+                pool, app_client = self.router.find_client(client_id, authorization)
+        except LookupError:
+            self._proxy(body)  # moto answers an unknown client as Cognito does
+            return
+        if target == SIGN_UP:
+            refusal = sign_up_refusal(pool)
+            error = "NotAuthorizedException"
+        else:
+            refusal = auth_flow_refusal(str(request.get("AuthFlow", "")), app_client.get("ExplicitAuthFlows"))
+            error = "InvalidParameterException"
+        if refusal is not None:
+            LOG.info("%s through client %s refused: %s", target.split(".")[-1], client_id, refusal)
+            self._send(*cognito_error_response(error, refusal))
+            return
+        self._proxy(body)
+
     def _sns_delivery(self, path: str, body: bytes) -> None:
         # /_sns/<profile>/<function>
         parts = path.strip("/").split("/")
@@ -508,6 +652,7 @@ class Handler(BaseHTTPRequestHandler):
     def _proxy(self, body: bytes) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.router.moto_port, timeout=600)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers.update(getattr(self, "upstream_headers", {}))
         if body or self.command in ("POST", "PUT", "PATCH"):
             headers["Content-Length"] = str(len(body))
         else:
@@ -530,6 +675,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.router.record_email(message)
         self.send_response(status)
         content_length = None
+        # The router's CORS headers are AWS's; they replace moto's (which echo the origin).
+        extra = getattr(self, "extra_headers", {})
+        overridden = {k.lower() for k in extra}
+        out_headers = [(k, v) for k, v in out_headers if k.lower() not in overridden] + list(extra.items())
         for k, v in out_headers:
             if k.lower() == "content-length":
                 content_length = v

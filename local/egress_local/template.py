@@ -1,8 +1,8 @@
 """Settings the local stack takes from the SAM template (`infra/template.yaml`) rather than
 repeating them, so the local stack cannot drift from what is deployed where the difference
 matters to security: the requests table's index projection (what a reviewer-facing read can
-return) and the web app client's read and write attributes (what a user may change about
-themself).
+return) and the web app client's settings (how a user may sign in, how long a token lasts,
+what a user may read or change about themself).
 
 Only literal values are read; a setting built with an intrinsic function (`!If`, `!Ref`)
 cannot be mirrored and stops provisioning with a clear error.
@@ -70,6 +70,36 @@ def client_attributes(resources: dict, logical_id: str) -> dict[str, list[str]]:
         for key in ("ReadAttributes", "WriteAttributes")
         if props.get(key) is not None
     }
+
+
+# The app client settings the local web client mirrors: who may sign in how (auth flows),
+# for how long a token is good, and what a user may read or write about themself.
+CLIENT_NAME_LISTS = ("ExplicitAuthFlows", "ReadAttributes", "WriteAttributes")
+CLIENT_VALIDITIES = ("AccessTokenValidity", "IdTokenValidity", "RefreshTokenValidity")
+CLIENT_SETTINGS = CLIENT_NAME_LISTS + CLIENT_VALIDITIES + ("TokenValidityUnits",)
+
+
+def client_settings(resources: dict, logical_id: str) -> dict:
+    """The settings of an app client named in `CLIENT_SETTINGS`, each only when the template
+    sets it (left out, Cognito's default applies). Each must be literal."""
+    props = _properties(resources, logical_id)
+    settings: dict = {}
+    for key in CLIENT_NAME_LISTS:
+        if props.get(key) is not None:
+            settings[key] = _names(props[key], f"{logical_id}.{key}")
+    for key in CLIENT_VALIDITIES:
+        value = props.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TemplateError(f"{logical_id}.{key} is not a literal number")
+        settings[key] = value
+    units = props.get("TokenValidityUnits")
+    if units is not None:
+        if not (isinstance(units, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in units.items())):
+            raise TemplateError(f"{logical_id}.TokenValidityUnits is not a literal map of units")
+        settings["TokenValidityUnits"] = dict(units)
+    return settings
 
 
 def index_projections(resources: dict, logical_id: str) -> dict[str, dict]:
