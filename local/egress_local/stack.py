@@ -12,6 +12,7 @@ wrote and whose identity (command line, start time) still matches.
 from __future__ import annotations
 
 import concurrent.futures
+import importlib.util
 import json
 import os
 import shutil
@@ -241,10 +242,10 @@ def cargo_lambda() -> str:
 
 
 def moto_server() -> str:
-    path = Path(sys.executable).parent / "moto_server"
-    if not path.exists():
-        raise StackError(f"{path} is missing: run `make setup`")
-    return str(path)
+    """The stack's Python, which runs moto through `egress_local.moto_launcher`."""
+    if importlib.util.find_spec("moto") is None:
+        raise StackError(f"moto is not installed for {sys.executable}: run `make setup`")
+    return sys.executable
 
 
 def up() -> int:
@@ -277,7 +278,13 @@ def up() -> int:
     try:
         say(f"starting moto on 127.0.0.1:{ports.moto} (its service calls go to the router on {ports.edge})")
         # moto's Step Functions interpreter calls `localhost:$MOTO_PORT`: the router.
-        moto = start("moto", [moto_server(), "-H", "127.0.0.1", "-p", str(ports.moto)], {**base_env, "MOTO_PORT": str(ports.edge)})
+        # Through the launcher, so the state machine's `$$.State.EnteredTime` (stored as
+        # `updated_dt`, shown by the web app) has AWS's shape: milliseconds and `Z`.
+        moto = start(
+            "moto",
+            [moto_server(), "-m", "egress_local.moto_launcher", "-H", "127.0.0.1", "-p", str(ports.moto)],
+            {**base_env, "MOTO_PORT": str(ports.edge), "PYTHONPATH": str(ROOT / "local")},
+        )
         wait_for_port(moto, ports.moto, 30)
         http_json("POST", f"http://127.0.0.1:{ports.moto}/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
 
@@ -288,6 +295,7 @@ def up() -> int:
             "functions": resources["functions"],
             "profiles": {"single": ports.watch_single, "dual": ports.watch_dual},
             "default_profile": "single",
+            "region": region,
         }
         state_path("router.json").write_text(json.dumps(router_config, indent=2), encoding="utf-8")
         say(f"starting the edge router on 127.0.0.1:{ports.edge}")

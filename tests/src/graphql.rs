@@ -2,7 +2,7 @@
 //!
 //! `make api-up` (local/appsync/api_stack.py) seeds Cognito users in the local stack's moto
 //! and serves the API; it writes `.local-stack/api.json`, which [`Api::load`] reads. Sign-in
-//! is Cognito's `InitiateAuth` (USER_PASSWORD_AUTH) against moto; the GraphQL documents are
+//! is Cognito's SRP sign-in (`USER_SRP_AUTH`, as the web app's Amplify does) against moto; the GraphQL documents are
 //! the web app's own (src/graphql/queries.js and mutations.js of the TREEHOOSE frontend).
 //! [`GraphQlDriver`] is the [`ReviewDriver`] that decides and downloads through the API.
 
@@ -182,31 +182,48 @@ impl Api {
             .context(format!("no seeded Cognito user has the e-mail {email}"))
     }
 
-    /// Signs `user` in as the web app's client (Cognito `InitiateAuth`).
+    /// Signs `user` in as the web app's client does (Amplify): `InitiateAuth` with
+    /// `USER_SRP_AUTH`, then `RespondToAuthChallenge` with the `PASSWORD_VERIFIER` claim. The
+    /// local Cognito (moto) does not check the SRP maths (nor so the password): the claim is
+    /// well-formed but not derived from the password. The flow is what the template's client
+    /// allows, and the edge router refuses any other.
     pub fn sign_in(&self, user: &ApiUser) -> Result<Tokens> {
-        // The credential scope only tells moto the region; InitiateAuth is unauthenticated.
-        let scope = format!(
-            "AWS4-HMAC-SHA256 Credential=local/20240101/{}/cognito-idp/aws4_request, SignedHeaders=host, Signature=0",
-            self.region
-        );
-        let (status, body) = post_json(
-            &self.cognito_endpoint,
-            &[
-                ("Content-Type", "application/x-amz-json-1.1"),
-                (
-                    "X-Amz-Target",
-                    "AWSCognitoIdentityProviderService.InitiateAuth",
-                ),
-                ("Authorization", &scope),
-            ],
-            &json!({
-                "AuthFlow": "USER_PASSWORD_AUTH",
+        let challenge = self.cognito(
+            "InitiateAuth",
+            json!({
+                "AuthFlow": "USER_SRP_AUTH",
                 "ClientId": self.client_id,
-                "AuthParameters": {"USERNAME": user.email, "PASSWORD": user.password},
+                "AuthParameters": {"USERNAME": user.email, "SRP_A": srp_a(&user.email)},
+            }),
+        )?;
+        let parameters = &challenge["ChallengeParameters"];
+        let (Some("PASSWORD_VERIFIER"), Some(user_id), Some(secret_block)) = (
+            challenge["ChallengeName"].as_str(),
+            parameters["USER_ID_FOR_SRP"].as_str(),
+            parameters["SECRET_BLOCK"].as_str(),
+        ) else {
+            return Err(format!(
+                "signing in {} (USER_SRP_AUTH) did not ask for the password verifier: {challenge}",
+                user.email
+            )
+            .into());
+        };
+        let body = self.cognito(
+            "RespondToAuthChallenge",
+            json!({
+                "ChallengeName": "PASSWORD_VERIFIER",
+                "ClientId": self.client_id,
+                "Session": challenge["Session"],
+                "ChallengeResponses": {
+                    "USERNAME": user_id,
+                    "PASSWORD_CLAIM_SECRET_BLOCK": secret_block,
+                    "PASSWORD_CLAIM_SIGNATURE": password_claim_signature(user_id, secret_block),
+                    "TIMESTAMP": srp_timestamp(OffsetDateTime::now_utc()),
+                },
             }),
         )?;
         let result = body.get("AuthenticationResult").context(format!(
-            "signing in {} failed ({status}): {body}",
+            "signing in {} failed: {body}",
             user.email
         ))?;
         let token = |name: &str| {
@@ -556,5 +573,72 @@ impl ReviewDriver for GraphQlDriver {
             .context("downloadData returned no presign_url")?
             .to_string();
         http_get(&url)
+    }
+}
+
+/// An SRP `A` value as Amplify sends it (hex of a large number). Not derived from a secret:
+/// the local Cognito does not check it.
+fn srp_a(seed: &str) -> String {
+    use sha2::{Digest, Sha256};
+    (0..12u8)
+        .map(|i| hex::encode(Sha256::digest(format!("{seed}:{i}").as_bytes())))
+        .collect()
+}
+
+/// A `PASSWORD_CLAIM_SIGNATURE`: base64 of an HMAC-SHA256-sized value, as Amplify sends it.
+fn password_claim_signature(user_id: &str, secret_block: &str) -> String {
+    use sha2::{Digest, Sha256};
+    base64(&Sha256::digest(format!("{user_id}{secret_block}").as_bytes()))
+}
+
+/// The `TIMESTAMP` of an SRP claim in Amplify's format (`Tue Dec 1 21:05:45 UTC 2026`).
+fn srp_timestamp(now: OffsetDateTime) -> String {
+    let now = now.to_offset(time::UtcOffset::UTC);
+    let weekday = &now.weekday().to_string()[..3];
+    let month = &now.month().to_string()[..3];
+    format!(
+        "{weekday} {month} {} {:02}:{:02}:{:02} UTC {}",
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.year()
+    )
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod srp_tests {
+    use super::*;
+
+    #[test]
+    fn when_bytes_are_encoded_then_base64_is_standard_with_padding() {
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foob"), "Zm9vYg==");
+    }
+
+    #[test]
+    fn when_a_claim_is_timestamped_then_the_format_is_amplifys() {
+        let t = time::macros::datetime!(2026-12-01 21:05:45 UTC);
+        assert_eq!(srp_timestamp(t), "Tue Dec 1 21:05:45 UTC 2026");
     }
 }
