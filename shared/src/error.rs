@@ -35,6 +35,19 @@ pub enum EgressError {
     Internal(String),
 }
 
+/// Every [`EgressError::error_type`] name, for the contract tests that check the ASL's
+/// `Retry` and `Catch` clauses against the names the functions can return.
+pub const ERROR_TYPES: &[&str] = &[
+    "ValidationError",
+    "NotFound",
+    "Conflict",
+    "Forbidden",
+    "IntegrityError",
+    "TransientError",
+    "ConfigError",
+    "InternalError",
+];
+
 impl EgressError {
     /// The stable Lambda `errorType` of this error.
     pub fn error_type(&self) -> &'static str {
@@ -89,6 +102,8 @@ mod tests {
             (EgressError::Config("c".into()), "ConfigError"),
             (EgressError::Internal("i".into()), "InternalError"),
         ];
+        let names: Vec<&str> = cases.iter().map(|(_, name)| *name).collect();
+        assert_eq!(names, ERROR_TYPES, "ERROR_TYPES lists every variant once");
         for (err, name) in cases {
             let message = err.to_string();
             let diagnostic = Diagnostic::from(err);

@@ -13,10 +13,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use e2e_tests::stack::repo_root;
 use serde_json::{json, Map, Value};
 use shared::model::{
-    ArchiveInput, ArchiveResult, CleanupInput, CleanupResult, Decision, EgressRequest,
+    ApprovalMode, ArchiveInput, ArchiveResult, CleanupInput, CleanupResult, Decision, EgressRequest,
     EgressStatus, NotifyInput, NotifyResult, RecordTaskTokenInput, ReviewOutcome, ReviewStage,
     StagingInput, StagingResult, WorkflowInput, RECORD_TYPE,
 };
+use shared::domain::transitions::{next_step, stages, status_after, status_awaiting, NextStep};
+use shared::error::ERROR_TYPES;
 use shared::ports::AuditEvent;
 
 fn read(path: &str) -> String {
@@ -564,69 +566,70 @@ fn when_a_review_completes_then_the_choice_and_the_save_read_review_outcome_fiel
     }
 }
 
+/// Lambda service errors worth retrying, for every Lambda task.
+const LAMBDA_SERVICE_ERRORS: [&str; 4] = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+];
+
+/// The one `Retry` policy of each family of Task, by resource. A review wait never retries
+/// `States.Timeout` (a review timeout means expiry); a step invocation does.
+fn canonical_retry(resource: &str) -> Value {
+    let backoff = |errors: Vec<&str>, interval: u32, attempts: u32, max_delay: u32| {
+        json!([{"ErrorEquals": errors, "IntervalSeconds": interval, "MaxAttempts": attempts,
+                "BackoffRate": 2.0, "MaxDelaySeconds": max_delay, "JitterStrategy": "FULL"}])
+    };
+    let lambda = [&["TransientError"][..], &LAMBDA_SERVICE_ERRORS].concat();
+    match resource {
+        "arn:aws:states:::lambda:invoke" => backoff([&lambda[..], &["States.Timeout"]].concat(), 2, 4, 30),
+        "arn:aws:states:::lambda:invoke.waitForTaskToken" => backoff(lambda, 2, 4, 30),
+        "arn:aws:states:::sns:publish" => backoff(
+            vec!["SNS.ThrottledException", "SNS.InternalErrorException", "SNS.KMSThrottlingException"],
+            1, 5, 20,
+        ),
+        r if r.starts_with("arn:aws:states:::dynamodb:") => backoff(
+            vec![
+                "DynamoDB.ProvisionedThroughputExceededException",
+                "DynamoDB.ThrottlingException",
+                "DynamoDB.RequestLimitExceeded",
+                "DynamoDB.InternalServerErrorException",
+                "DynamoDB.TransactionConflictException",
+            ],
+            1, 5, 20,
+        ),
+        other => panic!("no canonical Retry for {other}"),
+    }
+}
+
 #[test]
-fn when_a_state_can_fail_then_it_retries_transient_errors_and_catches_the_rest() {
+fn when_a_state_can_fail_then_it_retries_its_familys_errors_and_catches_the_rest() {
     let states = states();
-    let known_names: BTreeSet<&str> = [
-        "ValidationError",
-        "NotFound",
-        "Conflict",
-        "Forbidden",
-        "IntegrityError",
-        "TransientError",
-        "ConfigError",
-        "InternalError",
-    ]
-    .into();
     for (name, state) in tasks() {
-        let retry = state["Retry"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{name} has no Retry"));
+        let resource = state["Resource"].as_str().expect("a resource");
+        assert_eq!(state["Retry"], canonical_retry(resource), "{name}: Retry");
         let catch = state["Catch"]
             .as_array()
             .unwrap_or_else(|| panic!("{name} has no Catch"));
         assert!(
-            !retry.is_empty() && !catch.is_empty(),
-            "{name}: Retry and Catch"
-        );
-        assert!(
-            catch.iter().any(|c| c["ErrorEquals"]
-                .as_array()
-                .is_some_and(|e| e.contains(&json!("States.ALL")))),
+            catch.iter().any(|c| c["ErrorEquals"] == json!(["States.ALL"])),
             "{name}: a catch-all"
         );
+        for rule in state["Retry"].as_array().into_iter().flatten().chain(catch) {
+            for error in rule["ErrorEquals"].as_array().expect("ErrorEquals") {
+                let error = error.as_str().expect("an error name");
+                assert!(
+                    error.contains('.') || ERROR_TYPES.contains(&error),
+                    "{name} names {error}, which no function returns"
+                );
+            }
+        }
         for target in catch.iter().chain(std::iter::once(&state)) {
             if let Some(next) = target["Next"].as_str() {
                 assert!(
                     states.contains_key(next),
                     "{name} goes to unknown state {next}"
-                );
-            }
-        }
-        for rule in retry {
-            assert!(
-                rule["BackoffRate"].as_f64().is_some_and(|b| b > 1.0),
-                "{name}: backoff"
-            );
-            for error in rule["ErrorEquals"].as_array().expect("ErrorEquals") {
-                let error = error.as_str().expect("an error name");
-                let ours = !error.contains('.');
-                assert!(
-                    !ours || known_names.contains(error),
-                    "{name} retries {error}, which no function returns"
-                );
-                assert!(error != "States.ALL", "{name} must not retry everything");
-            }
-            let is_review_wait = state["Resource"]
-                .as_str()
-                .is_some_and(|r| r.ends_with(".waitForTaskToken"));
-            if is_review_wait {
-                assert!(
-                    !rule["ErrorEquals"]
-                        .as_array()
-                        .expect("names")
-                        .contains(&json!("States.Timeout")),
-                    "{name}: a review timeout means expiry, never a retry"
                 );
             }
         }
@@ -1086,31 +1089,12 @@ fn claimed_item(outcome: &ReviewOutcome, new_status: EgressStatus) -> Item {
     item
 }
 
-const SAVES: [(&str, ReviewStage, Decision, EgressStatus); 4] = [
-    (
-        "SaveIgApproval",
-        ReviewStage::Ig,
-        Decision::Approved,
-        EgressStatus::IgApproved,
-    ),
-    (
-        "SaveIgRejection",
-        ReviewStage::Ig,
-        Decision::Rejected,
-        EgressStatus::Rejected,
-    ),
-    (
-        "SaveRitApproval",
-        ReviewStage::Rit,
-        Decision::Approved,
-        EgressStatus::RitApproved,
-    ),
-    (
-        "SaveRitRejection",
-        ReviewStage::Rit,
-        Decision::Rejected,
-        EgressStatus::Rejected,
-    ),
+/// The Save state of each decision; the status it writes is `transitions::status_after`'s.
+const SAVES: [(&str, ReviewStage, Decision); 4] = [
+    ("SaveIgApproval", ReviewStage::Ig, Decision::Approved),
+    ("SaveIgRejection", ReviewStage::Ig, Decision::Rejected),
+    ("SaveRitApproval", ReviewStage::Rit, Decision::Approved),
+    ("SaveRitRejection", ReviewStage::Rit, Decision::Rejected),
 ];
 
 fn review_path(stage: ReviewStage) -> &'static str {
@@ -1172,8 +1156,41 @@ fn when_a_review_callback_lacks_a_field_or_has_a_non_string_one_then_it_routes_t
 }
 
 #[test]
+fn when_a_stage_is_decided_then_the_workflow_saves_and_goes_where_the_transitions_say() {
+    // shared::domain::transitions is the oracle: the status each Save writes and the step
+    // the workflow takes next, for every stage of every mode and both decisions.
+    for mode in [ApprovalMode::Single, ApprovalMode::Dual] {
+        for &stage in stages(mode) {
+            for decision in [Decision::Approved, Decision::Rejected] {
+                let case = format!("{mode} {stage} {decision}");
+                let mut data = data_for(&workflow_fixtures()[0].1);
+                data["config"]["approval_mode"] = json!(mode);
+                data[review_path(stage)] = json!(review_outcome(stage, decision));
+                let choice = match stage {
+                    ReviewStage::Ig => "IgDecision",
+                    ReviewStage::Rit => "RitDecision",
+                };
+                let (save, data) = run_to_task(choice, &data);
+                let expected = status_after(stage, decision);
+                assert_eq!(update_of(&save, &data).values[":status"], expected.as_str(), "{case}");
+                let after = states()[&save]["Next"].as_str().expect("a Next").to_string();
+                let (next, _) = run_to_task(&after, &data);
+                let want = match next_step(mode, stage, decision).expect("a stage of the mode") {
+                    NextStep::Reject => "CleanUpRejected",
+                    NextStep::Approve => "CopyToDatalake",
+                    NextStep::AwaitReview(ReviewStage::Rit) => "NotifyRitReviewers",
+                    NextStep::AwaitReview(ReviewStage::Ig) => panic!("{case}: IG is never next"),
+                };
+                assert_eq!(next, want, "{case}");
+            }
+        }
+    }
+}
+
+#[test]
 fn when_a_decision_reaches_a_save_then_it_is_applied_only_if_the_api_claimed_exactly_it() {
-    for (state, stage, decision, status) in SAVES {
+    for (state, stage, decision) in SAVES {
+        let status = status_after(stage, decision);
         let outcome = review_outcome(stage, decision);
         let mut data = data_for(&workflow_fixtures()[0].1);
         data[review_path(stage)] = json!(outcome);
@@ -1185,10 +1202,7 @@ fn when_a_decision_reaches_a_save_then_it_is_applied_only_if_the_api_claimed_exa
             u.condition
         );
         // What an insider holding the task token sees: the item before any claim.
-        let awaiting = match stage {
-            ReviewStage::Ig => EgressStatus::Processing,
-            ReviewStage::Rit => EgressStatus::IgApproved,
-        };
+        let awaiting = status_awaiting(stage);
         let mut unclaimed = item_of(&[
             ("egress_request_id", "req-1"),
             ("egress_status", awaiting.as_str()),
