@@ -16,7 +16,7 @@
 //   SCHEMA_FILE, RESOLVERS_DIR   default infra/schema.graphql, infra/resolvers/
 
 import http from 'node:http';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,34 +50,32 @@ function log(fields) {
   console.log(JSON.stringify({ time: new Date().toISOString(), ...fields }));
 }
 
-/** Resolvers from the template files `<Type>.<field>.request.vtl` / `.response.vtl`. */
-export function loadResolvers(dir) {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.vtl'));
-  const mappingTemplates = files.map((f) => ({ path: f, content: readFileSync(path.join(dir, f), 'utf8') }));
-  const resolvers = files
-    .filter((f) => f.endsWith('.request.vtl'))
-    .map((f) => {
-      const [typeName, fieldName] = f.split('.');
-      const response = `${typeName}.${fieldName}.response.vtl`;
-      if (!files.includes(response)) {
-        throw new Error(`${dir}: ${f} has no ${response}`);
-      }
-      return {
+/** One resolver per Query and Mutation field of the schema, all with the one VTL pair
+ * `invoke.request.vtl` / `invoke.response.vtl`, as infra/template.yaml deploys them. */
+export function loadResolvers(dir, schemaText) {
+  const mappingTemplates = ['invoke.request.vtl', 'invoke.response.vtl'].map((f) => ({
+    path: f,
+    content: readFileSync(path.join(dir, f), 'utf8'),
+  }));
+  const resolvers = parse(schemaText)
+    .definitions.filter((d) => d.kind === 'ObjectTypeDefinition' && ['Query', 'Mutation'].includes(d.name.value))
+    .flatMap((d) =>
+      d.fields.map((field) => ({
         kind: 'UNIT',
-        typeName,
-        fieldName,
+        typeName: d.name.value,
+        fieldName: field.name.value,
         dataSourceName: 'ApiHandler',
-        requestMappingTemplateLocation: f,
-        responseMappingTemplateLocation: response,
-      };
-    });
+        requestMappingTemplateLocation: 'invoke.request.vtl',
+        responseMappingTemplateLocation: 'invoke.response.vtl',
+      })),
+    );
   return { resolvers, mappingTemplates };
 }
 
 /** The simulator, configured like the deployed API (Cognito user pools, default ALLOW). */
 export function createSimulator({ schemaText, resolversDir, invoke }) {
   const simulator = new AmplifyAppSyncSimulator({ port: 0, wsPort: 0 });
-  const { resolvers, mappingTemplates } = loadResolvers(resolversDir);
+  const { resolvers, mappingTemplates } = loadResolvers(resolversDir, schemaText);
   simulator.init({
     schema: { content: schemaText, path: 'schema.graphql' },
     resolvers,
