@@ -5,7 +5,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::classify;
-use crate::domain::transitions::status_awaiting;
 use crate::error::{EgressError, Result};
 use crate::model::{EgressRequest, StagingResult};
 use crate::ports::{AuditEvent, AuditLog, PendingReview, RequestStore};
@@ -128,7 +127,7 @@ impl RequestStore for DynamoDbRequestStore {
             .expression_attribute_values(":at", AttributeValue::S(p.at.to_string()))
             .expression_attribute_values(
                 ":awaiting",
-                AttributeValue::S(status_awaiting(p.stage).as_str().to_string()),
+                AttributeValue::S(p.awaiting_status.as_str().to_string()),
             );
         self.conditional_update(
             p.egress_request_id,
@@ -256,6 +255,7 @@ mod tests {
         PendingReview {
             egress_request_id: "req-1",
             stage: ReviewStage::Ig,
+            awaiting_status: EgressStatus::Processing,
             reviewer_group: "IGApprover",
             task_token: "secret-token",
             review_handle: "handle-1",

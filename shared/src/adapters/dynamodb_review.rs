@@ -12,10 +12,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::classify;
 use super::dynamodb::DynamoDbRequestStore;
-use crate::domain::review::{DOWNLOAD_LIMIT_MESSAGE, STALE_REQUEST_MESSAGE};
 use crate::error::{EgressError, Result};
 use crate::model::{ApprovalMode, EgressRequest, EgressStatus, ReviewStage, RECORD_TYPE};
-use crate::ports::{ClaimedDecision, DecisionClaim, ListFilter, RequestStore, ReviewStore};
+use crate::ports::{
+    ClaimOutcome, ClaimedDecision, DecisionClaim, DownloadCount, ListFilter, RequestStore,
+    ReviewStore,
+};
 
 /// The global secondary index `listRequests` reads (contracts.md): partition key
 /// `record_type`, sort key `requested_dt`.
@@ -127,7 +129,7 @@ impl ReviewStore for DynamoDbRequestStore {
         RequestStore::get(self, egress_request_id).await
     }
 
-    async fn claim_decision(&self, claim: &DecisionClaim) -> Result<ClaimedDecision> {
+    async fn claim_decision(&self, claim: &DecisionClaim) -> Result<ClaimOutcome> {
         let p = prefix(claim.stage);
         let set = REVIEWER_SUFFIXES
             .iter()
@@ -162,15 +164,15 @@ impl ReviewStore for DynamoDbRequestStore {
             "recording the {} decision on {}",
             claim.stage, claim.egress_request_id
         );
-        let out = conditional(update, &what)
-            .await?
-            .ok_or_else(|| EgressError::Conflict(STALE_REQUEST_MESSAGE.to_string()))?;
+        let Some(out) = conditional(update, &what).await? else {
+            return Ok(ClaimOutcome::Lost);
+        };
         let previous = out
             .attributes
             .ok_or_else(|| EgressError::Internal(format!("{what}: no previous item returned")))?;
-        Ok(ClaimedDecision {
+        Ok(ClaimOutcome::Won(Box::new(ClaimedDecision {
             previous: parse_item(previous, &what)?,
-        })
+        })))
     }
 
     async fn release_decision(
@@ -221,7 +223,7 @@ impl ReviewStore for DynamoDbRequestStore {
         egress_request_id: &str,
         final_status: EgressStatus,
         max_downloads: u32,
-    ) -> Result<u32> {
+    ) -> Result<DownloadCount> {
         let update = self
             .update_request_item(egress_request_id)
             .update_expression("SET download_count = if_not_exists(download_count, :zero) + :one")
@@ -242,19 +244,13 @@ impl ReviewStore for DynamoDbRequestStore {
                 .and_then(|a| a.get("download_count"))
                 .and_then(|v| v.as_n().ok())
                 .and_then(|n| n.parse::<u32>().ok())
+                .map(DownloadCount::Counted)
                 .ok_or_else(|| EgressError::Internal(format!("{what}: no new count returned"))),
-            None => match RequestStore::get(self, egress_request_id).await? {
-                None => Err(EgressError::NotFound(format!(
-                    "Egress request {egress_request_id} was not found"
-                ))),
-                Some(found) if found.download_count >= max_downloads => {
-                    Err(EgressError::Conflict(DOWNLOAD_LIMIT_MESSAGE.to_string()))
-                }
-                Some(found) => Err(EgressError::Conflict(format!(
-                    "The request is no longer available for download (it is {})",
-                    found.egress_status
-                ))),
-            },
+            None => Ok(match RequestStore::get(self, egress_request_id).await? {
+                None => DownloadCount::Missing,
+                Some(found) if found.download_count >= max_downloads => DownloadCount::LimitReached,
+                Some(found) => DownloadCount::Unavailable(found.egress_status),
+            }),
         }
     }
 }
@@ -339,10 +335,13 @@ mod tests {
                     .build()
             });
         let client = mock_client!(aws_sdk_dynamodb, [&update]);
-        let claimed = DynamoDbRequestStore::new(client, "requests")
+        let ClaimOutcome::Won(claimed) = DynamoDbRequestStore::new(client, "requests")
             .claim_decision(&claim())
             .await
-            .unwrap();
+            .unwrap()
+        else {
+            panic!("the claim was lost")
+        };
         assert_eq!(update.num_calls(), 1);
         assert_eq!(
             claimed.previous.sfn_task_token.as_deref(),
@@ -355,15 +354,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn when_a_concurrent_decision_won_then_the_claim_is_a_conflict_with_the_web_apps_message()
-    {
+    async fn when_a_concurrent_decision_won_then_the_claim_is_lost() {
         let update = mock!(aws_sdk_dynamodb::Client::update_item).then_error(condition_failed);
         let client = mock_client!(aws_sdk_dynamodb, [&update]);
-        let err = DynamoDbRequestStore::new(client, "requests")
+        let outcome = DynamoDbRequestStore::new(client, "requests")
             .claim_decision(&claim())
             .await
-            .unwrap_err();
-        assert_eq!(err, EgressError::Conflict(STALE_REQUEST_MESSAGE.into()));
+            .unwrap();
+        assert!(matches!(outcome, ClaimOutcome::Lost), "{outcome:?}");
     }
 
     #[tokio::test]
@@ -445,11 +443,11 @@ mod tests {
             .count_download("req-1", EgressStatus::IgApproved, 3)
             .await
             .unwrap();
-        assert_eq!(count, 2);
+        assert_eq!(count, DownloadCount::Counted(2));
     }
 
     #[tokio::test]
-    async fn when_the_download_limit_is_reached_then_the_web_apps_message_is_returned() {
+    async fn when_the_download_limit_is_reached_then_the_limit_is_reported() {
         let update = mock!(aws_sdk_dynamodb::Client::update_item).then_error(condition_failed);
         let exhausted = item(&approved(sample_request("req-1", ApprovalMode::Single), 3));
         let get = mock!(aws_sdk_dynamodb::Client::get_item).then_output(move || {
@@ -458,15 +456,15 @@ mod tests {
                 .build()
         });
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update, &get]);
-        let err = DynamoDbRequestStore::new(client, "requests")
+        let outcome = DynamoDbRequestStore::new(client, "requests")
             .count_download("req-1", EgressStatus::IgApproved, 3)
             .await
-            .unwrap_err();
-        assert_eq!(err, EgressError::Conflict(DOWNLOAD_LIMIT_MESSAGE.into()));
+            .unwrap();
+        assert_eq!(outcome, DownloadCount::LimitReached);
     }
 
     #[tokio::test]
-    async fn when_the_request_is_not_approved_then_counting_a_download_is_a_conflict() {
+    async fn when_the_request_is_not_approved_then_the_download_is_unavailable_with_its_status() {
         let update = mock!(aws_sdk_dynamodb::Client::update_item).then_error(condition_failed);
         let in_review = item(&sample_request("req-1", ApprovalMode::Single));
         let get = mock!(aws_sdk_dynamodb::Client::get_item).then_output(move || {
@@ -475,12 +473,14 @@ mod tests {
                 .build()
         });
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update, &get]);
-        let err = DynamoDbRequestStore::new(client, "requests")
+        let outcome = DynamoDbRequestStore::new(client, "requests")
             .count_download("req-1", EgressStatus::IgApproved, 3)
             .await
-            .unwrap_err();
-        assert_eq!(err.error_type(), "Conflict");
-        assert!(err.to_string().contains("PROCESSING"), "{err}");
+            .unwrap();
+        assert_eq!(
+            outcome,
+            DownloadCount::Unavailable(EgressStatus::Processing)
+        );
     }
 
     #[tokio::test]

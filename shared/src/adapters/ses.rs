@@ -71,3 +71,77 @@ impl Mailer for SesMailer {
         Ok(out.message_id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ses::operation::send_email::SendEmailOutput;
+    use aws_sdk_ses::types::error::MessageRejected;
+    use aws_smithy_mocks::{mock, mock_client};
+
+    fn email() -> Email {
+        Email {
+            to: vec!["researcher@example.org".into()],
+            subject: "Egress request approved".into(),
+            text: "Your request was approved.".into(),
+            html: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn when_sending_then_the_sender_recipients_and_text_go_to_ses() {
+        let send = mock!(aws_sdk_ses::Client::send_email)
+            .match_requests(|r| {
+                let message = r.message();
+                r.source() == Some("egress@example.org")
+                    && r.destination().map(|d| d.to_addresses())
+                        == Some(&["researcher@example.org".to_string()][..])
+                    && message.map(|m| m.subject().map(|s| s.data()))
+                        == Some(Some("Egress request approved"))
+                    && message
+                        .and_then(|m| m.body())
+                        .and_then(|b| b.text())
+                        .map(|t| t.data())
+                        == Some("Your request was approved.")
+            })
+            .then_output(|| {
+                SendEmailOutput::builder()
+                    .message_id("msg-1")
+                    .build()
+                    .unwrap()
+            });
+        let client = mock_client!(aws_sdk_ses, [&send]);
+        let id = SesMailer::new(client, "egress@example.org")
+            .send(&email())
+            .await
+            .unwrap();
+        assert_eq!(id, "msg-1");
+    }
+
+    #[tokio::test]
+    async fn when_ses_rejects_the_message_then_it_is_internal_and_says_why() {
+        let send = mock!(aws_sdk_ses::Client::send_email).then_error(|| {
+            SendEmailError::MessageRejected(
+                MessageRejected::builder()
+                    .meta(
+                        aws_sdk_ses::error::ErrorMetadata::builder()
+                            .code("MessageRejected")
+                            .message("Email address is not verified")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_ses, [&send]);
+        let err = SesMailer::new(client, "egress@example.org")
+            .send(&email())
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "InternalError");
+        assert!(
+            err.to_string()
+                .contains("MessageRejected: Email address is not verified"),
+            "{err}"
+        );
+    }
+}

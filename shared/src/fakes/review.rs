@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::domain::review::{is_listed, DOWNLOAD_LIMIT_MESSAGE, STALE_REQUEST_MESSAGE};
+use crate::domain::review::is_listed;
 use crate::error::{EgressError, Result};
 use crate::model::{EgressRequest, EgressStatus, ReviewStage};
 use crate::ports::{
-    ClaimedDecision, DecisionClaim, DirectoryUser, DownloadLinks, ListFilter, ReviewStore,
-    ReviewerDirectory, WorkflowCallbacks,
+    ClaimOutcome, ClaimedDecision, DecisionClaim, Delivery, DirectoryUser, DownloadCount,
+    DownloadLinks, ListFilter, ReviewStore, ReviewerDirectory, WorkflowCallbacks,
 };
 
 use super::InMemoryRequestStore;
@@ -94,17 +94,16 @@ impl ReviewStore for InMemoryRequestStore {
         Ok(self.item(egress_request_id))
     }
 
-    async fn claim_decision(&self, claim: &DecisionClaim) -> Result<ClaimedDecision> {
+    async fn claim_decision(&self, claim: &DecisionClaim) -> Result<ClaimOutcome> {
         let mut items = lock(&self.items);
-        let item = items
-            .get_mut(&claim.egress_request_id)
-            .filter(|item| {
-                item.review_handle.as_deref() == Some(claim.expected_handle.as_str())
-                    && item.egress_status == claim.awaiting_status
-                    && item.review_stage == Some(claim.stage)
-                    && item.sfn_task_token.is_some()
-            })
-            .ok_or_else(|| EgressError::Conflict(STALE_REQUEST_MESSAGE.to_string()))?;
+        let Some(item) = items.get_mut(&claim.egress_request_id).filter(|item| {
+            item.review_handle.as_deref() == Some(claim.expected_handle.as_str())
+                && item.egress_status == claim.awaiting_status
+                && item.review_stage == Some(claim.stage)
+                && item.sfn_task_token.is_some()
+        }) else {
+            return Ok(ClaimOutcome::Lost);
+        };
         let previous = item.clone();
         set_reviewer(item, claim);
         item.egress_status = claim.new_status;
@@ -112,7 +111,7 @@ impl ReviewStore for InMemoryRequestStore {
         item.updated_dt = claim.at.clone();
         item.review_handle = None;
         item.sfn_task_token = None;
-        Ok(ClaimedDecision { previous })
+        Ok(ClaimOutcome::Won(Box::new(ClaimedDecision { previous })))
     }
 
     async fn release_decision(
@@ -145,21 +144,21 @@ impl ReviewStore for InMemoryRequestStore {
         egress_request_id: &str,
         final_status: EgressStatus,
         max_downloads: u32,
-    ) -> Result<u32> {
+    ) -> Result<DownloadCount> {
         let mut items = lock(&self.items);
-        let item = items.get_mut(egress_request_id).ok_or_else(|| {
-            EgressError::NotFound(format!("Egress request {egress_request_id} was not found"))
-        })?;
-        if item.egress_status != final_status || item.archive_key.is_none() {
-            return Err(EgressError::Conflict(
-                "The request is no longer available for download".into(),
-            ));
-        }
+        let Some(item) = items.get_mut(egress_request_id) else {
+            return Ok(DownloadCount::Missing);
+        };
+        // The same order as the DynamoDB adapter, which reads the item after a failed
+        // condition: the limit first, then the status.
         if item.download_count >= max_downloads {
-            return Err(EgressError::Conflict(DOWNLOAD_LIMIT_MESSAGE.to_string()));
+            return Ok(DownloadCount::LimitReached);
+        }
+        if item.egress_status != final_status || item.archive_key.is_none() {
+            return Ok(DownloadCount::Unavailable(item.egress_status));
         }
         item.download_count += 1;
-        Ok(item.download_count)
+        Ok(DownloadCount::Counted(item.download_count))
     }
 }
 
@@ -251,11 +250,12 @@ impl DownloadLinks for FakeDownloadLinks {
     }
 }
 
-/// A workflow whose `SendTaskSuccess` always fails with the given error, counting the calls.
+/// A workflow whose `SendTaskSuccess` always fails with the given error (or, when there is
+/// none, finds the task no longer waiting), counting the calls.
 #[derive(Debug)]
 pub struct FailingWorkflowCallbacks {
-    /// Makes what every call returns.
-    pub error: fn() -> EgressError,
+    /// Makes what every call returns; `None`: the task is no longer waiting.
+    pub error: Option<fn() -> EgressError>,
     /// Calls made.
     pub calls: Mutex<u32>,
 }
@@ -264,16 +264,27 @@ impl FailingWorkflowCallbacks {
     /// Fails every call with `error()`.
     pub fn new(error: fn() -> EgressError) -> Self {
         Self {
-            error,
+            error: Some(error),
+            calls: Mutex::new(0),
+        }
+    }
+
+    /// Every call finds the task no longer waiting (timed out, or already completed).
+    pub fn no_longer_waiting() -> Self {
+        Self {
+            error: None,
             calls: Mutex::new(0),
         }
     }
 }
 
 impl WorkflowCallbacks for FailingWorkflowCallbacks {
-    async fn send_success(&self, _task_token: &str, _output: &str) -> Result<()> {
+    async fn send_success(&self, _task_token: &str, _output: &str) -> Result<Delivery> {
         *lock(&self.calls) += 1;
-        Err((self.error)())
+        match self.error {
+            Some(error) => Err(error()),
+            None => Ok(Delivery::NoLongerWaiting),
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::domain::transitions::status_awaiting;
 use crate::error::{EgressError, Result};
 use crate::model::{EgressRequest, StagingResult};
 use crate::ports::{AuditEvent, AuditLog, Email, Mailer, PendingReview, RequestStore};
@@ -56,7 +55,7 @@ impl RequestStore for InMemoryRequestStore {
 
     async fn record_pending_review(&self, p: &PendingReview<'_>) -> Result<()> {
         self.update(p.egress_request_id, |item| {
-            if item.egress_status != status_awaiting(p.stage) {
+            if item.egress_status != p.awaiting_status {
                 return Err(EgressError::Conflict(format!(
                     "egress request {} is {} and cannot take this update",
                     p.egress_request_id, item.egress_status

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::error::{EgressError, Result};
-use crate::ports::{StartOutcome, WorkflowCallbacks, WorkflowStarter};
+use crate::error::Result;
+use crate::ports::{Delivery, StartOutcome, WorkflowCallbacks, WorkflowStarter};
 
 /// Starts executions in memory; a second start with the same name is `AlreadyExists`.
 #[derive(Debug, Default)]
@@ -54,14 +54,12 @@ impl FakeWorkflowCallbacks {
 }
 
 impl WorkflowCallbacks for FakeWorkflowCallbacks {
-    async fn send_success(&self, task_token: &str, output: &str) -> Result<()> {
+    async fn send_success(&self, task_token: &str, output: &str) -> Result<Delivery> {
         let mut completed = self.completed.lock().unwrap_or_else(|p| p.into_inner());
         if completed.contains_key(task_token) {
-            return Err(EgressError::Conflict(
-                "the review task is no longer waiting for a decision".into(),
-            ));
+            return Ok(Delivery::NoLongerWaiting);
         }
         completed.insert(task_token.to_string(), output.to_string());
-        Ok(())
+        Ok(Delivery::Delivered)
     }
 }

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use crate::error::Result;
-use crate::model::{EgressRequest, ReviewStage, StagingResult};
+use crate::model::{EgressRequest, EgressStatus, ReviewStage, StagingResult};
 
 /// The server-side state of a review stage, written when the workflow parks on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +12,8 @@ pub struct PendingReview<'a> {
     pub egress_request_id: &'a str,
     /// The stage now waiting.
     pub stage: ReviewStage,
+    /// The status the request must have for this stage to wait (the write is conditional).
+    pub awaiting_status: EgressStatus,
     /// The group whose members may decide it.
     pub reviewer_group: &'a str,
     /// The Step Functions task token (server-only).

@@ -69,6 +69,29 @@ impl std::fmt::Debug for ClaimedDecision {
     }
 }
 
+/// What a decision claim came to.
+#[derive(Debug)]
+pub enum ClaimOutcome {
+    /// The claim won: the request is decided and its task token is ours.
+    Won(Box<ClaimedDecision>),
+    /// The request no longer carries the expected handle, status or task: another
+    /// decision, an expiry or a failure got there first.
+    Lost,
+}
+
+/// What counting a download came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadCount {
+    /// Counted; the new count.
+    Counted(u32),
+    /// The request has been downloaded `max_downloads` times already.
+    LimitReached,
+    /// The request is not (or no longer) a downloadable final approval; it has this status.
+    Unavailable(EgressStatus),
+    /// There is no such request.
+    Missing,
+}
+
 /// The requests table as the reviewer API uses it.
 pub trait ReviewStore: Send + Sync {
     /// Every listed request, newest submission first, read through the `by-requested-dt`
@@ -87,12 +110,11 @@ pub trait ReviewStore: Send + Sync {
     /// Records the decision in one conditional write: the item must still carry
     /// `expected_handle` and `awaiting_status`; the write sets the reviewer fields, the new
     /// status, `updated_by`/`updated_dt`, and removes `review_handle` and `sfn_task_token`.
-    /// Returns the item as it was before. Losing the condition is a `Conflict` with the web
-    /// app's "Another user may have updated this request..." message.
+    /// Returns the item as it was before, or [`ClaimOutcome::Lost`] when the condition fails.
     fn claim_decision(
         &self,
         claim: &DecisionClaim,
-    ) -> impl Future<Output = Result<ClaimedDecision>> + Send;
+    ) -> impl Future<Output = Result<ClaimOutcome>> + Send;
 
     /// Undoes a claim whose workflow could not be resumed, so the stage can be decided again:
     /// restores status, handle, token, `updated_by`/`updated_dt` from `claimed.previous` and
@@ -106,14 +128,13 @@ pub trait ReviewStore: Send + Sync {
     ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Adds one to `download_count` if, atomically, the request has `final_status`, has an
-    /// archive and has been downloaded fewer than `max_downloads` times. Returns the new
-    /// count. When the limit is reached: `Conflict` with the download-limit message.
+    /// archive and has been downloaded fewer than `max_downloads` times; otherwise says why not.
     fn count_download(
         &self,
         egress_request_id: &str,
         final_status: EgressStatus,
         max_downloads: u32,
-    ) -> impl Future<Output = Result<u32>> + Send;
+    ) -> impl Future<Output = Result<DownloadCount>> + Send;
 }
 
 /// A user as the user pool knows them now (not as the token said at sign-in).

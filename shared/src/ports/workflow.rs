@@ -22,13 +22,21 @@ pub trait WorkflowStarter: Send + Sync {
     fn start(&self, name: &str, input: &str) -> impl Future<Output = Result<StartOutcome>> + Send;
 }
 
+/// What happened to a task completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The waiting task took the output.
+    Delivered,
+    /// The task is no longer waiting (timed out, or the token was already used).
+    NoLongerWaiting,
+}
+
 /// Completes a waiting `.waitForTaskToken` task.
 pub trait WorkflowCallbacks: Send + Sync {
-    /// `SendTaskSuccess` with the JSON `output`. A token that is no longer valid (timed out,
-    /// already used) is a `Conflict`.
+    /// `SendTaskSuccess` with the JSON `output`.
     fn send_success(
         &self,
         task_token: &str,
         output: &str,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<Delivery>> + Send;
 }

@@ -18,14 +18,14 @@ use crate::domain::review::{
     authorize_download, authorize_list, list_filter, plan_decision, request_view, resolve_reviewer,
     review_outcome, user_pool_id, ApiEvent, CallerIdentity, DownloadDataInput, PoolStanding,
     PresignPayload, RequestArgument, RequestView, ReviewPolicy, Reviewer, UpdateRequestInput,
-    UPDATE_SUCCESS_MESSAGE,
+    DOWNLOAD_LIMIT_MESSAGE, STALE_REQUEST_MESSAGE, UPDATE_SUCCESS_MESSAGE,
 };
 use crate::domain::transitions::final_approval;
 use crate::error::{EgressError, Result};
 use crate::model::EgressRequest;
 use crate::ports::{
-    AuditEvent, AuditLog, Clock, DecisionClaim, DirectoryUser, DownloadLinks, ReviewStore,
-    ReviewerDirectory, WorkflowCallbacks,
+    AuditEvent, AuditLog, ClaimOutcome, ClaimedDecision, Clock, DecisionClaim, Delivery,
+    DirectoryUser, DownloadCount, DownloadLinks, ReviewStore, ReviewerDirectory, WorkflowCallbacks,
 };
 
 /// Longest presigned URL lifetime the API will issue, whatever the configuration says.
@@ -81,6 +81,20 @@ fn outcome_of(err: &EgressError) -> &'static str {
             "refused"
         }
         _ => "failed",
+    }
+}
+
+/// The new download count, or the web app's wording for why there is none.
+fn counted(egress_request_id: &str, outcome: DownloadCount) -> Result<u32> {
+    match outcome {
+        DownloadCount::Counted(count) => Ok(count),
+        DownloadCount::LimitReached => Err(EgressError::Conflict(DOWNLOAD_LIMIT_MESSAGE.into())),
+        DownloadCount::Unavailable(status) => Err(EgressError::Conflict(format!(
+            "The request is no longer available for download (it is {status})"
+        ))),
+        DownloadCount::Missing => Err(EgressError::NotFound(format!(
+            "Egress request {egress_request_id} was not found"
+        ))),
     }
 }
 
@@ -161,7 +175,14 @@ where
                     .await)
             }
         };
-        let claimed = match self.store.claim_decision(&claim).await {
+        let claimed = self.store.claim_decision(&claim).await.and_then(|outcome| {
+            match outcome {
+                ClaimOutcome::Won(claimed) => Ok(claimed),
+                // The web app's wording for a decision that lost a race or came too late.
+                ClaimOutcome::Lost => Err(EgressError::Conflict(STALE_REQUEST_MESSAGE.into())),
+            }
+        });
+        let claimed = match claimed {
             Ok(claimed) => claimed,
             Err(err) => {
                 return Err(self
@@ -178,16 +199,14 @@ where
             Err(e) => Err(EgressError::Internal(format!("decision output: {e}"))),
         };
         match resumed {
-            Ok(()) => {}
+            Ok(Delivery::Delivered) => {}
             // Step Functions says the task is no longer waiting. Either the review timed out
             // (the workflow's expiry path then marks the request EXPIRED) or an SDK retry
             // arrived after an earlier attempt had already delivered this decision. In both
             // cases releasing the claim would be wrong: in the second it would erase a
             // decision the workflow is acting on.
-            Err(err @ EgressError::Conflict(_)) => {
-                return Err(self
-                    .unconfirmed(&request, caller, &reviewer, &claim, err)
-                    .await)
+            Ok(Delivery::NoLongerWaiting) => {
+                return Err(self.unconfirmed(&request, caller, &reviewer, &claim).await)
             }
             Err(err) => {
                 return Err(self
@@ -263,6 +282,7 @@ where
                 self.settings.policy.max_downloads,
             )
             .await
+            .and_then(|outcome| counted(&request.egress_request_id, outcome))
         {
             Ok(count) => count,
             Err(err) => {
@@ -416,19 +436,17 @@ where
         caller: &CallerIdentity,
         reviewer: &Reviewer,
         claim: &DecisionClaim,
-        err: EgressError,
     ) -> EgressError {
         tracing::warn!(
             egress_request_id = %claim.egress_request_id,
             stage = %claim.stage,
-            error = %err,
             "decision recorded, but the review task was no longer waiting"
         );
         let detail = json!({
             "stage": claim.stage,
             "decision": claim.decision,
-            "error_type": err.error_type(),
-            "message": err.to_string(),
+            "error_type": "Conflict",
+            "message": "the review task is no longer waiting for a decision",
             "claim_released": false,
         });
         if let Err(e) = self
@@ -451,7 +469,7 @@ where
         caller: &CallerIdentity,
         reviewer: &Reviewer,
         claim: &DecisionClaim,
-        claimed: &crate::ports::ClaimedDecision,
+        claimed: &ClaimedDecision,
         err: EgressError,
     ) -> EgressError {
         let released = match self.store.release_decision(claim, claimed).await {
@@ -484,10 +502,6 @@ where
         }
         let message = "Your decision could not be passed to the workflow and has not been recorded";
         match err {
-            EgressError::Conflict(_) => EgressError::Conflict(format!(
-                "{message}: the review task is no longer waiting (the request may have expired). \
-                 Please refresh to get the latest data"
-            )),
             EgressError::Transient(_) => {
                 EgressError::Transient(format!("{message}. Please try again"))
             }

@@ -1,5 +1,6 @@
 //! `record-task-token`: park a review stage and remember its task token server-side.
 
+use crate::domain::transitions::status_awaiting;
 use crate::error::{EgressError, Result};
 use crate::model::{RecordTaskTokenInput, RecordTaskTokenOutput};
 use crate::ports::{Clock, PendingReview, RequestStore};
@@ -29,6 +30,7 @@ pub async fn record(
         .record_pending_review(&PendingReview {
             egress_request_id: &input.egress_request_id,
             stage: input.stage,
+            awaiting_status: status_awaiting(input.stage),
             reviewer_group: &input.reviewer_group,
             task_token: &input.task_token,
             review_handle: &handle,

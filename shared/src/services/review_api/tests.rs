@@ -245,7 +245,7 @@ async fn when_the_workflow_cannot_be_resumed_then_the_claim_is_rolled_back() {
 #[tokio::test]
 async fn when_the_review_task_has_expired_then_the_caller_is_told_to_refresh() {
     let svc = service_with(
-        FailingWorkflowCallbacks::new(|| EgressError::Conflict("timed out".into())),
+        FailingWorkflowCallbacks::no_longer_waiting(),
         vec![parked_ig()],
         settings(),
     );
