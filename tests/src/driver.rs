@@ -78,7 +78,7 @@ pub fn default_driver(_stack: &Stack) -> Driver {
     match GraphQlDriver::connect() {
         Ok(api) => api,
         Err(err) => panic!(
-            "the reviewer GraphQL API is not up ({err}); start it with `make stack-up api-up` \
+            "the reviewer GraphQL API is not up ({err:#}); start it with `make stack-up api-up` \
              (make test-e2e and make demo start it themselves)"
         ),
     }

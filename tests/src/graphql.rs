@@ -202,11 +202,10 @@ impl Api {
             parameters["USER_ID_FOR_SRP"].as_str(),
             parameters["SECRET_BLOCK"].as_str(),
         ) else {
-            return Err(format!(
+            return Err(anyhow::anyhow!(
                 "signing in {} (USER_SRP_AUTH) did not ask for the password verifier: {challenge}",
                 user.email
-            )
-            .into());
+            ));
         };
         let body = self.cognito(
             "RespondToAuthChallenge",
@@ -222,10 +221,9 @@ impl Api {
                 },
             }),
         )?;
-        let result = body.get("AuthenticationResult").context(format!(
-            "signing in {} failed: {body}",
-            user.email
-        ))?;
+        let result = body
+            .get("AuthenticationResult")
+            .context(format!("signing in {} failed: {body}", user.email))?;
         let token = |name: &str| {
             result
                 .get(name)
@@ -258,7 +256,7 @@ impl Api {
     pub fn list(&self, token: &str) -> Result<Vec<Value>> {
         let answer = self.call(Some(token), LIST_REQUESTS, json!({}))?;
         if let Some(error) = answer.error() {
-            return Err(format!("listRequests failed: {error}").into());
+            return Err(anyhow::anyhow!("listRequests failed: {error}"));
         }
         Ok(answer
             .data("listRequests")
@@ -295,7 +293,9 @@ impl Api {
             &body,
         )?;
         if status != 200 {
-            return Err(format!("Cognito {action} answered {status}: {answer}").into());
+            return Err(anyhow::anyhow!(
+                "Cognito {action} answered {status}: {answer}"
+            ));
         }
         Ok(answer)
     }
@@ -451,7 +451,7 @@ pub fn moto_signing_key(stack_python: &str) -> Result<String> {
         .context("locating moto's signing key")?;
     let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if !out.status.success() || !Path::new(&path).exists() {
-        return Err(format!("moto's signing key not found ({path})").into());
+        return Err(anyhow::anyhow!("moto's signing key not found ({path})"));
     }
     Ok(path)
 }
@@ -466,11 +466,10 @@ pub fn mint_token(key_file: &str, claims: &Value) -> Result<String> {
         .output()
         .context("running mint-token.mjs")?;
     if !out.status.success() {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "mint-token.mjs failed: {}",
             String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -552,7 +551,7 @@ impl ReviewDriver for GraphQlDriver {
             .call(Some(&tokens.access), UPDATE_REQUEST, variables)?;
         match answer.error() {
             None => Ok(()),
-            Some(error) => Err(format!("updateRequest refused: {error}").into()),
+            Some(error) => Err(anyhow::anyhow!("updateRequest refused: {error}")),
         }
     }
 
@@ -566,7 +565,7 @@ impl ReviewDriver for GraphQlDriver {
             json!({"request": web_app_download(&row)}),
         )?;
         if let Some(error) = answer.error() {
-            return Err(format!("downloadData refused: {error}").into());
+            return Err(anyhow::anyhow!("downloadData refused: {error}"));
         }
         let url = answer.data("downloadData")["presign_url"]
             .as_str()
@@ -588,7 +587,9 @@ fn srp_a(seed: &str) -> String {
 /// A `PASSWORD_CLAIM_SIGNATURE`: base64 of an HMAC-SHA256-sized value, as Amplify sends it.
 fn password_claim_signature(user_id: &str, secret_block: &str) -> String {
     use sha2::{Digest, Sha256};
-    base64(&Sha256::digest(format!("{user_id}{secret_block}").as_bytes()))
+    base64(&Sha256::digest(
+        format!("{user_id}{secret_block}").as_bytes(),
+    ))
 }
 
 /// The `TIMESTAMP` of an SRP claim in Amplify's format (`Tue Dec 1 21:05:45 UTC 2026`).
@@ -611,7 +612,11 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
             if i <= chunk.len() {

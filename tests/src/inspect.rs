@@ -184,7 +184,10 @@ pub async fn object(
             {
                 return Ok(None);
             }
-            return Err(format!("reading s3://{bucket}/{key}: {}", crate::chain(&err)).into());
+            return Err(anyhow::anyhow!(
+                "reading s3://{bucket}/{key}: {}",
+                crate::chain(&err)
+            ));
         }
     };
     let server_side_encryption = out.server_side_encryption().map(|s| s.as_str().to_string());
@@ -324,7 +327,7 @@ async fn drain(stack: &Stack, queue_url: &str) -> Result<()> {
                 ))?;
             RECEIVED
                 .lock()
-                .map_err(|_| "the publication cache is poisoned")?
+                .map_err(|_| anyhow::anyhow!("the publication cache is poisoned"))?
                 .push(Publication {
                     topic_arn: envelope.topic_arn,
                     subject: envelope.subject,
@@ -360,7 +363,7 @@ pub async fn publications_about(
     let arn = stack.outputs.topic(topic)?;
     let received = RECEIVED
         .lock()
-        .map_err(|_| "the publication cache is poisoned")?;
+        .map_err(|_| anyhow::anyhow!("the publication cache is poisoned"))?;
     Ok(received
         .iter()
         .filter(|p| {
@@ -411,9 +414,10 @@ pub async fn execution_end(
                     return Ok(None)
                 }
                 Err(err) => {
-                    return Err(
-                        format!("describing {execution_arn}: {}", crate::chain(&err)).into(),
-                    )
+                    return Err(anyhow::anyhow!(
+                        "describing {execution_arn}: {}",
+                        crate::chain(&err)
+                    ))
                 }
             };
             if out.status == ExecutionStatus::Running {

@@ -4,8 +4,7 @@
 //! AWS, the real function binaries under `cargo lambda watch`, the real state machine.
 //! - [`stack`]: the running stack's outputs and SDK clients pointed at it (and only at it);
 //! - [`swb`]: the SWB simulator (`local/egress_local/swb.py`): submissions as SWB makes them;
-//! - [`driver`]: reviewer actions (decide, download) behind one trait, so the tests and the
-//!   demo switch from the server-side driver to the GraphQL API in one place;
+//! - [`driver`]: reviewer actions (decide, download), always through the GraphQL API;
 //! - [`inspect`]: reading side effects: the request item, SWB status, staging, the archive,
 //!   e-mails, topic messages, the execution and its history;
 //! - [`verify`]: the checks the tests and the demo share (staging, the archive);
@@ -22,23 +21,8 @@ pub mod timing;
 pub mod verify;
 pub mod wait;
 
-/// The harness's error: any error, with a message saying what was being done.
-pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// The harness's result.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Adds what was being attempted to an error.
-pub trait Context<T> {
-    /// Wraps the error as `"<what>: <error>"`.
-    fn context(self, what: impl std::fmt::Display) -> Result<T>;
-}
-
-impl<T, E: std::error::Error> Context<T> for std::result::Result<T, E> {
-    fn context(self, what: impl std::fmt::Display) -> Result<T> {
-        self.map_err(|e| format!("{what}: {}", chain(&e)).into())
-    }
-}
+/// The harness's result and the `.context()` that says what was being attempted: `anyhow`'s.
+pub use anyhow::{Context, Result};
 
 /// An error and its sources on one line: the AWS SDK's errors only say "service error" at
 /// the top and keep the service's code and message in their sources.
@@ -54,10 +38,4 @@ pub fn chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-impl<T> Context<T> for Option<T> {
-    fn context(self, what: impl std::fmt::Display) -> Result<T> {
-        self.ok_or_else(|| what.to_string().into())
-    }
 }

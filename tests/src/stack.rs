@@ -169,13 +169,12 @@ impl Stack {
     pub async fn connect() -> Result<Self> {
         let outputs = Outputs::load()?;
         let health: serde_json::Value = http_get_json(&format!("{}/_local/health", outputs.endpoint))
-            .map_err(|e| format!("the local stack's router at {} does not answer ({e}); is the stack up? `make stack-up`", outputs.endpoint))?;
+            .map_err(|e| anyhow::anyhow!("the local stack's router at {} does not answer ({e}); is the stack up? `make stack-up`", outputs.endpoint))?;
         if health.get("stack_id").and_then(|v| v.as_str()) != Some(outputs.stack_id.as_str()) {
-            return Err(format!(
+            return Err(anyhow::anyhow!(
                 "the server at {} is not the stack described by outputs.json (stack id mismatch); restart it with `make stack-down stack-up`",
                 outputs.endpoint
-            )
-            .into());
+            ));
         }
         let access_key = env_value(&outputs, "AWS_ACCESS_KEY_ID")?;
         let secret_key = env_value(&outputs, "AWS_SECRET_ACCESS_KEY")?;

@@ -183,12 +183,11 @@ pub fn submit(outputs: &Outputs, submit: &Submit) -> Result<Submission> {
         .output()
         .context("running the SWB simulator")?;
     if !output.status.success() {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "the SWB simulator failed ({}): {}",
             output.status,
             String::from_utf8_lossy(&output.stderr)
-        )
-        .into());
+        ));
     }
     serde_json::from_slice(&output.stdout).context("parsing the SWB simulator's report")
 }

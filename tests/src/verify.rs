@@ -36,7 +36,9 @@ pub async fn archive_holds_submission(
     expected.sort();
     let actual: Vec<String> = archive.entries.keys().cloned().collect();
     if actual != expected {
-        return Err(format!("archive entries {actual:?}, expected {expected:?}").into());
+        return Err(anyhow::anyhow!(
+            "archive entries {actual:?}, expected {expected:?}"
+        ));
     }
     for file in &submission.files {
         let submitted =
@@ -45,17 +47,19 @@ pub async fn archive_holds_submission(
                 .context(format!("the submitted version of {} is gone", file.key))?;
         let archived = &archive.entries[&file.path];
         if archived != &submitted.body {
-            return Err(format!(
+            return Err(anyhow::anyhow!(
                 "{} in the archive (sha256 {}) differs from the submitted version {} (sha256 {})",
                 file.path,
                 inspect::sha256_hex(archived),
                 file.version_id,
                 inspect::sha256_hex(&submitted.body)
-            )
-            .into());
+            ));
         }
         if inspect::sha256_hex(archived) != file.sha256 {
-            return Err(format!("{}: sha256 differs from what SWB submitted", file.path).into());
+            return Err(anyhow::anyhow!(
+                "{}: sha256 differs from what SWB submitted",
+                file.path
+            ));
         }
     }
     let manifest: Manifest = serde_json::from_slice(&archive.entries[&manifest_name])
@@ -63,9 +67,9 @@ pub async fn archive_holds_submission(
     if manifest.egress_request_id != submission.egress_request_id
         || manifest.files.len() != submission.files.len()
     {
-        return Err(
-            format!("the archive's manifest does not describe this request: {manifest:?}").into(),
-        );
+        return Err(anyhow::anyhow!(
+            "the archive's manifest does not describe this request: {manifest:?}"
+        ));
     }
     for entry in &manifest.files {
         let file = submission
@@ -80,9 +84,9 @@ pub async fn archive_holds_submission(
             || entry.sha256 != file.sha256
             || entry.size != file.size
         {
-            return Err(
-                format!("manifest entry {entry:?} does not match the submitted {file:?}").into(),
-            );
+            return Err(anyhow::anyhow!(
+                "manifest entry {entry:?} does not match the submitted {file:?}"
+            ));
         }
     }
     Ok(())

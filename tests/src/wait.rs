@@ -22,7 +22,9 @@ where
             return Ok(value);
         }
         if Instant::now() >= deadline {
-            return Err(format!("timed out after {timeout:?} waiting for {what}").into());
+            return Err(anyhow::anyhow!(
+                "timed out after {timeout:?} waiting for {what}"
+            ));
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }

@@ -2,7 +2,7 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
-use shared::domain::review::ApiEvent;
+use shared::model::ApiEvent;
 use shared::ports::{
     AuditLog, Clock, DownloadLinks, ReviewStore, ReviewerDirectory, WorkflowCallbacks,
 };

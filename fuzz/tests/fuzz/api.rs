@@ -12,11 +12,12 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseResult;
 use serde_json::Value;
 use shared::domain::review::federation::IdpGroupMap;
-use shared::domain::review::{ApiEvent, ReviewPolicy, UPDATE_SUCCESS_MESSAGE};
+use shared::domain::review::{ReviewPolicy, UPDATE_SUCCESS_MESSAGE};
 use shared::fakes::{
     approved, parked_at, sample_request, FakeDownloadLinks, FakeWorkflowCallbacks,
     InMemoryAuditLog, InMemoryDirectory, InMemoryRequestStore,
 };
+use shared::model::ApiEvent;
 use shared::model::{ApprovalMode, Decision, EgressStatus, ReviewStage};
 use shared::ports::{DirectoryUser, FixedClock};
 use shared::services::review_api::{ReviewService, ReviewSettings};

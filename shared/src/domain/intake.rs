@@ -245,15 +245,11 @@ fn text(obj: &Map<String, Value>, field: &str, max_chars: usize) -> Result<Strin
     Ok(s.to_string())
 }
 
-fn is_id_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '-' || c == '_'
-}
-
 /// The request id becomes the Step Functions execution name (1-80 characters, no
 /// whitespace or punctuation) and a path segment.
 fn execution_safe_id(obj: &Map<String, Value>, field: &str) -> Result<String> {
     let s = non_empty(obj, field)?;
-    if s.len() > 80 || !s.chars().all(is_id_char) {
+    if !keys::is_safe_id(&s, 80) {
         return Err(EgressError::validation(format!(
             "field `{field}` must be 1-80 letters, digits, `-` or `_`, got {s:?}"
         )));
@@ -264,11 +260,7 @@ fn execution_safe_id(obj: &Map<String, Value>, field: &str) -> Result<String> {
 /// The workspace id becomes the first segment of staging and datalake keys.
 fn path_safe_id(obj: &Map<String, Value>, field: &str) -> Result<String> {
     let s = non_empty(obj, field)?;
-    if s.len() > 128 || !s.chars().all(is_id_char) {
-        return Err(EgressError::validation(format!(
-            "field `{field}` must be 1-128 letters, digits, `-` or `_`, got {s:?}"
-        )));
-    }
+    keys::check_id(field, &s)?;
     Ok(s)
 }
 

@@ -295,13 +295,19 @@ impl std::fmt::Display for FileTypeSummary {
 }
 
 /// Identifiers that become key segments: 1-128 letters, digits, `-` or `_`.
-fn check_id(field: &str, value: &str) -> Result<()> {
-    let ok = !value.is_empty()
-        && value.len() <= 128
+/// True when `value` is 1-`max_len` letters, digits, `-` or `_`: safe as a key segment
+/// and as a Step Functions execution name.
+pub fn is_safe_id(value: &str, max_len: usize) -> bool {
+    !value.is_empty()
+        && value.len() <= max_len
         && value
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Refuses an id that is not safe as the segment of a key ([`is_safe_id`], 128 at most).
+pub fn check_id(field: &str, value: &str) -> Result<()> {
+    if is_safe_id(value, 128) {
         Ok(())
     } else {
         Err(EgressError::validation(format!(

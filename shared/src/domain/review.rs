@@ -16,13 +16,14 @@
 //! The orchestration that applies these rules against the ports lives in
 //! [`crate::services::review_api`].
 
-use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
+use crate::domain::keys;
 use crate::domain::transitions::{final_approval, stages, status_after, status_awaiting};
 use crate::error::{EgressError, Result};
 use crate::model::{
-    ApprovalMode, Decision, EgressRequest, EgressStatus, ReviewOutcome, ReviewStage,
+    ApprovalMode, CallerIdentity, Decision, EgressRequest, EgressStatus, RequestView,
+    ReviewOutcome, ReviewStage, UpdateRequestInput,
 };
 use crate::ports::{iso_millis, DecisionClaim, DirectoryUser, ListFilter};
 
@@ -51,153 +52,6 @@ pub const REASON_MIN_CHARS: usize = 10;
 /// Longest accepted reason: enough for a justification, small enough for an e-mail and a
 /// DynamoDB item.
 pub const REASON_MAX_CHARS: usize = 2_000;
-
-/// The verified caller, as the resolver template copies it from the token claims.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct CallerIdentity {
-    /// Cognito `sub`.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub sub: String,
-    /// Cognito username (`cognito:username` in ID tokens, `username` in access tokens).
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub username: String,
-    /// `email` claim: present in ID tokens only.
-    #[serde(default)]
-    pub email: Option<String>,
-    /// `name` claim: present in ID tokens only, when the pool has the attribute.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// `cognito:groups`; absent (null) when the user is in no group.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub groups: Vec<String>,
-    /// `iss`: the user pool that issued the (verified) token.
-    #[serde(default)]
-    pub issuer: Option<String>,
-}
-
-fn null_as_default<'de, D, T>(deserializer: D) -> std::result::Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
-}
-
-/// The payload the resolver templates (`infra/resolvers/`) send to the `api-handler`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ApiEvent {
-    /// The GraphQL field: `listRequests`, `updateRequest` or `downloadData`.
-    pub field: String,
-    /// The verified caller.
-    pub identity: CallerIdentity,
-    /// The field's arguments as the client sent them (`{"request": {...}}`).
-    #[serde(default)]
-    pub arguments: serde_json::Value,
-}
-
-/// `updateRequest(request:)`: the web app's `UpdateRequestInput`. Only the decision and the
-/// reason of the stored stage are used; names, e-mails, dates and the first-stage decision
-/// are accepted for compatibility and ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct UpdateRequestInput {
-    pub egress_request_id: String,
-    /// The handle `listRequests` returned as `task_token`.
-    pub task_token: String,
-    #[serde(default)]
-    pub ig_reviewer_1_name: Option<String>,
-    #[serde(default)]
-    pub ig_reviewer_1_email: Option<String>,
-    #[serde(default)]
-    pub ig_reviewer_1_dt: Option<String>,
-    #[serde(default)]
-    pub ig_reviewer_1_reason: Option<String>,
-    #[serde(default)]
-    pub ig_reviewer_1_decision: Option<String>,
-    #[serde(default)]
-    pub rit_reviewer_2_name: Option<String>,
-    #[serde(default)]
-    pub rit_reviewer_2_email: Option<String>,
-    #[serde(default)]
-    pub rit_reviewer_2_dt: Option<String>,
-    #[serde(default)]
-    pub rit_reviewer_2_reason: Option<String>,
-    #[serde(default)]
-    pub rit_reviewer_2_decision: Option<String>,
-}
-
-/// `downloadData(request:)`: the web app's `DownloadDataInput`. Only the id is used: the
-/// workspace and the count are read from the store.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct DownloadDataInput {
-    /// The request.
-    pub egress_request_id: String,
-    /// Ignored (the stored workspace is used).
-    #[serde(default)]
-    pub workspace_id: Option<String>,
-    /// Ignored (counted server-side).
-    #[serde(default)]
-    pub download_count: Option<serde_json::Value>,
-}
-
-/// The `request` argument wrapper of both mutations.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RequestArgument<T> {
-    /// The input object.
-    pub request: T,
-}
-
-/// `downloadData`'s result type (`presign_payload`).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PresignPayload {
-    /// The short-lived presigned URL. Never logged.
-    pub presign_url: String,
-}
-
-impl std::fmt::Debug for PresignPayload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PresignPayload { presign_url: <redacted> }")
-    }
-}
-
-/// The GraphQL `Request` type: every field a string, as the web app reads them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct RequestView {
-    pub egress_request_id: String,
-    pub egress_store_name: String,
-    pub swb_egress_store_id: String,
-    pub project_id: String,
-    pub workspace_id: String,
-    pub requested_by: String,
-    pub requested_dt: String,
-    pub updated_by: String,
-    pub updated_dt: String,
-    pub egress_status: String,
-    pub s3_egress_store_bucket: String,
-    pub s3_egress_store_bucket_path: String,
-    pub s3_egress_store_object_list_location: String,
-    pub s3_swb_object_metadata_version: String,
-    /// The opaque review handle (never the Step Functions token); `""` when no stage waits,
-    /// because the web app sends it back as a non-null `String!`.
-    pub task_token: String,
-    pub ig_reviewer_1_name: Option<String>,
-    pub ig_reviewer_1_email: Option<String>,
-    pub ig_reviewer_1_dt: Option<String>,
-    pub ig_reviewer_1_reason: Option<String>,
-    pub ig_reviewer_1_decision: Option<String>,
-    pub rit_reviewer_2_name: Option<String>,
-    pub rit_reviewer_2_email: Option<String>,
-    pub rit_reviewer_2_dt: Option<String>,
-    pub rit_reviewer_2_reason: Option<String>,
-    pub rit_reviewer_2_decision: Option<String>,
-    pub current_reviewer_group: Option<String>,
-    pub s3_staging_object_metadata_version: Option<String>,
-    /// Downloads so far, `"0"` before the first: the web app echoes it back as `String!`.
-    pub download_count: String,
-    /// `"true"` / `"false"`: the web app calls `toLowerCase()` on it.
-    pub is_single_approval_enabled: String,
-}
 
 /// The groups and limits of one deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,6 +86,27 @@ impl ReviewPolicy {
         }
         groups
     }
+}
+
+/// A Cognito group name as the user pool allows it (1-128 printable characters), without
+/// blanks around it; `None` when `raw` is not one.
+pub fn group_name(raw: &str) -> Option<&str> {
+    let name = raw.trim();
+    let ok = !name.is_empty() && name.chars().count() <= 128 && !name.chars().any(char::is_control);
+    ok.then_some(name)
+}
+
+/// A comma-separated list of group names (`DOWNLOAD_GROUPS`), in order and without
+/// duplicates; `None` when any entry is not a [`group_name`] (an empty entry among them).
+pub fn group_list(raw: &str) -> Option<Vec<String>> {
+    let mut groups: Vec<String> = Vec::new();
+    for name in raw.split(',') {
+        let name = group_name(name)?;
+        if !groups.iter().any(|g| g == name) {
+            groups.push(name.to_string());
+        }
+    }
+    Some(groups)
 }
 
 /// A reviewer: the verified token identity completed by the user pool's current record.
@@ -629,11 +504,6 @@ pub fn review_outcome(claim: &DecisionClaim) -> ReviewOutcome {
     }
 }
 
-/// Where the approved archive of a request must be (contracts.md, datalake layout).
-pub fn archive_key(workspace_id: &str, egress_request_id: &str) -> String {
-    format!("approved_egress/{workspace_id}/{egress_request_id}/egress_data.zip")
-}
-
 /// `downloadData`: may a member of `groups` download `request` now? Returns the archive key.
 pub fn authorize_download(
     policy: &ReviewPolicy,
@@ -650,13 +520,13 @@ pub fn authorize_download(
             request.egress_status
         )));
     }
-    let expected = archive_key(&request.workspace_id, &request.egress_request_id);
+    let expected = keys::archive_key(&request.workspace_id, &request.egress_request_id).ok();
     match request.archive_key.as_deref() {
         None => Err(EgressError::Conflict(
             "The approved data is not ready for download yet; please try again later".into(),
         )),
         // Only the archive of the contract's layout is ever presigned, whatever the item says.
-        Some(key) if key != expected => Err(EgressError::Internal(format!(
+        Some(key) if Some(key) != expected.as_deref() => Err(EgressError::Internal(format!(
             "egress request {} records an archive outside the datalake layout",
             request.egress_request_id
         ))),

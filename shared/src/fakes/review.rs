@@ -347,10 +347,8 @@ pub fn parked_at(
 /// `request` approved for good with its archive written and `downloads` so far.
 pub fn approved(mut request: EgressRequest, downloads: u32) -> EgressRequest {
     request.egress_status = crate::domain::transitions::final_approval(request.approval_mode);
-    request.archive_key = Some(crate::domain::review::archive_key(
-        &request.workspace_id,
-        &request.egress_request_id,
-    ));
+    request.archive_key =
+        crate::domain::keys::archive_key(&request.workspace_id, &request.egress_request_id).ok();
     request.download_count = downloads;
     request
 }

@@ -1,9 +1,11 @@
 //! The data of the service: what SWB sends, what we store, what each step passes on.
 
+mod api;
 mod request;
 mod steps;
 mod swb;
 
+pub use api::*;
 pub use request::*;
 pub use steps::*;
 pub use swb::*;

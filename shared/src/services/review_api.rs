@@ -16,13 +16,15 @@ use serde_json::{json, Value};
 use crate::domain::review::federation::{linked_identities, mapped_groups, IdpGroupMap};
 use crate::domain::review::{
     authorize_download, authorize_list, list_filter, plan_decision, request_view, resolve_reviewer,
-    review_outcome, user_pool_id, ApiEvent, CallerIdentity, DownloadDataInput, PoolStanding,
-    PresignPayload, RequestArgument, RequestView, ReviewPolicy, Reviewer, UpdateRequestInput,
-    DOWNLOAD_LIMIT_MESSAGE, STALE_REQUEST_MESSAGE, UPDATE_SUCCESS_MESSAGE,
+    review_outcome, user_pool_id, PoolStanding, ReviewPolicy, Reviewer, DOWNLOAD_LIMIT_MESSAGE,
+    STALE_REQUEST_MESSAGE, UPDATE_SUCCESS_MESSAGE,
 };
 use crate::domain::transitions::final_approval;
 use crate::error::{EgressError, Result};
-use crate::model::EgressRequest;
+use crate::model::{
+    ApiEvent, CallerIdentity, DownloadDataInput, EgressRequest, PresignPayload, RequestArgument,
+    RequestView, UpdateRequestInput,
+};
 use crate::ports::{
     AuditEvent, AuditLog, ClaimOutcome, ClaimedDecision, Clock, DecisionClaim, Delivery,
     DirectoryUser, DownloadCount, DownloadLinks, ReviewStore, ReviewerDirectory, WorkflowCallbacks,

@@ -58,16 +58,15 @@ fn parse_mode() -> Result<Mode> {
     {
         [] | ["--mode", "single"] => Ok(Mode::Single),
         ["--mode", "dual"] => Ok(Mode::Dual),
-        _ => Err("usage: egress-demo [--mode single|dual]".into()),
+        _ => Err(anyhow::anyhow!("usage: egress-demo [--mode single|dual]")),
     }
 }
 
 async fn run(p: &mut Progress) -> Result<()> {
     let mode = parse_mode()?;
     let stack = Stack::connect().await?;
-    let driver = GraphQlDriver::connect().map_err(|e| {
-        format!("the reviewer GraphQL API is not up ({e}); `make demo` starts it with the stack")
-    })?;
+    let driver = GraphQlDriver::connect()
+        .context("the reviewer GraphQL API is not up; `make demo` starts it with the stack")?;
     p.step("Local stack");
     p.info(format!(
         "endpoint {} (stack {}), state machine {}",
@@ -197,11 +196,11 @@ async fn run(p: &mut Progress) -> Result<()> {
         EgressStatus::RitApproved
     };
     if request.egress_status != expected || swb_status.as_deref() != Some("PROCESSED") {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "expected {expected} and SWB PROCESSED; execution error {:?}: {:?}",
-            end.error, end.cause
-        )
-        .into());
+            end.error,
+            end.cause
+        ));
     }
     p.info(format!(
         "archive s3://{}/{}",
@@ -283,7 +282,7 @@ async fn main() -> ExitCode {
         }
         Err(err) => {
             println!();
-            println!("DEMO FAILED at step {}: {err}", progress.step);
+            println!("DEMO FAILED at step {}: {err:#}", progress.step);
             println!("Logs: .local-stack/logs/ (router.log shows every invocation; watch-*.log the functions)");
             ExitCode::FAILURE
         }

@@ -4,14 +4,15 @@
 use super::*;
 use lambda_runtime::Context;
 use serde_json::json;
-use shared::domain::review::{
-    DownloadDataInput, RequestArgument, ReviewPolicy, UpdateRequestInput,
-};
+use shared::domain::review::ReviewPolicy;
 use shared::fakes::{
     approved, parked_at, sample_request, FakeDownloadLinks, FakeWorkflowCallbacks,
     InMemoryAuditLog, InMemoryDirectory, InMemoryRequestStore,
 };
-use shared::model::{ApprovalMode, Decision, EgressRequest, EgressStatus, ReviewStage};
+use shared::model::{
+    ApprovalMode, Decision, DownloadDataInput, EgressRequest, EgressStatus, RequestArgument,
+    ReviewStage, UpdateRequestInput,
+};
 use shared::ports::{DirectoryUser, FixedClock};
 use shared::services::review_api::ReviewSettings;
 use std::time::Duration;

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::fakes::{approved, parked_at, sample_request};
+use crate::model::ApiEvent;
 use crate::model::ApprovalMode::{Dual, Single};
 use crate::model::ReviewStage::{Ig, Rit};
 use time::macros::datetime;
@@ -860,4 +861,16 @@ fn when_the_issuer_names_a_user_pool_then_that_pool_is_used_and_must_match_the_c
         let err = user_pool_id(issuer, configured).unwrap_err();
         assert_eq!(err.error_type(), "Forbidden", "{issuer:?} {configured:?}");
     }
+}
+
+#[test]
+fn when_a_group_list_is_parsed_then_names_are_trimmed_deduplicated_and_blanks_refused() {
+    assert_eq!(
+        group_list(" IGApprover , ResearchITAdmin,IGApprover").unwrap(),
+        vec!["IGApprover".to_string(), "ResearchITAdmin".to_string()]
+    );
+    for bad in ["", "a,,b", "a, ", "a,b\u{7}", &"g".repeat(129)] {
+        assert_eq!(group_list(bad), None, "{bad:?}");
+    }
+    assert_eq!(group_name(&"g".repeat(128)).map(str::len), Some(128));
 }
