@@ -4,7 +4,8 @@
 - The ASL's `${...}` placeholders equal the state machine's DefinitionSubstitutions keys.
 - Every crate in functions/ is deployed by exactly one function of the template (CodeUri), and
   every deployed function has a crate.
-- Every function sets exactly the environment variables docs/contracts.md lists for it.
+- Every function sets exactly the environment variables docs/contracts.md lists for it, and
+  its config (`VARIABLES` in functions/<crate>/src/config.rs) reads exactly those.
 - Every service integration the ASL uses is granted to the workflow role on that exact resource,
   and the role grants nothing the ASL does not use (least privilege both ways).
 - The SWB table is only ever updated on `status` (and the request lock `egress_request_lock`), as
@@ -72,6 +73,15 @@ def contract_env(contracts: Path) -> dict[str, tuple[set[str], set[str]]]:
             (optional if match.group(2) else required).add(match.group(1))
         out[cells[0].strip("`")] = (required, optional)
     return out
+
+
+DECLARED = re.compile(r"const VARIABLES: &\[&str\] = &\[(.*?)\];", re.S)
+
+
+def declared_env(config_rs: Path) -> set[str] | None:
+    """The variables a function's config declares it reads, or None when it declares none."""
+    match = DECLARED.search(config_rs.read_text(encoding="utf-8")) if config_rs.is_file() else None
+    return set(re.findall(r'"([A-Z][A-Z0-9_]*)"', match.group(1))) if match else None
 
 
 def ref_target(value: Any) -> str | None:
@@ -244,7 +254,16 @@ def check_functions(template: dict[str, Any], root: Path, contracts: Path, repor
             errors.append(f"{logical} lacks {', '.join(missing)}")
         if extra := sorted(variables - required - optional):
             errors.append(f"{logical} sets {', '.join(extra)}, which {contracts.name} does not list")
-    report.check("function environment = contracts", errors)
+        declared = declared_env(root / "functions" / crate / "src" / "config.rs")
+        if declared is None:
+            errors.append(f"functions/{crate}/src/config.rs declares no VARIABLES")
+        else:
+            listed = required | optional
+            if unlisted := sorted(declared - listed):
+                errors.append(f"functions/{crate} reads {', '.join(unlisted)}, which its {contracts.name} row lacks")
+            if unread := sorted(listed - declared):
+                errors.append(f"functions/{crate} does not read {', '.join(unread)}, which its {contracts.name} row lists")
+    report.check("function environment = contracts = config", errors)
 
 
 def check_api(template: dict[str, Any], template_dir: Path, report: Report) -> None:

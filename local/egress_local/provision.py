@@ -219,11 +219,20 @@ def provision(endpoint: str, resources: dict) -> dict:
     }
 
 
-def function_environment(resources: dict, outputs: dict, approval_mode: str) -> dict[str, str]:
-    """The union of every function's variables (docs/contracts.md); each function reads only
-    its own. One file per approval mode: only start-workflow reads `APPROVAL_MODE`."""
-    p = resources["project"]
+def template_environment(resources_of_template: dict) -> dict[str, list[str]]:
+    """Function crate -> the variables infra/template.yaml gives it (its `Environment`)."""
     return {
+        res["Properties"]["CodeUri"].rstrip("/").rsplit("/", 1)[-1]: sorted(res["Properties"].get("Environment", {}).get("Variables", {}))
+        for res in resources_of_template.values()
+        if res.get("Type") == "AWS::Serverless::Function"
+    }
+
+
+def function_environments(resources: dict, outputs: dict, approval_mode: str, resources_of_template: dict) -> dict[str, dict[str, str]]:
+    """Function crate -> exactly the variables the template gives it, with local values. A
+    variable the template names and this table cannot fill stops the stack, as the deploy would."""
+    p = resources["project"]
+    values = {
         "STATE_MACHINE_ARN": outputs["state_machine_arn"],
         "SWB_NOTIFICATION_BUCKET": outputs["buckets"]["SwbNotificationBucket"],
         "SWB_EGRESS_STORE_BUCKET": outputs["buckets"]["SwbEgressStoreBucket"],
@@ -244,11 +253,29 @@ def function_environment(resources: dict, outputs: dict, approval_mode: str) -> 
         "MAX_DOWNLOADS": str(p["max_downloads"]),
         "DOWNLOAD_URL_EXPIRY_SECONDS": str(p["download_url_expiry_seconds"]),
         "LIST_MAX_AGE_DAYS": str(p["list_max_age_days"]),
-        # IdP group -> reviewer group, read by pre-token-generation and by api-handler (which
-        # re-maps a federated reviewer's stored IdP groups at every decision and download).
+        # Not set locally: the local pool is moto's, and the claim's default is the template's.
+        "USER_POOL_ID": "",
+        "IDP_GROUP_CLAIM": "",
+        # IdP group -> reviewer group (pre-token-generation, and api-handler at every decision).
         "IDP_GROUP_MAP": f"tre-ig={p['ig_reviewer_group']},tre-rit={p['rit_reviewer_group']}",
-        "RUST_LOG": "info",
     }
+    out = {}
+    for crate, names in template_environment(resources_of_template).items():
+        if missing := [n for n in names if n not in values]:
+            raise SystemExit(f"infra/template.yaml gives {crate} {', '.join(missing)}, which the local stack has no value for")
+        out[crate] = {n: values[n] for n in names if values[n]}
+    return out
+
+
+def function_environment(resources: dict, outputs: dict, approval_mode: str) -> dict[str, str]:
+    """The env file of one `cargo lambda watch` (one per approval mode). One watch process serves
+    every function and takes one env file for all, so this is the union of the per-function
+    tables built from the template; each function reads only its own (its config's `VARIABLES`,
+    which the template gate checks against the same template)."""
+    union = {"RUST_LOG": "info"}
+    for env in function_environments(resources, outputs, approval_mode, template.load()).values():
+        union.update(env)
+    return union
 
 
 # Values cargo lambda's `--env-file` parser reads unquoted; anything else (an `=` in a

@@ -3,6 +3,8 @@
 //! Every accessor names the variable in its error, so a misconfigured deployment fails its
 //! first cold start with a message an admin can act on.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use crate::error::{EgressError, Result};
@@ -34,6 +36,37 @@ impl<const N: usize> Env for [(&str, &str); N] {
         self.iter()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.to_string())
+    }
+}
+
+/// An [`Env`] that remembers every name it was asked for, so a function's tests can check
+/// that its `from_env` reads exactly the variables its `VARIABLES` declares (the list the
+/// template gate compares with the template).
+#[derive(Debug)]
+pub struct Recorder<E> {
+    env: E,
+    asked: RefCell<BTreeSet<String>>,
+}
+
+impl<E> Recorder<E> {
+    /// Records the reads of `env`.
+    pub fn new(env: E) -> Self {
+        Self {
+            env,
+            asked: RefCell::default(),
+        }
+    }
+
+    /// The names asked for so far, sorted.
+    pub fn asked(&self) -> Vec<String> {
+        self.asked.borrow().iter().cloned().collect()
+    }
+}
+
+impl<E: Env> Env for Recorder<E> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.asked.borrow_mut().insert(name.to_string());
+        self.env.var(name)
     }
 }
 
@@ -111,6 +144,15 @@ mod tests {
             text.contains("MAX_DOWNLOADS") && text.contains("three"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn when_variables_are_read_through_a_recorder_then_it_lists_each_once_sorted() {
+        let env = Recorder::new([("B", "1")]);
+        assert_eq!(optional(&env, "B").as_deref(), Some("1"));
+        assert!(required(&env, "A").is_err());
+        assert_eq!(optional(&env, "B").as_deref(), Some("1"));
+        assert_eq!(env.asked(), ["A", "B"]);
     }
 
     #[test]

@@ -40,6 +40,25 @@ fn group_name(var: &str, raw: &str) -> Result<String, EgressError> {
     Ok(name.to_string())
 }
 
+/// Every environment variable `from_env` reads, sorted; a test below checks it reads exactly
+/// these, and the template gate (infra/validate/check_wiring.py) checks them against
+/// docs/contracts.md and the template.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const VARIABLES: &[&str] = &[
+    "AUDIT_TABLE",
+    "DATALAKE_BUCKET",
+    "DOWNLOAD_GROUPS",
+    "DOWNLOAD_URL_EXPIRY_SECONDS",
+    "IDP_GROUP_CLAIM",
+    "IDP_GROUP_MAP",
+    "IG_REVIEWER_GROUP",
+    "LIST_MAX_AGE_DAYS",
+    "MAX_DOWNLOADS",
+    "REQUESTS_TABLE",
+    "RIT_REVIEWER_GROUP",
+    "USER_POOL_ID",
+];
+
 impl Config {
     /// Fails with the name of the missing or malformed variable.
     pub(crate) fn from_env(env: &impl Env) -> Result<Self, EgressError> {
@@ -231,5 +250,12 @@ mod tests {
         assert!(err.to_string().contains("MAX_DOWNLOADS"), "{err}");
         let err = Config::from_env(&env(&[("LIST_MAX_AGE_DAYS", "-1")])).unwrap_err();
         assert!(err.to_string().contains("LIST_MAX_AGE_DAYS"), "{err}");
+    }
+
+    #[test]
+    fn when_configured_then_from_env_reads_exactly_the_declared_variables() {
+        let env = shared::config::Recorder::new(env(&[]));
+        Config::from_env(&env).unwrap();
+        assert_eq!(env.asked(), VARIABLES);
     }
 }

@@ -20,6 +20,19 @@ pub(crate) struct Config {
     pub(crate) archive: ArchiveSettings,
 }
 
+/// Every environment variable `from_env` reads, sorted; a test below checks it reads exactly
+/// these, and the template gate (infra/validate/check_wiring.py) checks them against
+/// docs/contracts.md and the template.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const VARIABLES: &[&str] = &[
+    "ARCHIVE_PART_SIZE_MIB",
+    "AUDIT_TABLE",
+    "DATALAKE_BUCKET",
+    "DATALAKE_KMS_KEY_ARN",
+    "REQUESTS_TABLE",
+    "STAGING_BUCKET",
+];
+
 impl Config {
     /// Fails with the name of the first missing or malformed variable.
     pub(crate) fn from_env(env: &impl Env) -> Result<Self, EgressError> {
@@ -91,5 +104,12 @@ mod tests {
         }
         let ok = Config::from_env(&env_with(&[("ARCHIVE_PART_SIZE_MIB", "5")], "")).unwrap();
         assert_eq!(ok.archive.part_size, 5 * 1024 * 1024);
+    }
+
+    #[test]
+    fn when_configured_then_from_env_reads_exactly_the_declared_variables() {
+        let env = shared::config::Recorder::new(ENV);
+        Config::from_env(&env).unwrap();
+        assert_eq!(env.asked(), VARIABLES);
     }
 }

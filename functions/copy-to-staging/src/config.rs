@@ -17,6 +17,18 @@ pub(crate) struct Config {
     pub(crate) staging: StagingSettings,
 }
 
+/// Every environment variable `from_env` reads, sorted; a test below checks it reads exactly
+/// these, and the template gate (infra/validate/check_wiring.py) checks them against
+/// docs/contracts.md and the template.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const VARIABLES: &[&str] = &[
+    "AUDIT_TABLE",
+    "COPY_CONCURRENCY",
+    "REQUESTS_TABLE",
+    "STAGING_BUCKET",
+    "STAGING_KMS_KEY_ARN",
+];
+
 impl Config {
     /// Fails with the name of the first missing or malformed variable.
     pub(crate) fn from_env(env: &impl Env) -> Result<Self, EgressError> {
@@ -85,5 +97,12 @@ mod tests {
             let err = Config::from_env(&env).unwrap_err();
             assert!(err.to_string().contains("COPY_CONCURRENCY"), "{err}");
         }
+    }
+
+    #[test]
+    fn when_configured_then_from_env_reads_exactly_the_declared_variables() {
+        let env = shared::config::Recorder::new(ENV);
+        Config::from_env(&env).unwrap();
+        assert_eq!(env.asked(), VARIABLES);
     }
 }

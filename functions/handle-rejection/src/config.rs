@@ -10,6 +10,12 @@ pub(crate) struct Config {
     pub(crate) audit_table: String,
 }
 
+/// Every environment variable `from_env` reads, sorted; a test below checks it reads exactly
+/// these, and the template gate (infra/validate/check_wiring.py) checks them against
+/// docs/contracts.md and the template.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const VARIABLES: &[&str] = &["AUDIT_TABLE", "STAGING_BUCKET"];
+
 impl Config {
     /// Fails with the name of the first missing variable.
     pub(crate) fn from_env(env: &impl Env) -> Result<Self, EgressError> {
@@ -36,5 +42,15 @@ mod tests {
             (config.staging_bucket.as_str(), config.audit_table.as_str()),
             ("staging", "audit")
         );
+    }
+
+    #[test]
+    fn when_configured_then_from_env_reads_exactly_the_declared_variables() {
+        let env = shared::config::Recorder::new([
+            ("STAGING_BUCKET", "staging"),
+            ("AUDIT_TABLE", "audit"),
+        ]);
+        Config::from_env(&env).unwrap();
+        assert_eq!(env.asked(), VARIABLES);
     }
 }

@@ -12,6 +12,12 @@ pub(crate) struct Config {
     pub(crate) app_url: String,
 }
 
+/// Every environment variable `from_env` reads, sorted; a test below checks it reads exactly
+/// these, and the template gate (infra/validate/check_wiring.py) checks them against
+/// docs/contracts.md and the template.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const VARIABLES: &[&str] = &["ADMIN_EMAIL", "APP_URL", "REQUESTS_TABLE", "SENDER_EMAIL"];
+
 impl Config {
     /// Fails with the name of the first missing variable.
     pub(crate) fn from_env(env: &impl Env) -> Result<Self, EgressError> {
@@ -44,5 +50,16 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.app_url, "");
+    }
+
+    #[test]
+    fn when_configured_then_from_env_reads_exactly_the_declared_variables() {
+        let env = shared::config::Recorder::new([
+            ("REQUESTS_TABLE", "t"),
+            ("SENDER_EMAIL", "egress@example.org"),
+            ("ADMIN_EMAIL", "a@example.org"),
+        ]);
+        Config::from_env(&env).unwrap();
+        assert_eq!(env.asked(), VARIABLES);
     }
 }

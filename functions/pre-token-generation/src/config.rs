@@ -13,6 +13,17 @@ pub(crate) struct Config {
     pub(crate) map: IdpGroupMap,
 }
 
+/// Every environment variable `from_env` reads, sorted; a test below checks it reads exactly
+/// these, and the template gate (infra/validate/check_wiring.py) checks them against
+/// docs/contracts.md and the template.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const VARIABLES: &[&str] = &[
+    "IDP_GROUP_CLAIM",
+    "IDP_GROUP_MAP",
+    "IG_REVIEWER_GROUP",
+    "RIT_REVIEWER_GROUP",
+];
+
 impl Config {
     /// Fails with the name of the missing or malformed variable.
     pub(crate) fn from_env(env: &impl Env) -> Result<Self, EgressError> {
@@ -74,5 +85,15 @@ mod tests {
             .contains("IDP_GROUP_CLAIM"));
         let err = Config::from_env(&[("RIT_REVIEWER_GROUP", "ResearchIT")]).unwrap_err();
         assert!(err.to_string().contains("IG_REVIEWER_GROUP"));
+    }
+
+    #[test]
+    fn when_configured_then_from_env_reads_exactly_the_declared_variables() {
+        let env = shared::config::Recorder::new([
+            ("IG_REVIEWER_GROUP", "InformationGovernance"),
+            ("RIT_REVIEWER_GROUP", "ResearchIT"),
+        ]);
+        Config::from_env(&env).unwrap();
+        assert_eq!(env.asked(), VARIABLES);
     }
 }

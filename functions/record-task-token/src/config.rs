@@ -9,6 +9,12 @@ pub(crate) struct Config {
     pub(crate) requests_table: String,
 }
 
+/// Every environment variable `from_env` reads, sorted; a test below checks it reads exactly
+/// these, and the template gate (infra/validate/check_wiring.py) checks them against
+/// docs/contracts.md and the template.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const VARIABLES: &[&str] = &["REQUESTS_TABLE"];
+
 impl Config {
     /// Fails with the name of the missing variable.
     pub(crate) fn from_env(env: &impl Env) -> Result<Self, EgressError> {
@@ -28,5 +34,12 @@ mod tests {
         assert!(err.to_string().contains("REQUESTS_TABLE"));
         let config = Config::from_env(&[("REQUESTS_TABLE", "egress-requests")]).unwrap();
         assert_eq!(config.requests_table, "egress-requests");
+    }
+
+    #[test]
+    fn when_configured_then_from_env_reads_exactly_the_declared_variables() {
+        let env = shared::config::Recorder::new([("REQUESTS_TABLE", "egress-requests")]);
+        Config::from_env(&env).unwrap();
+        assert_eq!(env.asked(), VARIABLES);
     }
 }

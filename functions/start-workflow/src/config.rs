@@ -14,6 +14,22 @@ pub(crate) struct Config {
     pub(crate) intake: IntakeConfig,
 }
 
+/// Every environment variable `from_env` reads, sorted; a test below checks it reads exactly
+/// these, and the template gate (infra/validate/check_wiring.py) checks them against
+/// docs/contracts.md and the template.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const VARIABLES: &[&str] = &[
+    "ADMIN_EMAIL",
+    "APPROVAL_MODE",
+    "APP_URL",
+    "IG_REVIEWER_GROUP",
+    "REVIEW_TIMEOUT_SECONDS",
+    "RIT_REVIEWER_GROUP",
+    "STATE_MACHINE_ARN",
+    "SWB_EGRESS_STORE_BUCKET",
+    "SWB_NOTIFICATION_BUCKET",
+];
+
 impl Config {
     /// Fails with the name of the first missing or malformed variable.
     pub(crate) fn from_env(env: &impl Env) -> Result<Self, EgressError> {
@@ -101,5 +117,12 @@ mod tests {
         env.insert("APPROVAL_MODE".into(), "triple".into());
         let err = Config::from_env(&env).unwrap_err();
         assert!(err.to_string().contains("APPROVAL_MODE"), "{err}");
+    }
+
+    #[test]
+    fn when_configured_then_from_env_reads_exactly_the_declared_variables() {
+        let env = shared::config::Recorder::new(ENV);
+        Config::from_env(&env).unwrap();
+        assert_eq!(env.asked(), VARIABLES);
     }
 }

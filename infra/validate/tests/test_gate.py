@@ -304,6 +304,21 @@ def test_when_a_function_lacks_a_contract_variable_then_it_is_named(template):
     assert any("CopyToDatalakeFunction lacks DATALAKE_KMS_KEY_ARN" in e for e in errors), errors
 
 
+def test_when_a_functions_config_and_its_contract_row_differ_then_the_variable_is_named(template, tmp_path):
+    for crate in (ROOT / "functions").glob("*/Cargo.toml"):
+        (tmp_path / "functions" / crate.parent.name / "src").mkdir(parents=True)
+        (tmp_path / "functions" / crate.parent.name / "Cargo.toml").write_text("", encoding="utf-8")
+        config = (crate.parent / "src" / "config.rs").read_text(encoding="utf-8")
+        if crate.parent.name == "record-task-token":
+            config = config.replace('&["REQUESTS_TABLE"]', '&["AUDIT_TABLE", "REQUESTS_TABLE"]')
+        if crate.parent.name == "notify-requester":
+            config = config.replace(', "SENDER_EMAIL"]', "]")
+        (tmp_path / "functions" / crate.parent.name / "src" / "config.rs").write_text(config, encoding="utf-8")
+    errors = wiring(template, root=tmp_path)
+    assert any("record-task-token reads AUDIT_TABLE, which its contracts.md row lacks" in e for e in errors), errors
+    assert any("notify-requester does not read SENDER_EMAIL, which its contracts.md row lists" in e for e in errors), errors
+
+
 def test_when_a_samconfig_value_breaks_a_constraint_then_the_parameter_is_named(template, tmp_path):
     text = (INFRA_DIR / "samconfig.toml").read_text(encoding="utf-8")
     bad = tmp_path / "samconfig.toml"
