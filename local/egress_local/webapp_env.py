@@ -60,7 +60,7 @@ def local_values(outputs: dict, api: dict) -> dict[str, str]:
     return {
         "REACT_APP_APPSYNC_API": api["graphql_url"],
         "REACT_APP_REGION": outputs["region"],
-        "REACT_APP_USER_POOL_ID": api["pool_id"],
+        "REACT_APP_USER_POOL_ID": api["user_pool_id"],
         "REACT_APP_USER_POOL_CLIENT_ID": api["client_id"],
         # No hosted UI locally: the app's federated sign-in stays off and its domain unused.
         "REACT_APP_USER_POOL_DOMAIN": "",

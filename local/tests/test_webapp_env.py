@@ -45,7 +45,7 @@ OUTPUTS = {
 }
 API = {
     "graphql_url": "http://127.0.0.1:4576/graphql",
-    "pool_id": "eu-west-2_abc",
+    "user_pool_id": "eu-west-2_abc",
     "client_id": "client123",
     "cognito_endpoint": "http://127.0.0.1:4566",
 }
@@ -139,7 +139,7 @@ class LiveStackTest(unittest.TestCase):
             env = env_file(app / ".env.development.local")
             api = json.loads(api_path.read_text())
             self.assertEqual(env["REACT_APP_APPSYNC_API"], api["graphql_url"])
-            self.assertEqual(env["REACT_APP_USER_POOL_ID"], api["pool_id"])
+            self.assertEqual(env["REACT_APP_USER_POOL_ID"], api["user_pool_id"])
 
 
 if __name__ == "__main__":
