@@ -248,6 +248,13 @@ def moto_server() -> str:
     return sys.executable
 
 
+def moto_command(ports: Ports) -> tuple[list[str], dict[str, str]]:
+    """How moto is started: through `egress_local.moto_launcher` (AWS-shaped
+    `$$.State.EnteredTime`), its service calls sent to the router (`MOTO_PORT`)."""
+    cmd = [moto_server(), "-m", "egress_local.moto_launcher", "-H", "127.0.0.1", "-p", str(ports.moto)]
+    return cmd, {"MOTO_PORT": str(ports.edge), "PYTHONPATH": str(ROOT / "local")}
+
+
 def up() -> int:
     ports = Ports.from_env()
     if is_up(ports):
@@ -280,11 +287,8 @@ def up() -> int:
         # moto's Step Functions interpreter calls `localhost:$MOTO_PORT`: the router.
         # Through the launcher, so the state machine's `$$.State.EnteredTime` (stored as
         # `updated_dt`, shown by the web app) has AWS's shape: milliseconds and `Z`.
-        moto = start(
-            "moto",
-            [moto_server(), "-m", "egress_local.moto_launcher", "-H", "127.0.0.1", "-p", str(ports.moto)],
-            {**base_env, "MOTO_PORT": str(ports.edge), "PYTHONPATH": str(ROOT / "local")},
-        )
+        moto_cmd, moto_env = moto_command(ports)
+        moto = start("moto", moto_cmd, {**base_env, **moto_env})
         wait_for_port(moto, ports.moto, 30)
         http_json("POST", f"http://127.0.0.1:{ports.moto}/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
 

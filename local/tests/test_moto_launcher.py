@@ -29,5 +29,34 @@ class MotoLauncherTest(unittest.TestCase):
         self.assertRegex(now, AWS_FORMAT)
 
 
+class StackStartsMotoThroughTheLauncherTest(unittest.TestCase):
+    def test_when_the_stack_starts_moto_then_it_runs_the_launcher_with_local_on_the_path(self):
+        import os
+        import subprocess
+
+        from egress_local import stack
+        from egress_local.settings import Ports
+
+        try:
+            import moto  # noqa: F401
+        except ImportError:
+            self.skipTest("moto is not installed in this interpreter (run with the stack's python)")
+        ports = Ports(edge=4700, moto=4701, watch_single=4702, watch_dual=4703)
+        cmd, env = stack.moto_command(ports)
+        self.assertEqual(cmd[1:3], ["-m", "egress_local.moto_launcher"])
+        self.assertEqual(cmd[3:], ["-H", "127.0.0.1", "-p", "4701"])
+        self.assertEqual(env["MOTO_PORT"], "4700", "the interpreter's service calls go to the router")
+        # The command as the stack runs it finds the launcher and moto's server behind it.
+        out = subprocess.run(
+            [*cmd[:3], "--help"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("usage", out.stdout.lower())
+
+
 if __name__ == "__main__":
     unittest.main()
