@@ -310,7 +310,6 @@ impl Vars {
         vars.set("TASK_TOKEN", "handle-1");
         vars.set("IG_GROUP", "ig-reviewers");
         vars.set("RIT_GROUP", "rit-reviewers");
-        vars.set("ADMIN_EMAIL", "tre-admin@tre.example.org");
         vars
     }
 }
@@ -410,7 +409,6 @@ impl World {
         vars.set("SIZE_GONE", BODY_A.len().to_string());
         vars.set("IG_GROUP", &stack.outputs.project.ig_reviewer_group);
         vars.set("RIT_GROUP", &stack.outputs.project.rit_reviewer_group);
-        vars.set("ADMIN_EMAIL", &stack.outputs.email.admin);
 
         let other_lock = match setup.store_item {
             StoreItem::Absent => None,

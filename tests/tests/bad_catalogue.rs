@@ -57,7 +57,6 @@ fn intake_config(vars: &Vars) -> IntakeConfig {
             "rit-reviewers".into(),
             3600,
             String::new(),
-            "tre-admin@tre.example.org".into(),
         )
         .unwrap(),
     }

@@ -113,7 +113,6 @@ fn intake_config(stack: &Stack) -> IntakeConfig {
             rit_reviewer_group: stack.outputs.project.rit_reviewer_group.clone(),
             review_timeout_seconds: 600,
             app_url: stack.outputs.project.app_url.clone(),
-            admin_email: stack.outputs.email.admin.clone(),
         },
     }
 }

@@ -572,7 +572,6 @@ async fn when_nobody_decides_within_the_review_timeout_then_the_request_expires(
             rit_reviewer_group: stack.outputs.project.rit_reviewer_group.clone(),
             review_timeout_seconds: 3,
             app_url: stack.outputs.project.app_url.clone(),
-            admin_email: stack.outputs.email.admin.clone(),
         },
     };
     let input = build_workflow_input(&s.message_json(), &config)
@@ -858,7 +857,6 @@ async fn when_the_swb_egress_store_does_not_exist_then_the_request_fails_and_no_
             rit_reviewer_group: stack.outputs.project.rit_reviewer_group.clone(),
             review_timeout_seconds: 600,
             app_url: stack.outputs.project.app_url.clone(),
-            admin_email: stack.outputs.email.admin.clone(),
         },
     };
     // Intake binds the store to the workspace, so the ghost store is put into the workflow

@@ -14,12 +14,10 @@ pub(crate) struct Config {
     pub(crate) intake: IntakeConfig,
 }
 
-/// Every environment variable `from_env` reads, sorted; a test below checks it reads exactly
-/// these, and the template gate (infra/validate/check_wiring.py) checks them against
-/// docs/contracts.md and the template.
+/// The variables `from_env` reads, sorted (tested below; infra/validate/check_wiring.py checks
+/// them against docs/contracts.md and the template).
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const VARIABLES: &[&str] = &[
-    "ADMIN_EMAIL",
     "APPROVAL_MODE",
     "APP_URL",
     "IG_REVIEWER_GROUP",
@@ -44,7 +42,6 @@ impl Config {
                 DEFAULT_REVIEW_TIMEOUT_SECONDS,
             )?,
             shared::config::optional(env, "APP_URL").unwrap_or_default(),
-            required(env, "ADMIN_EMAIL")?,
         )
         .map_err(|e| EgressError::Config(format!("APPROVAL_MODE / REVIEW_TIMEOUT_SECONDS: {e}")))?;
         Ok(Self {
@@ -63,7 +60,7 @@ mod tests {
     use super::*;
     use shared::model::ApprovalMode;
 
-    const ENV: [(&str, &str); 8] = [
+    const ENV: [(&str, &str); 7] = [
         (
             "STATE_MACHINE_ARN",
             "arn:aws:states:eu-west-2:123456789012:stateMachine:egress",
@@ -73,7 +70,6 @@ mod tests {
         ("APPROVAL_MODE", "DUAL"),
         ("IG_REVIEWER_GROUP", "IGApprover"),
         ("RIT_REVIEWER_GROUP", "ResearchITAdmin"),
-        ("ADMIN_EMAIL", "admin@example.org"),
         ("APP_URL", "https://egress.example.org"),
     ];
 
@@ -95,7 +91,6 @@ mod tests {
             "SWB_NOTIFICATION_BUCKET",
             "SWB_EGRESS_STORE_BUCKET",
             "APPROVAL_MODE",
-            "ADMIN_EMAIL",
         ] {
             let env: std::collections::HashMap<String, String> = ENV
                 .iter()

@@ -68,7 +68,6 @@ mod tests {
                     "RIT".into(),
                     60,
                     String::new(),
-                    "admin@example.org".into(),
                 )
                 .unwrap(),
             },

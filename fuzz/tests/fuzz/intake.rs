@@ -55,7 +55,6 @@ fn config() -> IntakeConfig {
             "ResearchIT".into(),
             86_400,
             "https://egress.example.org".into(),
-            "admin@example.org".into(),
         )
         .expect("a valid workflow configuration"),
     }

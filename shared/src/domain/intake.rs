@@ -177,7 +177,6 @@ pub fn workflow_config(
     rit_reviewer_group: String,
     review_timeout_seconds: u64,
     app_url: String,
-    admin_email: String,
 ) -> Result<WorkflowConfig> {
     let approval_mode: ApprovalMode = approval_mode.parse()?;
     if review_timeout_seconds == 0 {
@@ -192,7 +191,6 @@ pub fn workflow_config(
         rit_reviewer_group,
         review_timeout_seconds,
         app_url,
-        admin_email,
     })
 }
 
@@ -386,7 +384,6 @@ mod tests {
                 "ResearchITAdmin".into(),
                 1_209_600,
                 "https://egress.example.org".into(),
-                "tre-admin@example.org".into(),
             )
             .unwrap(),
         }
@@ -709,7 +706,7 @@ mod tests {
             assert!(err.to_string().contains("\"single\" or \"dual\""), "{err}");
         }
         assert!(
-            workflow_config("both", "a".into(), "b".into(), 1, "u".into(), "e".into()).is_err()
+            workflow_config("both", "a".into(), "b".into(), 1, "u".into()).is_err()
         );
     }
 }

@@ -75,8 +75,6 @@ pub struct WorkflowConfig {
     pub review_timeout_seconds: u64,
     /// Where reviewers open the web app (used in notifications).
     pub app_url: String,
-    /// The TRE admin's e-mail (used in notifications to researchers).
-    pub admin_email: String,
 }
 
 /// `copy-to-staging` input.

@@ -47,7 +47,6 @@ mod tests {
                 "RIT".into(),
                 60,
                 "https://app".into(),
-                "admin@example.org".into(),
             )
             .unwrap(),
         }
