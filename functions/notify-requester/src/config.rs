@@ -12,9 +12,8 @@ pub(crate) struct Config {
     pub(crate) app_url: String,
 }
 
-/// Every environment variable `from_env` reads, sorted; a test below checks it reads exactly
-/// these, and the template gate (infra/validate/check_wiring.py) checks them against
-/// docs/contracts.md and the template.
+/// The variables `from_env` reads, sorted (tested below; infra/validate/check_wiring.py checks
+/// them against docs/contracts.md and the template).
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const VARIABLES: &[&str] = &["ADMIN_EMAIL", "APP_URL", "REQUESTS_TABLE", "SENDER_EMAIL"];
 
