@@ -8,7 +8,7 @@
 //! - [`error`]: the typed error with its stable Lambda `errorType` names;
 //! - [`config`], [`telemetry`], [`aws`]: init-time plumbing shared by every `main`.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod adapters;
 pub mod aws;
