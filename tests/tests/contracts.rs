@@ -175,22 +175,9 @@ fn evaluate_string(expr: &str, data: &Value) -> Value {
 }
 
 /// Evaluates a `Parameters`-style template: keys ending in `.$` take the value of their path.
+/// Panics where Step Functions would raise `States.Runtime`.
 fn evaluate(template: &Value, data: &Value) -> Value {
-    match template {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| match k.strip_suffix(".$") {
-                    Some(key) => (
-                        key.to_string(),
-                        evaluate_string(v.as_str().expect("a path"), data),
-                    ),
-                    None => (k.clone(), evaluate(v, data)),
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(|v| evaluate(v, data)).collect()),
-        other => other.clone(),
-    }
+    try_evaluate(template, data).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A DynamoDB JSON attribute value (as in a `putItem` `Item`) to the SDK type.
@@ -677,6 +664,7 @@ fn try_evaluate(template: &Value, data: &Value) -> Result<Value, String> {
             }
             Ok(Value::Object(out))
         }
+        Value::Array(items) => items.iter().map(|v| try_evaluate(v, data)).collect(),
         other => Ok(other.clone()),
     }
 }
