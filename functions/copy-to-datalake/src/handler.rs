@@ -1,53 +1,14 @@
-//! Payload → `shared::services::archive::run`.
+//! Payload → [`shared::services::archive::ArchiveStep`], run once by [`run_step`].
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use shared::model::{ArchiveInput, ArchiveResult};
-use shared::ports::{AuditLog, Clock, ObjectStore, RequestStore};
-use shared::services::archive::{self, ArchiveSettings};
+use shared::services::{run_step, Step};
 
-/// What the handler needs, built once in `main`.
-pub(crate) struct Deps<O, R, A, C> {
-    pub(crate) objects: O,
-    pub(crate) requests: R,
-    pub(crate) audit: A,
-    pub(crate) clock: C,
-    pub(crate) settings: ArchiveSettings,
-}
-
-/// Writes the approved request's archive; staging is removed only once the archive is
-/// complete and confirmed.
-pub(crate) async fn handle<O, R, A, C>(
-    deps: &Deps<O, R, A, C>,
+pub(crate) async fn handle(
+    step: &impl Step<Input = ArchiveInput, Output = ArchiveResult>,
     event: LambdaEvent<ArchiveInput>,
-) -> Result<ArchiveResult, Diagnostic>
-where
-    O: ObjectStore,
-    R: RequestStore,
-    A: AuditLog,
-    C: Clock,
-{
-    let input = event.payload;
-    let outcome = archive::run(
-        &deps.objects,
-        &deps.requests,
-        &deps.audit,
-        &deps.clock,
-        &deps.settings,
-        &input,
-    )
-    .await;
-    match outcome {
-        Ok(result) => Ok(result),
-        Err(err) => {
-            tracing::error!(
-                egress_request_id = %input.egress_request_id,
-                error_type = err.error_type(),
-                error = %err,
-                "archiving failed; staging is left as it was"
-            );
-            Err(err.into())
-        }
-    }
+) -> Result<ArchiveResult, Diagnostic> {
+    Ok(run_step(step, event.payload).await?)
 }
 
 #[cfg(test)]
@@ -58,6 +19,7 @@ mod tests {
     use shared::fakes::{InMemoryAuditLog, InMemoryObjectStore, InMemoryRequestStore, ObjectCall};
     use shared::model::{EgressStatus, StagingInput};
     use shared::ports::FixedClock;
+    use shared::services::archive::{ArchiveSettings, ArchiveStep};
     use shared::services::staging::{self, StagingSettings};
     use shared::testdata::request;
     use std::io::Read;
@@ -70,7 +32,8 @@ mod tests {
     const EGRESS_BUCKET: &str = "swb-egress-store-123456789012";
     const NOTIFY_BUCKET: &str = "swb-egress-notify-123456789012";
 
-    type TestDeps = Deps<InMemoryObjectStore, InMemoryRequestStore, InMemoryAuditLog, FixedClock>;
+    type TestDeps =
+        ArchiveStep<InMemoryObjectStore, InMemoryRequestStore, InMemoryAuditLog, FixedClock>;
 
     fn events_dir() -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/copy-to-datalake")
@@ -158,7 +121,7 @@ mod tests {
         let mut approved = requests.item(&i.egress_request_id).unwrap();
         approved.egress_status = EgressStatus::IgApproved;
         requests.put(approved);
-        Deps {
+        ArchiveStep {
             objects,
             requests,
             audit: InMemoryAuditLog::default(),
@@ -418,7 +381,7 @@ mod tests {
         let objects = InMemoryObjectStore::new()
             .with_bucket(STAGING, false)
             .with_bucket(DATALAKE, false);
-        let deps = Deps { objects, ..deps };
+        let deps = ArchiveStep { objects, ..deps };
         let err = invoke(&deps).await.unwrap_err();
         assert_eq!(err.error_type, "NotFound");
         assert!(

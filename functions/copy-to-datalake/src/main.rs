@@ -19,12 +19,12 @@ async fn main() -> Result<(), Error> {
     })?;
     let sdk = shared::aws::load_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let deps = handler::Deps {
+    let step = shared::services::archive::ArchiveStep {
         objects: S3ObjectStore::new(shared::aws::s3_client(&sdk)),
         requests: DynamoDbRequestStore::new(dynamodb.clone(), config.requests_table),
         audit: DynamoDbAuditLog::new(dynamodb, config.audit_table),
         clock: SystemClock,
         settings: config.archive,
     };
-    run(service_fn(|event| handler::handle(&deps, event))).await
+    run(service_fn(|event| handler::handle(&step, event))).await
 }

@@ -1,61 +1,14 @@
-//! Payload → `shared::services::staging::run`.
+//! Payload → [`shared::services::staging::StagingStep`], run once by [`run_step`].
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use shared::model::{StagingInput, StagingResult};
-use shared::ports::{AuditLog, Clock, ObjectStore, RequestStore};
-use shared::services::staging::{self, StagingSettings};
+use shared::services::{run_step, Step};
 
-/// What the handler needs, built once in `main`.
-pub(crate) struct Deps<O, R, A, C> {
-    pub(crate) objects: O,
-    pub(crate) requests: R,
-    pub(crate) audit: A,
-    pub(crate) clock: C,
-    pub(crate) settings: StagingSettings,
-}
-
-/// Stages the request's snapshot. Errors keep their stable `errorType` so the state
-/// machine's `Retry`/`Catch` can tell a transient S3 hiccup from an unsafe snapshot.
-pub(crate) async fn handle<O, R, A, C>(
-    deps: &Deps<O, R, A, C>,
+pub(crate) async fn handle(
+    step: &impl Step<Input = StagingInput, Output = StagingResult>,
     event: LambdaEvent<StagingInput>,
-) -> Result<StagingResult, Diagnostic>
-where
-    O: ObjectStore,
-    R: RequestStore,
-    A: AuditLog,
-    C: Clock,
-{
-    let input = event.payload;
-    let outcome = staging::run(
-        &deps.objects,
-        &deps.requests,
-        &deps.audit,
-        &deps.clock,
-        &deps.settings,
-        &input,
-    )
-    .await;
-    match outcome {
-        Ok(result) => {
-            tracing::info!(
-                egress_request_id = %input.egress_request_id,
-                file_count = result.file_count,
-                total_bytes = result.total_bytes,
-                "staged"
-            );
-            Ok(result)
-        }
-        Err(err) => {
-            tracing::error!(
-                egress_request_id = %input.egress_request_id,
-                error_type = err.error_type(),
-                error = %err,
-                "staging failed"
-            );
-            Err(err.into())
-        }
-    }
+) -> Result<StagingResult, Diagnostic> {
+    Ok(run_step(step, event.payload).await?)
 }
 
 #[cfg(test)]
@@ -66,6 +19,7 @@ mod tests {
     use shared::fakes::{InMemoryAuditLog, InMemoryObjectStore, InMemoryRequestStore, ObjectCall};
     use shared::model::{EgressStatus, Manifest, Snapshot};
     use shared::ports::FixedClock;
+    use shared::services::staging::{StagingSettings, StagingStep};
     use shared::testdata::request;
     use time::macros::datetime;
 
@@ -76,7 +30,8 @@ mod tests {
     const SNAPSHOT_KEY: &str =
         "1637e3f6-5d2c-4d52-9a41-3f1b2c3d4e5f/covid-analysis-egress-store-ver1.json";
 
-    type TestDeps = Deps<InMemoryObjectStore, InMemoryRequestStore, InMemoryAuditLog, FixedClock>;
+    type TestDeps =
+        StagingStep<InMemoryObjectStore, InMemoryRequestStore, InMemoryAuditLog, FixedClock>;
 
     fn events_dir() -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/copy-to-staging")
@@ -125,7 +80,7 @@ mod tests {
             SNAPSHOT_KEY,
             serde_json::to_vec(snapshot).unwrap(),
         );
-        Deps {
+        StagingStep {
             objects,
             requests: InMemoryRequestStore::with([request(
                 &input.egress_request_id,
@@ -346,7 +301,7 @@ mod tests {
     async fn when_the_snapshot_file_is_missing_then_the_error_is_not_found() {
         let deps = deps_with(&snapshot());
         let empty = InMemoryObjectStore::new().with_bucket(NOTIFY_BUCKET, false);
-        let deps = Deps {
+        let deps = StagingStep {
             objects: empty,
             ..deps
         };

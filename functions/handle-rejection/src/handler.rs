@@ -1,49 +1,14 @@
-//! Payload → `shared::services::cleanup::run`.
+//! Payload → [`shared::services::cleanup::CleanupStep`], run once by [`run_step`].
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use shared::model::{CleanupInput, CleanupResult};
-use shared::ports::{AuditLog, Clock, ObjectStore};
-use shared::services::cleanup;
+use shared::services::{run_step, Step};
 
-/// What the handler needs, built once in `main`.
-pub(crate) struct Deps<O, A, C> {
-    pub(crate) objects: O,
-    pub(crate) audit: A,
-    pub(crate) clock: C,
-    pub(crate) staging_bucket: String,
-}
-
-/// Deletes the request's staged data; succeeds with 0 when nothing is left.
-pub(crate) async fn handle<O, A, C>(
-    deps: &Deps<O, A, C>,
+pub(crate) async fn handle(
+    step: &impl Step<Input = CleanupInput, Output = CleanupResult>,
     event: LambdaEvent<CleanupInput>,
-) -> Result<CleanupResult, Diagnostic>
-where
-    O: ObjectStore,
-    A: AuditLog,
-    C: Clock,
-{
-    let input = event.payload;
-    match cleanup::run(
-        &deps.objects,
-        &deps.audit,
-        &deps.clock,
-        &deps.staging_bucket,
-        &input,
-    )
-    .await
-    {
-        Ok(result) => Ok(result),
-        Err(err) => {
-            tracing::error!(
-                egress_request_id = %input.egress_request_id,
-                error_type = err.error_type(),
-                error = %err,
-                "deleting the staged data failed"
-            );
-            Err(err.into())
-        }
-    }
+) -> Result<CleanupResult, Diagnostic> {
+    Ok(run_step(step, event.payload).await?)
 }
 
 #[cfg(test)]
@@ -52,11 +17,12 @@ mod tests {
     use lambda_runtime::Context;
     use shared::fakes::{InMemoryAuditLog, InMemoryObjectStore};
     use shared::ports::FixedClock;
+    use shared::services::cleanup::CleanupStep;
     use time::macros::datetime;
 
     const STAGING: &str = "egress-staging";
 
-    type TestDeps = Deps<InMemoryObjectStore, InMemoryAuditLog, FixedClock>;
+    type TestDeps = CleanupStep<InMemoryObjectStore, InMemoryAuditLog, FixedClock>;
 
     fn events_dir() -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/handle-rejection")
@@ -68,7 +34,7 @@ mod tests {
     }
 
     fn deps() -> TestDeps {
-        Deps {
+        CleanupStep {
             objects: InMemoryObjectStore::new().with_bucket(STAGING, false),
             audit: InMemoryAuditLog::default(),
             clock: FixedClock(datetime!(2024-03-03 09:00:00 UTC)),

@@ -17,11 +17,11 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %e, "handle-rejection cannot start: invalid configuration");
     })?;
     let sdk = shared::aws::load_config().await;
-    let deps = handler::Deps {
+    let step = shared::services::cleanup::CleanupStep {
         objects: S3ObjectStore::new(shared::aws::s3_client(&sdk)),
         audit: DynamoDbAuditLog::new(aws_sdk_dynamodb::Client::new(&sdk), config.audit_table),
         clock: SystemClock,
         staging_bucket: config.staging_bucket,
     };
-    run(service_fn(|event| handler::handle(&deps, event))).await
+    run(service_fn(|event| handler::handle(&step, event))).await
 }

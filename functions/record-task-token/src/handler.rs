@@ -1,32 +1,15 @@
-//! Payload → `shared::services::review_task::record`.
+//! Payload → [`shared::services::review_task::ReviewTaskStep`], run once by [`run_step`].
+//! The task token is a secret: it is only ever passed to the store, never to a log line.
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use shared::model::{RecordTaskTokenInput, RecordTaskTokenOutput};
-use shared::ports::{Clock, RequestStore};
+use shared::services::{run_step, Step};
 
-/// What the handler needs, built once in `main`.
-pub(crate) struct Deps<S, C> {
-    pub(crate) store: S,
-    pub(crate) clock: C,
-}
-
-/// Records the pending review. The task token is a secret: it is only ever passed to the
-/// store, never to a log line (the input's `Display` redacts it).
-pub(crate) async fn handle<S: RequestStore, C: Clock>(
-    deps: &Deps<S, C>,
+pub(crate) async fn handle(
+    step: &impl Step<Input = RecordTaskTokenInput, Output = RecordTaskTokenOutput>,
     event: LambdaEvent<RecordTaskTokenInput>,
 ) -> Result<RecordTaskTokenOutput, Diagnostic> {
-    let input = event.payload;
-    match shared::services::review_task::record(&deps.store, &deps.clock, &input).await {
-        Ok(out) => {
-            tracing::info!(egress_request_id = %out.egress_request_id, stage = %out.stage, "review stage waiting for a decision");
-            Ok(out)
-        }
-        Err(err) => {
-            tracing::error!(%input, error_type = err.error_type(), error = %err, "review stage could not be recorded");
-            Err(err.into())
-        }
-    }
+    Ok(run_step(step, event.payload).await?)
 }
 
 #[cfg(test)]
@@ -36,6 +19,7 @@ mod tests {
     use shared::fakes::InMemoryRequestStore;
     use shared::model::{EgressStatus, ReviewStage};
     use shared::ports::SystemClock;
+    use shared::services::review_task::ReviewTaskStep;
     use shared::testdata::request;
 
     fn fixture(name: &str) -> RecordTaskTokenInput {
@@ -49,7 +33,7 @@ mod tests {
     #[tokio::test]
     async fn when_the_ig_stage_starts_then_the_token_is_stored_and_not_returned() {
         let input = fixture("ig-stage.json");
-        let deps = Deps {
+        let deps = ReviewTaskStep {
             store: InMemoryRequestStore::with([request(
                 &input.egress_request_id,
                 EgressStatus::Processing,
@@ -69,7 +53,7 @@ mod tests {
 
     #[tokio::test]
     async fn when_the_request_is_missing_then_the_error_is_not_found() {
-        let deps = Deps {
+        let deps = ReviewTaskStep {
             store: InMemoryRequestStore::default(),
             clock: SystemClock,
         };

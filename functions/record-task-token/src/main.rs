@@ -16,12 +16,12 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %e, "record-task-token cannot start: invalid configuration");
     })?;
     let sdk = shared::aws::load_config().await;
-    let deps = handler::Deps {
+    let step = shared::services::review_task::ReviewTaskStep {
         store: DynamoDbRequestStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             config.requests_table,
         ),
         clock: SystemClock,
     };
-    run(service_fn(|event| handler::handle(&deps, event))).await
+    run(service_fn(|event| handler::handle(&step, event))).await
 }

@@ -62,14 +62,8 @@ mod tests {
             intake: IntakeConfig {
                 swb_notification_bucket: "swb-egress-notify-123456789012".into(),
                 swb_egress_store_bucket: "swb-egress-store-123456789012".into(),
-                workflow: workflow_config(
-                    "single",
-                    "IG".into(),
-                    "RIT".into(),
-                    60,
-                    String::new(),
-                )
-                .unwrap(),
+                workflow: workflow_config("single", "IG".into(), "RIT".into(), 60, String::new())
+                    .unwrap(),
             },
         }
     }

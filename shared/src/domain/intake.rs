@@ -705,8 +705,6 @@ mod tests {
             assert_eq!(err.error_type(), "ValidationError");
             assert!(err.to_string().contains("\"single\" or \"dual\""), "{err}");
         }
-        assert!(
-            workflow_config("both", "a".into(), "b".into(), 1, "u".into()).is_err()
-        );
+        assert!(workflow_config("both", "a".into(), "b".into(), 1, "u".into()).is_err());
     }
 }

@@ -19,7 +19,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::multipart::{self, BufferGauge, UploadSettings};
-use super::{cleanup, step_audit};
+use super::{cleanup, step_audit, Step};
 use crate::domain::keys::{self, StagingLayout};
 use crate::domain::staging::check_manifest;
 use crate::domain::transitions::final_approval;
@@ -74,6 +74,39 @@ impl ArchiveSettings {
             upload_concurrency: 2,
             max_manifest_bytes: 256 * 1024 * 1024,
         }
+    }
+}
+
+/// `copy-to-datalake` with its ports: [`run`] as a [`Step`].
+#[derive(Debug)]
+pub struct ArchiveStep<O, R, A, C> {
+    /// The buckets.
+    pub objects: O,
+    /// The requests table.
+    pub requests: R,
+    /// The audit trail.
+    pub audit: A,
+    /// The server clock.
+    pub clock: C,
+    /// Configuration.
+    pub settings: ArchiveSettings,
+}
+
+impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> Step for ArchiveStep<O, R, A, C> {
+    type Input = ArchiveInput;
+    type Output = ArchiveResult;
+    const FAILED: &'static str = "archiving failed; staging is left as it was";
+
+    async fn run(&self, input: &ArchiveInput) -> Result<ArchiveResult> {
+        run(
+            &self.objects,
+            &self.requests,
+            &self.audit,
+            &self.clock,
+            &self.settings,
+            input,
+        )
+        .await
     }
 }
 

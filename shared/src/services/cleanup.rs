@@ -10,7 +10,7 @@
 
 use serde_json::json;
 
-use super::step_audit;
+use super::{step_audit, Step};
 use crate::domain::keys::StagingLayout;
 use crate::error::Result;
 use crate::model::{CleanupInput, CleanupResult};
@@ -18,6 +18,36 @@ use crate::ports::{AuditLog, Clock, ObjectStore, VersionedKey, MAX_DELETE_BATCH}
 
 /// Who the audit trail names for this step.
 pub const ACTOR: &str = "system:handle-rejection";
+
+/// `handle-rejection` with its ports: [`run`] as a [`Step`].
+#[derive(Debug)]
+pub struct CleanupStep<O, A, C> {
+    /// The buckets.
+    pub objects: O,
+    /// The audit trail.
+    pub audit: A,
+    /// The server clock.
+    pub clock: C,
+    /// The staging bucket.
+    pub staging_bucket: String,
+}
+
+impl<O: ObjectStore, A: AuditLog, C: Clock> Step for CleanupStep<O, A, C> {
+    type Input = CleanupInput;
+    type Output = CleanupResult;
+    const FAILED: &'static str = "deleting the staged data failed";
+
+    async fn run(&self, input: &CleanupInput) -> Result<CleanupResult> {
+        run(
+            &self.objects,
+            &self.audit,
+            &self.clock,
+            &self.staging_bucket,
+            input,
+        )
+        .await
+    }
+}
 
 /// Deletes the staged files and the manifest of `input`'s request and audits it.
 pub async fn run(

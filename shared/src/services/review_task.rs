@@ -1,9 +1,31 @@
 //! `record-task-token`: park a review stage and remember its task token server-side.
 
+use super::Step;
 use crate::domain::transitions::status_awaiting;
 use crate::error::{EgressError, Result};
 use crate::model::{RecordTaskTokenInput, RecordTaskTokenOutput};
 use crate::ports::{Clock, PendingReview, RequestStore};
+
+/// `record-task-token` with its ports: [`record`] as a [`Step`].
+#[derive(Debug)]
+pub struct ReviewTaskStep<S, C> {
+    /// The requests table.
+    pub store: S,
+    /// The server clock.
+    pub clock: C,
+}
+
+impl<S: RequestStore, C: Clock> Step for ReviewTaskStep<S, C> {
+    type Input = RecordTaskTokenInput;
+    type Output = RecordTaskTokenOutput;
+    const FAILED: &'static str = "review stage could not be recorded";
+
+    async fn run(&self, input: &RecordTaskTokenInput) -> Result<RecordTaskTokenOutput> {
+        let out = record(&self.store, &self.clock, input).await?;
+        tracing::info!(stage = %out.stage, "review stage waiting for a decision");
+        Ok(out)
+    }
+}
 
 /// Stores the task token, stage and group on the request with a fresh opaque handle for the
 /// web app. The token itself is never logged nor returned.

@@ -12,7 +12,7 @@ use futures::{stream, StreamExt};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{multipart, step_audit};
+use super::{multipart, step_audit, Step};
 use crate::domain::intake::parse_s3_arn;
 use crate::domain::keys::StagingLayout;
 use crate::domain::staging::{self, PlannedCopy};
@@ -62,6 +62,46 @@ impl StagingSettings {
 
 /// Part copies of one object in flight at once.
 const PART_COPY_CONCURRENCY: usize = 4;
+
+/// `copy-to-staging` with its ports: [`run`] as a [`Step`].
+#[derive(Debug)]
+pub struct StagingStep<O, R, A, C> {
+    /// The buckets.
+    pub objects: O,
+    /// The requests table.
+    pub requests: R,
+    /// The audit trail.
+    pub audit: A,
+    /// The server clock.
+    pub clock: C,
+    /// Configuration.
+    pub settings: StagingSettings,
+}
+
+impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> Step for StagingStep<O, R, A, C> {
+    type Input = StagingInput;
+    type Output = StagingResult;
+    const FAILED: &'static str = "staging failed";
+
+    async fn run(&self, input: &StagingInput) -> Result<StagingResult> {
+        run(
+            &self.objects,
+            &self.requests,
+            &self.audit,
+            &self.clock,
+            &self.settings,
+            input,
+        )
+        .await
+        .inspect(|result| {
+            tracing::info!(
+                file_count = result.file_count,
+                total_bytes = result.total_bytes,
+                "staged"
+            )
+        })
+    }
+}
 
 /// Stages `input`'s snapshot, records the result on the request and audits it. A failure is
 /// audited too (best effort) and returned unchanged.
