@@ -25,9 +25,10 @@ use shared::ports::{
     ByteChunks, Destination, ListCursor, MultipartUpload, ObjectHead, ObjectRef, ObjectStore,
     SystemClock, UploadedPart, VersionPage, VersionedKey,
 };
-use shared::services::archive::{self, ArchiveSettings};
+use shared::services::archive::{ArchiveSettings, ArchiveStep};
 use shared::services::multipart::{upload_stream, BufferGauge, UploadSettings};
 use shared::services::staging::{self, StagingSettings};
+use shared::services::Step;
 use shared::zipstream::{DosDateTime, ZipStreamWriter};
 use shared::{EgressError, Result};
 
@@ -375,18 +376,20 @@ async fn run(total: usize, files: usize, part_size: usize) -> Result<()> {
     let parts_before = *store.parts.lock().unwrap_or_else(|p| p.into_inner());
     reset_peak_rss();
     let started = Instant::now();
-    let archived = archive::run(
-        &store,
-        &requests,
-        &audit,
-        &SystemClock,
-        &ArchiveSettings::new("staging", "datalake", "kms", part_size as u64),
-        &ArchiveInput {
+    let step = ArchiveStep {
+        objects: store,
+        requests,
+        audit,
+        clock: SystemClock,
+        settings: ArchiveSettings::new("staging", "datalake", "kms", part_size as u64),
+    };
+    let archived = step
+        .run(&ArchiveInput {
             egress_request_id: REQUEST.into(),
             workspace_id: WORKSPACE.into(),
-        },
-    )
-    .await?;
+        })
+        .await?;
+    let store = step.objects;
     let parts = *store.parts.lock().unwrap_or_else(|p| p.into_inner()) - parts_before;
     report(
         "archive",

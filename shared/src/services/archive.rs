@@ -77,7 +77,7 @@ impl ArchiveSettings {
     }
 }
 
-/// `copy-to-datalake` with its ports: [`run`] as a [`Step`].
+/// `copy-to-datalake`: the step with its ports.
 #[derive(Debug)]
 pub struct ArchiveStep<O, R, A, C> {
     /// The buckets.
@@ -97,58 +97,47 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> Step for ArchiveSte
     type Output = ArchiveResult;
     const FAILED: &'static str = "archiving failed; staging is left as it was";
 
+    /// Writes the archive of `input`'s approved request, removes staging, records the archive
+    /// on the request and audits it. A failure is audited too (best effort) and returned.
     async fn run(&self, input: &ArchiveInput) -> Result<ArchiveResult> {
-        run(
+        match archive(
             &self.objects,
             &self.requests,
-            &self.audit,
             &self.clock,
             &self.settings,
             input,
         )
         .await
-    }
-}
-
-/// Writes the archive of `input`'s approved request, removes staging, records the archive
-/// on the request and audits it. A failure is audited too (best effort) and returned.
-pub async fn run(
-    objects: &impl ObjectStore,
-    requests: &impl RequestStore,
-    audit: &impl AuditLog,
-    clock: &impl Clock,
-    settings: &ArchiveSettings,
-    input: &ArchiveInput,
-) -> Result<ArchiveResult> {
-    match archive(objects, requests, clock, settings, input).await {
-        Ok(result) => {
-            let event = step_audit::success(
-                clock,
-                &input.egress_request_id,
-                ACTOR,
-                "archived",
-                json!({
-                    "bucket": result.bucket,
-                    "key": result.key,
-                    "size": result.size,
-                    "file_count": result.file_count,
-                    "deleted_staged_objects": result.deleted_staged_objects,
-                }),
-            );
-            audit.append(&event).await?;
-            Ok(result)
-        }
-        Err(err) => {
-            step_audit::failure(
-                audit,
-                clock,
-                &input.egress_request_id,
-                ACTOR,
-                "archived",
-                &err,
-            )
-            .await;
-            Err(err)
+        {
+            Ok(result) => {
+                let event = step_audit::success(
+                    &self.clock,
+                    &input.egress_request_id,
+                    ACTOR,
+                    "archived",
+                    json!({
+                        "bucket": result.bucket,
+                        "key": result.key,
+                        "size": result.size,
+                        "file_count": result.file_count,
+                        "deleted_staged_objects": result.deleted_staged_objects,
+                    }),
+                );
+                self.audit.append(&event).await?;
+                Ok(result)
+            }
+            Err(err) => {
+                step_audit::failure(
+                    &self.audit,
+                    &self.clock,
+                    &input.egress_request_id,
+                    ACTOR,
+                    "archived",
+                    &err,
+                )
+                .await;
+                Err(err)
+            }
         }
     }
 }
