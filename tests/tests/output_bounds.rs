@@ -16,7 +16,7 @@ use shared::model::{
     RecordTaskTokenInput, ReviewStage, StagingInput, MAX_STEP_OUTPUT_BYTES,
 };
 use shared::ports::FixedClock;
-use shared::services::{archive, cleanup, notify, review_task, staging};
+use shared::services::{archive, cleanup, notify, review_task, staging, Step};
 use time::macros::datetime;
 
 const FILES: usize = 100_000;
@@ -122,19 +122,26 @@ async fn when_a_request_holds_100000_files_then_every_step_result_stays_small() 
     let mut approved = requests.item(REQ).expect("stored");
     approved.egress_status = EgressStatus::IgApproved;
     requests.put(approved);
-    let archived = archive::run(
-        &objects,
-        &requests,
-        &audit,
-        &CLOCK,
-        &archive::ArchiveSettings::new("staging", "datalake", KMS, 8 * 1024 * 1024),
-        &ArchiveInput {
+    let step = archive::ArchiveStep {
+        objects,
+        requests,
+        audit,
+        clock: CLOCK,
+        settings: archive::ArchiveSettings::new("staging", "datalake", KMS, 8 * 1024 * 1024),
+    };
+    let archived = step
+        .run(&ArchiveInput {
             egress_request_id: REQ.into(),
             workspace_id: WS.into(),
-        },
-    )
-    .await
-    .expect("archived");
+        })
+        .await
+        .expect("archived");
+    let archive::ArchiveStep {
+        objects,
+        requests,
+        audit,
+        ..
+    } = step;
     assert_eq!(archived.file_count, FILES as u64);
     size_of("ArchiveResult", &archived);
 
