@@ -192,10 +192,10 @@ fn when_snapshots_are_hostile_then_staging_plans_only_the_listed_safe_versions()
                     // S3 by its path under the prefix), or say there is no file.
                     let snapshot: Snapshot = serde_json::from_str(&raw).expect("it was read");
                     let names_key = snapshot.objects.iter().any(|o| {
-                        msg.contains(&format!("{:?}", o.key))
+                        support::quotes(&msg, &o.key)
                             || o.key
                                 .strip_prefix(PREFIX)
-                                .is_some_and(|rel| msg.contains(&format!("{rel:?}")))
+                                .is_some_and(|rel| support::quotes(&msg, rel))
                     });
                     prop_assert!(
                         names_key || msg == "snapshot lists no files",

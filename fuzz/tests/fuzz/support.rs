@@ -446,6 +446,18 @@ pub fn text_damage(keys: Vec<&'static str>) -> impl Strategy<Value = TextDamage>
     ]
 }
 
+/// True when `message` quotes `value` (`{value:?}`), or, when the message was cut at
+/// `shared::error::MAX_MESSAGE_BYTES` because the value is huge, quotes its beginning.
+pub fn quotes(message: &str, value: &str) -> bool {
+    let quoted = format!("{value:?}");
+    if message.contains(&quoted) {
+        return true;
+    }
+    let cut = message.ends_with("bytes in all)");
+    let head: String = quoted.chars().take(64).collect();
+    cut && message.contains(&head)
+}
+
 /// True when `message` names `field` the way the service's errors do: in backticks.
 pub fn names_field(message: &str, field: &str) -> bool {
     message.contains(&format!("`{field}`"))

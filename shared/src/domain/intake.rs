@@ -290,12 +290,14 @@ fn store_prefix(obj: &Map<String, Value>, field: &str) -> Result<String> {
 
 fn timestamp(obj: &Map<String, Value>, field: &str) -> Result<String> {
     let s = non_empty(obj, field)?;
-    OffsetDateTime::parse(&s, &Rfc3339).map_err(|_| {
+    let at = OffsetDateTime::parse(&s, &Rfc3339).map_err(|_| {
         EgressError::validation(format!(
             "field `{field}` must be an ISO-8601 timestamp like 2024-01-31T09:30:00.000Z, got {s:?}"
         ))
     })?;
-    Ok(s)
+    // Stored and shown as every other date of the service: UTC, milliseconds, `Z` (real SWB
+    // already sends that; an offset or another precision would sort and display apart).
+    Ok(crate::ports::iso_millis(at))
 }
 
 fn optional_email(obj: &Map<String, Value>, field: &str) -> Result<Option<String>> {
@@ -706,5 +708,20 @@ mod tests {
             assert!(err.to_string().contains("\"single\" or \"dual\""), "{err}");
         }
         assert!(workflow_config("both", "a".into(), "b".into(), 1, "u".into()).is_err());
+    }
+
+    #[test]
+    fn when_a_timestamp_has_an_offset_or_another_precision_then_it_is_stored_in_utc_millis() {
+        let mut obj = Map::new();
+        obj.insert(
+            "t".into(),
+            Value::String("2024-01-31T10:30:00+01:00".into()),
+        );
+        assert_eq!(timestamp(&obj, "t").unwrap(), "2024-01-31T09:30:00.000Z");
+        obj.insert(
+            "t".into(),
+            Value::String("2024-01-31T09:30:00.123456Z".into()),
+        );
+        assert_eq!(timestamp(&obj, "t").unwrap(), "2024-01-31T09:30:00.123Z");
     }
 }

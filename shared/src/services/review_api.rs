@@ -101,9 +101,15 @@ fn counted(egress_request_id: &str, outcome: DownloadCount) -> Result<u32> {
 }
 
 fn arguments<T: serde::de::DeserializeOwned>(field: &str, value: Value) -> Result<T> {
-    serde_json::from_value::<RequestArgument<T>>(value)
+    serde_path_to_error::deserialize::<_, RequestArgument<T>>(value)
         .map(|a| a.request)
-        .map_err(|e| EgressError::validation(format!("invalid arguments for {field}: {e}")))
+        .map_err(|e| {
+            EgressError::validation(format!(
+                "invalid arguments for {field}: at {}: {}",
+                e.path(),
+                e.inner()
+            ))
+        })
 }
 
 impl<S, D, W, A, L, C> ReviewService<S, D, W, A, L, C>

@@ -185,9 +185,15 @@ async fn stage(
             settings.max_snapshot_bytes,
         )
         .await?;
-    let snapshot: Snapshot = serde_json::from_slice(&raw).map_err(|e| {
+    // The path names the member that is wrong (`objects[3].Size`), not only a line and column.
+    let snapshot: Snapshot = serde_path_to_error::deserialize(
+        &mut serde_json::Deserializer::from_slice(&raw),
+    )
+    .map_err(|e| {
         EgressError::validation(format!(
-            "snapshot {location} is not a valid SWB snapshot: {e}"
+            "snapshot {location} is not a valid SWB snapshot: at {}: {}",
+            e.path(),
+            e.inner()
         ))
     })?;
     let plan = staging::plan(
