@@ -101,7 +101,7 @@ fn when_keys_are_hostile_then_only_safe_relative_paths_are_accepted() {
                         }
                         Err(err) => {
                             prop_assert_eq!(err.error_type(), "ValidationError");
-                            prop_assert!(support::quotes(&err.to_string(), &rel), "{}", err);
+                            prop_assert!(support::quotes(&err.to_string(), rel), "{}", err);
                             prop_assert!(layout.prefix().len() + rel.len() > MAX_KEY_BYTES);
                         }
                     }
