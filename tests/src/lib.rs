@@ -4,6 +4,7 @@
 //! AWS, the real function binaries under `cargo lambda watch`, the real state machine.
 //! - [`stack`]: the running stack's outputs and SDK clients pointed at it (and only at it);
 //! - [`swb`]: the SWB simulator (`local/egress_local/swb.py`): submissions as SWB makes them;
+//! - [`fixture`]: what every GraphQL e2e test starts from (stack, API, a submission);
 //! - [`driver`]: reviewer actions (decide, download), always through the GraphQL API;
 //! - [`inspect`]: reading side effects: the request item, SWB status, staging, the archive,
 //!   e-mails, topic messages, the execution and its history;
@@ -13,6 +14,7 @@
 
 pub mod bad_inputs;
 pub mod driver;
+pub mod fixture;
 pub mod graphql;
 pub mod inspect;
 pub mod stack;

@@ -7,53 +7,21 @@
 #![cfg(feature = "e2e")]
 #![cfg(feature = "e2e-api")]
 
-use std::time::Duration;
-
 use aws_sdk_sfn::types::ExecutionStatus;
+use e2e_tests::fixture::{parked, setup, stored, submit, TIMEOUT};
 use e2e_tests::graphql::{
     uuid_like, web_app_decision, web_app_download, Answer, Api, ApiUser, DOWNLOAD_DATA,
     UPDATE_REQUEST,
 };
 use e2e_tests::inspect;
 use e2e_tests::stack::Stack;
-use e2e_tests::swb::{self, Mode, Submission, Submit};
+use e2e_tests::swb::Mode;
 use serde_json::{json, Value};
-use shared::model::{Decision, EgressRequest, EgressStatus, ReviewStage};
+use shared::model::{Decision, EgressStatus, ReviewStage};
 
-/// Generous: the first invocation of a function may wait for cargo's lock on a busy machine.
-const TIMEOUT: Duration = Duration::from_secs(180);
 const REASON: &str = "Aggregate tables only; nothing identifying.";
 const NO_FURTHER_REVIEW: &str =
     "This request needs no further review: it was approved at its final stage.";
-
-async fn setup() -> (Stack, Api) {
-    let stack = Stack::connect()
-        .await
-        .expect("the local stack is up (make stack-up)");
-    let api = Api::load().expect("the reviewer API is up (make api-up)");
-    assert_eq!(
-        api.stack_id, stack.outputs.stack_id,
-        "the reviewer API runs on this stack"
-    );
-    (stack, api)
-}
-
-fn submit(stack: &Stack, mode: Mode) -> Submission {
-    swb::submit(&stack.outputs, &Submit::new(mode)).expect("the SWB simulator submits")
-}
-
-async fn parked(stack: &Stack, id: &str, stage: ReviewStage) -> EgressRequest {
-    inspect::awaiting_review(stack, id, stage, TIMEOUT)
-        .await
-        .expect("the request waits for the review")
-}
-
-async fn stored(stack: &Stack, id: &str) -> EgressRequest {
-    inspect::request(stack, id)
-        .await
-        .expect("readable")
-        .expect("stored")
-}
 
 async fn finished(stack: &Stack, id: &str) {
     let end = inspect::execution_end(stack, &stack.outputs.execution_arn(id), TIMEOUT)

@@ -8,34 +8,18 @@
 //! Run by `make test-e2e` (features `e2e` and `e2e-api`), on the stack and API it starts.
 #![cfg(all(feature = "e2e", feature = "e2e-api"))]
 
-use std::time::Duration;
-
 use aws_sdk_sfn::types::ExecutionStatus;
+use e2e_tests::fixture::{setup, TIMEOUT};
 use e2e_tests::graphql::{web_app_decision, Api, UPDATE_REQUEST};
 use e2e_tests::inspect;
-use e2e_tests::stack::Stack;
 use e2e_tests::swb::{self, Mode, Submit};
 use serde_json::{json, Value};
 use shared::model::{Decision, ReviewStage};
 
-/// Generous: the first invocation of a function may wait for cargo's lock on a busy machine.
-const TIMEOUT: Duration = Duration::from_secs(180);
 /// Where a browser copy of the web app would be served from.
 const ORIGIN: &str = "http://localhost:3000";
 /// The name the outside review's reviewer gave themself.
 const IMPERSONATION: &str = "Ivy Governance (IG lead)";
-
-async fn setup() -> (Stack, Api) {
-    let stack = Stack::connect()
-        .await
-        .expect("the local stack is up (make test-e2e starts it)");
-    let api = Api::load().expect("the reviewer API is up (make test-e2e starts it)");
-    assert_eq!(
-        api.stack_id, stack.outputs.stack_id,
-        "the reviewer API runs on this stack"
-    );
-    (stack, api)
-}
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()

@@ -8,54 +8,23 @@
 #![cfg(feature = "e2e-api")]
 
 use std::sync::Barrier;
-use std::time::Duration;
 
 use aws_sdk_sfn::types::ExecutionStatus;
+use e2e_tests::fixture::{parked, setup, stored, submit, TIMEOUT};
 use e2e_tests::graphql::{
     claims_of, mint_token, moto_signing_key, web_app_decision, web_app_download, Api, ApiUser,
     DOWNLOAD_DATA, LIST_REQUESTS, UPDATE_REQUEST,
 };
 use e2e_tests::inspect;
-use e2e_tests::stack::{http_get, Stack};
-use e2e_tests::swb::{self, Mode, Submission, Submit};
+use e2e_tests::stack::http_get;
+use e2e_tests::swb::Mode;
 use serde_json::{json, Value};
-use shared::model::{Decision, EgressRequest, EgressStatus, ReviewStage};
+use shared::model::{Decision, EgressStatus, ReviewStage};
 
-/// Generous: the first invocation of a function may wait for cargo's lock on a busy machine.
-const TIMEOUT: Duration = Duration::from_secs(180);
 const STALE: &str =
     "Another user may have updated this request. Please refresh to get the latest data";
 const LIMIT: &str = "Download limit exceeded. Please contact an administrator";
 const REASON: &str = "Aggregate tables only; nothing identifying.";
-
-async fn setup() -> (Stack, Api) {
-    let stack = Stack::connect()
-        .await
-        .expect("the local stack is up (make test-e2e-api starts it)");
-    let api = Api::load().expect("the reviewer API is up (make test-e2e-api starts it)");
-    assert_eq!(
-        api.stack_id, stack.outputs.stack_id,
-        "the reviewer API runs on this stack"
-    );
-    (stack, api)
-}
-
-fn submit(stack: &Stack, mode: Mode) -> Submission {
-    swb::submit(&stack.outputs, &Submit::new(mode)).expect("the SWB simulator submits")
-}
-
-async fn parked(stack: &Stack, id: &str, stage: ReviewStage) -> EgressRequest {
-    inspect::awaiting_review(stack, id, stage, TIMEOUT)
-        .await
-        .expect("the request waits for the review")
-}
-
-async fn stored(stack: &Stack, id: &str) -> EgressRequest {
-    inspect::request(stack, id)
-        .await
-        .expect("readable")
-        .expect("stored")
-}
 
 fn token(api: &Api, role: &str) -> (ApiUser, String) {
     let user = api.user(role).expect("seeded").clone();

@@ -12,19 +12,16 @@
 //! writes from `$$.State.EnteredTime` (moto runs through `egress_local.moto_launcher`).
 #![cfg(all(feature = "e2e", feature = "e2e-api"))]
 
-use std::time::Duration;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sfn::types::ExecutionStatus;
+use e2e_tests::fixture::{submit, TIMEOUT};
 use e2e_tests::graphql::{web_app_decision, Api, ApiUser};
 use e2e_tests::inspect;
 use e2e_tests::stack::Stack;
-use e2e_tests::swb::{self, Mode, Submission, Submit};
+use e2e_tests::swb::Mode;
 use serde_json::Value;
 use shared::model::{Decision, EgressRequest, ReviewStage};
 
-/// Generous: the first invocation of a function may wait for cargo's lock on a busy machine.
-const TIMEOUT: Duration = Duration::from_secs(180);
 const REASON: &str = "Aggregate tables only; nothing identifying.";
 
 /// The fields the app shows as a person, in single mode and additionally in dual mode.
@@ -193,10 +190,6 @@ fn assert_shown(row: &Value, dual: bool, ids: &[&str]) {
             "{field} shows {value:?}, not YYYY-MM-DDTHH:MM:SS.mmmZ: {row}"
         );
     }
-}
-
-fn submit(stack: &Stack, mode: Mode) -> Submission {
-    swb::submit(&stack.outputs, &Submit::new(mode)).expect("the SWB simulator submits")
 }
 
 #[tokio::test]
