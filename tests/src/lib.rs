@@ -10,13 +10,15 @@
 //!   e-mails, topic messages, the execution and its history;
 //! - [`verify`]: the checks the tests and the demo share (staging, the archive);
 //! - [`wait`] and [`timing`]: polling with deadlines, per-test timings;
-//! - [`bad_inputs`]: the catalogue of bad inputs (`events/bad/`) and the world each replays in.
+//! - [`bad_inputs`]: the catalogue of bad inputs (`events/bad/`) and the world each replays in;
+//! - [`promises`]: the promises a long suite (chaos, load) checks after its run (DESIGN.md §8).
 
 pub mod bad_inputs;
 pub mod driver;
 pub mod fixture;
 pub mod graphql;
 pub mod inspect;
+pub mod promises;
 pub mod stack;
 pub mod swb;
 pub mod timing;

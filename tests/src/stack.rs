@@ -146,6 +146,10 @@ pub fn state_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join(".local-stack"))
 }
 
+/// The app name in the user agent of the harness's SDK calls; the router's fault injector
+/// (local/egress_local/faults.py) exempts calls that carry it.
+pub const HARNESS_APP_NAME: &str = "egress-harness";
+
 /// The stack and SDK clients pointed at it.
 #[derive(Debug, Clone)]
 pub struct Stack {
@@ -178,7 +182,13 @@ impl Stack {
         }
         let access_key = env_value(&outputs, "AWS_ACCESS_KEY_ID")?;
         let secret_key = env_value(&outputs, "AWS_SECRET_ACCESS_KEY")?;
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        // Marks the harness's own calls (`app/egress-harness` in the user agent): the router's
+        // fault injector never faults them, so inspection reads the state as it is.
+        if let Ok(name) = aws_config::AppName::new(HARNESS_APP_NAME) {
+            loader = loader.app_name(name);
+        }
+        let sdk = loader
             .region(Region::new(outputs.region.clone()))
             .endpoint_url(outputs.endpoint.clone())
             .credentials_provider(Credentials::new(
