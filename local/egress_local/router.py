@@ -26,6 +26,10 @@ every call, from the interpreter, the functions, the tests and the demo alike, a
 started; `GET /_local/invocations` lists the asynchronous invocations and their outcomes;
 `GET /_local/emails` lists the e-mails SES accepted (a mail catcher: moto keeps sent mail
 only in its internal state, whose dump breaks once S3 holds multipart uploads).
+
+`/_local/faults` drives the fault injector (`faults.py`, `make chaos`): `POST` its settings
+as JSON, `GET` them with what it injected, `DELETE` to turn it off. Off unless configured
+(also by `EGRESS_FAULT_*` variables at start).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ import email.policy
 import http.client
 import json
 import logging
+import socket
+import struct
 import sys
 import threading
 import time
@@ -44,6 +50,8 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from . import faults
 
 LOG = logging.getLogger("edge-router")
 
@@ -311,6 +319,8 @@ class Router:
         self._lock = threading.Lock()
         self._invocations: list[dict] = []
         self._emails: list[dict] = []
+        # Off unless EGRESS_FAULT_* says otherwise (the stack passes its environment on).
+        self.faults = faults.Injector(faults.Settings.from_env())
 
     # -- Lambda ---------------------------------------------------------------------------
     def invoke(self, profile: str, function: str, payload: bytes) -> tuple[int, dict, bytes]:
@@ -486,6 +496,8 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         path = urlsplit(self.path).path
         target = self.headers.get("X-Amz-Target") or ""
+        # Set per request by the fault injector (a keep-alive connection serves many).
+        self.lost_answer_ms = None
         # Headers added to whatever this request is answered with (a browser's Cognito call).
         self.extra_headers = COGNITO_CORS_ANSWER if target.startswith(COGNITO_TARGET) else {}
         # A browser's Cognito calls are unsigned, and moto takes the region from the signature
@@ -501,8 +513,12 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(200, self.router.invocations())
             elif path == "/_local/emails" and self.command == "GET":
                 self._send_json(200, self.router.emails())
+            elif path == "/_local/faults":
+                self._faults_endpoint(body)
             elif path.startswith("/_sns/") and self.command == "POST":
                 self._sns_delivery(path, body)
+            elif self._fault_injected(body):
+                pass  # answered with the injected fault
             elif self.command == "POST" and function_name_from_path(self.path) is not None:
                 self._lambda_invoke(body)
             elif is_cognito_preflight(self.command, self.headers):
@@ -522,6 +538,65 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
 
+    def _faults_endpoint(self, body: bytes) -> None:
+        """`GET` the injector's settings and counts, `POST` new settings, `DELETE` to stop."""
+        injector = self.router.faults
+        if self.command == "POST":
+            try:
+                settings = faults.Settings.from_json(json.loads(body or b"{}"))
+            except (ValueError, TypeError) as exc:
+                self._send_json(400, {"message": str(exc)})
+                return
+            injector.configure(settings)
+            LOG.info("fault injection set: %s", injector.report()["settings"])
+        elif self.command == "DELETE":
+            injector.off()
+            LOG.info("fault injection off")
+        elif self.command != "GET":
+            self._send_json(405, {"message": f"{self.command} /_local/faults is not supported"})
+            return
+        self._send_json(200, injector.report())
+
+    def _fault_injected(self, body: bytes) -> bool:
+        """Applies the injector to this call: the added latency, then either an error answer or
+        a reset (True: the call is answered), or an answer to lose once served (False)."""
+        self.lost_answer_ms = None
+        call = faults.classify(self.command, self.path, dict(self.headers.items()), body)
+        delay = self.router.faults.latency_ms(call)
+        if delay:
+            time.sleep(delay / 1000)
+        fault = self.router.faults.decide(call)
+        if fault is None or call is None:
+            return False
+        LOG.info("fault %s on %s:%s (%s)", fault.kind, call.service, call.operation, call.caller)
+        if fault.kind == "timeout":
+            self.lost_answer_ms = fault.timeout_ms
+            return False
+        if fault.kind == "reset":
+            self._reset_connection()
+            return True
+        self._send(*faults.error_response(call, fault.kind, self.command, fault.variant))
+        return True
+
+    def _answer_lost(self) -> bool:
+        """For a `timeout` fault: the call was served; hold its answer, then drop the
+        connection without one."""
+        delay = getattr(self, "lost_answer_ms", None)
+        if delay is None:
+            return False
+        time.sleep(delay / 1000)
+        self._reset_connection()
+        return True
+
+    def _reset_connection(self) -> None:
+        """Closes the connection with a TCP reset (SO_LINGER 0), as a dropped connection looks."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
+
     def _lambda_invoke(self, body: bytes) -> None:
         function = function_name_from_path(self.path) or ""
         invocation_type = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
@@ -537,10 +612,14 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(*lambda_error_response(404, "ResourceNotFoundException", f"Function not found: {function}"))
                 return
             request_id = self.router.invoke_async(profile, function, body, source="Invoke(Event)")
+            if self._answer_lost():
+                return
             self._send(202, {"x-amzn-RequestId": request_id}, b"")
             return
         started = time.monotonic()
         status, headers, payload = self.router.invoke(profile, function, body)
+        if self._answer_lost():
+            return
         LOG.info(
             "invoke %s -> %s%s in %.2fs",
             function,
@@ -673,6 +752,8 @@ class Handler(BaseHTTPRequestHandler):
                 message = None
             if message is not None:
                 self.router.record_email(message)
+        if self._answer_lost():
+            return
         self.send_response(status)
         content_length = None
         # The router's CORS headers are AWS's; they replace moto's (which echo the origin).
@@ -703,6 +784,8 @@ def serve(config_path: Path) -> None:
         stream=sys.stdout,
     )
     Handler.router = Router(config)
+    if Handler.router.faults.report()["active"]:
+        LOG.info("fault injection on from the environment: %s", Handler.router.faults.report()["settings"])
     server = ThreadingHTTPServer(("127.0.0.1", config["edge_port"]), Handler)
     server.daemon_threads = True
     LOG.info(
