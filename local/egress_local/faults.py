@@ -6,10 +6,10 @@ instead of serving the call:
 
 - `throttle`: S3 `503 SlowDown` (REST-XML); DynamoDB `400 ThrottlingException` or
   `ProvisionedThroughputExceededException` (JSON 1.0); Step Functions `400
-  ThrottlingException`; SNS and SES (query) `400 Throttling`; SESv2 `429
+  ThrottlingException`; SNS (query) `429 Throttled`; SES (query) `400 Throttling`; SESv2 `429
   TooManyRequestsException`; Lambda `429 TooManyRequestsException`;
-- `internal`: `500 InternalError` (S3), `InternalServerError` (DynamoDB), `InternalFailure`
-  (Step Functions, SNS, SES), `500 ServiceException` (Lambda);
+- `internal`: `500 InternalError` (S3, SNS), `InternalServerError` (DynamoDB),
+  `InternalFailure` (Step Functions, SES), `500 ServiceException` (Lambda);
 - `reset`: the connection is reset before the call is served;
 - `timeout`: the call IS served, then its answer is held back for `timeout_ms` and the
   connection dropped: to the caller, a response that never came within its timeout, while
@@ -19,8 +19,9 @@ Only calls of the chosen callers are faulted: `functions` (the AWS SDK for Rust 
 harness's `app/egress-harness` mark) and `interpreter` (moto's Step Functions interpreter,
 recognised by the access key `ak` it signs with). The test harness, the SWB simulator, the
 provisioner, Cognito and the reviewer API's simulator are never faulted, so a suite reads the
-state as it really is. The same callers can be slowed by a fixed `latency_ms` per call
-(benchmarks).
+state as it really is. The same chosen calls can be slowed by a fixed `latency_ms` each
+(benchmarks; `make chaos` also uses it to hold a step mid-copy while it kills the function).
+`GET` counts every chosen call per operation, faulted or not.
 
 Replay: whether the n-th call of a service operation is faulted, and how, is a pure function of
 (seed, service, operation, n), so a run with the same seed and the same calls per operation
@@ -323,11 +324,20 @@ def error_response(call: Call, kind: str, method: str, variant: int = 0) -> tupl
         return status, headers, json.dumps(body_value).encode()
     if call.rest_json:
         return sesv2_error_response(kind)
-    code, error_type_kind, status, message = (
-        ("Throttling", "Sender", 400, "Rate exceeded" if call.service == "sns" else "Maximum sending rate exceeded.")
-        if throttle
-        else ("InternalFailure", "Receiver", 500, "Internal failure")
-    )
+    # SNS models its own errors (ThrottledException 429, InternalErrorException 500); SES v1
+    # answers the query protocol's common ones.
+    if call.service == "sns":
+        code, error_type_kind, status, message = (
+            ("Throttled", "Sender", 429, "Rate exceeded")
+            if throttle
+            else ("InternalError", "Receiver", 500, "Internal error")
+        )
+    else:
+        code, error_type_kind, status, message = (
+            ("Throttling", "Sender", 400, "Maximum sending rate exceeded.")
+            if throttle
+            else ("InternalFailure", "Receiver", 500, "Internal failure")
+        )
     body = (
         f'<ErrorResponse xmlns="{QUERY_NAMESPACE.get(call.service, QUERY_NAMESPACE["sns"])}">'
         f"<Error><Type>{error_type_kind}</Type><Code>{code}</Code><Message>{message}</Message></Error>"
@@ -364,13 +374,12 @@ class Injector:
         self._settings = settings or Settings()
         self._calls: dict[str, int] = {}
         self._faults: dict[str, int] = {}
-        self._seen: dict[str, int] = {}
 
     def configure(self, settings: Settings) -> None:
         """New settings; the counts and the replay sequence start again."""
         with self._lock:
             self._settings = settings
-            self._calls, self._faults, self._seen = {}, {}, {}
+            self._calls, self._faults = {}, {}
 
     def off(self) -> None:
         """No more faults or latency; the counts stay readable until the next `configure`."""
@@ -378,28 +387,25 @@ class Injector:
             self._settings = Settings(seed=self._settings.seed)
 
     def latency_ms(self, call: Call | None) -> int:
+        """The latency to add to this call (the chosen callers, services and operations)."""
         with self._lock:
             settings = self._settings
-        if call is None or call.caller not in settings.callers:
-            return 0
-        return settings.latency_ms
+        return settings.latency_ms if call is not None and _chosen(settings, call) else 0
 
     def decide(self, call: Call | None) -> Fault | None:
-        """Whether to fault this call, and how; counts it either way."""
+        """Whether to fault this call, and how; a chosen call is counted either way (so a
+        suite can also watch a step's progress by its calls)."""
         if call is None:
             return None
         with self._lock:
             settings = self._settings
-            if settings.rate <= 0 or call.caller not in settings.callers or call.service not in settings.services:
-                return None
-            if settings.operations and not (
-                call.operation in settings.operations or f"{call.service}:{call.operation}" in settings.operations
-            ):
+            if not _chosen(settings, call):
                 return None
             name = f"{call.service}:{call.operation}"
-            n = self._seen.get(name, 0)
-            self._seen[name] = n + 1
-            self._calls[name] = self._calls.get(name, 0) + 1
+            n = self._calls.get(name, 0)
+            self._calls[name] = n + 1
+            if settings.rate <= 0:
+                return None
             draw = random.Random(_seed_of(settings.seed, name, n))
             if draw.random() >= settings.rate:
                 return None
@@ -422,6 +428,15 @@ class Injector:
                 "faults_total": sum(self._faults.values()),
                 "calls_total": sum(self._calls.values()),
             }
+
+
+def _chosen(settings: Settings, call: Call) -> bool:
+    """The call is one of the chosen callers, services and operations."""
+    if call.caller not in settings.callers or call.service not in settings.services:
+        return False
+    return not settings.operations or (
+        call.operation in settings.operations or f"{call.service}:{call.operation}" in settings.operations
+    )
 
 
 def applicable(call: Call, kind: str) -> bool:

@@ -118,6 +118,14 @@ class InjectorTest(unittest.TestCase):
         self.assertIsNone(injector.decide(Call("states", "SendTaskSuccess", "functions")))
         self.assertEqual(injector.decide(Call("s3", "PutObject", "functions")).kind, "timeout")
 
+    def test_when_latency_is_set_for_an_operation_then_only_it_is_slowed_and_counted(self):
+        injector = Injector(Settings(latency_ms=3000, operations=["s3:CopyObject"]))
+        self.assertEqual(injector.latency_ms(Call("s3", "CopyObject", "functions")), 3000)
+        self.assertEqual(injector.latency_ms(Call("s3", "GetObject", "functions")), 0)
+        self.assertEqual(injector.latency_ms(Call("s3", "CopyObject", "harness")), 0)
+        self.assertIsNone(injector.decide(Call("s3", "CopyObject", "functions")), "rate 0 faults nothing")
+        self.assertEqual(injector.report()["calls"], {"s3:CopyObject": 1})
+
     def test_when_turned_off_then_faults_stop_and_counts_stay(self):
         injector = Injector(Settings(rate=1.0, kinds=["internal"], latency_ms=5))
         injector.decide(self.CALL)
@@ -168,10 +176,12 @@ class ErrorShapeTest(unittest.TestCase):
         )
 
     def test_when_sns_or_ses_is_throttled_then_it_answers_query_xml_throttling(self):
-        for service in ("sns", "ses"):
-            status, _, body = error_response(Call(service, "Publish", "functions"), "throttle", "POST")
-            self.assertEqual(status, 400)
-            self.assertIn(b"<Code>Throttling</Code>", body)
+        status, _, body = error_response(Call("sns", "Publish", "functions"), "throttle", "POST")
+        self.assertEqual(status, 429)
+        self.assertIn(b"<Code>Throttled</Code>", body)
+        status, _, body = error_response(Call("ses", "SendEmail", "functions"), "throttle", "POST")
+        self.assertEqual(status, 400)
+        self.assertIn(b"<Code>Throttling</Code>", body)
 
 
 class FakeMoto(BaseHTTPRequestHandler):
