@@ -93,6 +93,48 @@ def parameter_value(template: dict[str, Any], values: dict[str, str], name: str)
     return str(spec["Default"])
 
 
+# The reviewer-group rule (infra/fixtures/group-lists.json, shared::domain::review::group_name):
+# a letter, then up to 63 letters, digits, '_' or '-'; at most 10 download groups.
+GROUP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+MAX_DOWNLOAD_GROUPS = 10
+
+
+def group_lists(ig: str, rit: str, download: str) -> dict[str, list[str]]:
+    """The schema's three group lists from the group settings, by the rule the functions apply.
+
+    Errors name the setting at fault (the function's variable, then the template parameter).
+    """
+    def name(var: str, param: str, raw: str) -> str:
+        if not GROUP_NAME.fullmatch(raw):
+            raise GateError(
+                f"{var} ({param}) has an invalid group name {raw!r}: a letter, then up to 63 "
+                "letters, digits, '_' or '-'"
+            )
+        return raw
+
+    reviewer = [
+        name("IG_REVIEWER_GROUP", "IgReviewerGroupName", ig),
+        name("RIT_REVIEWER_GROUP", "RitReviewerGroupName", rit),
+    ]
+    if reviewer[0] == reviewer[1]:
+        raise GateError(
+            f"RIT_REVIEWER_GROUP (RitReviewerGroupName) must differ from IG_REVIEWER_GROUP "
+            f"(both are {ig!r}): one group cannot hold both approval stages"
+        )
+    if download == "":
+        downloads = list(reviewer)
+    else:
+        entries = [name("DOWNLOAD_GROUPS", "DownloadGroups", g) for g in download.split(",")]
+        if len(entries) > MAX_DOWNLOAD_GROUPS:
+            raise GateError(f"DOWNLOAD_GROUPS (DownloadGroups) lists more than {MAX_DOWNLOAD_GROUPS} groups")
+        downloads = list(dict.fromkeys(entries))
+    return {
+        "ReviewerGroups": reviewer,
+        "DownloadGroups": downloads,
+        "ApiGroups": list(dict.fromkeys(reviewer + downloads)),
+    }
+
+
 def render_schema(text: str, template: dict[str, Any], values: dict[str, str]) -> str:
     """Fills the schema's group placeholders from the stack's parameters.
 
@@ -103,14 +145,11 @@ def render_schema(text: str, template: dict[str, Any], values: dict[str, str]) -
       ${DownloadGroups}: DownloadGroups, or the two reviewer groups when it is empty;
       ${ApiGroups}: the reviewer groups then the download groups, without duplicates.
     """
-    reviewer = [
+    lists = group_lists(
         parameter_value(template, values, "IgReviewerGroupName"),
         parameter_value(template, values, "RitReviewerGroupName"),
-    ]
-    download_raw = parameter_value(template, values, "DownloadGroups")
-    download = [g for g in download_raw.split(",") if g] or list(reviewer)
-    api = list(dict.fromkeys(reviewer + download))
-    lists = {"ReviewerGroups": reviewer, "DownloadGroups": download, "ApiGroups": api}
+        parameter_value(template, values, "DownloadGroups"),
+    )
     unknown = sorted(set(re.findall(r"\$\{([^}]*)\}", text)) - set(SCHEMA_PLACEHOLDERS))
     if unknown:
         raise GateError(

@@ -3,11 +3,17 @@
 // @aws_auth groups as the deployed one, from the same three settings.
 
 const PLACEHOLDER = /\$\{([A-Za-z0-9_]+)\}/g;
-const GROUP = /^[^\s",\\\]\[]{1,128}$/;
+// The reviewer-group rule, one for the template, the functions, the deploy gate and this file
+// (all tested against infra/fixtures/group-lists.json): a letter, then up to 63 letters, digits,
+// '_' or '-'; at most 10 download groups.
+const GROUP = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+const MAX_DOWNLOAD_GROUPS = 10;
 
 function checkGroup(name, source) {
-  if (!GROUP.test(name)) {
-    throw new Error(`${source}: ${JSON.stringify(name)} is not a valid group name`);
+  if (typeof name !== 'string' || !GROUP.test(name)) {
+    throw new Error(
+      `${source} has an invalid group name ${JSON.stringify(name)}: a letter, then up to 63 letters, digits, '_' or '-'`,
+    );
   }
   return name;
 }
@@ -16,12 +22,19 @@ function checkGroup(name, source) {
  * and every group with access to the API, without duplicates. */
 export function groupLists({ ig, rit, download }) {
   const reviewer = [checkGroup(ig, 'IG_REVIEWER_GROUP'), checkGroup(rit, 'RIT_REVIEWER_GROUP')];
-  const listed = (download ?? '')
-    .split(',')
-    .map((g) => g.trim())
-    .filter((g) => g.length > 0)
-    .map((g) => checkGroup(g, 'DOWNLOAD_GROUPS'));
-  const downloadGroups = listed.length > 0 ? [...new Set(listed)] : reviewer;
+  if (reviewer[0] === reviewer[1]) {
+    throw new Error(
+      `RIT_REVIEWER_GROUP must differ from IG_REVIEWER_GROUP (both are ${JSON.stringify(ig)}): one group cannot hold both approval stages`,
+    );
+  }
+  let downloadGroups = reviewer;
+  if ((download ?? '') !== '') {
+    const listed = download.split(',').map((g) => checkGroup(g, 'DOWNLOAD_GROUPS'));
+    if (listed.length > MAX_DOWNLOAD_GROUPS) {
+      throw new Error(`DOWNLOAD_GROUPS lists more than ${MAX_DOWNLOAD_GROUPS} groups`);
+    }
+    downloadGroups = [...new Set(listed)];
+  }
   const api = [...new Set([...reviewer, ...downloadGroups])];
   return { ReviewerGroups: reviewer, DownloadGroups: downloadGroups, ApiGroups: api };
 }

@@ -14,10 +14,17 @@ test('when download groups are empty then they are the two reviewer groups', () 
   assert.deepEqual(lists, { ReviewerGroups: ['IG', 'RIT'], DownloadGroups: ['IG', 'RIT'], ApiGroups: ['IG', 'RIT'] });
 });
 
-test('when a download-only group is configured then the API groups include it once', () => {
-  const lists = groupLists({ ig: 'IG', rit: 'RIT', download: 'IG, Custodian,Custodian' });
-  assert.deepEqual(lists.DownloadGroups, ['IG', 'Custodian']);
-  assert.deepEqual(lists.ApiGroups, ['IG', 'RIT', 'Custodian']);
+test('when the shared group fixture is applied then every case gives its lists or names its setting', () => {
+  const fixture = JSON.parse(readFileSync(new URL('../../../infra/fixtures/group-lists.json', import.meta.url), 'utf8'));
+  assert.ok(fixture.cases.length >= 15);
+  for (const c of fixture.cases) {
+    const groups = { ig: c.ig, rit: c.rit, download: c.download };
+    if (c.error) {
+      assert.throws(() => groupLists(groups), (e) => e.message.startsWith(`${c.error} `), JSON.stringify(c));
+    } else {
+      assert.deepEqual(groupLists(groups), c.expect, JSON.stringify(c));
+    }
+  }
 });
 
 test('when the repository schema is rendered then it parses and names the configured groups', () => {
@@ -31,5 +38,5 @@ test('when the repository schema is rendered then it parses and names the config
 
 test('when a placeholder is unknown or a group name is unsafe then rendering fails', () => {
   assert.throws(() => renderSchema('x: [${Admins}]', { ig: 'a', rit: 'b' }), /unknown placeholder/);
-  assert.throws(() => renderSchema('[${ReviewerGroups}]', { ig: 'a"]) @aws_api_key #', rit: 'b' }), /not a valid group name/);
+  assert.throws(() => renderSchema('[${ReviewerGroups}]', { ig: 'a"]) @aws_api_key #', rit: 'b' }), /invalid group name/);
 });
