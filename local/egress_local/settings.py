@@ -52,6 +52,29 @@ class Ports:
         }
 
 
+# How many instances of each function `cargo lambda watch` may run at once (its
+# `--concurrency`). Lambda runs one instance per concurrent request; one instance per
+# function would queue every request behind the one before it, so races between requests
+# (duplicate deliveries, concurrent decisions) could never happen locally. 4 keeps the e2e
+# suite's parallel tests apart on 2 cores; `make load` asks for more.
+DEFAULT_LAMBDA_CONCURRENCY = 4
+MAX_LAMBDA_CONCURRENCY = 64
+
+
+def lambda_concurrency() -> int:
+    """`EGRESS_LAMBDA_CONCURRENCY`, or the default: instances per function and profile."""
+    raw = os.environ.get("EGRESS_LAMBDA_CONCURRENCY", "").strip()
+    if not raw:
+        return DEFAULT_LAMBDA_CONCURRENCY
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"EGRESS_LAMBDA_CONCURRENCY must be a number of instances, got {raw!r}") from exc
+    if not 1 <= value <= MAX_LAMBDA_CONCURRENCY:
+        raise SystemExit(f"EGRESS_LAMBDA_CONCURRENCY must be between 1 and {MAX_LAMBDA_CONCURRENCY}, got {value}")
+    return value
+
+
 def load_resources() -> dict:
     """The declaration of what the stack provisions (`local/resources.json`)."""
     with RESOURCES_FILE.open(encoding="utf-8") as f:

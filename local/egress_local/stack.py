@@ -2,7 +2,9 @@
 
 The stack is four processes, each started in its own session so it and everything it spawns
 can be stopped together: moto server, the edge router, and two `cargo lambda watch` (one per
-approval mode: only `start-workflow` reads `APPROVAL_MODE`, and both modes are tested).
+approval mode: only `start-workflow` reads `APPROVAL_MODE`, and both modes are tested). Each
+`cargo lambda watch` runs up to `EGRESS_LAMBDA_CONCURRENCY` instances of every function
+(default 4), so concurrent requests run side by side as on Lambda instead of queueing.
 
 Rules: `up` is idempotent; every port must be free (a port in use is an error that names it,
 never a server to reuse); `down` and `status` only touch processes whose pid file this stack
@@ -34,6 +36,7 @@ from .settings import (
     Ports,
     endpoint,
     fake_aws_env,
+    lambda_concurrency,
     load_resources,
     scrubbed_environ,
     state_path,
@@ -315,11 +318,12 @@ def up() -> int:
         say("provisioning tables, buckets, KMS keys, topics, SES identity and the state machine")
         outputs = provision.provision(endpoint(ports), resources)
 
+        concurrency = lambda_concurrency()
         for mode, port in (("single", ports.watch_single), ("dual", ports.watch_dual)):
             env_file = state_path(f"functions-{mode}.env")
             function_env = {**provision.function_environment(resources, outputs, mode), **fake_aws_env(ports, region)}
             provision.write_env_file(env_file, function_env)
-            say(f"starting cargo lambda watch ({mode} approval) on 127.0.0.1:{port}")
+            say(f"starting cargo lambda watch ({mode} approval) on 127.0.0.1:{port}, up to {concurrency} instances per function")
             watch = start(
                 f"watch-{mode}",
                 [
@@ -327,6 +331,8 @@ def up() -> int:
                     "--invoke-address", "127.0.0.1",
                     "--invoke-port", str(port),
                     "--ignore-changes",
+                    # Instances per function: Lambda runs concurrent requests side by side.
+                    "--concurrency", str(concurrency),
                     "--env-file", str(env_file),
                     # Never reach the network: `make build-debug` fetched and built everything.
                     "--offline",
@@ -341,6 +347,7 @@ def up() -> int:
             "region": region,
             "account_id": resources["account_id"],
             "ports": ports.named(),
+            "lambda_concurrency": concurrency,
             "aws_env": fake_aws_env(ports, region),
             "python": sys.executable,
             "pythonpath": str(ROOT / "local"),
