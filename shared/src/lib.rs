@@ -3,6 +3,7 @@
 //! Everything the Lambda functions have in common lives here, so the handlers stay thin:
 //! - [`model`]: what SWB sends, what we store, each workflow step's input and output;
 //! - [`domain`]: the rules, as plain functions without AWS;
+//! - [`checks`]: the automated output checks' rule engine (plain Rust, shared with the CLI);
 //! - [`ports`]: capability traits the domain needs (`RequestStore`, `ObjectStore`...);
 //! - [`adapters`]: the AWS SDK implementations of those ports;
 //! - [`error`]: the typed error with its stable Lambda `errorType` names;
@@ -12,6 +13,7 @@
 
 pub mod adapters;
 pub mod aws;
+pub mod checks;
 pub mod config;
 pub mod domain;
 pub mod error;

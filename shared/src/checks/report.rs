@@ -1,0 +1,508 @@
+//! Findings, per-file and per-request reports, and the bounded summary stored on the request.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::policy::{Mode, Policy};
+use super::rules::{self, Rule};
+use super::Severity;
+
+/// Locations kept per rule and file: enough to find the cells, bounded whatever the file.
+pub const MAX_LOCATIONS: usize = 5;
+
+/// Where a finding is: line (or table row) and column (byte column, or field number), from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// Line, or row of a table (the header is row 1).
+    pub line: u64,
+    /// Byte column in the line, or field number in the row.
+    pub column: u64,
+}
+
+/// One rule's findings in one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable rule id ([`rules`]).
+    pub rule: String,
+    /// Severity from the policy.
+    pub severity: Severity,
+    /// Plain English: what the rule found.
+    pub message: String,
+    /// How many times it was found.
+    pub count: u64,
+    /// The first locations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<Location>,
+    /// The shape of the first value, never the value (`### ### ####`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<String>,
+    /// Extra detail that is not personal data (a threshold, column names, entry counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Collects one file's findings, merged per rule.
+#[derive(Debug, Default)]
+pub(crate) struct Findings {
+    by_rule: BTreeMap<&'static str, Finding>,
+}
+
+impl Findings {
+    /// Records `count` occurrences of `rule`.
+    pub(crate) fn add(
+        &mut self,
+        rule: Rule,
+        severity: Severity,
+        count: u64,
+        location: Option<Location>,
+        sample: Option<String>,
+    ) {
+        let f = self.by_rule.entry(rule.id).or_insert_with(|| Finding {
+            rule: rule.id.to_string(),
+            severity,
+            message: rule.message.to_string(),
+            count: 0,
+            locations: Vec::new(),
+            sample: None,
+            detail: None,
+        });
+        f.count = f.count.saturating_add(count);
+        if let Some(loc) = location {
+            if f.locations.len() < MAX_LOCATIONS {
+                f.locations.push(loc);
+            }
+        }
+        if f.sample.is_none() {
+            f.sample = sample;
+        }
+    }
+
+    /// Sets the detail of `rule`'s finding (which must have been added).
+    pub(crate) fn detail(&mut self, rule: Rule, detail: String) {
+        if let Some(f) = self.by_rule.get_mut(rule.id) {
+            f.detail = Some(detail);
+        }
+    }
+
+    pub(crate) fn has(&self, rule: Rule) -> bool {
+        self.by_rule.contains_key(rule.id)
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<Finding> {
+        self.by_rule.into_values().collect()
+    }
+}
+
+/// The worst severity of `findings` (pass when none).
+pub fn verdict_of(findings: &[Finding]) -> Severity {
+    findings
+        .iter()
+        .map(|f| f.severity)
+        .max()
+        .unwrap_or(Severity::Pass)
+}
+
+/// One checked file (or archive entry, whose path is `archive.zip!/entry`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileReport {
+    /// Path relative to the submission.
+    pub path: String,
+    /// Bytes read.
+    pub bytes: u64,
+    /// What the content is, from its magic bytes (`text`, `application/zip`...).
+    pub detected_type: String,
+    /// The worst finding.
+    pub verdict: Severity,
+    /// The findings, one per rule.
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+}
+
+/// Files per verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct VerdictCounts {
+    /// Files without findings that matter.
+    pub pass: u64,
+    /// Files for a reviewer's look.
+    pub review: u64,
+    /// Files that must not leave.
+    pub block: u64,
+}
+
+/// The thresholds the report was made with, stated so a reader knows what "small" meant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesApplied {
+    /// Policy version.
+    pub policy_version: String,
+    /// `advise` or `enforce`.
+    pub mode: Mode,
+    /// Small-count threshold (counts above 0 and below it).
+    pub small_count_threshold: u64,
+    /// Whether zeros were flagged.
+    pub flag_zeros: bool,
+    /// Per-file limit in bytes.
+    pub max_file_bytes: u64,
+    /// Per-request limit in bytes.
+    pub max_request_bytes: u64,
+    /// Every rule id checked.
+    pub rules: Vec<String>,
+}
+
+/// The report of a request: every file, the request-level findings, the verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Policy version (also in `rules_applied`), for a quick look.
+    pub policy_version: String,
+    /// The worst verdict of any file or request-level finding.
+    pub verdict: Severity,
+    /// Files (and archive entries) checked.
+    pub files_checked: u64,
+    /// Bytes read.
+    pub bytes_checked: u64,
+    /// Files per verdict.
+    pub files_by_verdict: VerdictCounts,
+    /// Occurrences per rule id, all files together.
+    pub counts_by_rule: BTreeMap<String, u64>,
+    /// Findings about the request as a whole (its total size).
+    #[serde(default)]
+    pub request_findings: Vec<Finding>,
+    /// What was applied.
+    pub rules_applied: RulesApplied,
+    /// Each file's report.
+    pub files: Vec<FileReport>,
+}
+
+/// A file among the worst, for notifications and the request item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorstFile {
+    /// Its path.
+    pub path: String,
+    /// Its verdict.
+    pub verdict: Severity,
+    /// The rules that fired, worst first.
+    pub rules: Vec<String>,
+}
+
+/// How many worst files a summary names.
+pub const MAX_WORST_FILES: usize = 5;
+
+/// The bounded summary stored on the request and shown in notifications and the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The verdict.
+    pub verdict: Severity,
+    /// Policy version.
+    pub policy_version: String,
+    /// `advise` or `enforce`.
+    pub mode: Mode,
+    /// Files checked.
+    pub files_checked: u64,
+    /// Files per verdict.
+    pub files_by_verdict: VerdictCounts,
+    /// Occurrences per rule.
+    pub counts_by_rule: BTreeMap<String, u64>,
+    /// The worst files (block first), at most [`MAX_WORST_FILES`].
+    pub worst_files: Vec<WorstFile>,
+}
+
+fn shorten(path: &str) -> String {
+    const MAX: usize = 200;
+    if path.chars().count() <= MAX {
+        path.to_string()
+    } else {
+        let tail: String = path
+            .chars()
+            .rev()
+            .take(MAX)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("…{tail}")
+    }
+}
+
+impl Report {
+    /// The bounded summary of this report.
+    pub fn summary(&self) -> Summary {
+        let mut worst: Vec<&FileReport> = self
+            .files
+            .iter()
+            .filter(|f| f.verdict > Severity::Pass)
+            .collect();
+        // Block before review, then the most findings first; stable for equal files.
+        worst.sort_by(|a, b| {
+            b.verdict.cmp(&a.verdict).then_with(|| {
+                let n = |f: &FileReport| f.findings.iter().map(|x| x.count).sum::<u64>();
+                n(b).cmp(&n(a))
+            })
+        });
+        Summary {
+            verdict: self.verdict,
+            policy_version: self.policy_version.clone(),
+            mode: self.rules_applied.mode,
+            files_checked: self.files_checked,
+            files_by_verdict: self.files_by_verdict,
+            counts_by_rule: self.counts_by_rule.clone(),
+            worst_files: worst
+                .into_iter()
+                .take(MAX_WORST_FILES)
+                .map(|f| {
+                    let mut fs: Vec<&Finding> = f
+                        .findings
+                        .iter()
+                        .filter(|x| x.severity > Severity::Pass)
+                        .collect();
+                    fs.sort_by(|a, b| b.severity.cmp(&a.severity));
+                    WorstFile {
+                        path: shorten(&f.path),
+                        verdict: f.verdict,
+                        rules: fs.iter().map(|x| x.rule.clone()).collect(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// The report as text, as the CLI prints it.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "Output checks: {} (policy {}, mode {})\n",
+            self.verdict.as_str().to_uppercase(),
+            self.policy_version,
+            self.rules_applied.mode.as_str()
+        ));
+        out.push_str(&format!(
+            "{} file(s), {} bytes: {} pass, {} review, {} block. Small counts: above 0 and below {}{}.\n",
+            self.files_checked,
+            self.bytes_checked,
+            self.files_by_verdict.pass,
+            self.files_by_verdict.review,
+            self.files_by_verdict.block,
+            self.rules_applied.small_count_threshold,
+            if self.rules_applied.flag_zeros { ", zeros flagged" } else { "" },
+        ));
+        let finding_lines = |out: &mut String, findings: &[Finding]| {
+            for f in findings {
+                out.push_str(&format!(
+                    "  [{}] {} x{}: {}",
+                    f.severity, f.rule, f.count, f.message
+                ));
+                if !f.locations.is_empty() {
+                    let locs: Vec<String> = f
+                        .locations
+                        .iter()
+                        .map(|l| format!("{}:{}", l.line, l.column))
+                        .collect();
+                    out.push_str(&format!(" at {}", locs.join(", ")));
+                }
+                if let Some(s) = &f.sample {
+                    out.push_str(&format!(" (shape {s})"));
+                }
+                if let Some(d) = &f.detail {
+                    out.push_str(&format!(" ({d})"));
+                }
+                out.push('\n');
+            }
+        };
+        if !self.request_findings.is_empty() {
+            out.push_str("Request:\n");
+            finding_lines(&mut out, &self.request_findings);
+        }
+        for file in &self.files {
+            out.push_str(&format!(
+                "{} {} ({}, {} bytes)\n",
+                file.verdict.as_str().to_uppercase(),
+                file.path,
+                file.detected_type,
+                file.bytes
+            ));
+            finding_lines(&mut out, &file.findings);
+        }
+        out
+    }
+}
+
+impl Summary {
+    /// One line for a notification or the request item: verdict, counts by rule and the worst
+    /// files. At most about 1 KiB whatever the request.
+    pub fn line(&self) -> String {
+        let counts: Vec<String> = self
+            .counts_by_rule
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        let worst: Vec<String> = self
+            .worst_files
+            .iter()
+            .map(|w| {
+                format!(
+                    "{} ({}: {})",
+                    shorten_short(&w.path),
+                    w.verdict,
+                    w.rules.join(" ")
+                )
+            })
+            .collect();
+        let mut line = format!(
+            "{} ({} file(s): {} pass, {} review, {} block; policy {}, {})",
+            self.verdict.as_str().to_uppercase(),
+            self.files_checked,
+            self.files_by_verdict.pass,
+            self.files_by_verdict.review,
+            self.files_by_verdict.block,
+            self.policy_version,
+            self.mode.as_str()
+        );
+        if !counts.is_empty() {
+            line.push_str(&format!("; findings: {}", counts.join(", ")));
+        }
+        if !worst.is_empty() {
+            line.push_str(&format!("; worst files: {}", worst.join("; ")));
+        }
+        line
+    }
+}
+
+fn shorten_short(path: &str) -> String {
+    const MAX: usize = 80;
+    if path.chars().count() <= MAX {
+        path.to_string()
+    } else {
+        let n = path.chars().count();
+        format!("…{}", path.chars().skip(n - MAX).collect::<String>())
+    }
+}
+
+/// Gathers the file reports of one request and makes its [`Report`].
+#[derive(Debug)]
+pub struct RequestChecker<'p> {
+    policy: &'p Policy,
+    files: Vec<FileReport>,
+    top_level_bytes: u64,
+}
+
+impl<'p> RequestChecker<'p> {
+    /// An empty request under `policy`.
+    pub fn new(policy: &'p Policy) -> Self {
+        Self {
+            policy,
+            files: Vec::new(),
+            top_level_bytes: 0,
+        }
+    }
+
+    /// Adds the reports of one submitted file (the file itself first, then its archive entries).
+    pub fn add(&mut self, reports: Vec<FileReport>) {
+        if let Some(first) = reports.first() {
+            self.top_level_bytes = self.top_level_bytes.saturating_add(first.bytes);
+        }
+        self.files.extend(reports);
+    }
+
+    /// The report.
+    pub fn finish(self) -> Report {
+        let p = self.policy;
+        let mut request = Findings::default();
+        if self.top_level_bytes > p.size.max_request_bytes {
+            request.add(rules::SIZE_REQUEST, p.size.severity, 1, None, None);
+            request.detail(
+                rules::SIZE_REQUEST,
+                format!(
+                    "{} bytes, limit {}",
+                    self.top_level_bytes, p.size.max_request_bytes
+                ),
+            );
+        }
+        let request_findings = request.into_vec();
+        let mut counts_by_rule = BTreeMap::new();
+        let mut by_verdict = VerdictCounts::default();
+        for f in &self.files {
+            match f.verdict {
+                Severity::Pass => by_verdict.pass += 1,
+                Severity::Review => by_verdict.review += 1,
+                Severity::Block => by_verdict.block += 1,
+            }
+            for x in &f.findings {
+                *counts_by_rule.entry(x.rule.clone()).or_insert(0u64) += x.count;
+            }
+        }
+        for x in &request_findings {
+            *counts_by_rule.entry(x.rule.clone()).or_insert(0u64) += x.count;
+        }
+        let verdict = self
+            .files
+            .iter()
+            .map(|f| f.verdict)
+            .chain(std::iter::once(verdict_of(&request_findings)))
+            .max()
+            .unwrap_or(Severity::Pass);
+        Report {
+            policy_version: p.version.clone(),
+            verdict,
+            files_checked: self.files.len() as u64,
+            bytes_checked: self.top_level_bytes,
+            files_by_verdict: by_verdict,
+            counts_by_rule,
+            request_findings,
+            rules_applied: RulesApplied {
+                policy_version: p.version.clone(),
+                mode: p.mode,
+                small_count_threshold: p.tables.small_count_threshold,
+                flag_zeros: p.tables.flag_zeros,
+                max_file_bytes: p.size.max_file_bytes,
+                max_request_bytes: p.size.max_request_bytes,
+                rules: rules::ALL.iter().map(|r| r.id.to_string()).collect(),
+            },
+            files: self.files,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::check_bytes;
+
+    #[test]
+    fn when_files_add_up_past_the_request_limit_then_the_request_is_flagged() {
+        let mut p = Policy::default();
+        p.size.max_request_bytes = 10;
+        let mut r = RequestChecker::new(&p);
+        r.add(check_bytes(&p, "a.txt", b"hello "));
+        r.add(check_bytes(&p, "b.txt", b"world!"));
+        let report = r.finish();
+        assert_eq!(report.request_findings[0].rule, "size-request");
+        assert_eq!(report.verdict, Severity::Review);
+        let mut p = Policy::default();
+        p.size.max_request_bytes = 12;
+        let mut r = RequestChecker::new(&p);
+        r.add(check_bytes(&p, "a.txt", b"hello "));
+        r.add(check_bytes(&p, "b.txt", b"world!"));
+        assert_eq!(r.finish().verdict, Severity::Pass, "exactly the limit");
+    }
+
+    #[test]
+    fn when_a_report_is_summarised_then_block_files_come_first_and_the_line_is_bounded() {
+        let p = Policy::default();
+        let mut r = RequestChecker::new(&p);
+        for i in 0..50 {
+            r.add(check_bytes(
+                &p,
+                &format!("{}/f{i}.sh", "d".repeat(300)),
+                b"#!/bin/sh\n",
+            ));
+        }
+        r.add(check_bytes(&p, "nhs.txt", b"id 9434765919\n"));
+        let report = r.finish();
+        let s = report.summary();
+        assert_eq!(s.worst_files.len(), MAX_WORST_FILES);
+        assert_eq!(s.worst_files[0].path, "nhs.txt");
+        assert_eq!(s.verdict, Severity::Block);
+        assert!(s.line().len() < 1_500, "{}", s.line().len());
+        assert!(s.line().starts_with("BLOCK (51 file(s)"), "{}", s.line());
+        assert!(!s.line().contains("9434765919"));
+    }
+}
