@@ -2,6 +2,7 @@
 //! written against the ports so that each Lambda handler is a single call.
 
 pub mod archive;
+pub mod checks;
 pub mod cleanup;
 pub mod intake;
 pub mod multipart;
@@ -16,7 +17,7 @@ use std::future::Future;
 use tracing::Instrument;
 
 use crate::error::Result;
-use crate::model::{ArchiveInput, CleanupInput, RecordTaskTokenInput, StagingInput};
+use crate::model::{ArchiveInput, ChecksInput, CleanupInput, RecordTaskTokenInput, StagingInput};
 
 /// A workflow step as its Lambda runs it: a struct owning its ports, with one `run`.
 pub trait Step: Send + Sync {
@@ -48,6 +49,7 @@ macro_rules! step_input {
 }
 step_input!(
     StagingInput,
+    ChecksInput,
     CleanupInput,
     ArchiveInput,
     RecordTaskTokenInput

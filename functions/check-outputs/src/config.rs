@@ -1,0 +1,87 @@
+//! Configuration, read once at init.
+
+use shared::checks::Policy;
+use shared::config::{optional, required, Env};
+use shared::EgressError;
+
+/// What `check-outputs` needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) staging_bucket: String,
+    pub(crate) staging_kms_key_arn: String,
+    pub(crate) audit_table: String,
+    /// The project's checks policy (`CHECKS_POLICY`, JSON; empty: the defaults), validated
+    /// here so a bad policy fails the cold start naming the member at fault.
+    pub(crate) policy: Policy,
+}
+
+/// The variables `from_env` reads, sorted (tested below; infra/validate/check_wiring.py checks
+/// them against docs/contracts.md and the template).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const VARIABLES: &[&str] = &[
+    "AUDIT_TABLE",
+    "CHECKS_POLICY",
+    "STAGING_BUCKET",
+    "STAGING_KMS_KEY_ARN",
+];
+
+impl Config {
+    /// Fails with the name of the first missing variable, or the policy's fault.
+    pub(crate) fn from_env(env: &impl Env) -> Result<Self, EgressError> {
+        let audit_table = required(env, "AUDIT_TABLE")?;
+        let policy = Policy::from_json(&optional(env, "CHECKS_POLICY").unwrap_or_default())
+            .map_err(|e| EgressError::validation(format!("CHECKS_POLICY: {e}")))?;
+        Ok(Self {
+            staging_bucket: required(env, "STAGING_BUCKET")?,
+            staging_kms_key_arn: required(env, "STAGING_KMS_KEY_ARN")?,
+            audit_table,
+            policy,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::checks::Mode;
+
+    const BASE: [(&str, &str); 3] = [
+        ("STAGING_BUCKET", "staging"),
+        ("STAGING_KMS_KEY_ARN", "arn:aws:kms:eu-west-2:1:key/k"),
+        ("AUDIT_TABLE", "audit"),
+    ];
+
+    fn with(extra: (&str, &str)) -> std::collections::HashMap<String, String> {
+        BASE.iter()
+            .chain(std::iter::once(&extra))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn when_the_policy_is_absent_then_the_defaults_apply_and_a_given_one_is_read() {
+        let config = Config::from_env(&BASE).unwrap();
+        assert_eq!(config.policy, Policy::default());
+        let env = with(("CHECKS_POLICY", r#"{"version":"p-1","mode":"enforce"}"#));
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.policy.mode, Mode::Enforce);
+    }
+
+    #[test]
+    fn when_the_policy_is_invalid_or_a_variable_missing_then_init_fails_naming_it() {
+        let env = with(("CHECKS_POLICY", r#"{"mode":"strict"}"#));
+        let err = Config::from_env(&env).unwrap_err();
+        assert!(err.to_string().contains("CHECKS_POLICY"), "{err}");
+        let err = Config::from_env(&[("AUDIT_TABLE", "audit")]).unwrap_err();
+        assert!(err.to_string().contains("STAGING_BUCKET"), "{err}");
+    }
+
+    #[test]
+    fn when_configured_then_from_env_reads_exactly_the_declared_variables() {
+        let env = shared::config::Recorder::new(BASE);
+        Config::from_env(&env).unwrap();
+        let mut asked = env.asked();
+        asked.sort();
+        assert_eq!(asked, VARIABLES);
+    }
+}

@@ -1,0 +1,318 @@
+//! `check-outputs`: the automated output checks of a staged request (issue 12).
+//!
+//! Reads the staging manifest, streams each staged file once through the engine of
+//! [`crate::checks`] (bounded memory whatever its size), writes the report (per file and
+//! overall) as JSON next to the manifest, audits the verdict and returns a bounded summary for
+//! the workflow, which stores it on the request, shows it to the reviewers, and in `enforce`
+//! mode rejects a request a finding blocks.
+
+use futures::TryStreamExt;
+use serde_json::json;
+
+use super::{step_audit, Step};
+use crate::checks::{FileChecker, Mode, Policy, Report, RequestChecker, Severity};
+use crate::domain::keys::StagingLayout;
+use crate::error::{EgressError, Result};
+use crate::model::{ChecksInput, ChecksResult, Manifest};
+use crate::ports::{AuditLog, Clock, Destination, ObjectRef, ObjectStore};
+
+/// Who the audit trail names for this step.
+pub const ACTOR: &str = "system:check-outputs";
+
+/// Largest manifest read (the staging step writes one entry per file, ~300 bytes each).
+const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
+/// Longest rejection reason handed to the workflow (and the researcher's e-mail).
+const MAX_REASON_CHARS: usize = 2_000;
+
+/// `check-outputs` with its ports.
+#[derive(Debug)]
+pub struct ChecksStep<O, A, C> {
+    /// The staging bucket.
+    pub objects: O,
+    /// The audit trail.
+    pub audit: A,
+    /// The server clock.
+    pub clock: C,
+    /// The staging bucket.
+    pub staging_bucket: String,
+    /// Its KMS key (the report is encrypted like the manifest).
+    pub staging_kms_key_arn: String,
+    /// The project's policy, validated at cold start.
+    pub policy: Policy,
+}
+
+/// `.manifests/<ws>/<id>.checks.json`: beside the manifest, outside the request's prefix so a
+/// submitted file can never collide with it.
+pub fn report_key(layout: &StagingLayout) -> String {
+    let manifest = layout.manifest_key();
+    let stem = manifest.strip_suffix(".json").unwrap_or(manifest);
+    format!("{stem}.checks.json")
+}
+
+/// What the researcher is told when the checks reject the request: each blocking file and
+/// the rules that blocked it, bounded.
+pub fn rejection_reason(report: &Report) -> String {
+    let mut out = format!(
+        "Automated output checks (policy {}) blocked this request:",
+        report.policy_version
+    );
+    let mut shown = 0;
+    let blocking = report
+        .files
+        .iter()
+        .filter(|f| f.verdict == Severity::Block)
+        .map(|f| (f.path.as_str(), &f.findings))
+        .chain(
+            (!report.request_findings.is_empty())
+                .then_some(("(the request as a whole)", &report.request_findings)),
+        );
+    let total = report.files_by_verdict.block;
+    for (path, findings) in blocking {
+        let why: Vec<String> = findings
+            .iter()
+            .filter(|x| x.severity == Severity::Block)
+            .map(|x| format!("{} ({}x): {}", x.rule, x.count, x.message))
+            .collect();
+        if why.is_empty() {
+            continue;
+        }
+        let line = format!(" {path}: {};", why.join(" "));
+        if out.chars().count() + line.chars().count() > MAX_REASON_CHARS {
+            break;
+        }
+        out.push_str(&line);
+        shown += 1;
+    }
+    if (shown as u64) < total {
+        out.push_str(&format!(" and {} other file(s).", total - shown as u64));
+    }
+    out
+}
+
+impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
+    async fn check(&self, input: &ChecksInput) -> Result<(ChecksResult, Report)> {
+        let layout = StagingLayout::new(&input.workspace_id, &input.egress_request_id)?;
+        let manifest_bytes = self
+            .objects
+            .get_bytes(
+                &ObjectRef::new(&self.staging_bucket, layout.manifest_key()),
+                MAX_MANIFEST_BYTES,
+            )
+            .await?;
+        let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|e| {
+            EgressError::Internal(format!("the staging manifest is not readable: {e}"))
+        })?;
+        let mut request = RequestChecker::new(&self.policy);
+        for file in &manifest.files {
+            let key = layout.staged_key(&file.path)?;
+            let mut stream = self
+                .objects
+                .get_stream(&ObjectRef::new(&self.staging_bucket, key))
+                .await?;
+            let mut checker = FileChecker::new(&self.policy, &file.path);
+            while let Some(chunk) = stream.try_next().await? {
+                checker.feed(&chunk);
+            }
+            request.add(checker.finish());
+        }
+        let report = request.finish();
+        let body = serde_json::to_vec_pretty(&report).map_err(|e| {
+            EgressError::Internal(format!("the checks report cannot be serialised: {e}"))
+        })?;
+        let key = report_key(&layout);
+        self.objects
+            .put_bytes(
+                &Destination::new(&self.staging_bucket, &key, &self.staging_kms_key_arn)
+                    .with_content_type("application/json"),
+                body.into(),
+            )
+            .await?;
+        let auto_reject = self.policy.mode == Mode::Enforce && report.verdict == Severity::Block;
+        let result = ChecksResult {
+            verdict: report.verdict.as_str().to_string(),
+            summary: report.summary().line(),
+            policy_version: report.policy_version.clone(),
+            mode: self.policy.mode.as_str().to_string(),
+            files_checked: report.files_checked,
+            report_key: key,
+            auto_reject,
+            rejection_reason: if auto_reject {
+                rejection_reason(&report)
+            } else {
+                String::new()
+            },
+        };
+        Ok((result, report))
+    }
+}
+
+impl<O: ObjectStore, A: AuditLog, C: Clock> Step for ChecksStep<O, A, C> {
+    type Input = ChecksInput;
+    type Output = ChecksResult;
+    const FAILED: &'static str = "the output checks failed";
+
+    async fn run(&self, input: &ChecksInput) -> Result<ChecksResult> {
+        match self.check(input).await {
+            Ok((result, report)) => {
+                tracing::info!(
+                    verdict = %result.verdict,
+                    files = result.files_checked,
+                    auto_reject = result.auto_reject,
+                    "output checks done"
+                );
+                let event = step_audit::success(
+                    &self.clock,
+                    &input.egress_request_id,
+                    ACTOR,
+                    "output_checks",
+                    json!({
+                        "verdict": result.verdict,
+                        "policy_version": result.policy_version,
+                        "mode": result.mode,
+                        "files_checked": result.files_checked,
+                        "files_by_verdict": report.files_by_verdict,
+                        "counts_by_rule": report.counts_by_rule,
+                        "report_key": result.report_key,
+                        "auto_reject": result.auto_reject,
+                    }),
+                );
+                self.audit.append(&event).await?;
+                Ok(result)
+            }
+            Err(err) => {
+                step_audit::failure(
+                    &self.audit,
+                    &self.clock,
+                    &input.egress_request_id,
+                    ACTOR,
+                    "output_checks",
+                    &err,
+                )
+                .await;
+                Err(err)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::{InMemoryAuditLog, InMemoryObjectStore};
+    use crate::model::ManifestEntry;
+    use crate::ports::FixedClock;
+    use time::macros::datetime;
+
+    const STAGING: &str = "staging";
+
+    fn step(policy: Policy) -> ChecksStep<InMemoryObjectStore, InMemoryAuditLog, FixedClock> {
+        ChecksStep {
+            objects: InMemoryObjectStore::new().with_bucket(STAGING, false),
+            audit: InMemoryAuditLog::default(),
+            clock: FixedClock(datetime!(2024-03-03 09:00:00 UTC)),
+            staging_bucket: STAGING.into(),
+            staging_kms_key_arn: "arn:aws:kms:eu-west-2:1:key/k".into(),
+            policy,
+        }
+    }
+
+    fn stage(
+        s: &ChecksStep<InMemoryObjectStore, InMemoryAuditLog, FixedClock>,
+        files: &[(&str, &[u8])],
+    ) {
+        let layout = StagingLayout::new("ws-1", "req-1").unwrap();
+        let mut entries = Vec::new();
+        for (path, data) in files {
+            s.objects
+                .put_object(STAGING, &layout.staged_key(path).unwrap(), data.to_vec());
+            entries.push(ManifestEntry {
+                path: path.to_string(),
+                source_key: format!("ws-1/{path}"),
+                version_id: "v1".into(),
+                size: data.len() as u64,
+                sha256: String::new(),
+            });
+        }
+        let manifest = Manifest {
+            egress_request_id: "req-1".into(),
+            workspace_id: "ws-1".into(),
+            source_bucket: "swb".into(),
+            snapshot_location: "arn:aws:s3:::n/s.json".into(),
+            files: entries,
+        };
+        s.objects.put_object(
+            STAGING,
+            layout.manifest_key(),
+            serde_json::to_vec(&manifest).unwrap(),
+        );
+    }
+
+    fn input() -> ChecksInput {
+        ChecksInput {
+            egress_request_id: "req-1".into(),
+            workspace_id: "ws-1".into(),
+        }
+    }
+
+    fn eicar() -> Vec<u8> {
+        let mut s = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$".to_vec();
+        s.extend_from_slice(b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*");
+        s
+    }
+
+    #[tokio::test]
+    async fn when_a_staged_file_blocks_in_enforce_mode_then_the_step_asks_for_rejection_naming_it()
+    {
+        let policy = Policy::from_json(r#"{"version":"p-2","mode":"enforce"}"#).unwrap();
+        let s = step(policy);
+        let eicar = eicar();
+        stage(&s, &[("clean.txt", b"mean 3.2\n"), ("x/eicar.txt", &eicar)]);
+        let out = s.run(&input()).await.unwrap();
+        assert_eq!(out.verdict, "block");
+        assert!(out.auto_reject);
+        assert!(
+            out.rejection_reason
+                .contains("x/eicar.txt: malware-signature"),
+            "{}",
+            out.rejection_reason
+        );
+        assert!(!out.rejection_reason.contains("clean.txt"));
+        assert_eq!(out.report_key, ".manifests/ws-1/req-1.checks.json");
+        let stored = s.objects.object(STAGING, &out.report_key).unwrap();
+        assert_eq!(
+            stored.kms_key_arn.as_deref(),
+            Some("arn:aws:kms:eu-west-2:1:key/k")
+        );
+        let report: Report = serde_json::from_slice(&stored.data).unwrap();
+        assert_eq!(report.files.len(), 2);
+        assert_eq!(report.policy_version, "p-2");
+        let events = s.audit.events();
+        assert_eq!(events.last().unwrap().action, "output_checks");
+        assert_eq!(events.last().unwrap().detail["verdict"], "block");
+        assert!(serde_json::to_vec(&out).unwrap().len() < crate::model::MAX_STEP_OUTPUT_BYTES);
+    }
+
+    #[tokio::test]
+    async fn when_the_policy_advises_then_a_block_goes_to_review_without_rejection() {
+        let s = step(Policy::default());
+        let eicar = eicar();
+        stage(&s, &[("eicar.txt", &eicar)]);
+        let out = s.run(&input()).await.unwrap();
+        assert_eq!(out.verdict, "block");
+        assert!(!out.auto_reject);
+        assert!(out.rejection_reason.is_empty());
+        assert!(
+            out.summary.starts_with("BLOCK (1 file(s)"),
+            "{}",
+            out.summary
+        );
+    }
+
+    #[tokio::test]
+    async fn when_the_manifest_is_missing_then_the_step_fails_and_audits_it() {
+        let s = step(Policy::default());
+        let err = s.run(&input()).await.unwrap_err();
+        assert_eq!(err.error_type(), "NotFound");
+        assert_eq!(s.audit.events()[0].outcome, "failed");
+    }
+}
