@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,15 @@ SERVER_ONLY_REQUEST_ATTRIBUTES = {"sfn_task_token"}
 
 REQUEST_MODEL = Path("shared/src/model/request.rs")
 AUDIT_MODEL = Path("shared/src/ports/audit.rs")
+# The hash-chain link each audit event carries (shared/src/adapters/dynamodb_audit.rs).
+AUDIT_CHAIN_ATTRIBUTES = {"seq", "prev_hash", "hash"}
+# Actions that rewrite or remove existing items: no role may have any of them on the audit
+# table (the trail is append-only; the hash chain shows what an admin does outside IAM).
+AUDIT_REWRITE_ACTIONS = {
+    "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete", "dynamodb:DeleteTable",
+    "dynamodb:UpdateTable", "dynamodb:RestoreTableFromBackup", "dynamodb:ImportTable",
+}
 REVIEW_ADAPTER = Path("shared/src/adapters/dynamodb_review.rs")
 
 # What the resolver substitutes for the pseudo parameters of the stack being checked, and the
@@ -456,7 +466,7 @@ def check_audit_writes(template: dict[str, Any], root: Path) -> list[str]:
     audit = template["Resources"].get("AuditTable")
     if audit is None:
         return ["AuditTable is missing"]
-    expected = set(rust_struct_fields(root / AUDIT_MODEL, "AuditEvent")) | key_attributes(audit)
+    expected = set(rust_struct_fields(root / AUDIT_MODEL, "AuditEvent")) | key_attributes(audit) | AUDIT_CHAIN_ATTRIBUTES
     for function in gatelib.resources_of_type(template, "AWS::Serverless::Function"):
         role_name, role = _function_role(template, function)
         for stmt in _statements(role):
@@ -474,6 +484,60 @@ def check_audit_writes(template: dict[str, Any], root: Path) -> list[str]:
     return errors
 
 
+def _action_matches(granted: Any, action: str) -> bool:
+    return isinstance(granted, str) and re.fullmatch(re.escape(granted).replace(r"\*", ".*"), action) is not None
+
+
+def check_audit_append_only(template: dict[str, Any]) -> list[str]:
+    """No role of the stack may rewrite or delete audit items (wildcards included)."""
+    errors = []
+    for name, res in template["Resources"].items():
+        if res.get("Type") != "AWS::IAM::Role":
+            continue
+        for stmt in _statements(res):
+            if not any("AuditTable" in json.dumps(r) for r in _list(stmt.get("Resource", []))):
+                continue
+            for granted in _list(stmt.get("Action", [])):
+                if hits := sorted(a for a in AUDIT_REWRITE_ACTIONS if _action_matches(granted, a)):
+                    errors.append(
+                        f"{name} {stmt.get('Sid')}: {granted} on the audit table allows "
+                        f"{', '.join(hits)}; the audit trail is append-only"
+                    )
+    return errors
+
+
+def check_release_signing_key(template: dict[str, Any]) -> list[str]:
+    """The release key signs with ECDSA P-256, and only copy-to-datalake's role may Sign."""
+    key = template["Resources"].get("ReleaseSigningKey")
+    if key is None:
+        return ["ReleaseSigningKey is missing: release manifests cannot be signed"]
+    props = key.get("Properties", {})
+    errors = []
+    if props.get("KeySpec") != "ECC_NIST_P256":
+        errors.append(f"ReleaseSigningKey KeySpec must be ECC_NIST_P256, got {props.get('KeySpec')!r}")
+    if props.get("KeyUsage") != "SIGN_VERIFY":
+        errors.append(f"ReleaseSigningKey KeyUsage must be SIGN_VERIFY, got {props.get('KeyUsage')!r}")
+    statements = gatelib.guard_view(props.get("KeyPolicy", {}).get("Statement", []))
+
+    def signs(stmt: dict[str, Any]) -> bool:
+        return any(_action_matches(a, "kms:Sign") for a in _list(stmt.get("Action", [])))
+
+    for stmt in statements:
+        if stmt.get("Effect") != "Allow" or not signs(stmt):
+            continue
+        principal = stmt.get("Principal", {})
+        aws = principal.get("AWS") if isinstance(principal, dict) else principal
+        if aws != {"Fn::GetAtt": ["CopyToDatalakeRole", "Arn"]}:
+            errors.append(f"ReleaseSigningKey {stmt.get('Sid')}: kms:Sign is allowed to {aws!r}; only CopyToDatalakeRole may sign")
+    denies = [
+        s for s in statements
+        if s.get("Effect") == "Deny" and signs(s) and "CopyToDatalakeRole" in json.dumps(s.get("Condition", {}))
+    ]
+    if not denies:
+        errors.append("ReleaseSigningKey: no Deny of kms:Sign to every principal but CopyToDatalakeRole (IAM policies could grant it)")
+    return errors
+
+
 def check_security(template: dict[str, Any], root: Path, values: dict[str, str], report: Any) -> None:
     """Runs every check of this module into `report` (check_wiring.Report)."""
     checks = [
@@ -482,6 +546,8 @@ def check_security(template: dict[str, Any], root: Path, values: dict[str, str],
         ("list index projects no server-only attribute", lambda: check_requests_index(template, root)),
         ("api-handler UpdateItem = the adapter's attributes", lambda: check_api_handler_writes(template, root)),
         ("audit PutItem = AuditEvent attributes", lambda: check_audit_writes(template, root)),
+        ("no role can rewrite or delete audit events", lambda: check_audit_append_only(template)),
+        ("release key: ECDSA P-256, Sign only by copy-to-datalake", lambda: check_release_signing_key(template)),
     ]
     for name, check in checks:
         try:

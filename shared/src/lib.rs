@@ -17,6 +17,7 @@ pub mod checks;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod evidence;
 pub mod model;
 pub mod ports;
 pub mod services;

@@ -524,6 +524,32 @@ def test_when_an_audit_put_may_write_any_attribute_then_it_is_named(template):
     assert any("ApiHandlerRole AppendAuditEvents: audit PutItem must be limited" in e for e in errors), errors
 
 
+def test_when_a_role_may_update_or_delete_audit_events_then_it_is_named(template):
+    assert check_security.check_audit_append_only(template) == []
+    broken = copy.deepcopy(template)
+    policy_statement(broken, "ApiHandlerRole", "ReadAuditChain")["Action"] = ["dynamodb:Query", "dynamodb:UpdateItem"]
+    errors = check_security.check_audit_append_only(broken)
+    assert any("ApiHandlerRole ReadAuditChain" in e and "dynamodb:UpdateItem" in e for e in errors), errors
+    broken = copy.deepcopy(template)
+    policy_statement(broken, "CopyToDatalakeRole", "ReadAuditChain")["Action"] = "dynamodb:*"
+    errors = check_security.check_audit_append_only(broken)
+    assert any("dynamodb:DeleteItem" in e for e in errors), errors
+
+
+def test_when_the_release_key_is_wrong_or_others_may_sign_then_it_is_named(template):
+    assert check_security.check_release_signing_key(template) == []
+    broken = copy.deepcopy(template)
+    broken["Resources"]["ReleaseSigningKey"]["Properties"]["KeySpec"] = "RSA_2048"
+    assert any("KeySpec" in e for e in check_security.check_release_signing_key(broken))
+    broken = copy.deepcopy(template)
+    policy_statement(broken, "ReleaseSigningKey", "OnlyCopyToDatalakeSigns")["Principal"] = {"AWS": {"Fn::GetAtt": ["ApiHandlerRole", "Arn"]}}
+    assert any("only CopyToDatalakeRole may sign" in e for e in check_security.check_release_signing_key(broken))
+    broken = copy.deepcopy(template)
+    statements = broken["Resources"]["ReleaseSigningKey"]["Properties"]["KeyPolicy"]["Statement"]
+    statements[:] = [s for s in statements if s.get("Effect") != "Deny"]
+    assert any("no Deny of kms:Sign" in e for e in check_security.check_release_signing_key(broken))
+
+
 # --- pre-deploy build check ----------------------------------------------------------------
 
 import check_build  # noqa: E402

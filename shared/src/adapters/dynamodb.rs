@@ -1,4 +1,4 @@
-//! DynamoDB adapters: the requests table and the audit table.
+//! DynamoDB adapters: the requests table (the audit table: [`super::dynamodb_audit`]).
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::Client;
 use super::classify;
 use crate::error::{EgressError, Result};
 use crate::model::{EgressRequest, StagingResult};
-use crate::ports::{AuditEvent, AuditLog, PendingReview, RequestStore};
+use crate::ports::{PendingReview, RequestStore};
 
 /// [`RequestStore`] on the requests table (partition key `egress_request_id`).
 #[derive(Debug, Clone)]
@@ -199,44 +199,9 @@ impl RequestStore for DynamoDbRequestStore {
     }
 }
 
-/// [`AuditLog`] on the audit table (partition key `egress_request_id`, sort key
-/// `event_key` = `<at>#<uuid>`, so a request's trail reads back in time order).
-#[derive(Debug, Clone)]
-pub struct DynamoDbAuditLog {
-    client: Client,
-    table: String,
-}
-
-impl DynamoDbAuditLog {
-    /// Wraps `client` for `table`.
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
-    }
-}
-
-impl AuditLog for DynamoDbAuditLog {
-    async fn append(&self, event: &AuditEvent) -> Result<()> {
-        let mut item: std::collections::HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(event)
-                .map_err(|e| EgressError::Internal(format!("audit event cannot be stored: {e}")))?;
-        item.insert(
-            "event_key".into(),
-            AttributeValue::S(format!("{}#{}", event.at, uuid::Uuid::new_v4())),
-        );
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(event_key)")
-            .send()
-            .await
-            .map_err(|e| classify(&format!("audit PutItem {}", event.egress_request_id), e))?;
-        Ok(())
-    }
-}
+/// The audit table's adapter lives in its own module; re-exported here where the functions
+/// have always found it.
+pub use super::dynamodb_audit::DynamoDbAuditLog;
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,9 @@
 
 pub mod cognito;
 pub mod dynamodb;
+pub mod dynamodb_audit;
 pub mod dynamodb_review;
+pub mod kms;
 pub mod s3;
 pub mod s3_presign;
 pub mod ses;

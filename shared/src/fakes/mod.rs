@@ -3,10 +3,12 @@
 
 mod objects;
 mod review;
+mod signer;
 mod store;
 mod workflow;
 
 pub use objects::*;
 pub use review::*;
+pub use signer::*;
 pub use store::*;
 pub use workflow::*;

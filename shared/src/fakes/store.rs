@@ -103,11 +103,13 @@ impl RequestStore for InMemoryRequestStore {
     }
 }
 
-/// An audit log in memory.
+/// An audit log in memory, chained like the real one.
 #[derive(Debug, Default)]
 pub struct InMemoryAuditLog {
     /// Events in append order.
     pub events: Mutex<Vec<AuditEvent>>,
+    /// Each event's link, in the same order.
+    pub links: Mutex<Vec<crate::evidence::chain::ChainLink>>,
 }
 
 impl InMemoryAuditLog {
@@ -122,11 +124,44 @@ impl InMemoryAuditLog {
 
 impl AuditLog for InMemoryAuditLog {
     async fn append(&self, event: &AuditEvent) -> Result<()> {
-        self.events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(event.clone());
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        let head = events
+            .iter()
+            .zip(links.iter())
+            .filter(|(e, _)| e.egress_request_id == event.egress_request_id)
+            .map(|(_, l)| crate::ports::ChainHead {
+                seq: l.seq,
+                hash: l.hash.clone(),
+            })
+            .last();
+        links.push(crate::evidence::chain::next_link(event, head.as_ref()));
+        events.push(event.clone());
         Ok(())
+    }
+
+    async fn trail(&self, egress_request_id: &str) -> Result<crate::ports::AuditTrail> {
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        let mut trail = crate::ports::AuditTrail::default();
+        for (i, (event, link)) in events.iter().zip(links.iter()).enumerate() {
+            if event.egress_request_id == egress_request_id {
+                trail.locks.push(crate::ports::ChainHead {
+                    seq: link.seq,
+                    hash: link.hash.clone(),
+                });
+                trail.events.push(crate::evidence::chain::StoredEvent {
+                    event_key: format!("{}#{i:06}", event.at),
+                    event: event.clone(),
+                    link: Some(link.clone()),
+                });
+            }
+        }
+        Ok(trail)
+    }
+
+    async fn head(&self, egress_request_id: &str) -> Result<Option<crate::ports::ChainHead>> {
+        Ok(self.trail(egress_request_id).await?.locks.pop())
     }
 }
 

@@ -5,6 +5,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+pub use crate::evidence::chain::{AuditTrail, ChainHead};
 
 /// One audit record. Append-only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,8 +28,19 @@ pub struct AuditEvent {
     pub detail: serde_json::Value,
 }
 
-/// Appends to the audit trail.
+/// Appends to the audit trail, each event chained to the previous one of its request
+/// ([`crate::evidence::chain`]).
 pub trait AuditLog: Send + Sync {
-    /// Appends `event`; never overwrites an earlier one.
+    /// Appends `event` as the next link of its request's chain; never overwrites an earlier
+    /// event, and never forks the chain (a lost race re-reads the head and retries).
     fn append(&self, event: &AuditEvent) -> impl Future<Output = Result<()>> + Send;
+
+    /// Every event of a request with its link, and the chain locks, for the verifier.
+    fn trail(&self, egress_request_id: &str) -> impl Future<Output = Result<AuditTrail>> + Send;
+
+    /// The request's chain head (`None` before its first chained event).
+    fn head(
+        &self,
+        egress_request_id: &str,
+    ) -> impl Future<Output = Result<Option<ChainHead>>> + Send;
 }

@@ -10,6 +10,7 @@ mod mail;
 mod objects;
 mod requests;
 mod review;
+mod signing;
 mod workflow;
 
 pub use audit::*;
@@ -19,4 +20,5 @@ pub use mail::*;
 pub use objects::*;
 pub use requests::*;
 pub use review::*;
+pub use signing::*;
 pub use workflow::*;

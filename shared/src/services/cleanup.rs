@@ -7,14 +7,27 @@
 //! object's `"null"` version and on a versioned bucket removes the history too, so rejected
 //! data never lingers as noncurrent versions. Listing is paged and deletes go in batches of
 //! at most 1000. Running it again when nothing is left deletes nothing and succeeds.
+//!
+//! **Proof of deletion** ([`delete_staged_proved`], used here and after an archive): before
+//! deleting, the audit chain records every key and version about to go with its size and
+//! SHA-256 (as the staging manifest recorded them when the file was copied and hashed; the
+//! manifest's own from its bytes) in `deletion_proof` events of at most
+//! [`PROOF_ENTRIES_PER_EVENT`] entries (DynamoDB items are limited to 400 KB); after
+//! deleting, a `HEAD` of each must answer 404, and only then is `deletion_confirmed` chained
+//! (count, bytes, SHA-256 of the whole list) and success reported.
 
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use super::{step_audit, Step};
 use crate::domain::keys::StagingLayout;
-use crate::error::Result;
-use crate::model::{CleanupInput, CleanupResult};
-use crate::ports::{AuditLog, Clock, ObjectStore, VersionedKey, MAX_DELETE_BATCH};
+use crate::error::{EgressError, Result};
+use crate::model::{CleanupInput, CleanupResult, Manifest};
+use crate::ports::{
+    AuditEvent, AuditLog, Clock, ObjectRef, ObjectStore, VersionedKey, MAX_DELETE_BATCH,
+};
 
 /// Who the audit trail names for this step.
 pub const ACTOR: &str = "system:handle-rejection";
@@ -58,7 +71,18 @@ pub async fn run(
     input: &CleanupInput,
 ) -> Result<CleanupResult> {
     let outcome = match StagingLayout::new(&input.workspace_id, &input.egress_request_id) {
-        Ok(layout) => delete_staged(objects, staging_bucket, &layout).await,
+        Ok(layout) => {
+            delete_staged_proved(
+                objects,
+                audit,
+                clock,
+                ACTOR,
+                &input.egress_request_id,
+                staging_bucket,
+                &layout,
+            )
+            .await
+        }
         Err(err) => Err(err),
     };
     match outcome {
@@ -108,6 +132,183 @@ pub async fn delete_staged(
     let manifest =
         delete_versions_under(objects, staging_bucket, manifest_key, |k| k == manifest_key).await?;
     Ok(files + manifest)
+}
+
+/// Entries per `deletion_proof` event (about 250 bytes each, far below DynamoDB's 400 KB).
+pub const PROOF_ENTRIES_PER_EVENT: usize = 200;
+
+/// `HEAD`s in flight while confirming deletions.
+const CONFIRM_CONCURRENCY: usize = 16;
+
+/// One deleted object version, as the proof records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeletedObject {
+    /// Full key.
+    pub key: String,
+    /// Version id (`"null"` on an unversioned bucket).
+    pub version_id: Option<String>,
+    /// Bytes, as recorded at staging (or read by `HEAD` when not in the manifest).
+    pub size: Option<u64>,
+    /// SHA-256 as recorded at staging; `None` for objects the manifest does not list.
+    pub sha256: Option<String>,
+}
+
+/// [`delete_staged`] with its proof: records what is about to be deleted in the audit
+/// chain, deletes it, confirms each version is gone (`HEAD` → 404) and chains the
+/// confirmation. Returns the number of versions deleted.
+pub async fn delete_staged_proved(
+    objects: &impl ObjectStore,
+    audit: &impl AuditLog,
+    clock: &impl Clock,
+    actor: &str,
+    egress_request_id: &str,
+    staging_bucket: &str,
+    layout: &StagingLayout,
+) -> Result<u64> {
+    let manifest_key = layout.manifest_key();
+    let mut recorded = std::collections::HashMap::new();
+    match objects
+        .get_bytes(&ObjectRef::new(staging_bucket, manifest_key), 256 * 1024 * 1024)
+        .await
+    {
+        Ok(bytes) => {
+            recorded.insert(
+                manifest_key.to_string(),
+                (bytes.len() as u64, hex::encode(Sha256::digest(&bytes))),
+            );
+            if let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) {
+                for f in manifest.files {
+                    if let Ok(key) = layout.staged_key(&f.path) {
+                        recorded.insert(key, (f.size, f.sha256));
+                    }
+                }
+            }
+        }
+        Err(EgressError::NotFound(_)) => {}
+        Err(err) => return Err(err),
+    }
+    let mut listed = list_versions_under(objects, staging_bucket, layout.prefix(), |_| true).await?;
+    listed.extend(
+        list_versions_under(objects, staging_bucket, manifest_key, |k| k == manifest_key).await?,
+    );
+    let mut proof = Vec::with_capacity(listed.len());
+    for v in &listed {
+        let (size, sha256) = match recorded.get(&v.key) {
+            Some((size, sha)) => (Some(*size), Some(sha.clone())),
+            None => {
+                // Not staged by us (or a delete marker): its size from S3, no digest.
+                let size = objects
+                    .head(&version_ref(staging_bucket, v))
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|h| h.size);
+                (size, None)
+            }
+        };
+        proof.push(DeletedObject {
+            key: v.key.clone(),
+            version_id: v.version_id.clone(),
+            size,
+            sha256,
+        });
+    }
+    let parts = proof.len().div_ceil(PROOF_ENTRIES_PER_EVENT);
+    let event = |action: &str, detail: serde_json::Value| AuditEvent {
+        egress_request_id: egress_request_id.to_string(),
+        at: clock.now_iso(),
+        actor: actor.to_string(),
+        actor_email: None,
+        action: action.to_string(),
+        outcome: "success".to_string(),
+        detail,
+    };
+    for (part, chunk) in proof.chunks(PROOF_ENTRIES_PER_EVENT).enumerate() {
+        audit
+            .append(&event(
+                "deletion_proof",
+                json!({
+                    "bucket": staging_bucket,
+                    "part": part + 1,
+                    "parts": parts,
+                    "objects": chunk,
+                }),
+            ))
+            .await?;
+    }
+    // Files first, the manifest last, so an interrupted clean-up still shows what was staged.
+    let (manifest_versions, files): (Vec<VersionedKey>, Vec<VersionedKey>) =
+        listed.iter().cloned().partition(|v| v.key == manifest_key);
+    for batch in [files, manifest_versions] {
+        for chunk in batch.chunks(MAX_DELETE_BATCH) {
+            objects.delete_versions(staging_bucket, chunk).await?;
+        }
+    }
+    let still_there: Vec<String> = futures::stream::iter(listed.iter())
+        .map(|v| async move {
+            objects
+                .head(&version_ref(staging_bucket, v))
+                .await
+                .map(|h| h.map(|_| v.key.clone()))
+        })
+        .buffer_unordered(CONFIRM_CONCURRENCY)
+        .try_filter_map(|found| async move { Ok(found) })
+        .try_collect()
+        .await?;
+    if !still_there.is_empty() {
+        return Err(EgressError::Integrity(format!(
+            "{} staged object(s) still answer HEAD after their deletion, e.g. {:?}",
+            still_there.len(),
+            still_there.iter().take(5).collect::<Vec<_>>()
+        )));
+    }
+    let list_sha256 = hex::encode(Sha256::digest(
+        serde_json::to_vec(&proof).unwrap_or_default(),
+    ));
+    audit
+        .append(&event(
+            "deletion_confirmed",
+            json!({
+                "bucket": staging_bucket,
+                "objects": proof.len(),
+                "total_bytes": proof.iter().filter_map(|p| p.size).sum::<u64>(),
+                "proof_events": parts,
+                "proof_sha256": list_sha256,
+                "confirmed_by": "HEAD of each key and version answered 404",
+            }),
+        ))
+        .await?;
+    Ok(proof.len() as u64)
+}
+
+/// `HEAD` target of a listed version: the version itself on a versioned bucket, the key on
+/// an unversioned one (its only version is `"null"`).
+fn version_ref(bucket: &str, v: &VersionedKey) -> ObjectRef {
+    match v.version_id.as_deref() {
+        Some(version) if version != "null" => ObjectRef::at_version(bucket, &v.key, version),
+        _ => ObjectRef::new(bucket, &v.key),
+    }
+}
+
+/// Every version under `prefix` whose key is `wanted`, all pages.
+async fn list_versions_under(
+    objects: &impl ObjectStore,
+    bucket: &str,
+    prefix: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Vec<VersionedKey>> {
+    let mut found = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = objects
+            .list_versions(bucket, prefix, cursor.as_ref())
+            .await?;
+        found.extend(page.objects.into_iter().filter(|o| wanted(&o.key)));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(found),
+        }
+    }
 }
 
 async fn delete_versions_under(
@@ -188,8 +389,97 @@ mod tests {
             .collect();
         assert_eq!(batches, [1000, 1000, 345, 1]);
         let events = audit.events();
-        assert_eq!(events[0].action, "cleanup");
-        assert_eq!(events[0].detail["deleted_objects"], 2346);
+        let last = events.last().unwrap();
+        assert_eq!(last.action, "cleanup");
+        assert_eq!(last.detail["deleted_objects"], 2346);
+        // The proof: 2346 entries in events of at most 200, then the confirmation.
+        let proof: Vec<_> = events
+            .iter()
+            .filter(|e| e.action == "deletion_proof")
+            .flat_map(|e| e.detail["objects"].as_array().unwrap().clone())
+            .collect();
+        assert_eq!(proof.len(), 2346);
+        assert_eq!(
+            events.iter().filter(|e| e.action == "deletion_proof").count(),
+            2346_usize.div_ceil(PROOF_ENTRIES_PER_EVENT)
+        );
+        let confirmed = &events[events.len() - 2];
+        assert_eq!(confirmed.action, "deletion_confirmed");
+        assert_eq!(confirmed.detail["objects"], 2346);
+    }
+
+    #[tokio::test]
+    async fn when_staged_data_is_deleted_then_the_chain_records_keys_sizes_and_sha256_and_the_404s() {
+        use crate::model::ManifestEntry;
+        let store = InMemoryObjectStore::new().with_bucket("staging", false);
+        let sha = hex::encode(Sha256::digest(b"hello"));
+        let manifest = Manifest {
+            egress_request_id: "req-1".into(),
+            workspace_id: "ws-1".into(),
+            source_bucket: "swb".into(),
+            snapshot_location: "arn:aws:s3:::n/s.json".into(),
+            files: vec![ManifestEntry {
+                path: "d/a.csv".into(),
+                source_key: "ws-1/d/a.csv".into(),
+                version_id: "v1".into(),
+                size: 5,
+                sha256: sha.clone(),
+            }],
+        };
+        let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
+        store.put_object("staging", "ws-1/req-1/d/a.csv", "hello");
+        store.put_object(
+            "staging",
+            ".manifests/ws-1/req-1.json",
+            manifest_bytes.clone(),
+        );
+        let audit = InMemoryAuditLog::default();
+        run(&store, &audit, &CLOCK, "staging", &input()).await.unwrap();
+        let events = audit.events();
+        let proof = &events[0];
+        assert_eq!(proof.action, "deletion_proof");
+        let objects = proof.detail["objects"].as_array().unwrap();
+        let file = objects
+            .iter()
+            .find(|o| o["key"] == "ws-1/req-1/d/a.csv")
+            .unwrap();
+        assert_eq!(file["size"], 5);
+        assert_eq!(file["sha256"], sha.as_str());
+        assert!(file["version_id"].is_string() || file["version_id"].is_null());
+        let m = objects
+            .iter()
+            .find(|o| o["key"] == ".manifests/ws-1/req-1.json")
+            .unwrap();
+        assert_eq!(m["sha256"], hex::encode(Sha256::digest(&manifest_bytes)).as_str());
+        // The HEADs after the delete came back empty before the confirmation was chained.
+        let heads_after_delete = store
+            .calls()
+            .into_iter()
+            .skip_while(|c| !matches!(c, ObjectCall::Delete { .. }))
+            .filter(|c| matches!(c, ObjectCall::Head(_)))
+            .count();
+        assert_eq!(heads_after_delete, 2);
+        assert_eq!(events[1].action, "deletion_confirmed");
+        assert_eq!(events[1].detail["total_bytes"], 5 + manifest_bytes.len() as u64);
+        let trail = audit.trail("req-1").await.unwrap();
+        assert!(crate::evidence::chain::verify(&trail).valid);
+    }
+
+    #[tokio::test]
+    async fn when_a_deleted_object_still_answers_head_then_cleanup_fails_without_confirming() {
+        let store = InMemoryObjectStore::new().with_bucket("staging", false);
+        store.put_object("staging", "ws-1/req-1/a.csv", "x");
+        store.ignore_deletes_of("ws-1/req-1/a.csv");
+        let audit = InMemoryAuditLog::default();
+        let err = run(&store, &audit, &CLOCK, "staging", &input())
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "IntegrityError");
+        assert!(err.to_string().contains("still answer HEAD"), "{err}");
+        assert!(!audit
+            .events()
+            .iter()
+            .any(|e| e.action == "deletion_confirmed"));
     }
 
     #[tokio::test]
@@ -246,7 +536,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("ws-1/req-1/locked.csv"), "{err}");
-        assert_eq!(audit.events()[0].outcome, "failed");
+        assert_eq!(audit.events().last().unwrap().outcome, "failed");
     }
 
     #[tokio::test]
