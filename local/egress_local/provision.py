@@ -249,6 +249,9 @@ def function_environments(resources: dict, outputs: dict, approval_mode: str, re
         "STAGING_KMS_KEY_ARN": outputs["keys"]["StagingKey"]["arn"],
         "DATALAKE_BUCKET": outputs["buckets"]["DatalakeBucket"],
         "DATALAKE_KMS_KEY_ARN": outputs["keys"]["DatalakeKey"]["arn"],
+        # The output checks' policy: the single-approval project advises, the dual-approval
+        # project enforces (a blocking finding rejects automatically), so the e2e tests see both.
+        "CHECKS_POLICY": json.dumps({"version": "local-1", "mode": "advise" if approval_mode == "single" else "enforce"}, separators=(",", ":")),
         "DOWNLOAD_GROUPS": p["download_groups"],
         "MAX_DOWNLOADS": str(p["max_downloads"]),
         "DOWNLOAD_URL_EXPIRY_SECONDS": str(p["download_url_expiry_seconds"]),
