@@ -22,12 +22,12 @@ use futures::stream;
 use shared::fakes::{InMemoryAuditLog, InMemoryRequestStore};
 use shared::model::{ArchiveInput, EgressStatus, StagingInput};
 use shared::ports::{
-    ByteChunks, Destination, ListCursor, MultipartUpload, ObjectHead, ObjectRef, ObjectStore,
-    SystemClock, UploadedPart, VersionPage, VersionedKey,
+    ByteChunks, Destination, ListCursor, ListedObject, MultipartUpload, ObjectHead, ObjectPage,
+    ObjectRef, ObjectStore, SystemClock, UploadedPart, VersionPage, VersionedKey,
 };
 use shared::services::archive::{ArchiveSettings, ArchiveStep};
 use shared::services::multipart::{upload_stream, BufferGauge, UploadSettings};
-use shared::services::staging::{self, StagingSettings};
+use shared::services::staging::{StagingSettings, StagingStep};
 use shared::services::Step;
 use shared::zipstream::{DosDateTime, ZipStreamWriter};
 use shared::{EgressError, Result};
@@ -134,6 +134,27 @@ impl ObjectStore for BenchStore {
             .unwrap_or(0);
         Self::lock(&self.sizes).insert(destination.key.clone(), size);
         Ok(())
+    }
+
+    async fn list_objects(
+        &self,
+        _bucket: &str,
+        prefix: &str,
+        _continuation: Option<&str>,
+    ) -> Result<ObjectPage> {
+        let mut objects: Vec<ListedObject> = Self::lock(&self.sizes)
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(key, size)| ListedObject {
+                key: key.clone(),
+                size: *size,
+            })
+            .collect();
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(ObjectPage {
+            objects,
+            next: None,
+        })
     }
 
     async fn create_multipart(&self, destination: &Destination) -> Result<MultipartUpload> {
@@ -357,15 +378,20 @@ async fn run(total: usize, files: usize, part_size: usize) -> Result<()> {
     };
     reset_peak_rss();
     let started = Instant::now();
-    let staged = staging::run(
-        &store,
-        &requests,
-        &audit,
-        &SystemClock,
-        &StagingSettings::new("staging", "kms", 8),
-        &input,
-    )
-    .await?;
+    let step = StagingStep {
+        objects: store,
+        requests,
+        audit,
+        clock: SystemClock,
+        settings: StagingSettings::new("staging", "kms", 8),
+    };
+    let staged = step.run(&input).await?;
+    let StagingStep {
+        objects: store,
+        requests,
+        audit,
+        ..
+    } = step;
     report("staging hash", staged.total_bytes, started.elapsed(), "");
 
     // 3. The archive: stream, verify SHA-256, zip, upload.

@@ -73,23 +73,30 @@ async fn when_a_request_holds_100000_files_then_every_step_result_stays_small() 
         serde_json::to_vec(&json!({ "objects": listed })).expect("json"),
     );
 
-    let staged = staging::run(
-        &objects,
-        &requests,
-        &audit,
-        &CLOCK,
-        &staging::StagingSettings::new("staging", KMS, 16),
-        &StagingInput {
+    let step = staging::StagingStep {
+        objects,
+        requests,
+        audit,
+        clock: CLOCK,
+        settings: staging::StagingSettings::new("staging", KMS, 16),
+    };
+    let staged = step
+        .run(&StagingInput {
             egress_request_id: REQ.into(),
             workspace_id: WS.into(),
             s3_egress_store_bucket: "swb-egress".into(),
             s3_egress_store_bucket_path: format!("{WS}/"),
             s3_egress_store_object_list_location: "arn:aws:s3:::swb-notify/ws-1/store-ver1.json"
                 .into(),
-        },
-    )
-    .await
-    .expect("staged");
+        })
+        .await
+        .expect("staged");
+    let staging::StagingStep {
+        objects,
+        requests,
+        audit,
+        ..
+    } = step;
     assert_eq!(staged.file_count, FILES as u64);
     assert_eq!(staged.file_type_count, FILES as u64);
     assert!(

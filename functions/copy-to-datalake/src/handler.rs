@@ -20,7 +20,7 @@ mod tests {
     use shared::model::{EgressStatus, StagingInput};
     use shared::ports::FixedClock;
     use shared::services::archive::{ArchiveSettings, ArchiveStep};
-    use shared::services::staging::{self, StagingSettings};
+    use shared::services::staging::{StagingSettings, StagingStep};
     use shared::testdata::request;
     use std::io::Read;
     use time::macros::datetime;
@@ -108,16 +108,19 @@ mod tests {
                 "arn:aws:s3:::{NOTIFY_BUCKET}/store/ver1.json"
             ),
         };
-        staging::run(
-            &objects,
-            &requests,
-            &audit,
-            &clock,
-            &StagingSettings::new(STAGING, STAGING_KMS, 4),
-            &staging_input,
-        )
-        .await
-        .unwrap();
+        let step = StagingStep {
+            objects,
+            requests,
+            audit,
+            clock,
+            settings: StagingSettings::new(STAGING, STAGING_KMS, 4),
+        };
+        shared::services::Step::run(&step, &staging_input)
+            .await
+            .unwrap();
+        let StagingStep {
+            objects, requests, ..
+        } = step;
         let mut approved = requests.item(&i.egress_request_id).unwrap();
         approved.egress_status = EgressStatus::IgApproved;
         requests.put(approved);

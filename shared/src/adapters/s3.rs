@@ -10,12 +10,14 @@
 use std::collections::HashMap;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder;
+use aws_sdk_s3::operation::copy_object::CopyObjectError;
 use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier,
-    ServerSideEncryption, TaggingDirective,
+    ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart, CopyObjectResult,
+    Delete, MetadataDirective, ObjectIdentifier, ServerSideEncryption, TaggingDirective,
 };
 use aws_sdk_s3::Client;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
@@ -25,8 +27,8 @@ use futures::stream;
 use super::classify;
 use crate::error::{EgressError, Result};
 use crate::ports::{
-    ByteChunks, Destination, ListCursor, MultipartUpload, ObjectHead, ObjectRef, ObjectStore,
-    UploadedPart, VersionPage, VersionedKey, MAX_DELETE_BATCH,
+    ByteChunks, CopyReceipt, Destination, ListCursor, ListedObject, MultipartUpload, ObjectHead,
+    ObjectPage, ObjectRef, ObjectStore, UploadedPart, VersionPage, VersionedKey, MAX_DELETE_BATCH,
 };
 
 /// Error codes of `DeleteObjects` per-key failures that a retry can fix.
@@ -106,6 +108,65 @@ impl S3ObjectStore {
                 }
             })
     }
+}
+
+impl S3ObjectStore {
+    /// `CopyObject` of exactly `source` to `destination`, SSE-KMS with the destination's key.
+    fn copy_request(
+        &self,
+        source: &ObjectRef,
+        destination: &Destination,
+    ) -> CopyObjectFluentBuilder {
+        let replace_metadata =
+            !destination.metadata.is_empty() || destination.content_type.is_some();
+        let request = self
+            .client
+            .copy_object()
+            .bucket(&destination.bucket)
+            .key(&destination.key)
+            .copy_source(copy_source(source))
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(&destination.kms_key_arn)
+            // Source tags are not copied: staging needs none, and copying them would need
+            // tagging permissions on both buckets.
+            .tagging_directive(TaggingDirective::Replace);
+        if replace_metadata {
+            request
+                .metadata_directive(MetadataDirective::Replace)
+                .set_metadata(metadata(&destination.metadata))
+                .set_content_type(destination.content_type.clone())
+        } else {
+            request
+        }
+    }
+}
+
+/// A failed `CopyObject`: a missing source object or version (the copy's own 404, with no
+/// `HeadObject` before it) is `NotFound` naming the key and version.
+fn copy_error(
+    source: &ObjectRef,
+    destination: &Destination,
+    err: SdkError<CopyObjectError, HttpResponse>,
+) -> EgressError {
+    if is_missing(&err) {
+        EgressError::NotFound(format!("object {source} does not exist"))
+    } else {
+        classify(
+            &format!("CopyObject {source} to {:?}", destination.key),
+            err,
+        )
+    }
+}
+
+/// The SHA-256 S3 computed over the whole copy, as lower-case hex. A composite checksum (a
+/// checksum of part checksums, marked `COMPOSITE` or suffixed `-<parts>`) is not one: it is
+/// refused, and so is anything that does not decode to 32 bytes.
+fn full_object_sha256(result: &CopyObjectResult) -> Option<String> {
+    if result.checksum_type() == Some(&ChecksumType::Composite) {
+        return None;
+    }
+    let digest = aws_smithy_types::base64::decode(result.checksum_sha256()?).ok()?;
+    (digest.len() == 32).then(|| hex::encode(digest))
 }
 
 impl ObjectStore for S3ObjectStore {
@@ -217,36 +278,59 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn copy(&self, source: &ObjectRef, destination: &Destination) -> Result<()> {
-        let replace_metadata =
-            !destination.metadata.is_empty() || destination.content_type.is_some();
-        let mut request = self
-            .client
-            .copy_object()
-            .bucket(&destination.bucket)
-            .key(&destination.key)
-            .copy_source(copy_source(source))
-            .server_side_encryption(ServerSideEncryption::AwsKms)
-            .ssekms_key_id(&destination.kms_key_arn)
-            // Source tags are not copied: staging needs none, and copying them would need
-            // tagging permissions on both buckets.
-            .tagging_directive(TaggingDirective::Replace);
-        if replace_metadata {
-            request = request
-                .metadata_directive(MetadataDirective::Replace)
-                .set_metadata(metadata(&destination.metadata))
-                .set_content_type(destination.content_type.clone());
-        }
-        request.send().await.map_err(|err| {
-            if is_missing(&err) {
-                EgressError::NotFound(format!("object {source} does not exist"))
-            } else {
-                classify(
-                    &format!("CopyObject {source} to {:?}", destination.key),
-                    err,
-                )
-            }
-        })?;
+        self.copy_request(source, destination)
+            .send()
+            .await
+            .map_err(|err| copy_error(source, destination, err))?;
         Ok(())
+    }
+
+    async fn copy_with_sha256(
+        &self,
+        source: &ObjectRef,
+        destination: &Destination,
+    ) -> Result<CopyReceipt> {
+        let out = self
+            .copy_request(source, destination)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .send()
+            .await
+            .map_err(|err| copy_error(source, destination, err))?;
+        Ok(CopyReceipt {
+            sha256: out.copy_object_result().and_then(full_object_sha256),
+        })
+    }
+
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<&str>,
+    ) -> Result<ObjectPage> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_continuation_token(continuation.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| classify(&format!("ListObjectsV2 {bucket}/{prefix:?}"), e))?;
+        let objects = out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(ListedObject {
+                    key: o.key()?.to_string(),
+                    size: size_of(o.size()),
+                })
+            })
+            .collect();
+        let next = out
+            .next_continuation_token()
+            .filter(|_| out.is_truncated() == Some(true))
+            .map(str::to_string);
+        Ok(ObjectPage { objects, next })
     }
 
     async fn create_multipart(&self, destination: &Destination) -> Result<MultipartUpload> {
@@ -520,9 +604,11 @@ mod tests {
     use aws_sdk_s3::operation::delete_objects::DeleteObjectsOutput;
     use aws_sdk_s3::operation::head_object::HeadObjectOutput;
     use aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput;
+    use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
     use aws_sdk_s3::operation::put_object::PutObjectOutput;
     use aws_sdk_s3::operation::upload_part::UploadPartOutput;
     use aws_sdk_s3::types::error::{NoSuchKey, NotFound};
+    use aws_sdk_s3::types::Object as S3Object;
     use aws_sdk_s3::types::{DeleteMarkerEntry, Error as S3Error, ObjectVersion};
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
     use std::io::Write;
@@ -649,6 +735,130 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(copy.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn when_copying_with_sha256_then_s3_is_asked_for_it_and_its_digest_is_returned_as_hex() {
+        // SHA-256 of "abc".
+        let digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let copy = mock!(Client::copy_object)
+            .match_requests(|r| {
+                r.checksum_algorithm() == Some(&ChecksumAlgorithm::Sha256)
+                    && r.copy_source() == Some("egress/ws-1/a.csv?versionId=v1")
+                    && r.ssekms_key_id() == Some(KMS)
+            })
+            .then_output(|| {
+                CopyObjectOutput::builder()
+                    .copy_object_result(
+                        CopyObjectResult::builder()
+                            .checksum_sha256("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=")
+                            .checksum_type(ChecksumType::FullObject)
+                            .build(),
+                    )
+                    .build()
+            });
+        let store = S3ObjectStore::new(mock_client!(aws_sdk_s3, [&copy]));
+        let receipt = store
+            .copy_with_sha256(
+                &ObjectRef::at_version("egress", "ws-1/a.csv", "v1"),
+                &Destination::new("staging", "ws-1/req-1/a.csv", KMS),
+            )
+            .await
+            .unwrap();
+        assert_eq!(receipt.sha256.as_deref(), Some(digest));
+        assert_eq!(copy.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn when_s3_gives_a_composite_or_no_sha256_then_none_is_trusted() {
+        let results = [
+            CopyObjectResult::builder()
+                .checksum_sha256("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=")
+                .checksum_type(ChecksumType::Composite)
+                .build(),
+            CopyObjectResult::builder()
+                .checksum_sha256("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=-3")
+                .build(),
+            CopyObjectResult::builder()
+                .checksum_crc32("AAAAAA==")
+                .build(),
+        ];
+        for result in results {
+            let copy = mock!(Client::copy_object).then_output(move || {
+                CopyObjectOutput::builder()
+                    .copy_object_result(result.clone())
+                    .build()
+            });
+            let store = S3ObjectStore::new(mock_client!(aws_sdk_s3, [&copy]));
+            let receipt = store
+                .copy_with_sha256(
+                    &ObjectRef::at_version("egress", "k", "v"),
+                    &Destination::new("staging", "k", KMS),
+                )
+                .await
+                .unwrap();
+            assert_eq!(receipt.sha256, None);
+        }
+    }
+
+    #[tokio::test]
+    async fn when_copying_with_sha256_a_missing_version_then_the_error_is_not_found() {
+        let copy = mock!(Client::copy_object).then_http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(404).unwrap(),
+                aws_smithy_types::body::SdkBody::from(s3_error_xml(
+                    "NoSuchVersion",
+                    "The specified version does not exist.",
+                )),
+            )
+        });
+        let store = S3ObjectStore::new(mock_client!(aws_sdk_s3, [&copy]));
+        let err = store
+            .copy_with_sha256(
+                &ObjectRef::at_version("egress", "ws/a.csv", "v-gone"),
+                &Destination::new("staging", "ws/req/a.csv", KMS),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "NotFound");
+        assert!(err.to_string().contains("v-gone"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn when_listing_objects_then_sizes_and_the_next_page_are_returned() {
+        let list = mock!(Client::list_objects_v2)
+            .match_requests(|r| {
+                r.bucket() == Some("staging")
+                    && r.prefix() == Some("ws-1/req-1/")
+                    && r.continuation_token() == Some("page-2")
+            })
+            .then_output(|| {
+                ListObjectsV2Output::builder()
+                    .contents(S3Object::builder().key("ws-1/req-1/a.csv").size(12).build())
+                    .contents(S3Object::builder().key("ws-1/req-1/b.csv").size(0).build())
+                    .is_truncated(true)
+                    .next_continuation_token("page-3")
+                    .build()
+            });
+        let store = S3ObjectStore::new(mock_client!(aws_sdk_s3, [&list]));
+        let page = store
+            .list_objects("staging", "ws-1/req-1/", Some("page-2"))
+            .await
+            .unwrap();
+        assert_eq!(
+            page.objects,
+            vec![
+                ListedObject {
+                    key: "ws-1/req-1/a.csv".into(),
+                    size: 12
+                },
+                ListedObject {
+                    key: "ws-1/req-1/b.csv".into(),
+                    size: 0
+                }
+            ]
+        );
+        assert_eq!(page.next.as_deref(), Some("page-3"));
     }
 
     #[tokio::test]

@@ -233,6 +233,43 @@ pub fn manifest(
     }
 }
 
+/// The error for a listed version whose real size is not the size the snapshot lists.
+pub fn size_mismatch(planned: &PlannedCopy, actual: u64) -> EgressError {
+    EgressError::Integrity(format!(
+        "the snapshot lists {} bytes for key {:?} version {:?}, but that version has {} bytes",
+        planned.listed_size, planned.source_key, planned.version_id, actual
+    ))
+}
+
+/// The error for a listed version that does not exist (the copy's own 404).
+pub fn missing_version(planned: &PlannedCopy, source_bucket: &str) -> EgressError {
+    EgressError::NotFound(format!(
+        "version {:?} of key {:?} listed in the snapshot does not exist in bucket {source_bucket}",
+        planned.version_id, planned.source_key
+    ))
+}
+
+/// Checks that each staged copy of `copies` has the size the snapshot lists, against the
+/// sizes a listing of the staging prefix found (`staged`: staged key → size). A copy has the
+/// exact size of its source version, so a difference is the snapshot's, reported as
+/// [`size_mismatch`]; a copy missing from the listing is an integrity error too.
+pub fn check_staged_sizes(
+    copies: &[&PlannedCopy],
+    staged: &std::collections::HashMap<String, u64>,
+) -> Result<()> {
+    for planned in copies {
+        match staged.get(&planned.staged_key) {
+            Some(&size) if size == planned.listed_size => {}
+            Some(&size) => return Err(size_mismatch(planned, size)),
+            None => return Err(EgressError::Integrity(format!(
+                "the staged copy of key {:?} version {:?} is missing from staging after its copy",
+                planned.source_key, planned.version_id
+            ))),
+        }
+    }
+    Ok(())
+}
+
 /// The step's result for a written manifest: counts and a bounded summary of the file types,
 /// never a list that grows with the request (the full list is the manifest).
 pub fn result(manifest: &Manifest, staging_bucket: &str, layout: &StagingLayout) -> StagingResult {
@@ -294,6 +331,27 @@ pub fn check_manifest(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn when_a_staged_size_differs_or_a_copy_is_missing_then_the_check_names_the_key() {
+        let planned = PlannedCopy {
+            source_key: "ws/a.csv".into(),
+            version_id: "v1".into(),
+            listed_size: 5,
+            path: "a.csv".into(),
+            staged_key: "ws/req/a.csv".into(),
+        };
+        let sizes = |n: u64| std::collections::HashMap::from([("ws/req/a.csv".to_string(), n)]);
+        assert!(check_staged_sizes(&[&planned], &sizes(5)).is_ok());
+        let err = check_staged_sizes(&[&planned], &sizes(7)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the snapshot lists 5 bytes for key \"ws/a.csv\" version \"v1\", but that version has 7 bytes"
+        );
+        let err = check_staged_sizes(&[&planned], &Default::default()).unwrap_err();
+        assert_eq!(err.error_type(), "IntegrityError");
+        assert!(err.to_string().contains("ws/a.csv"), "{err}");
+    }
     use crate::model::SnapshotObject;
 
     fn object(key: &str, version: &str, size: u64) -> SnapshotObject {

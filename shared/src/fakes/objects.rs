@@ -11,11 +11,13 @@ use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use futures::stream;
+use sha2::{Digest, Sha256};
 
 use crate::error::{EgressError, Result};
 use crate::ports::{
-    ByteChunks, Destination, ListCursor, MultipartUpload, ObjectHead, ObjectRef, ObjectStore,
-    UploadedPart, VersionPage, VersionedKey, MAX_DELETE_BATCH, MAX_PARTS, MAX_SINGLE_COPY,
+    ByteChunks, CopyReceipt, Destination, ListCursor, ListedObject, MultipartUpload, ObjectHead,
+    ObjectPage, ObjectRef, ObjectStore, UploadedPart, VersionPage, VersionedKey, MAX_DELETE_BATCH,
+    MAX_PARTS, MAX_SINGLE_COPY,
 };
 
 /// One stored version (or delete marker).
@@ -48,6 +50,19 @@ pub enum ObjectCall {
         source: ObjectRef,
         /// Where to.
         destination: Destination,
+    },
+    /// `CopyObject` asking S3 for a SHA-256 of the copy (also recorded as [`ObjectCall::Copy`]
+    /// first, so counts of copies include it).
+    CopyWithSha256 {
+        /// Whether a full-object SHA-256 was returned.
+        checksum_returned: bool,
+    },
+    /// `ListObjectsV2` (one page).
+    ListObjects {
+        /// Bucket.
+        bucket: String,
+        /// Prefix.
+        prefix: String,
     },
     /// `CreateMultipartUpload`.
     CreateMultipart(Destination),
@@ -123,9 +138,8 @@ struct State {
     fail_upload_part: Option<i32>,
     fail_complete: bool,
     deny_delete: HashSet<String>,
-    /// Keys whose deletes are acknowledged but not done (a broken store, for the proof).
-    ignore_delete: HashSet<String>,
     yield_on_part_copy: bool,
+    copy_checksums: bool,
 }
 
 /// An in-memory [`ObjectStore`].
@@ -147,8 +161,8 @@ impl Default for InMemoryObjectStore {
                 fail_upload_part: None,
                 fail_complete: false,
                 deny_delete: HashSet::new(),
-                ignore_delete: HashSet::new(),
                 yield_on_part_copy: false,
+                copy_checksums: true,
             }),
         }
     }
@@ -271,6 +285,12 @@ impl InMemoryObjectStore {
         self.lock().yield_on_part_copy = true;
     }
 
+    /// `CopyObject` returns no checksum even when asked for one, as an S3 that cannot give
+    /// a full-object SHA-256 would.
+    pub fn without_copy_checksums(&self) {
+        self.lock().copy_checksums = false;
+    }
+
     /// `CompleteMultipartUpload` fails.
     pub fn fail_complete(&self) {
         self.lock().fail_complete = true;
@@ -279,11 +299,6 @@ impl InMemoryObjectStore {
     /// `DeleteObjects` reports `key` as not deleted (`AccessDenied`).
     pub fn deny_delete(&self, key: &str) {
         self.lock().deny_delete.insert(key.to_string());
-    }
-
-    /// `DeleteObjects` reports `key` as deleted but keeps it (proof of deletion must notice).
-    pub fn ignore_deletes_of(&self, key: &str) {
-        self.lock().ignore_delete.insert(key.to_string());
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -448,6 +463,61 @@ impl ObjectStore for InMemoryObjectStore {
             )));
         }
         state.write(destination, found.data).map(|_| ())
+    }
+
+    async fn copy_with_sha256(
+        &self,
+        source: &ObjectRef,
+        destination: &Destination,
+    ) -> Result<CopyReceipt> {
+        self.copy(source, destination).await?;
+        let mut state = self.lock();
+        let checksum_returned = state.copy_checksums;
+        state
+            .calls
+            .push(ObjectCall::CopyWithSha256 { checksum_returned });
+        let sha256 = match checksum_returned {
+            true => Some(hex::encode(Sha256::digest(state.require(source)?.data))),
+            false => None,
+        };
+        Ok(CopyReceipt { sha256 })
+    }
+
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<&str>,
+    ) -> Result<ObjectPage> {
+        let mut state = self.lock();
+        state.calls.push(ObjectCall::ListObjects {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        });
+        let page_size = state.page_size;
+        let b = state.bucket(bucket)?;
+        // The continuation token is the last key of the previous page.
+        let mut objects: Vec<ListedObject> = b
+            .keys
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| continuation.is_none_or(|after| k.as_str() > after))
+            .filter_map(|(k, versions)| {
+                let current = versions.last().filter(|o| !o.delete_marker)?;
+                Some(ListedObject {
+                    key: k.clone(),
+                    size: current.data.len() as u64,
+                })
+            })
+            .take(page_size + 1)
+            .collect();
+        let next = if objects.len() > page_size {
+            objects.truncate(page_size);
+            objects.last().map(|o| o.key.clone())
+        } else {
+            None
+        };
+        Ok(ObjectPage { objects, next })
     }
 
     async fn create_multipart(&self, destination: &Destination) -> Result<MultipartUpload> {
@@ -665,13 +735,9 @@ impl ObjectStore for InMemoryObjectStore {
             .filter(|o| state.deny_delete.contains(&o.key))
             .map(|o| o.key.clone())
             .collect();
-        let ignored = state.ignore_delete.clone();
         let id = state.new_id();
         let b = state.bucket_mut(bucket)?;
-        for o in objects
-            .iter()
-            .filter(|o| !denied.contains(&o.key) && !ignored.contains(&o.key))
-        {
+        for o in objects.iter().filter(|o| !denied.contains(&o.key)) {
             let Some(versions) = b.keys.get_mut(&o.key) else {
                 continue;
             };

@@ -161,6 +161,32 @@ pub struct VersionPage {
     pub next: Option<ListCursor>,
 }
 
+/// What S3 reports about a `CopyObject` that asked it for a SHA-256 of the copy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CopyReceipt {
+    /// S3's own SHA-256 of the whole copy, lower-case hex; `None` when S3 gave no full-object
+    /// SHA-256 (a composite checksum, or none at all): then the copy must be read back.
+    pub sha256: Option<String>,
+}
+
+/// One current object of a listing, with its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Full key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// One page of a `ListObjectsV2` listing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectPage {
+    /// Current objects of this page, in key order (at most 1000).
+    pub objects: Vec<ListedObject>,
+    /// The continuation token of the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
 /// S3's limit on keys per `DeleteObjects` call.
 pub const MAX_DELETE_BATCH: usize = 1000;
 
@@ -205,6 +231,28 @@ pub trait ObjectStore: Send + Sync {
         source: &ObjectRef,
         destination: &Destination,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// `CopyObject` like [`ObjectStore::copy`], asking S3 for its own SHA-256 of the copy
+    /// (`ChecksumAlgorithm=SHA256`). The default makes a plain copy and reports no checksum,
+    /// so the caller reads the copy back.
+    fn copy_with_sha256(
+        &self,
+        source: &ObjectRef,
+        destination: &Destination,
+    ) -> impl Future<Output = Result<CopyReceipt>> + Send {
+        async move {
+            self.copy(source, destination).await?;
+            Ok(CopyReceipt::default())
+        }
+    }
+
+    /// One page of `ListObjectsV2` under `prefix`: the current objects and their sizes.
+    fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<&str>,
+    ) -> impl Future<Output = Result<ObjectPage>> + Send;
 
     /// `CreateMultipartUpload`; the encryption and metadata of `destination` apply to the
     /// completed object.
