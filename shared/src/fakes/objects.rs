@@ -138,6 +138,8 @@ struct State {
     fail_upload_part: Option<i32>,
     fail_complete: bool,
     deny_delete: HashSet<String>,
+    /// Keys whose deletes are acknowledged but not done (a broken store, for the proof).
+    ignore_delete: HashSet<String>,
     yield_on_part_copy: bool,
     copy_checksums: bool,
 }
@@ -161,6 +163,7 @@ impl Default for InMemoryObjectStore {
                 fail_upload_part: None,
                 fail_complete: false,
                 deny_delete: HashSet::new(),
+                ignore_delete: HashSet::new(),
                 yield_on_part_copy: false,
                 copy_checksums: true,
             }),
@@ -299,6 +302,11 @@ impl InMemoryObjectStore {
     /// `DeleteObjects` reports `key` as not deleted (`AccessDenied`).
     pub fn deny_delete(&self, key: &str) {
         self.lock().deny_delete.insert(key.to_string());
+    }
+
+    /// `DeleteObjects` reports `key` as deleted but keeps it (proof of deletion must notice).
+    pub fn ignore_deletes_of(&self, key: &str) {
+        self.lock().ignore_delete.insert(key.to_string());
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -735,9 +743,13 @@ impl ObjectStore for InMemoryObjectStore {
             .filter(|o| state.deny_delete.contains(&o.key))
             .map(|o| o.key.clone())
             .collect();
+        let ignored = state.ignore_delete.clone();
         let id = state.new_id();
         let b = state.bucket_mut(bucket)?;
-        for o in objects.iter().filter(|o| !denied.contains(&o.key)) {
+        for o in objects
+            .iter()
+            .filter(|o| !denied.contains(&o.key) && !ignored.contains(&o.key))
+        {
             let Some(versions) = b.keys.get_mut(&o.key) else {
                 continue;
             };
