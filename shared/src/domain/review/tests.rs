@@ -864,13 +864,38 @@ fn when_the_issuer_names_a_user_pool_then_that_pool_is_used_and_must_match_the_c
 }
 
 #[test]
-fn when_a_group_list_is_parsed_then_names_are_trimmed_deduplicated_and_blanks_refused() {
-    assert_eq!(
-        group_list(" IGApprover , ResearchITAdmin,IGApprover").unwrap(),
-        vec!["IGApprover".to_string(), "ResearchITAdmin".to_string()]
-    );
-    for bad in ["", "a,,b", "a, ", "a,b\u{7}", &"g".repeat(129)] {
-        assert_eq!(group_list(bad), None, "{bad:?}");
+fn when_the_shared_group_fixture_is_applied_then_every_case_gives_its_lists_or_names_its_setting() {
+    // The same file is the test of the deploy gate's and the local API's schema renderers.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/fixtures/group-lists.json");
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let cases = fixture["cases"].as_array().unwrap();
+    assert!(cases.len() >= 15);
+    for case in cases {
+        let text = |k: &str| case[k].as_str().unwrap().to_string();
+        let got = ReviewPolicy::from_groups(&text("ig"), &text("rit"), &text("download"), 3);
+        match case.get("error") {
+            Some(var) => {
+                let err = got.expect_err(&case.to_string());
+                assert_eq!(err.error_type(), "ConfigError");
+                assert!(
+                    err.to_string().starts_with(var.as_str().unwrap()),
+                    "{case}: {err}"
+                );
+            }
+            None => {
+                let policy = got.unwrap();
+                let expect = &case["expect"];
+                let strings = |k: &str| -> Vec<String> {
+                    serde_json::from_value(expect[k].clone()).unwrap()
+                };
+                assert_eq!(
+                    vec![policy.ig_group.clone(), policy.rit_group.clone()],
+                    strings("ReviewerGroups")
+                );
+                assert_eq!(policy.download_groups, strings("DownloadGroups"), "{case}");
+                assert_eq!(policy.api_groups(), strings("ApiGroups"), "{case}");
+            }
+        }
     }
-    assert_eq!(group_name(&"g".repeat(128)).map(str::len), Some(128));
 }
