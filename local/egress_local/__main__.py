@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("clean", help="remove .local-stack/ of a stopped stack")
     submit = sub.add_parser("swb-submit", help="submit an egress request as SWB does; prints JSON")
     submit.add_argument("--mode", choices=["single", "dual"], default="single", help="which project's SWB topic")
-    submit.add_argument("--scenario", choices=["standard", "missing-version", "name-clash"], default="standard")
+    submit.add_argument("--scenario", choices=["standard", "missing-version", "name-clash", "output-checks"], default="standard")
     submit.add_argument(
         "--publish-times", type=int, default=1, help="0 prepares everything without publishing; 2 simulates a duplicate SNS delivery"
     )

@@ -34,7 +34,35 @@ OWNER = {"id": "u-owner-21c9", "email": "store-owner@tre.example.org"}
 CHANGED_FILE = "results/model/coefficients.json"
 MISSING_FILE = "results/tables/table2.csv"
 CLASHING_FILES = ("results/Data.csv", "results/data.csv")
-SCENARIOS = ("standard", "missing-version", "name-clash")
+SCENARIOS = ("standard", "missing-version", "name-clash", "output-checks")
+
+
+def synthetic_nhs_numbers(count: int) -> list[str]:
+    """Checksum-valid (modulus 11) NHS-shaped numbers from a fixed generator: synthetic, no
+    real person's number."""
+    out, seed = [], 12345
+    while len(out) < count:
+        seed = (seed * 6364136223846793005 + 1442695040888963407) % 2**64
+        digits = [9] + [(seed >> (8 + 4 * i)) % 10 for i in range(8)]
+        remainder = sum(d * (10 - i) for i, d in enumerate(digits)) % 11
+        check = 11 - remainder
+        if check == 10:
+            continue
+        out.append("".join(map(str, digits + [0 if check == 11 else check])))
+    return out
+
+
+def output_checks_files() -> dict[str, bytes]:
+    """The output-checks scenario (issue 12): a small-count table, a file of (synthetic) NHS
+    numbers, the EICAR anti-virus test file and a clean file."""
+    eicar = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+    nhs = synthetic_nhs_numbers(3)
+    return {
+        "checks/small_counts.csv": b"region,count\nnorth,4\nsouth,120\neast,7\n",
+        "checks/patients.txt": "".join(f"patient {n} seen\n" for n in nhs).encode(),
+        "checks/eicar.txt": eicar,
+        "checks/clean.txt": b"Mean follow-up 4.2 years (SD 1.1).\n",
+    }
 
 
 def iso_millis(dt: datetime) -> str:
@@ -84,6 +112,8 @@ def submit(outputs: dict, mode: str = "single", scenario: str = "standard", publ
     # 1. The store: folder marker first, as SWB creates it with the store.
     marker = s3.put_object(Bucket=bucket, Key=prefix, Body=b"")
     files = research_files(request_id)
+    if scenario == "output-checks":
+        files.update(output_checks_files())
     if scenario == "name-clash":
         for i, path in enumerate(CLASHING_FILES):
             files[path] = f"id,value\n{i},{i * 10}\n".encode()

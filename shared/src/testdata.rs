@@ -50,6 +50,12 @@ pub fn request(id: &str, status: EgressStatus) -> EgressRequest {
         download_count: 0,
         failure_error: None,
         failure_cause: None,
+        checks_verdict: None,
+        checks_summary: None,
+        checks_policy_version: None,
+        checks_mode: None,
+        checks_report_key: None,
+        checks_rejection_reason: None,
     }
 }
 

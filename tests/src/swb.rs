@@ -39,6 +39,9 @@ pub enum Scenario {
     /// As standard, plus `results/Data.csv` and `results/data.csv` (one file once extracted on
     /// a case-insensitive file system): staging must refuse the request.
     NameClash,
+    /// As standard, plus a small-count table, a file of synthetic NHS numbers, the EICAR test
+    /// file and a clean file (issue 12's output checks).
+    OutputChecks,
 }
 
 /// One submission.
@@ -172,6 +175,7 @@ pub fn submit(outputs: &Outputs, submit: &Submit) -> Result<Submission> {
         Scenario::Standard => "standard",
         Scenario::MissingVersion => "missing-version",
         Scenario::NameClash => "name-clash",
+        Scenario::OutputChecks => "output-checks",
     };
     let output = Command::new(&outputs.python)
         .args(["-m", "egress_local", "swb-submit", "--mode"])

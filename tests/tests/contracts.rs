@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use shared::domain::transitions::{next_step, stages, status_after, status_awaiting, NextStep};
 use shared::error::ERROR_TYPES;
 use shared::model::{
-    ApprovalMode, ArchiveInput, ArchiveResult, CleanupInput, CleanupResult, Decision,
+    ApprovalMode, ArchiveInput, ArchiveResult, ChecksInput, ChecksResult, CleanupInput, CleanupResult, Decision,
     EgressRequest, EgressStatus, NotifyInput, NotifyResult, RecordTaskTokenInput, ReviewOutcome,
     ReviewStage, StagingInput, StagingResult, WorkflowInput, RECORD_TYPE,
 };
@@ -384,6 +384,9 @@ fn when_the_workflow_invokes_a_function_then_the_payload_is_that_functions_input
             "${CopyToStagingFunctionArn}" => {
                 serde_json::from_value::<StagingInput>(payload).map(|_| ())
             }
+            "${CheckOutputsFunctionArn}" => {
+                serde_json::from_value::<ChecksInput>(payload).map(|_| ())
+            }
             "${RecordTaskTokenFunctionArn}" => {
                 serde_json::from_value::<RecordTaskTokenInput>(payload).map(|_| ())
             }
@@ -403,7 +406,7 @@ fn when_the_workflow_invokes_a_function_then_the_payload_is_that_functions_input
     }
     assert_eq!(
         seen.len(),
-        5,
+        6,
         "every workflow function is invoked: {seen:?}"
     );
 }
@@ -426,6 +429,19 @@ fn when_a_function_answers_then_every_field_the_workflow_selects_exists() {
         (
             "${HandleRejectionFunctionArn}",
             json!(CleanupResult { deleted_objects: 0 }),
+        ),
+        (
+            "${CheckOutputsFunctionArn}",
+            json!(ChecksResult {
+                verdict: "pass".into(),
+                summary: "PASS".into(),
+                policy_version: "default-1".into(),
+                mode: "advise".into(),
+                files_checked: 1,
+                report_key: "k".into(),
+                auto_reject: false,
+                rejection_reason: String::new(),
+            }),
         ),
         (
             "${CopyToDatalakeFunctionArn}",

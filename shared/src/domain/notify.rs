@@ -219,6 +219,18 @@ pub fn outcome_email(
         text.push_str(&decisions);
         text.push('\n');
     }
+    if outcome == Outcome::Rejected {
+        // An automatic rejection by the output checks (enforce mode): which files and why.
+        if let Some(reason) = request
+            .checks_rejection_reason
+            .as_deref()
+            .filter(|r| !r.trim().is_empty())
+        {
+            text.push_str("Rejected automatically by the output checks, before any review:\n");
+            text.push_str(reason.trim());
+            text.push_str("\n\n");
+        }
+    }
     if outcome == Outcome::Failed {
         if let Some(problem) = submission_problem(request) {
             text.push_str("What was wrong with the submission: ");
@@ -297,6 +309,21 @@ mod tests {
         assert!(email.subject.contains("rejected"));
         assert!(email.text.contains("Contains row-level data"));
         assert!(email.text.contains("submit it again"));
+    }
+
+    #[test]
+    fn when_the_output_checks_rejected_then_the_email_lists_the_files_and_why() {
+        let mut r = request("req-1", EgressStatus::Rejected);
+        r.checks_rejection_reason = Some(
+            "Automated output checks (policy p-1) blocked this request: out/ids.txt: pii-nhs-number (2x): The file contains NHS numbers.;".into(),
+        );
+        let email = outcome_email(&r, Outcome::Rejected, false, &CTX).unwrap();
+        assert!(email.text.contains("Rejected automatically by the output checks"), "{}", email.text);
+        assert!(email.text.contains("out/ids.txt: pii-nhs-number (2x)"), "{}", email.text);
+        assert!(email.text.contains("submit it again"));
+        let plain = request("req-1", EgressStatus::Rejected);
+        let email = outcome_email(&plain, Outcome::Rejected, false, &CTX).unwrap();
+        assert!(!email.text.contains("output checks"));
     }
 
     #[test]

@@ -148,4 +148,11 @@ pub struct RequestView {
     pub download_count: String,
     /// `"true"` / `"false"`: the web app calls `toLowerCase()` on it.
     pub is_single_approval_enabled: String,
+    /// The output checks' verdict (`pass`, `review`, `block`), once checked. Not a web app
+    /// field: only clients that select it see it.
+    #[serde(default)]
+    pub checks_verdict: Option<String>,
+    /// The output checks' summary line: verdict, counts by rule, the worst files.
+    #[serde(default)]
+    pub checks_summary: Option<String>,
 }

@@ -316,6 +316,24 @@ pub struct EgressRequest {
     /// Error message of a failed workflow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_cause: Option<String>,
+    /// The output checks' verdict (`pass`, `review` or `block`; the workflow's `SaveChecks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks_verdict: Option<String>,
+    /// The checks' one-line summary: verdict, counts by rule, the worst files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks_summary: Option<String>,
+    /// The version of the checks' policy that made the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks_policy_version: Option<String>,
+    /// `advise` or `enforce`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks_mode: Option<String>,
+    /// Key of the checks' JSON report in the staging bucket (beside the manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks_report_key: Option<String>,
+    /// Set when the checks rejected the request (enforce mode): which files and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks_rejection_reason: Option<String>,
 }
 
 fn default_record_type() -> String {
