@@ -88,25 +88,67 @@ impl ReviewPolicy {
     }
 }
 
-/// A Cognito group name as the user pool allows it (1-128 printable characters), without
-/// blanks around it; `None` when `raw` is not one.
+/// Most download groups a deployment may list (the template's `DownloadGroups` pattern).
+pub const MAX_DOWNLOAD_GROUPS: usize = 10;
+
+/// A group name as the template's group parameters allow it: a letter, then up to 63 ASCII
+/// letters, digits, `_` or `-`. One rule for the template, this crate, the deploy gate's schema
+/// renderer and the local API's (all tested against `infra/fixtures/group-lists.json`); it
+/// also keeps a name safe to write into the schema's `@aws_auth` lists.
 pub fn group_name(raw: &str) -> Option<&str> {
-    let name = raw.trim();
-    let ok = !name.is_empty() && name.chars().count() <= 128 && !name.chars().any(char::is_control);
-    ok.then_some(name)
+    let mut chars = raw.chars();
+    let ok = raw.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    ok.then_some(raw)
 }
 
-/// A comma-separated list of group names (`DOWNLOAD_GROUPS`), in order and without
-/// duplicates; `None` when any entry is not a [`group_name`] (an empty entry among them).
-pub fn group_list(raw: &str) -> Option<Vec<String>> {
-    let mut groups: Vec<String> = Vec::new();
-    for name in raw.split(',') {
-        let name = group_name(name)?;
-        if !groups.iter().any(|g| g == name) {
-            groups.push(name.to_string());
+impl ReviewPolicy {
+    /// The policy of a deployment from its group settings (`IG_REVIEWER_GROUP`,
+    /// `RIT_REVIEWER_GROUP`, `DOWNLOAD_GROUPS`): each a [`group_name`], the two stages' groups
+    /// different, the download groups empty (the two reviewer groups) or 1 to
+    /// [`MAX_DOWNLOAD_GROUPS`] names separated by commas, kept in order without duplicates.
+    /// The error names the setting at fault.
+    pub fn from_groups(ig: &str, rit: &str, download: &str, max_downloads: u32) -> Result<Self> {
+        let name = |var: &str, raw: &str| {
+            group_name(raw).map(str::to_string).ok_or_else(|| {
+                EgressError::Config(format!(
+                    "{var} has an invalid group name {raw:?}: a letter, then up to 63 letters, \
+                     digits, '_' or '-'"
+                ))
+            })
+        };
+        let ig_group = name("IG_REVIEWER_GROUP", ig)?;
+        let rit_group = name("RIT_REVIEWER_GROUP", rit)?;
+        if ig_group == rit_group {
+            return Err(EgressError::Config(format!(
+                "RIT_REVIEWER_GROUP must differ from IG_REVIEWER_GROUP (both are {ig_group:?}): \
+                 one group cannot hold both approval stages"
+            )));
         }
+        let mut download_groups: Vec<String> = Vec::new();
+        if download.is_empty() {
+            download_groups = vec![ig_group.clone(), rit_group.clone()];
+        } else {
+            for raw in download.split(',') {
+                let g = name("DOWNLOAD_GROUPS", raw)?;
+                if !download_groups.contains(&g) {
+                    download_groups.push(g);
+                }
+            }
+            if download.split(',').count() > MAX_DOWNLOAD_GROUPS {
+                return Err(EgressError::Config(format!(
+                    "DOWNLOAD_GROUPS lists more than {MAX_DOWNLOAD_GROUPS} groups"
+                )));
+            }
+        }
+        Ok(Self {
+            ig_group,
+            rit_group,
+            download_groups,
+            max_downloads,
+        })
     }
-    Some(groups)
 }
 
 /// A reviewer: the verified token identity completed by the user pool's current record.
