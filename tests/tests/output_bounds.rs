@@ -9,14 +9,14 @@
 
 use serde::Serialize;
 use serde_json::json;
-use shared::domain::notify::NotifyContext;
 use shared::fakes::{InMemoryAuditLog, InMemoryObjectStore, InMemoryRequestStore, RecordingMailer};
 use shared::model::{
     ArchiveInput, CleanupInput, EgressRequest, EgressStatus, NotifyInput, Outcome,
     RecordTaskTokenInput, ReviewStage, StagingInput, MAX_STEP_OUTPUT_BYTES,
 };
 use shared::ports::FixedClock;
-use shared::services::{archive, cleanup, notify, review_task, staging, Step};
+use shared::services::notify::NotifyStep;
+use shared::services::{archive, cleanup, review_task, staging, Step};
 use time::macros::datetime;
 
 const FILES: usize = 100_000;
@@ -112,19 +112,21 @@ async fn when_a_request_holds_100000_files_then_every_step_result_stays_small() 
         size_of("the staging audit detail", &event.detail);
     }
 
-    let waiting = review_task::record(
-        &requests,
-        &CLOCK,
-        &RecordTaskTokenInput {
+    let review = review_task::ReviewTaskStep {
+        store: requests,
+        clock: CLOCK,
+    };
+    let waiting = review
+        .run(&RecordTaskTokenInput {
             task_token: "t".repeat(1024),
             egress_request_id: REQ.into(),
             stage: ReviewStage::Ig,
             reviewer_group: "IGApprover".into(),
-        },
-    )
-    .await
-    .expect("recorded");
+        })
+        .await
+        .expect("recorded");
     size_of("RecordTaskTokenOutput", &waiting);
+    let requests = review.store;
 
     let mut approved = requests.item(REQ).expect("stored");
     approved.egress_status = EgressStatus::IgApproved;
@@ -169,21 +171,21 @@ async fn when_a_request_holds_100000_files_then_every_step_result_stays_small() 
     .expect("cleaned");
     size_of("CleanupResult", &cleaned);
 
-    let mailer = RecordingMailer::default();
-    let notified = notify::notify_requester(
-        &requests,
-        &mailer,
-        &NotifyContext {
-            admin_email: "admin@example.org",
-            app_url: "https://egress.example.org",
-        },
-        &serde_json::from_value::<NotifyInput>(json!({
-            "egress_request_id": REQ,
-            "outcome": Outcome::Approved,
-        }))
-        .expect("a notify input"),
-    )
-    .await
-    .expect("notified");
+    let notify = NotifyStep {
+        store: requests,
+        mailer: RecordingMailer::default(),
+        admin_email: "admin@example.org".into(),
+    };
+    let notified = notify
+        .run(
+            &serde_json::from_value::<NotifyInput>(json!({
+                "egress_request_id": REQ,
+                "outcome": Outcome::Approved,
+                "app_url": "https://egress.example.org",
+            }))
+            .expect("a notify input"),
+        )
+        .await
+        .expect("notified");
     size_of("NotifyResult", &notified);
 }

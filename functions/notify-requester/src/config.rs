@@ -1,6 +1,6 @@
 //! Configuration, read once at init.
 
-use shared::config::{optional, required, Env};
+use shared::config::{required, Env};
 use shared::EgressError;
 
 /// What `notify-requester` needs.
@@ -9,13 +9,12 @@ pub(crate) struct Config {
     pub(crate) requests_table: String,
     pub(crate) sender_email: String,
     pub(crate) admin_email: String,
-    pub(crate) app_url: String,
 }
 
 /// The variables `from_env` reads, sorted (tested below; infra/validate/check_wiring.py checks
 /// them against docs/contracts.md and the template).
 #[cfg_attr(not(test), allow(dead_code))]
-pub(crate) const VARIABLES: &[&str] = &["ADMIN_EMAIL", "APP_URL", "REQUESTS_TABLE", "SENDER_EMAIL"];
+pub(crate) const VARIABLES: &[&str] = &["ADMIN_EMAIL", "REQUESTS_TABLE", "SENDER_EMAIL"];
 
 impl Config {
     /// Fails with the name of the first missing variable.
@@ -24,7 +23,6 @@ impl Config {
             requests_table: required(env, "REQUESTS_TABLE")?,
             sender_email: required(env, "SENDER_EMAIL")?,
             admin_email: required(env, "ADMIN_EMAIL")?,
-            app_url: optional(env, "APP_URL").unwrap_or_default(),
         })
     }
 }
@@ -38,17 +36,6 @@ mod tests {
         let err = Config::from_env(&[("REQUESTS_TABLE", "t"), ("ADMIN_EMAIL", "a@example.org")])
             .unwrap_err();
         assert!(err.to_string().contains("SENDER_EMAIL"), "{err}");
-    }
-
-    #[test]
-    fn when_the_app_url_is_unset_then_it_is_empty() {
-        let config = Config::from_env(&[
-            ("REQUESTS_TABLE", "t"),
-            ("SENDER_EMAIL", "egress@example.org"),
-            ("ADMIN_EMAIL", "a@example.org"),
-        ])
-        .unwrap();
-        assert_eq!(config.app_url, "");
     }
 
     #[test]

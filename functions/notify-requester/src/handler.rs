@@ -1,44 +1,15 @@
-//! Payload → `shared::services::notify::notify_requester`.
+//! Payload → [`shared::services::notify::NotifyStep`], run once by [`run_step`].
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use shared::domain::notify::NotifyContext;
 use shared::model::{NotifyInput, NotifyResult};
-use shared::ports::{Mailer, RequestStore};
-
-/// What the handler needs, built once in `main`.
-pub(crate) struct Deps<S, M> {
-    pub(crate) store: S,
-    pub(crate) mailer: M,
-    pub(crate) admin_email: String,
-    pub(crate) app_url: String,
-}
+use shared::services::{run_step, Step};
 
 /// Sends the outcome e-mail.
-pub(crate) async fn handle<S: RequestStore, M: Mailer>(
-    deps: &Deps<S, M>,
+pub(crate) async fn handle(
+    step: &impl Step<Input = NotifyInput, Output = NotifyResult>,
     event: LambdaEvent<NotifyInput>,
 ) -> Result<NotifyResult, Diagnostic> {
-    let input = event.payload;
-    let ctx = NotifyContext {
-        admin_email: &deps.admin_email,
-        app_url: &deps.app_url,
-    };
-    match shared::services::notify::notify_requester(&deps.store, &deps.mailer, &ctx, &input).await
-    {
-        Ok(out) => {
-            tracing::info!(
-                egress_request_id = %input.egress_request_id,
-                outcome = ?input.outcome,
-                recipients = out.recipients.len(),
-                "requester notified"
-            );
-            Ok(out)
-        }
-        Err(err) => {
-            tracing::error!(egress_request_id = %input.egress_request_id, error_type = err.error_type(), error = %err, "requester not notified");
-            Err(err.into())
-        }
-    }
+    Ok(run_step(step, event.payload).await?)
 }
 
 #[cfg(test)]
@@ -47,6 +18,7 @@ mod tests {
     use lambda_runtime::Context;
     use shared::fakes::{InMemoryRequestStore, RecordingMailer};
     use shared::model::{Decision, EgressStatus};
+    use shared::services::notify::NotifyStep;
     use shared::testdata::request;
 
     fn fixture(name: &str) -> NotifyInput {
@@ -57,15 +29,14 @@ mod tests {
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
     }
 
-    fn deps(status: EgressStatus) -> Deps<InMemoryRequestStore, RecordingMailer> {
+    fn deps(status: EgressStatus) -> NotifyStep<InMemoryRequestStore, RecordingMailer> {
         let mut r = request("8d3b9a57-4b8e-4a9e-9b7c-1f2d3e4a5b6c", status);
         r.ig_reviewer_1_decision = Some(Decision::Rejected);
         r.ig_reviewer_1_reason = Some("Row-level data in results.csv".into());
-        Deps {
+        NotifyStep {
             store: InMemoryRequestStore::with([r]),
             mailer: RecordingMailer::default(),
             admin_email: "tre-admin@example.org".into(),
-            app_url: "https://tre.example.org".into(),
         }
     }
 
@@ -83,6 +54,12 @@ mod tests {
         assert_eq!(sent.len(), 1);
         assert!(sent[0].text.contains("Row-level data in results.csv"));
         assert!(sent[0].text.contains("tre-admin@example.org"));
+        // The link comes from the workflow's input, the one source of the app's URL.
+        assert!(
+            sent[0].text.contains("TRE: https://egress.tre.example.org"),
+            "{}",
+            sent[0].text
+        );
     }
 
     #[tokio::test]

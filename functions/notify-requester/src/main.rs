@@ -16,14 +16,13 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %e, "notify-requester cannot start: invalid configuration");
     })?;
     let sdk = shared::aws::load_config().await;
-    let deps = handler::Deps {
+    let step = shared::services::notify::NotifyStep {
         store: DynamoDbRequestStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             config.requests_table,
         ),
         mailer: SesMailer::new(aws_sdk_ses::Client::new(&sdk), config.sender_email),
         admin_email: config.admin_email,
-        app_url: config.app_url,
     };
-    run(service_fn(|event| handler::handle(&deps, event))).await
+    run(service_fn(|event| handler::handle(&step, event))).await
 }

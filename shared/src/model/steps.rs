@@ -267,6 +267,10 @@ pub struct NotifyInput {
     /// data left the TRE. Absent (false) on the other outcomes.
     #[serde(default)]
     pub archive_written: bool,
+    /// Where the researcher opens the TRE: the workflow's `$.config.app_url`, so the one
+    /// source is `start-workflow`'s `APP_URL`. Empty (no link) when not configured.
+    #[serde(default)]
+    pub app_url: String,
 }
 
 /// `notify-requester` output.

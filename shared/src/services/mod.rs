@@ -17,7 +17,9 @@ use std::future::Future;
 use tracing::Instrument;
 
 use crate::error::Result;
-use crate::model::{ArchiveInput, ChecksInput, CleanupInput, RecordTaskTokenInput, StagingInput};
+use crate::model::{
+    ArchiveInput, ChecksInput, CleanupInput, NotifyInput, RecordTaskTokenInput, StagingInput,
+};
 
 /// A workflow step as its Lambda runs it: a struct owning its ports, with one `run`.
 pub trait Step: Send + Sync {
@@ -52,7 +54,8 @@ step_input!(
     ChecksInput,
     CleanupInput,
     ArchiveInput,
-    RecordTaskTokenInput
+    RecordTaskTokenInput,
+    NotifyInput
 );
 
 /// Runs `step` in a span carrying the request id, and logs a failure once, by its error

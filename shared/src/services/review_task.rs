@@ -6,7 +6,7 @@ use crate::error::{EgressError, Result};
 use crate::model::{RecordTaskTokenInput, RecordTaskTokenOutput};
 use crate::ports::{Clock, PendingReview, RequestStore};
 
-/// `record-task-token` with its ports: [`record`] as a [`Step`].
+/// `record-task-token` with its ports, as a [`Step`].
 #[derive(Debug)]
 pub struct ReviewTaskStep<S, C> {
     /// The requests table.
@@ -20,49 +20,40 @@ impl<S: RequestStore, C: Clock> Step for ReviewTaskStep<S, C> {
     type Output = RecordTaskTokenOutput;
     const FAILED: &'static str = "review stage could not be recorded";
 
+    /// Stores the task token, stage and group on the request with a fresh opaque handle for
+    /// the web app. The token itself is never logged nor returned.
     async fn run(&self, input: &RecordTaskTokenInput) -> Result<RecordTaskTokenOutput> {
-        let out = record(&self.store, &self.clock, input).await?;
-        tracing::info!(stage = %out.stage, "review stage waiting for a decision");
-        Ok(out)
-    }
-}
-
-/// Stores the task token, stage and group on the request with a fresh opaque handle for the
-/// web app. The token itself is never logged nor returned.
-pub async fn record(
-    store: &impl RequestStore,
-    clock: &impl Clock,
-    input: &RecordTaskTokenInput,
-) -> Result<RecordTaskTokenOutput> {
-    for (field, value) in [
-        ("task_token", &input.task_token),
-        ("egress_request_id", &input.egress_request_id),
-        ("reviewer_group", &input.reviewer_group),
-    ] {
-        if value.trim().is_empty() {
-            return Err(EgressError::validation(format!(
-                "field `{field}` must not be empty"
-            )));
+        for (field, value) in [
+            ("task_token", &input.task_token),
+            ("egress_request_id", &input.egress_request_id),
+            ("reviewer_group", &input.reviewer_group),
+        ] {
+            if value.trim().is_empty() {
+                return Err(EgressError::validation(format!(
+                    "field `{field}` must not be empty"
+                )));
+            }
         }
-    }
-    // A fresh handle per stage: a decision sent with the previous stage's handle is stale.
-    let handle = uuid::Uuid::new_v4().to_string();
-    let at = clock.now_iso();
-    store
-        .record_pending_review(&PendingReview {
-            egress_request_id: &input.egress_request_id,
+        // A fresh handle per stage: a decision sent with the previous stage's handle is stale.
+        let handle = uuid::Uuid::new_v4().to_string();
+        let at = self.clock.now_iso();
+        self.store
+            .record_pending_review(&PendingReview {
+                egress_request_id: &input.egress_request_id,
+                stage: input.stage,
+                awaiting_status: status_awaiting(input.stage),
+                reviewer_group: &input.reviewer_group,
+                task_token: &input.task_token,
+                review_handle: &handle,
+                at: &at,
+            })
+            .await?;
+        tracing::info!(stage = %input.stage, "review stage waiting for a decision");
+        Ok(RecordTaskTokenOutput {
+            egress_request_id: input.egress_request_id.clone(),
             stage: input.stage,
-            awaiting_status: status_awaiting(input.stage),
-            reviewer_group: &input.reviewer_group,
-            task_token: &input.task_token,
-            review_handle: &handle,
-            at: &at,
         })
-        .await?;
-    Ok(RecordTaskTokenOutput {
-        egress_request_id: input.egress_request_id.clone(),
-        stage: input.stage,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -85,14 +76,22 @@ mod tests {
 
     const CLOCK: FixedClock = FixedClock(datetime!(2024-05-01 12:00:00 UTC));
 
+    fn step(store: InMemoryRequestStore) -> ReviewTaskStep<InMemoryRequestStore, FixedClock> {
+        ReviewTaskStep {
+            store,
+            clock: CLOCK,
+        }
+    }
+
     #[tokio::test]
     async fn when_the_ig_stage_parks_then_token_group_and_a_fresh_handle_are_stored() {
-        let store = InMemoryRequestStore::with([request("req-1", EgressStatus::Processing)]);
-        let out = record(&store, &CLOCK, &input(ReviewStage::Ig))
-            .await
-            .unwrap();
+        let step = step(InMemoryRequestStore::with([request(
+            "req-1",
+            EgressStatus::Processing,
+        )]));
+        let out = step.run(&input(ReviewStage::Ig)).await.unwrap();
         assert_eq!(out.stage, ReviewStage::Ig);
-        let item = store.item("req-1").unwrap();
+        let item = step.store.item("req-1").unwrap();
         assert_eq!(item.sfn_task_token.as_deref(), Some("AQB-token"));
         assert_eq!(item.review_stage, Some(ReviewStage::Ig));
         assert_eq!(item.current_reviewer_group.as_deref(), Some("IGApprover"));
@@ -103,42 +102,43 @@ mod tests {
 
     #[tokio::test]
     async fn when_a_stage_parks_twice_then_the_handle_changes() {
-        let store = InMemoryRequestStore::with([request("req-1", EgressStatus::Processing)]);
-        record(&store, &CLOCK, &input(ReviewStage::Ig))
-            .await
-            .unwrap();
-        let first = store.item("req-1").unwrap().review_handle;
-        record(&store, &CLOCK, &input(ReviewStage::Ig))
-            .await
-            .unwrap();
-        assert_ne!(store.item("req-1").unwrap().review_handle, first);
+        let step = step(InMemoryRequestStore::with([request(
+            "req-1",
+            EgressStatus::Processing,
+        )]));
+        step.run(&input(ReviewStage::Ig)).await.unwrap();
+        let first = step.store.item("req-1").unwrap().review_handle;
+        step.run(&input(ReviewStage::Ig)).await.unwrap();
+        assert_ne!(step.store.item("req-1").unwrap().review_handle, first);
     }
 
     #[tokio::test]
     async fn when_the_request_does_not_exist_then_it_is_not_found_and_nothing_is_created() {
-        let store = InMemoryRequestStore::default();
-        let err = record(&store, &CLOCK, &input(ReviewStage::Ig))
-            .await
-            .unwrap_err();
+        let step = step(InMemoryRequestStore::default());
+        let err = step.run(&input(ReviewStage::Ig)).await.unwrap_err();
         assert_eq!(err.error_type(), "NotFound");
-        assert!(store.item("req-1").is_none());
+        assert!(step.store.item("req-1").is_none());
     }
 
     #[tokio::test]
     async fn when_the_rit_stage_parks_before_ig_approved_then_it_is_a_conflict() {
-        let store = InMemoryRequestStore::with([request("req-1", EgressStatus::Processing)]);
-        let err = record(&store, &CLOCK, &input(ReviewStage::Rit))
-            .await
-            .unwrap_err();
+        let step = step(InMemoryRequestStore::with([request(
+            "req-1",
+            EgressStatus::Processing,
+        )]));
+        let err = step.run(&input(ReviewStage::Rit)).await.unwrap_err();
         assert_eq!(err.error_type(), "Conflict");
     }
 
     #[tokio::test]
     async fn when_the_token_is_empty_then_it_is_a_validation_error() {
-        let store = InMemoryRequestStore::with([request("req-1", EgressStatus::Processing)]);
+        let step = step(InMemoryRequestStore::with([request(
+            "req-1",
+            EgressStatus::Processing,
+        )]));
         let mut bad = input(ReviewStage::Ig);
         bad.task_token = " ".into();
-        let err = record(&store, &CLOCK, &bad).await.unwrap_err();
+        let err = step.run(&bad).await.unwrap_err();
         assert_eq!(err.error_type(), "ValidationError");
         assert!(err.to_string().contains("task_token"));
     }
