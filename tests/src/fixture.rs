@@ -1,9 +1,10 @@
-//! What every GraphQL e2e test starts from: the running stack and its reviewer API, a
-//! submission as SWB makes it, and the request as stored.
+//! What every e2e test starts from: the running stack (and its reviewer API), a submission
+//! as SWB makes it or an execution started directly, and the state read back.
 
 use std::time::Duration;
 
-use shared::model::{EgressRequest, ReviewStage};
+use shared::domain::intake::IntakeConfig;
+use shared::model::{ApprovalMode, EgressRequest, ReviewStage, WorkflowConfig, WorkflowInput};
 
 use crate::graphql::Api;
 use crate::inspect;
@@ -56,4 +57,80 @@ pub async fn stored(stack: &Stack, id: &str) -> EgressRequest {
         .await
         .expect("readable")
         .expect("stored")
+}
+
+/// The running stack (`make test-e2e` starts it), for the tests that need no API.
+///
+/// # Panics
+/// When it is not up.
+pub async fn connect() -> Stack {
+    Stack::connect()
+        .await
+        .expect("the local stack is up (make test-e2e starts it)")
+}
+
+/// A submission as `how` says, as SWB makes it.
+///
+/// # Panics
+/// When the SWB simulator fails.
+pub fn submit_as(stack: &Stack, how: &Submit) -> Submission {
+    swb::submit(&stack.outputs, how).expect("the SWB simulator submits")
+}
+
+/// The execution of request `id` once it has ended.
+///
+/// # Panics
+/// When it does not end within [`TIMEOUT`].
+pub async fn ended(stack: &Stack, id: &str) -> inspect::ExecutionEnd {
+    inspect::execution_end(stack, &stack.outputs.execution_arn(id), TIMEOUT)
+        .await
+        .expect("the execution ends")
+}
+
+/// The status of SWB's egress store item, `None` when there is no such item.
+///
+/// # Panics
+/// When the SWB table cannot be read.
+pub async fn swb_status(stack: &Stack, egress_store_id: &str) -> Option<String> {
+    inspect::swb_status(stack, egress_store_id)
+        .await
+        .expect("the SWB table is readable")
+}
+
+/// What `start-workflow` applies in the single-approval project, with a review timeout of
+/// the test's choosing (a test cannot wait the project's 14 days).
+///
+/// # Panics
+/// When the stack's outputs lack the SWB buckets.
+pub fn intake_config(stack: &Stack, review_timeout_seconds: u64) -> IntakeConfig {
+    let bucket = |name: &str| stack.outputs.bucket(name).expect("bucket").to_string();
+    IntakeConfig {
+        swb_notification_bucket: bucket("SwbNotificationBucket"),
+        swb_egress_store_bucket: bucket("SwbEgressStoreBucket"),
+        workflow: WorkflowConfig {
+            approval_mode: ApprovalMode::Single,
+            is_single_approval_enabled: true,
+            ig_reviewer_group: stack.outputs.project.ig_reviewer_group.clone(),
+            rit_reviewer_group: stack.outputs.project.rit_reviewer_group.clone(),
+            review_timeout_seconds,
+            app_url: stack.outputs.project.app_url.clone(),
+        },
+    }
+}
+
+/// Starts the workflow with `input` directly, as `start-workflow` would, for the paths a test
+/// prepares itself.
+///
+/// # Panics
+/// When Step Functions refuses the execution.
+pub async fn start_execution(stack: &Stack, input: &WorkflowInput) {
+    stack
+        .sfn
+        .start_execution()
+        .state_machine_arn(&stack.outputs.state_machine_arn)
+        .name(&input.request.egress_request_id)
+        .input(serde_json::to_string(input).expect("json"))
+        .send()
+        .await
+        .expect("execution started");
 }

@@ -36,12 +36,6 @@ const REJECTION: &str = "Rejected by the bad-inputs test to end the request.";
 
 type Outcome = std::result::Result<(), String>;
 
-async fn stack() -> Stack {
-    Stack::connect()
-        .await
-        .expect("the local stack is up (make test-e2e starts it)")
-}
-
 fn cases(keep: impl Fn(&Case) -> bool) -> Vec<Case> {
     let cases: Vec<Case> = bad_inputs::load()
         .expect("the catalogue loads")
@@ -466,7 +460,7 @@ fn graphql_refused(api: &Api, token: &str, world: &World, case: &Case) -> Outcom
 #[tokio::test]
 async fn when_swb_sends_a_bad_message_then_start_workflow_refuses_it_naming_what_is_wrong() {
     let timer = Timer::start("bad_inputs_refused_at_intake");
-    let stack = stack().await;
+    let stack = e2e_tests::fixture::connect().await;
     let cases = cases(|c| matches!(c.expect, Expect::Refused { .. }));
     assert_as_catalogued(replay(&stack, cases, refused_at_intake).await);
     timer.finish();
@@ -476,7 +470,7 @@ async fn when_swb_sends_a_bad_message_then_start_workflow_refuses_it_naming_what
 async fn when_a_submission_is_bad_beyond_its_message_then_it_fails_with_its_cause_and_swb_is_released(
 ) {
     let timer = Timer::start("bad_inputs_failed");
-    let stack = stack().await;
+    let stack = e2e_tests::fixture::connect().await;
     let cases = cases(|c| {
         matches!(c.expect, Expect::Failed { .. }) && c.generator().ok().flatten().is_none()
     });
@@ -488,7 +482,7 @@ async fn when_a_submission_is_bad_beyond_its_message_then_it_fails_with_its_caus
 async fn when_a_snapshot_lists_many_thousand_entries_then_it_is_refused_before_any_copy_with_a_bounded_cause(
 ) {
     let timer = Timer::start("bad_inputs_generated_snapshots");
-    let stack = stack().await;
+    let stack = e2e_tests::fixture::connect().await;
     let cases = cases(|c| c.generator().ok().flatten().is_some());
     assert_as_catalogued(replay(&stack, cases, fails_with_its_cause).await);
     timer.finish();
@@ -497,7 +491,7 @@ async fn when_a_snapshot_lists_many_thousand_entries_then_it_is_refused_before_a
 #[tokio::test]
 async fn when_swb_adds_fields_it_never_sends_then_they_change_nothing() {
     let timer = Timer::start("bad_inputs_extra_fields");
-    let stack = stack().await;
+    let stack = e2e_tests::fixture::connect().await;
     let cases = cases(|c| matches!(c.expect, Expect::AcceptedIgnoringExtras { .. }));
     assert_as_catalogued(replay(&stack, cases, extras_ignored).await);
     timer.finish();
@@ -507,7 +501,7 @@ async fn when_swb_adds_fields_it_never_sends_then_they_change_nothing() {
 async fn when_a_reviewer_sends_a_bad_graphql_call_then_the_api_refuses_it_and_the_request_is_unchanged(
 ) {
     let timer = Timer::start("bad_inputs_graphql");
-    let stack = stack().await;
+    let stack = e2e_tests::fixture::connect().await;
     let api = Api::load().expect("the reviewer API is up (make test-e2e starts it)");
     let reviewer = api.user("ig").expect("an IG reviewer").clone();
     let token = api

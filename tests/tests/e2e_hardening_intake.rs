@@ -8,24 +8,14 @@
 //!   both keys named, SWB goes back to `PENDING` and the researcher is told.
 #![cfg(feature = "e2e")]
 
-use std::time::Duration;
-
 use aws_sdk_sfn::types::ExecutionStatus;
+use e2e_tests::fixture::{self, TIMEOUT};
 use e2e_tests::inspect;
 use e2e_tests::stack::Stack;
 use e2e_tests::swb::{self, Mode, Scenario, Submission, Submit};
 use e2e_tests::timing::Timer;
 use e2e_tests::wait;
 use shared::model::EgressStatus;
-
-/// Generous: the first invocation of a function may wait for cargo's lock on a busy machine.
-const TIMEOUT: Duration = Duration::from_secs(120);
-
-async fn stack() -> Stack {
-    Stack::connect()
-        .await
-        .expect("the local stack is up (make test-e2e starts it)")
-}
 
 fn prepared(stack: &Stack) -> Submission {
     swb::submit(
@@ -36,12 +26,6 @@ fn prepared(stack: &Stack) -> Submission {
         },
     )
     .expect("the SWB simulator prepares a submission")
-}
-
-async fn swb_status(stack: &Stack, s: &Submission) -> Option<String> {
-    inspect::swb_status(stack, &s.egress_store_id)
-        .await
-        .expect("readable")
 }
 
 /// Publishes `message` to the single-approval project's SWB topic, as SWB (or anyone allowed
@@ -66,7 +50,7 @@ async fn publish_and_wait(stack: &Stack, message: &serde_json::Value) -> inspect
 #[tokio::test]
 async fn when_a_message_for_one_workspace_carries_anothers_data_then_nothing_starts() {
     let timer = Timer::start("intake_cross_workspace_refused");
-    let stack = stack().await;
+    let stack = fixture::connect().await;
     let a = prepared(&stack);
     let b = prepared(&stack);
     assert_ne!(a.workspace_id, b.workspace_id);
@@ -115,7 +99,9 @@ async fn when_a_message_for_one_workspace_carries_anothers_data_then_nothing_sta
     );
     for s in [&a, &b] {
         assert_eq!(
-            swb_status(&stack, s).await.as_deref(),
+            fixture::swb_status(&stack, &s.egress_store_id)
+                .await
+                .as_deref(),
             Some("PENDING"),
             "SWB store {} untouched",
             s.egress_store_id
@@ -132,7 +118,7 @@ async fn when_a_message_for_one_workspace_carries_anothers_data_then_nothing_sta
 async fn when_two_files_differ_only_in_case_then_the_request_fails_naming_both_and_nothing_is_staged(
 ) {
     let timer = Timer::start("staging_name_clash_failed");
-    let stack = stack().await;
+    let stack = fixture::connect().await;
     let s = swb::submit(
         &stack.outputs,
         &Submit {
@@ -172,7 +158,12 @@ async fn when_two_files_differ_only_in_case_then_the_request_fails_naming_both_a
     );
     assert_eq!(request.staged_file_count, None, "staging never completed");
 
-    assert_eq!(swb_status(&stack, &s).await.as_deref(), Some("PENDING"));
+    assert_eq!(
+        fixture::swb_status(&stack, &s.egress_store_id)
+            .await
+            .as_deref(),
+        Some("PENDING")
+    );
     let staged = inspect::staged_keys(&stack, &s.workspace_id, &s.egress_request_id)
         .await
         .expect("staging listable");

@@ -10,42 +10,21 @@
 #![cfg(feature = "e2e")]
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sfn::types::ExecutionStatus;
 use e2e_tests::driver::{default_driver, ReviewDriver, Reviewer};
+use e2e_tests::fixture::{self, connect, ended, start_execution, submit_as, TIMEOUT};
 use e2e_tests::inspect;
 use e2e_tests::stack::Stack;
-use e2e_tests::swb::{self, Mode, Submission, Submit};
+use e2e_tests::swb::{Mode, Submission, Submit};
 use e2e_tests::timing::Timer;
 use serde_json::json;
-use shared::domain::intake::{build_workflow_input, IntakeConfig};
-use shared::model::{
-    ApprovalMode, Decision, EgressStatus, ReviewOutcome, ReviewStage, WorkflowConfig, WorkflowInput,
-};
-
-/// Generous: the first invocation of a function may wait for cargo's lock on a busy machine.
-const TIMEOUT: Duration = Duration::from_secs(120);
+use shared::domain::intake::build_workflow_input;
+use shared::model::{Decision, EgressStatus, ReviewOutcome, ReviewStage, WorkflowInput};
 
 /// The SWB store attribute naming the request that holds the store (docs/contracts.md).
 const LOCK: &str = "egress_request_lock";
-
-async fn stack() -> Stack {
-    Stack::connect()
-        .await
-        .expect("the local stack is up (make test-e2e starts it)")
-}
-
-fn submit(stack: &Stack, submit: Submit) -> Submission {
-    swb::submit(&stack.outputs, &submit).expect("the SWB simulator submits")
-}
-
-async fn ended(stack: &Stack, id: &str) -> inspect::ExecutionEnd {
-    inspect::execution_end(stack, &stack.outputs.execution_arn(id), TIMEOUT)
-        .await
-        .expect("the execution ends")
-}
 
 fn key(name: &str, value: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([(name.to_string(), AttributeValue::S(value.to_string()))])
@@ -94,47 +73,12 @@ fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
-fn intake_config(stack: &Stack) -> IntakeConfig {
-    IntakeConfig {
-        swb_notification_bucket: stack
-            .outputs
-            .bucket("SwbNotificationBucket")
-            .expect("bucket")
-            .to_string(),
-        swb_egress_store_bucket: stack
-            .outputs
-            .bucket("SwbEgressStoreBucket")
-            .expect("bucket")
-            .to_string(),
-        workflow: WorkflowConfig {
-            approval_mode: ApprovalMode::Single,
-            is_single_approval_enabled: true,
-            ig_reviewer_group: stack.outputs.project.ig_reviewer_group.clone(),
-            rit_reviewer_group: stack.outputs.project.rit_reviewer_group.clone(),
-            review_timeout_seconds: 600,
-            app_url: stack.outputs.project.app_url.clone(),
-        },
-    }
-}
-
 /// The workflow input for SWB's `message`, with `id` as the request id.
 fn input_for(stack: &Stack, message: &serde_json::Value, id: &str) -> WorkflowInput {
     let mut message = message.clone();
     message["id"] = json!(id);
-    build_workflow_input(&message.to_string(), &intake_config(stack))
+    build_workflow_input(&message.to_string(), &fixture::intake_config(stack, 600))
         .expect("the message passes intake")
-}
-
-async fn start(stack: &Stack, input: &WorkflowInput) {
-    stack
-        .sfn
-        .start_execution()
-        .state_machine_arn(&stack.outputs.state_machine_arn)
-        .name(&input.request.egress_request_id)
-        .input(serde_json::to_string(input).expect("json"))
-        .send()
-        .await
-        .expect("execution started");
 }
 
 async fn admin_alerts(stack: &Stack, id: &str) -> Vec<inspect::Publication> {
@@ -196,9 +140,9 @@ async fn resume_as_insider(stack: &Stack, s: &Submission, output: serde_json::Va
 async fn when_an_insider_resumes_a_review_with_a_made_up_or_malformed_decision_then_the_request_fails_cleanly(
 ) {
     let timer = Timer::start("insider_send_task_success_failed");
-    let stack = stack().await;
-    let made_up = submit(&stack, Submit::new(Mode::Single));
-    let malformed = submit(&stack, Submit::new(Mode::Single));
+    let stack = connect().await;
+    let made_up = submit_as(&stack, &Submit::new(Mode::Single));
+    let malformed = submit_as(&stack, &Submit::new(Mode::Single));
 
     // A well-formed approval nobody claimed through the API.
     let forged = ReviewOutcome {
@@ -256,10 +200,10 @@ async fn when_an_insider_resumes_a_review_with_a_made_up_or_malformed_decision_t
 async fn when_a_request_id_was_recorded_by_an_earlier_run_of_the_same_execution_name_then_it_is_never_overwritten(
 ) {
     let timer = Timer::start("request_id_rerun_refused");
-    let stack = stack().await;
-    let s = submit(
+    let stack = connect().await;
+    let s = submit_as(
         &stack,
-        Submit {
+        &Submit {
             publish_times: 0,
             ..Submit::new(Mode::Single)
         },
@@ -315,7 +259,7 @@ async fn when_a_request_id_was_recorded_by_an_earlier_run_of_the_same_execution_
         .await
         .expect("the old record is written");
 
-    start(&stack, &input).await;
+    start_execution(&stack, &input).await;
     let end = ended(&stack, id).await;
     assert_eq!(end.status, ExecutionStatus::Failed, "{end:?}");
     assert_eq!(end.error.as_deref(), Some("DuplicateRequest"), "{end:?}");
@@ -341,8 +285,8 @@ async fn when_a_request_id_was_recorded_by_an_earlier_run_of_the_same_execution_
 async fn when_a_second_request_targets_a_store_in_review_then_it_fails_busy_and_the_first_keeps_the_store(
 ) {
     let timer = Timer::start("swb_store_busy");
-    let stack = stack().await;
-    let first = submit(&stack, Submit::new(Mode::Single));
+    let stack = connect().await;
+    let first = submit_as(&stack, &Submit::new(Mode::Single));
     let owner = &first.egress_request_id;
     inspect::awaiting_review(&stack, owner, ReviewStage::Ig, TIMEOUT)
         .await
@@ -357,7 +301,7 @@ async fn when_a_second_request_targets_a_store_in_review_then_it_fails_busy_and_
 
     // A second submission for the same store while the first is in review.
     let second = input_for(&stack, &first.message, &uuid_like("b"));
-    start(&stack, &second).await;
+    start_execution(&stack, &second).await;
     let second_id = second.request.egress_request_id.clone();
     assert_failed_cleanly(&stack, &first, &second_id, "SwbEgressStoreBusy").await;
     let store = store_item(&stack, &first.egress_store_id).await;
@@ -382,7 +326,7 @@ async fn when_a_second_request_targets_a_store_in_review_then_it_fails_busy_and_
         .await
         .expect("SWB rewrites its item");
     let third = input_for(&stack, &first.message, &uuid_like("c"));
-    start(&stack, &third).await;
+    start_execution(&stack, &third).await;
     let third_id = third.request.egress_request_id.clone();
     assert_failed_cleanly(&stack, &first, &third_id, "SwbEgressStoreBusy").await;
     let store = store_item(&stack, &first.egress_store_id).await;

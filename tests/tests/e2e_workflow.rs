@@ -8,37 +8,23 @@
 //! publications and the execution history.
 #![cfg(feature = "e2e")]
 
-use std::time::Duration;
-
 use aws_sdk_sfn::types::ExecutionStatus;
 use e2e_tests::driver::{default_driver, ReviewDriver, Reviewer};
+use e2e_tests::fixture::{self, ended, TIMEOUT};
 use e2e_tests::inspect::{self, Archive};
 use e2e_tests::stack::Stack;
-use e2e_tests::swb::{self, Mode, Scenario, Submission, Submit};
+use e2e_tests::swb::{Mode, Scenario, Submission, Submit};
 use e2e_tests::timing::Timer;
 use e2e_tests::{verify, wait};
-use shared::domain::intake::{build_workflow_input, IntakeConfig};
-use shared::model::{
-    ApprovalMode, Decision, EgressRequest, EgressStatus, ReviewStage, WorkflowConfig,
-};
-
-/// Generous: the first invocation of a function may wait for cargo's lock on a busy machine.
-const TIMEOUT: Duration = Duration::from_secs(120);
+use shared::domain::intake::build_workflow_input;
+use shared::model::{ApprovalMode, Decision, EgressRequest, EgressStatus, ReviewStage};
 
 async fn stack() -> Stack {
-    Stack::connect()
-        .await
-        .expect("the local stack is up (make test-e2e starts it)")
+    fixture::connect().await
 }
 
-fn submit(stack: &Stack, submit: Submit) -> Submission {
-    swb::submit(&stack.outputs, &submit).expect("the SWB simulator submits")
-}
-
-async fn ended(stack: &Stack, id: &str) -> inspect::ExecutionEnd {
-    inspect::execution_end(stack, &stack.outputs.execution_arn(id), TIMEOUT)
-        .await
-        .expect("the execution ends")
+fn submit(stack: &Stack, how: Submit) -> Submission {
+    fixture::submit_as(stack, &how)
 }
 
 async fn stored(stack: &Stack, id: &str) -> EgressRequest {
@@ -49,9 +35,8 @@ async fn stored(stack: &Stack, id: &str) -> EgressRequest {
 }
 
 async fn swb_status(stack: &Stack, s: &Submission) -> String {
-    inspect::swb_status(stack, &s.egress_store_id)
+    fixture::swb_status(stack, &s.egress_store_id)
         .await
-        .expect("readable")
         .expect("the SWB egress store item still exists")
 }
 
@@ -109,6 +94,23 @@ fn assert_email(email: &inspect::SentEmail, stack: &Stack, words: &[&str]) {
             "the e-mail mentions {word:?}: {email:?}"
         );
     }
+}
+
+/// How every rejection ends: the execution succeeded, the request is REJECTED, SWB is back to
+/// PENDING (the researcher may revise and resubmit), nothing is left staged nor archived, and
+/// the requester is told `reason`.
+async fn assert_rejected(stack: &Stack, s: &Submission, reason: &str) -> EgressRequest {
+    let end = ended(stack, &s.egress_request_id).await;
+    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
+    let request = stored(stack, &s.egress_request_id).await;
+    assert_eq!(request.egress_status, EgressStatus::Rejected);
+    assert!(request.archive_key.is_none());
+    assert_eq!(swb_status(stack, s).await, "PENDING");
+    assert_staging_empty(stack, s).await;
+    assert_no_archive(stack, s).await;
+    let email = email_to_requester(stack, s, "rejection").await;
+    assert_email(&email, stack, &[&s.egress_request_id, "rejected", reason]);
+    request
 }
 
 async fn assert_staging_empty(stack: &Stack, s: &Submission) {
@@ -320,30 +322,8 @@ async fn when_single_mode_ig_rejects_then_staging_is_cleaned_and_swb_pending() {
         "row-level data in summary.csv",
     )
     .await;
-    let end = ended(&stack, &s.egress_request_id).await;
-    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
-
-    let request = stored(&stack, &s.egress_request_id).await;
-    assert_eq!(request.egress_status, EgressStatus::Rejected);
+    let request = assert_rejected(&stack, &s, "row-level data in summary.csv").await;
     assert_eq!(request.ig_reviewer_1_decision, Some(Decision::Rejected));
-    assert!(request.archive_key.is_none());
-    assert_eq!(
-        swb_status(&stack, &s).await,
-        "PENDING",
-        "the researcher may revise and resubmit"
-    );
-    assert_staging_empty(&stack, &s).await;
-    assert_no_archive(&stack, &s).await;
-    let email = email_to_requester(&stack, &s, "rejection").await;
-    assert_email(
-        &email,
-        &stack,
-        &[
-            &s.egress_request_id,
-            "rejected",
-            "row-level data in summary.csv",
-        ],
-    );
     let visited = states(&stack, &s.egress_request_id).await;
     assert_visits_in_order(
         &visited,
@@ -451,29 +431,13 @@ async fn when_dual_mode_ig_rejects_then_research_it_is_never_asked() {
         "IG: identifiable individuals",
     )
     .await;
-    let end = ended(&stack, &s.egress_request_id).await;
-    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
-    let request = stored(&stack, &s.egress_request_id).await;
-    assert_eq!(request.egress_status, EgressStatus::Rejected);
+    let request = assert_rejected(&stack, &s, "IG: identifiable individuals").await;
     assert!(request.rit_reviewer_2_decision.is_none());
-    assert_eq!(swb_status(&stack, &s).await, "PENDING");
-    assert_staging_empty(&stack, &s).await;
-    assert_no_archive(&stack, &s).await;
     assert!(
         reviewer_notified(&stack, "RitNotificationTopic", &s)
             .await
             .is_empty(),
         "RIT never notified"
-    );
-    let email = email_to_requester(&stack, &s, "rejection").await;
-    assert_email(
-        &email,
-        &stack,
-        &[
-            &s.egress_request_id,
-            "rejected",
-            "IG: identifiable individuals",
-        ],
     );
     let visited = states(&stack, &s.egress_request_id).await;
     assert_visits_in_order(
@@ -507,24 +471,12 @@ async fn when_dual_mode_rit_rejects_then_the_ig_approval_is_kept_and_nothing_is_
         "RIT: executable content",
     )
     .await;
-    let end = ended(&stack, &s.egress_request_id).await;
-    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
-    let request = stored(&stack, &s.egress_request_id).await;
-    assert_eq!(request.egress_status, EgressStatus::Rejected);
+    let request = assert_rejected(&stack, &s, "RIT: executable content").await;
     assert_eq!(request.ig_reviewer_1_decision, Some(Decision::Approved));
     assert_eq!(request.rit_reviewer_2_decision, Some(Decision::Rejected));
     assert_eq!(
         request.rit_reviewer_2_reason.as_deref(),
         Some("RIT: executable content")
-    );
-    assert_eq!(swb_status(&stack, &s).await, "PENDING");
-    assert_staging_empty(&stack, &s).await;
-    assert_no_archive(&stack, &s).await;
-    let email = email_to_requester(&stack, &s, "rejection").await;
-    assert_email(
-        &email,
-        &stack,
-        &[&s.egress_request_id, "rejected", "RIT: executable content"],
     );
     let visited = states(&stack, &s.egress_request_id).await;
     assert_visits_in_order(
@@ -554,37 +506,10 @@ async fn when_nobody_decides_within_the_review_timeout_then_the_request_expires(
             ..Submit::new(Mode::Single)
         },
     );
-    let config = IntakeConfig {
-        swb_notification_bucket: stack
-            .outputs
-            .bucket("SwbNotificationBucket")
-            .expect("bucket")
-            .to_string(),
-        swb_egress_store_bucket: stack
-            .outputs
-            .bucket("SwbEgressStoreBucket")
-            .expect("bucket")
-            .to_string(),
-        workflow: WorkflowConfig {
-            approval_mode: ApprovalMode::Single,
-            is_single_approval_enabled: true,
-            ig_reviewer_group: stack.outputs.project.ig_reviewer_group.clone(),
-            rit_reviewer_group: stack.outputs.project.rit_reviewer_group.clone(),
-            review_timeout_seconds: 3,
-            app_url: stack.outputs.project.app_url.clone(),
-        },
-    };
+    let config = fixture::intake_config(&stack, 3);
     let input = build_workflow_input(&s.message_json(), &config)
         .expect("the simulator's message passes intake");
-    stack
-        .sfn
-        .start_execution()
-        .state_machine_arn(&stack.outputs.state_machine_arn)
-        .name(&s.egress_request_id)
-        .input(serde_json::to_string(&input).expect("json"))
-        .send()
-        .await
-        .expect("execution started");
+    fixture::start_execution(&stack, &input).await;
 
     let end = ended(&stack, &s.egress_request_id).await;
     assert_eq!(
@@ -839,39 +764,12 @@ async fn when_the_swb_egress_store_does_not_exist_then_the_request_fails_and_no_
         },
     );
     let ghost_store = format!("{}-gone", s.egress_store_id);
-    let config = IntakeConfig {
-        swb_notification_bucket: stack
-            .outputs
-            .bucket("SwbNotificationBucket")
-            .expect("bucket")
-            .to_string(),
-        swb_egress_store_bucket: stack
-            .outputs
-            .bucket("SwbEgressStoreBucket")
-            .expect("bucket")
-            .to_string(),
-        workflow: WorkflowConfig {
-            approval_mode: ApprovalMode::Single,
-            is_single_approval_enabled: true,
-            ig_reviewer_group: stack.outputs.project.ig_reviewer_group.clone(),
-            rit_reviewer_group: stack.outputs.project.rit_reviewer_group.clone(),
-            review_timeout_seconds: 600,
-            app_url: stack.outputs.project.app_url.clone(),
-        },
-    };
+    let config = fixture::intake_config(&stack, 600);
     // Intake binds the store to the workspace, so the ghost store is put into the workflow
     // input after intake, as a store deleted between submission and processing would be.
     let mut input = build_workflow_input(&s.message_json(), &config).expect("passes intake");
     input.request.swb_egress_store_id = ghost_store.clone();
-    stack
-        .sfn
-        .start_execution()
-        .state_machine_arn(&stack.outputs.state_machine_arn)
-        .name(&s.egress_request_id)
-        .input(serde_json::to_string(&input).expect("json"))
-        .send()
-        .await
-        .expect("execution started");
+    fixture::start_execution(&stack, &input).await;
 
     let end = ended(&stack, &s.egress_request_id).await;
     assert_eq!(end.status, ExecutionStatus::Failed, "{end:?}");
@@ -882,9 +780,7 @@ async fn when_the_swb_egress_store_does_not_exist_then_the_request_fails_and_no_
         request.failure_error.as_deref(),
         Some("SwbEgressStoreNotFound")
     );
-    let ghost = inspect::swb_status(&stack, &ghost_store)
-        .await
-        .expect("readable");
+    let ghost = fixture::swb_status(&stack, &ghost_store).await;
     assert_eq!(
         ghost, None,
         "the workflow never creates an SWB egress store item"
