@@ -13,20 +13,20 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use super::classify;
 use super::dynamodb::DynamoDbRequestStore;
 use crate::error::{EgressError, Result};
-use crate::model::{ApprovalMode, EgressRequest, EgressStatus, ReviewStage, RECORD_TYPE};
+use crate::model::{EgressRequest, EgressStatus, ReviewStage, RECORD_TYPE};
 use crate::ports::{
-    ClaimOutcome, ClaimedDecision, DecisionClaim, DownloadCount, ListFilter, RequestStore,
-    ReviewStore,
+    ClaimOutcome, ClaimedDecision, DecisionClaim, DownloadCount, ListIndex, ListPage, ListPosition,
+    RequestStore, ReviewStore,
 };
 
 /// The global secondary index `listRequests` reads (contracts.md): partition key
 /// `record_type`, sort key `requested_dt`.
 pub const LIST_INDEX: &str = "by-requested-dt";
 
-/// Keeps requests still in review whatever their age (same rule as
-/// [`crate::domain::review::is_listed`]).
-const RECENT_OR_IN_REVIEW: &str = "updated_dt >= :since OR egress_status = :processing \
-     OR (egress_status = :igapproved AND approval_mode = :dual)";
+/// The global secondary index of requests by status (contracts.md): partition key
+/// `egress_status`, sort key `requested_dt`. `listRequests` reads the requests a review stage
+/// may be waiting on from it, so their number, not the table's, is what that costs.
+pub const STATUS_INDEX: &str = "by-status";
 
 /// The attribute prefix of a stage's reviewer fields.
 fn prefix(stage: ReviewStage) -> &'static str {
@@ -71,58 +71,83 @@ impl DynamoDbRequestStore {
 }
 
 impl ReviewStore for DynamoDbRequestStore {
-    async fn list_requests(&self, filter: &ListFilter) -> Result<Vec<EgressRequest>> {
-        let mut requests = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let mut query = self
-                .client()
-                .query()
-                .table_name(self.table())
-                .index_name(LIST_INDEX)
+    async fn list_page(
+        &self,
+        index: &ListIndex,
+        after: Option<&ListPosition>,
+        limit: u32,
+    ) -> Result<ListPage> {
+        let index_name = match index {
+            ListIndex::Status(_) => STATUS_INDEX,
+            ListIndex::Submitted { .. } => LIST_INDEX,
+        };
+        let mut query = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(index_name)
+            // Newest submission first, as reviewers expect.
+            .scan_index_forward(false)
+            // `Limit` bounds the items read, so the cost of a page is its length.
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX));
+        query = match index {
+            ListIndex::Status(status) => query
+                .key_condition_expression("egress_status = :st")
+                .expression_attribute_values(":st", s(status.as_str())),
+            ListIndex::Submitted { since: None } => query
                 .key_condition_expression("record_type = :rt")
+                .expression_attribute_values(":rt", s(RECORD_TYPE)),
+            ListIndex::Submitted { since: Some(since) } => query
+                .key_condition_expression("record_type = :rt AND requested_dt >= :since")
                 .expression_attribute_values(":rt", s(RECORD_TYPE))
-                // Newest submission first, as reviewers expect.
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start.take());
-            if let Some(since) = &filter.updated_since {
-                query = query
-                    .filter_expression(RECENT_OR_IN_REVIEW)
-                    .expression_attribute_values(":since", s(since))
-                    .expression_attribute_values(
-                        ":processing",
-                        s(EgressStatus::Processing.as_str()),
-                    )
-                    .expression_attribute_values(
-                        ":igapproved",
-                        s(EgressStatus::IgApproved.as_str()),
-                    )
-                    .expression_attribute_values(":dual", s(ApprovalMode::Dual.as_str()));
-            }
-            let out = query
-                .send()
-                .await
-                .map_err(|e| classify(&format!("Query {LIST_INDEX}"), e))?;
-            for item in out.items.unwrap_or_default() {
-                let id = item
-                    .get("egress_request_id")
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                match parse_item(item, "listRequests") {
-                    Ok(request) => requests.push(request),
-                    // One malformed item must not hide every other request from reviewers.
-                    Err(e) => {
-                        tracing::error!(egress_request_id = %id, error = %e, "request left out of listRequests")
-                    }
+                .expression_attribute_values(":since", s(since)),
+        };
+        if let Some(p) = after {
+            // A GSI's start key is the table's key plus the index's keys.
+            let mut key = HashMap::from([
+                ("egress_request_id".to_string(), s(&p.egress_request_id)),
+                ("requested_dt".to_string(), s(&p.requested_dt)),
+            ]);
+            match index {
+                ListIndex::Status(_) => {
+                    key.insert("egress_status".into(), s(p.egress_status.as_str()));
+                }
+                ListIndex::Submitted { .. } => {
+                    key.insert("record_type".into(), s(RECORD_TYPE));
                 }
             }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
+            query = query.set_exclusive_start_key(Some(key));
+        }
+        let out = query
+            .send()
+            .await
+            .map_err(|e| classify(&format!("Query {index_name}"), e))?;
+        let read = u64::try_from(out.scanned_count.max(out.count)).unwrap_or(0);
+        let mut requests = Vec::new();
+        let mut last: Option<ListPosition> = None;
+        for item in out.items.unwrap_or_default() {
+            let id = item
+                .get("egress_request_id")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            match parse_item(item, "listRequests") {
+                Ok(request) => {
+                    last = Some(ListPosition::of(&request));
+                    requests.push(request);
+                }
+                // One malformed item must not hide every other request from reviewers.
+                Err(e) => {
+                    tracing::error!(egress_request_id = %id, error = %e, "request left out of listRequests")
+                }
             }
         }
-        Ok(requests)
+        let more = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
+        Ok(ListPage {
+            requests,
+            read,
+            next: last.filter(|_| more),
+        })
     }
 
     async fn get_request(&self, egress_request_id: &str) -> Result<Option<EgressRequest>> {
@@ -259,7 +284,7 @@ impl ReviewStore for DynamoDbRequestStore {
 mod tests {
     use super::*;
     use crate::fakes::{approved, parked_at, sample_request};
-    use crate::model::Decision;
+    use crate::model::{ApprovalMode, Decision};
     use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
     use aws_sdk_dynamodb::operation::query::QueryOutput;
     use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
@@ -484,48 +509,60 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn when_listing_then_the_index_is_queried_newest_first_across_pages() {
-        let mut newer = sample_request("req-2", ApprovalMode::Single);
-        newer.requested_dt = "2024-05-02T00:00:00.000Z".into();
-        let older = sample_request("req-1", ApprovalMode::Single);
-        let (page1, page2) = (item(&newer), item(&older));
-        let first = mock!(aws_sdk_dynamodb::Client::query)
+    async fn when_listing_recent_requests_then_one_bounded_page_of_the_submission_index_is_read() {
+        let newer = sample_request("req-2", ApprovalMode::Single);
+        let page = item(&newer);
+        let query = mock!(aws_sdk_dynamodb::Client::query)
             .match_requests(|r| {
                 r.index_name() == Some(LIST_INDEX)
                     && r.scan_index_forward() == Some(false)
-                    && r.key_condition_expression() == Some("record_type = :rt")
+                    && r.limit() == Some(50)
+                    && r.key_condition_expression()
+                        == Some("record_type = :rt AND requested_dt >= :since")
                     && value(r.expression_attribute_values(), ":rt") == Some(RECORD_TYPE)
-                    && r.exclusive_start_key().is_none()
-                    && r.filter_expression() == Some(RECENT_OR_IN_REVIEW)
                     && value(r.expression_attribute_values(), ":since")
                         == Some("2024-04-01T00:00:00.000Z")
+                    && r.filter_expression().is_none()
+                    && r.exclusive_start_key().is_some_and(|k| {
+                        k.get("egress_request_id") == Some(&AttributeValue::S("req-9".into()))
+                            && k.get("record_type") == Some(&AttributeValue::S(RECORD_TYPE.into()))
+                            && k.get("requested_dt")
+                                == Some(&AttributeValue::S("2024-05-03T00:00:00.000Z".into()))
+                            && k.len() == 3
+                    })
             })
             .then_output(move || {
                 QueryOutput::builder()
-                    .items(page1.clone())
+                    .items(page.clone())
+                    .scanned_count(1)
+                    .count(1)
                     .last_evaluated_key("egress_request_id", AttributeValue::S("req-2".into()))
                     .build()
             });
-        let second = mock!(aws_sdk_dynamodb::Client::query)
-            .match_requests(|r| r.exclusive_start_key().is_some())
-            .then_output(move || QueryOutput::builder().items(page2.clone()).build());
-        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&first, &second]);
+        let client = mock_client!(aws_sdk_dynamodb, [&query]);
+        let after = ListPosition {
+            egress_request_id: "req-9".into(),
+            requested_dt: "2024-05-03T00:00:00.000Z".into(),
+            egress_status: EgressStatus::Rejected,
+        };
         let listed = DynamoDbRequestStore::new(client, "requests")
-            .list_requests(&ListFilter {
-                updated_since: Some("2024-04-01T00:00:00.000Z".into()),
-            })
+            .list_page(
+                &ListIndex::Submitted {
+                    since: Some("2024-04-01T00:00:00.000Z".into()),
+                },
+                Some(&after),
+                50,
+            )
             .await
             .unwrap();
-        let ids: Vec<&str> = listed
-            .iter()
-            .map(|r| r.egress_request_id.as_str())
-            .collect();
-        assert_eq!(ids, vec!["req-2", "req-1"]);
-        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+        assert_eq!(listed.requests.len(), 1);
+        assert_eq!(listed.read, 1);
+        assert_eq!(listed.next, Some(ListPosition::of(&newer)));
+        assert_eq!(query.num_calls(), 1);
     }
 
     #[tokio::test]
-    async fn when_no_age_limit_is_set_then_no_filter_is_sent_and_malformed_items_are_skipped() {
+    async fn when_listing_a_status_then_the_status_index_is_read_and_malformed_items_are_skipped() {
         let good = item(&sample_request("req-1", ApprovalMode::Single));
         let mut bad = HashMap::new();
         bad.insert(
@@ -533,19 +570,32 @@ mod tests {
             AttributeValue::S("req-bad".into()),
         );
         let query = mock!(aws_sdk_dynamodb::Client::query)
-            .match_requests(|r| r.filter_expression().is_none())
+            .match_requests(|r| {
+                r.index_name() == Some(STATUS_INDEX)
+                    && r.key_condition_expression() == Some("egress_status = :st")
+                    && value(r.expression_attribute_values(), ":st") == Some("PROCESSING")
+                    && r.exclusive_start_key().is_none()
+                    && r.limit() == Some(10)
+            })
             .then_output(move || {
                 QueryOutput::builder()
                     .items(bad.clone())
                     .items(good.clone())
+                    .scanned_count(2)
+                    .count(2)
                     .build()
             });
         let client = mock_client!(aws_sdk_dynamodb, [&query]);
         let listed = DynamoDbRequestStore::new(client, "requests")
-            .list_requests(&ListFilter::default())
+            .list_page(&ListIndex::Status(EgressStatus::Processing), None, 10)
             .await
             .unwrap();
-        assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].egress_request_id, "req-1");
+        assert_eq!(listed.requests.len(), 1);
+        assert_eq!(listed.requests[0].egress_request_id, "req-1");
+        assert_eq!(listed.read, 2);
+        assert_eq!(
+            listed.next, None,
+            "no LastEvaluatedKey: the index is exhausted"
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod intake;
 pub mod keys;
+pub mod listing;
 pub mod notify;
 pub mod review;
 pub mod staging;

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::domain::review::is_listed;
 use crate::error::{EgressError, Result};
 use crate::model::{EgressRequest, EgressStatus, ReviewStage};
 use crate::ports::{
     ClaimOutcome, ClaimedDecision, DecisionClaim, Delivery, DirectoryUser, DownloadCount,
-    DownloadLinks, ListFilter, ReviewStore, ReviewerDirectory, WorkflowCallbacks,
+    DownloadLinks, ListIndex, ListPage, ListPosition, ReviewStore, ReviewerDirectory,
+    WorkflowCallbacks,
 };
 
 use super::InMemoryRequestStore;
@@ -76,18 +76,42 @@ fn stage_sub(item: &EgressRequest, stage: ReviewStage) -> Option<&str> {
 }
 
 impl ReviewStore for InMemoryRequestStore {
-    async fn list_requests(&self, filter: &ListFilter) -> Result<Vec<EgressRequest>> {
+    async fn list_page(
+        &self,
+        index: &ListIndex,
+        after: Option<&ListPosition>,
+        limit: u32,
+    ) -> Result<ListPage> {
+        // The indexes' order: newest submission first (ties by id, as a stable order).
+        let order = |r: &EgressRequest| (r.requested_dt.clone(), r.egress_request_id.clone());
         let mut listed: Vec<EgressRequest> = lock(&self.items)
             .values()
-            .filter(|r| is_listed(r, filter))
-            // As the `by-requested-dt` index returns them: without the task token.
+            .filter(|r| match index {
+                ListIndex::Status(status) => r.egress_status == *status,
+                ListIndex::Submitted { since } => since
+                    .as_deref()
+                    .is_none_or(|s| r.requested_dt.as_str() >= s),
+            })
+            .filter(|r| {
+                after.is_none_or(|p| {
+                    order(r) < (p.requested_dt.clone(), p.egress_request_id.clone())
+                })
+            })
+            // As the indexes return them: without the task token.
             .map(|r| EgressRequest {
                 sfn_task_token: None,
                 ..r.clone()
             })
             .collect();
-        listed.sort_by(|a, b| b.requested_dt.cmp(&a.requested_dt));
-        Ok(listed)
+        listed.sort_by_key(|r| std::cmp::Reverse(order(r)));
+        let more = listed.len() > limit as usize;
+        listed.truncate(limit as usize);
+        let read = listed.len() as u64;
+        Ok(ListPage {
+            next: listed.last().filter(|_| more).map(ListPosition::of),
+            requests: listed,
+            read,
+        })
     }
 
     async fn get_request(&self, egress_request_id: &str) -> Result<Option<EgressRequest>> {

@@ -44,6 +44,10 @@ pub struct ApiEvent {
     /// The field's arguments as the client sent them (`{"request": {...}}`).
     #[serde(default)]
     pub arguments: serde_json::Value,
+    /// The fields the query selected (AppSync's `$ctx.info.selectionSetList`); absent from
+    /// an older resolver, which then gets every field.
+    #[serde(default)]
+    pub selection: Option<Vec<String>>,
 }
 
 /// `updateRequest(request:)`: the web app's `UpdateRequestInput`. Only the decision and the

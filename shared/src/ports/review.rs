@@ -4,7 +4,8 @@
 //! The workflow functions use [`super::RequestStore`]; the API has its own port because its
 //! writes are different in kind: each one is a conditional claim that must be atomic
 //! (exactly one of two concurrent decisions wins, the download counter never passes its
-//! maximum), and its reads go through the `by-requested-dt` index.
+//! maximum), and its lists read one page of the `by-status` or `by-requested-dt` index at a
+//! time.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -19,6 +20,52 @@ pub struct ListFilter {
     /// When set, requests last updated before this ISO-8601 instant are left out, unless
     /// they still await a review (see [`crate::domain::review::is_listed`]).
     pub updated_since: Option<String>,
+}
+
+/// Which index a page of `listRequests` is read from, newest submission first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListIndex {
+    /// The requests that have this status (`by-status` index): those a review stage may be
+    /// waiting on.
+    Status(EgressStatus),
+    /// Every request (`by-requested-dt` index), submitted at or after `since` when given.
+    Submitted {
+        /// ISO-8601 instant; `None` lists all.
+        since: Option<String>,
+    },
+}
+
+/// Where a listing stands: the keys of the last request read, as the index orders them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPosition {
+    /// The request.
+    pub egress_request_id: String,
+    /// Its submission time (the indexes' sort key).
+    pub requested_dt: String,
+    /// Its status (the `by-status` partition).
+    pub egress_status: EgressStatus,
+}
+
+impl ListPosition {
+    /// The position of `request`.
+    pub fn of(request: &EgressRequest) -> Self {
+        Self {
+            egress_request_id: request.egress_request_id.clone(),
+            requested_dt: request.requested_dt.clone(),
+            egress_status: request.egress_status,
+        }
+    }
+}
+
+/// One page read from a list index.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ListPage {
+    /// The requests of the page, newest submission first (without the task token).
+    pub requests: Vec<EgressRequest>,
+    /// Items the store read for this page (DynamoDB's `ScannedCount`).
+    pub read: u64,
+    /// Where the next page starts; `None` when the index has no more.
+    pub next: Option<ListPosition>,
 }
 
 /// A decision to record, built by [`crate::domain::review::plan_decision`] from the
@@ -94,12 +141,14 @@ pub enum DownloadCount {
 
 /// The requests table as the reviewer API uses it.
 pub trait ReviewStore: Send + Sync {
-    /// Every listed request, newest submission first, read through the `by-requested-dt`
-    /// index (all pages).
-    fn list_requests(
+    /// One page of at most `limit` requests of `index`, newest submission first, after
+    /// `after` when given. Reads at most `limit` items.
+    fn list_page(
         &self,
-        filter: &ListFilter,
-    ) -> impl Future<Output = Result<Vec<EgressRequest>>> + Send;
+        index: &ListIndex,
+        after: Option<&ListPosition>,
+        limit: u32,
+    ) -> impl Future<Output = Result<ListPage>> + Send;
 
     /// One request by id (strongly consistent), if it exists.
     fn get_request(

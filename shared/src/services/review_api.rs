@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::domain::listing;
 use crate::domain::review::federation::{linked_identities, mapped_groups, IdpGroupMap};
 use crate::domain::review::{
     authorize_download, authorize_list, list_filter, plan_decision, request_view, resolve_reviewer,
@@ -23,12 +24,26 @@ use crate::domain::transitions::final_approval;
 use crate::error::{EgressError, Result};
 use crate::model::{
     ApiEvent, CallerIdentity, DownloadDataInput, EgressRequest, PresignPayload, RequestArgument,
-    RequestView, UpdateRequestInput,
+    UpdateRequestInput,
 };
 use crate::ports::{
     AuditEvent, AuditLog, ClaimOutcome, ClaimedDecision, Clock, DecisionClaim, Delivery,
-    DirectoryUser, DownloadCount, DownloadLinks, ReviewStore, ReviewerDirectory, WorkflowCallbacks,
+    DirectoryUser, DownloadCount, DownloadLinks, ListPosition, ReviewStore, ReviewerDirectory,
+    WorkflowCallbacks,
 };
+
+/// One page of `listRequests`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Listed {
+    /// The requests, each with the selected fields only.
+    pub items: Vec<Value>,
+    /// Items read from the table's indexes for this page.
+    pub read: u64,
+    /// Bytes of the page as JSON.
+    pub bytes: usize,
+    /// True when the byte cap, not the limit, ended the page.
+    pub truncated: bool,
+}
 
 /// Longest presigned URL lifetime the API will issue, whatever the configuration says.
 pub const MAX_URL_EXPIRY: Duration = Duration::from_secs(3_600);
@@ -128,8 +143,14 @@ where
         };
         match event.field.as_str() {
             "listRequests" => {
-                let views = self.list_requests(&event.identity).await?;
-                to_value(serde_json::to_value(views))
+                let listed = self
+                    .list_requests(
+                        &event.identity,
+                        &event.arguments,
+                        event.selection.as_deref(),
+                    )
+                    .await?;
+                Ok(Value::Array(listed.items))
             }
             "updateRequest" => {
                 let input = arguments(&event.field, event.arguments)?;
@@ -148,16 +169,80 @@ where
         }
     }
 
-    /// `listRequests`: every listed request, newest first, for members of an API group.
-    pub async fn list_requests(&self, caller: &CallerIdentity) -> Result<Vec<RequestView>> {
+    /// `listRequests`: one page for members of an API group (see [`crate::domain::listing`]):
+    /// the requests awaiting the caller's review groups, then the others newest first, with
+    /// the selected fields only, bounded in count and bytes. Each index read is one `Query`
+    /// bounded by what the page still needs, so the read cost follows the page, not the table.
+    pub async fn list_requests(
+        &self,
+        caller: &CallerIdentity,
+        arguments: &Value,
+        selection: Option<&[String]>,
+    ) -> Result<Listed> {
         if let Err(err) = authorize_list(&self.settings.policy, &caller.groups) {
             tracing::warn!(username = %caller.username, "listRequests refused: not in an API group");
             return Err(err);
         }
-        let filter = list_filter(self.clock.now(), self.settings.list_max_age_days);
-        let requests = self.store.list_requests(&filter).await?;
-        tracing::info!(count = requests.len(), "listRequests");
-        Ok(requests.iter().map(request_view).collect())
+        let args = listing::list_arguments(arguments)?;
+        let since = list_filter(self.clock.now(), self.settings.list_max_age_days).updated_since;
+        let stages = listing::caller_stages(&self.settings.policy, &caller.groups);
+        let phases = listing::phases(&stages);
+        let (mut phase, mut after) = match &args.next_token {
+            None => (0, None),
+            Some(id) => {
+                let last = self.store.get_request(id).await?.ok_or_else(|| {
+                    EgressError::validation(format!(
+                        "listRequests nextToken {id:?} is not the id of a listed request"
+                    ))
+                })?;
+                (
+                    listing::phase_of(&phases, &last, &stages),
+                    Some(ListPosition::of(&last)),
+                )
+            }
+        };
+        let mut listed = Listed::default();
+        // `[` and `]`, and one comma per item but the first: each item counts its length + 1.
+        let mut bytes = 1usize;
+        'phases: while let Some(&current) = phases.get(phase) {
+            let index = listing::index_of(current, since.as_deref());
+            loop {
+                let want = args.limit - listed.items.len() as u32;
+                let page = self.store.list_page(&index, after.as_ref(), want).await?;
+                listed.read += page.read;
+                for request in &page.requests {
+                    if !listing::accepts(current, request, &stages) {
+                        continue;
+                    }
+                    let item = listing::project(&request_view(request), selection)?;
+                    let size = item.to_string().len() + 1;
+                    if bytes + size > listing::MAX_LIST_BYTES {
+                        listed.truncated = true;
+                        break 'phases;
+                    }
+                    bytes += size;
+                    listed.items.push(item);
+                    if listed.items.len() as u32 == args.limit {
+                        break 'phases;
+                    }
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            phase += 1;
+            after = None;
+        }
+        listed.bytes = bytes;
+        tracing::info!(
+            count = listed.items.len(),
+            read = listed.read,
+            bytes,
+            truncated = listed.truncated,
+            "listRequests"
+        );
+        Ok(listed)
     }
 
     /// `updateRequest`: records the caller's decision on the request's current stage and

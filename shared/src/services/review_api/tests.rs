@@ -422,14 +422,143 @@ async fn when_listing_then_reviewers_see_handles_and_outsiders_are_refused() {
     older.egress_request_id = "req-0".into();
     older.requested_dt = "2024-04-01T00:00:00.000Z".into();
     let svc = service(vec![older, parked_ig()]);
-    let views = svc.list_requests(&caller("rita", &[RIT])).await.unwrap();
-    let ids: Vec<&str> = views.iter().map(|v| v.egress_request_id.as_str()).collect();
+    let listed = svc
+        .list_requests(&caller("rita", &[RIT]), &json!({}), None)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed
+        .items
+        .iter()
+        .map(|v| v["egress_request_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["req-1", "req-0"], "newest first");
-    assert_eq!(views[0].task_token, HANDLE);
-    assert!(!serde_json::to_string(&views).unwrap().contains(TOKEN));
+    assert_eq!(listed.items[0]["task_token"], HANDLE);
+    assert_eq!(
+        listed.items[0],
+        serde_json::to_value(request_view(&parked_ig())).unwrap(),
+        "every field when no selection is given"
+    );
+    assert!(!serde_json::to_string(&listed.items)
+        .unwrap()
+        .contains(TOKEN));
 
-    let err = svc.list_requests(&caller("eve", &[])).await.unwrap_err();
+    let err = svc
+        .list_requests(&caller("eve", &[]), &json!({}), None)
+        .await
+        .unwrap_err();
     assert_eq!(err.error_type(), "Forbidden");
+}
+
+/// `n` decided requests, one submitted per minute, and one parked at IG submitted first.
+fn many(n: usize) -> Vec<EgressRequest> {
+    let mut requests: Vec<EgressRequest> = (0..n)
+        .map(|i| {
+            let mut r = approved_request(0);
+            r.egress_request_id = format!("req-{i:05}");
+            r.requested_dt = format!("2024-05-01T{:02}:{:02}:00.000Z", i / 60 % 24, i % 60);
+            r
+        })
+        .collect();
+    let mut waiting = parked_ig();
+    waiting.requested_dt = "2024-04-01T00:00:00.000Z".into();
+    requests.push(waiting);
+    requests
+}
+
+#[tokio::test]
+async fn when_a_request_awaits_the_callers_group_then_it_comes_first_and_pages_follow_on() {
+    let svc = service(many(30));
+    let page = |next: Option<&str>| {
+        let args = match next {
+            None => json!({"limit": 10}),
+            Some(id) => json!({"limit": 10, "nextToken": id}),
+        };
+        let svc = &svc;
+        async move {
+            svc.list_requests(&caller("iris", &[IG]), &args, None)
+                .await
+                .unwrap()
+        }
+    };
+    let first = page(None).await;
+    let ids = |l: &Listed| -> Vec<String> {
+        l.items
+            .iter()
+            .map(|v| v["egress_request_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first_ids = ids(&first);
+    assert_eq!(
+        first_ids[0], "req-1",
+        "awaiting IG first, though the oldest"
+    );
+    assert_eq!(first_ids[1], "req-00029", "then newest first");
+    assert_eq!(first_ids.len(), 10);
+    assert!(first.read <= 12, "read {} items for 10", first.read);
+    let mut seen: Vec<String> = first_ids.clone();
+    let mut next = first_ids.last().cloned();
+    loop {
+        let listed = page(next.as_deref()).await;
+        if listed.items.is_empty() {
+            break;
+        }
+        let page_ids = ids(&listed);
+        next = page_ids.last().cloned();
+        seen.extend(page_ids);
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(seen.len(), 31, "every request once: {seen:?}");
+    assert_eq!(unique.len(), 31);
+}
+
+#[tokio::test]
+async fn when_fields_are_selected_then_only_those_are_returned() {
+    let svc = service(many(3));
+    let selection = ["egress_request_id".to_string(), "egress_status".to_string()];
+    let listed = svc
+        .list_requests(&caller("rita", &[RIT]), &json!({}), Some(&selection))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 4);
+    for item in &listed.items {
+        let fields: Vec<&String> = item.as_object().unwrap().keys().collect();
+        assert_eq!(fields, vec!["egress_request_id", "egress_status"]);
+    }
+    assert_eq!(
+        listed.bytes,
+        serde_json::to_string(&listed.items).unwrap().len()
+    );
+}
+
+#[tokio::test]
+async fn when_a_page_would_pass_the_byte_cap_then_it_ends_before_it() {
+    let mut requests = many(0);
+    for i in 0..40 {
+        let mut r = approved_request(0);
+        r.egress_request_id = format!("big-{i:02}");
+        r.ig_reviewer_1_reason = Some("x".repeat(200 * 1024));
+        requests.push(r);
+    }
+    let svc = service(requests);
+    let listed = svc
+        .list_requests(&caller("rita", &[RIT]), &json!({"limit": 1000}), None)
+        .await
+        .unwrap();
+    assert!(listed.truncated);
+    assert!(listed.bytes <= crate::domain::listing::MAX_LIST_BYTES);
+    assert!(listed.items.len() < 41 && !listed.items.is_empty());
+}
+
+#[tokio::test]
+async fn when_the_next_token_names_no_request_then_it_is_a_validation_error() {
+    let svc = service(many(2));
+    let err = svc
+        .list_requests(&caller("rita", &[RIT]), &json!({"nextToken": "nope"}), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "ValidationError");
 }
 
 #[tokio::test]
@@ -439,6 +568,7 @@ async fn when_dispatching_then_each_field_reaches_its_operation() {
         field: field.into(),
         identity: caller("iris", &[IG]),
         arguments,
+        selection: None,
     };
     let listed = svc
         .dispatch(event("listRequests", json!({})))
