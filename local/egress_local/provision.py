@@ -101,7 +101,9 @@ def create_tables(ddb, resources: dict, template_resources: dict) -> dict[str, s
 def create_keys(kms, resources: dict) -> dict[str, dict]:
     keys = {}
     for logical_id, spec in resources["keys"].items():
-        key = kms.create_key(Description=f"local {logical_id}")["KeyMetadata"]
+        # The release signing key is asymmetric (moto's KMS signs ECDSA P-256 like KMS).
+        extra = {"KeySpec": spec["key_spec"], "KeyUsage": spec["key_usage"]} if spec.get("key_spec") else {}
+        key = kms.create_key(Description=f"local {logical_id}", **extra)["KeyMetadata"]
         kms.create_alias(AliasName=spec["alias"], TargetKeyId=key["KeyId"])
         keys[logical_id] = {"key_id": key["KeyId"], "arn": key["Arn"], "alias": spec["alias"]}
     return keys
@@ -249,6 +251,7 @@ def function_environments(resources: dict, outputs: dict, approval_mode: str, re
         "STAGING_KMS_KEY_ARN": outputs["keys"]["StagingKey"]["arn"],
         "DATALAKE_BUCKET": outputs["buckets"]["DatalakeBucket"],
         "DATALAKE_KMS_KEY_ARN": outputs["keys"]["DatalakeKey"]["arn"],
+        "RELEASE_SIGNING_KEY_ID": outputs["keys"]["ReleaseSigningKey"]["arn"],
         # The output checks' policy: the single-approval project advises, the dual-approval
         # project enforces (a blocking finding rejects automatically), so the e2e tests see both.
         "CHECKS_POLICY": json.dumps({"version": "local-1", "mode": "advise" if approval_mode == "single" else "enforce"}, separators=(",", ":")),

@@ -28,6 +28,12 @@ impl KmsReleaseSigner {
             key_id: key_id.into(),
         }
     }
+
+    /// A KMS client from `sdk` for key `key_id`, so the functions need no KMS crate of
+    /// their own.
+    pub fn from_config(sdk: &aws_config::SdkConfig, key_id: impl Into<String>) -> Self {
+        Self::new(Client::new(sdk), key_id)
+    }
 }
 
 /// PEM text of a DER SubjectPublicKeyInfo.
