@@ -255,6 +255,10 @@ def function_environments(resources: dict, outputs: dict, approval_mode: str, re
         # The output checks' policy: the single-approval project advises, the dual-approval
         # project enforces (a blocking finding rejects automatically), so the e2e tests see both.
         "CHECKS_POLICY": json.dumps({"version": "local-1", "mode": "advise" if approval_mode == "single" else "enforce"}, separators=(",", ":")),
+        "ARCHIVE_UPLOAD_CONCURRENCY": "4",
+        # Locally every archive invocation writes one part and hands over, so any archive of
+        # more than one part exercises the continuations (issue 11).
+        "ARCHIVE_SLICE_SECONDS": "0",
         "DOWNLOAD_GROUPS": p["download_groups"],
         "MAX_DOWNLOADS": str(p["max_downloads"]),
         "DOWNLOAD_URL_EXPIRY_SECONDS": str(p["download_url_expiry_seconds"]),

@@ -122,6 +122,26 @@ impl ObjectStore for BenchStore {
         Ok(Box::pin(chunks))
     }
 
+    async fn get_range(
+        &self,
+        object: &ObjectRef,
+        range: std::ops::Range<u64>,
+    ) -> Result<ByteChunks> {
+        let size = Self::lock(&self.sizes)
+            .get(&object.key)
+            .copied()
+            .ok_or_else(|| EgressError::NotFound(format!("object {object} does not exist")))?;
+        let (start, end) = (range.start.min(size), range.end.min(size));
+        let pattern = self.pattern.clone();
+        let chunks = stream::iter((start..end).step_by(CHUNK).map(move |at| {
+            let len = (end - at).min(CHUNK as u64) as usize;
+            let offset = (at as usize) % pattern.len();
+            let stop = (offset + len).min(pattern.len());
+            Ok(pattern.slice(offset..stop))
+        }));
+        Ok(Box::pin(chunks))
+    }
+
     async fn put_bytes(&self, destination: &Destination, body: Bytes) -> Result<Option<String>> {
         Self::lock(&self.small).insert(destination.key.clone(), body);
         Ok(None)

@@ -77,6 +77,20 @@ impl DosDateTime {
             ((at.hour() as u16) << 11) | ((at.minute() as u16) << 5) | (at.second() as u16 / 2);
         Self { date, time }
     }
+
+    /// Date in the high 16 bits, time in the low: what a checkpoint stores, so that every
+    /// invocation of a resumed archive writes the same timestamp.
+    pub fn to_raw(self) -> u32 {
+        (u32::from(self.date) << 16) | u32::from(self.time)
+    }
+
+    /// The inverse of [`to_raw`](Self::to_raw).
+    pub fn from_raw(raw: u32) -> Self {
+        Self {
+            date: (raw >> 16) as u16,
+            time: (raw & 0xFFFF) as u16,
+        }
+    }
 }
 
 /// What was written for one entry.
@@ -120,6 +134,9 @@ pub struct ZipStreamWriter<W: Write> {
     names: HashSet<String>,
     open: Option<OpenEntry>,
     finished: bool,
+    /// Bytes before this archive offset were written by an earlier run: they are counted but
+    /// not passed to the sink (see [`resume`](ZipStreamWriter::resume)).
+    skip_until: u64,
 }
 
 impl<W: Write> ZipStreamWriter<W> {
@@ -132,7 +149,79 @@ impl<W: Write> ZipStreamWriter<W> {
             names: HashSet::new(),
             open: None,
             finished: false,
+            skip_until: 0,
         }
+    }
+
+    /// A writer that continues an archive an earlier run wrote up to `skip_until`: `done`
+    /// are the entries it completed (name, size, CRC-32), in order, all stamped `modified`.
+    /// The writer starts right after them; every byte it emits before `skip_until` (the rest
+    /// of a header, an entry's data skipped with [`skip_data`](Self::skip_data)) is counted
+    /// but not written, so the sink receives exactly the archive from `skip_until` on.
+    pub fn resume<'a>(
+        sink: W,
+        done: impl IntoIterator<Item = (&'a str, u64, u32)>,
+        modified: DosDateTime,
+        skip_until: u64,
+    ) -> io::Result<Self> {
+        let mut writer = Self::new(sink);
+        for (name, size, crc32) in done {
+            if !writer.names.insert(name.to_string()) {
+                return Err(invalid(format!("duplicate zip entry {name:?}")));
+            }
+            let zip64_local = size >= U32_LIMIT;
+            writer.records.push(CentralRecord {
+                name: name.to_string(),
+                modified,
+                crc32,
+                size,
+                offset: writer.offset,
+                zip64_local,
+            });
+            writer.offset += entry_span(name, size);
+        }
+        if writer.offset > skip_until {
+            return Err(invalid(format!(
+                "the completed entries end at {} but the archive was written only to {skip_until}",
+                writer.offset
+            )));
+        }
+        writer.skip_until = skip_until;
+        Ok(writer)
+    }
+
+    /// Counts the first `len` bytes of the open entry as written by an earlier run, whose
+    /// CRC-32 over them was `crc32`; they must lie before the resume point.
+    pub fn skip_data(&mut self, len: u64, crc32: u32) -> io::Result<()> {
+        self.check_writable()?;
+        if len == 0 {
+            return Ok(());
+        }
+        let end = self.offset + len;
+        if end > self.skip_until {
+            return Err(invalid(format!(
+                "cannot skip to {end}: the archive was written only to {}",
+                self.skip_until
+            )));
+        }
+        let entry = self
+            .open
+            .as_mut()
+            .ok_or_else(|| invalid("no zip entry is open"))?;
+        if entry.record.size != 0 {
+            return Err(invalid("data is skipped only at the start of an entry"));
+        }
+        entry.hasher = crc32fast::Hasher::new_with_initial_len(crc32, len);
+        entry.record.size = len;
+        self.offset = end;
+        Ok(())
+    }
+
+    /// The open entry's data so far: its length and CRC-32.
+    pub fn open_entry_crc(&self) -> Option<(u64, u32)> {
+        self.open
+            .as_ref()
+            .map(|e| (e.record.size, e.hasher.clone().finalize()))
     }
 
     /// The sink, e.g. to take completed parts out of it between writes.
@@ -329,8 +418,13 @@ impl<W: Write> ZipStreamWriter<W> {
     }
 
     fn emit(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.sink.write_all(bytes)?;
-        self.offset += bytes.len() as u64;
+        let end = self.offset + bytes.len() as u64;
+        if end > self.skip_until {
+            // Only the part at or after the resume point is new.
+            let from = self.skip_until.saturating_sub(self.offset) as usize;
+            self.sink.write_all(&bytes[from..])?;
+        }
+        self.offset = end;
         Ok(())
     }
 }
@@ -380,6 +474,18 @@ fn central_header(record: &CentralRecord) -> Vec<u8> {
         header.extend_from_slice(&extra);
     }
     header
+}
+
+/// Bytes of an entry's local header: fixed fields, the name and, for entries that may reach
+/// 4 GiB, the ZIP64 extra field.
+pub fn header_len(name: &str, size: u64) -> u64 {
+    30 + name.len() as u64 + if size >= U32_LIMIT { 20 } else { 0 }
+}
+
+/// Bytes an entry of `size` bytes started with its size as the hint takes in the archive:
+/// local header, data and data descriptor.
+pub fn entry_span(name: &str, size: u64) -> u64 {
+    header_len(name, size) + size + if size >= U32_LIMIT { 24 } else { 16 }
 }
 
 /// The exact size of the archive [`ZipStreamWriter`] produces for `entries` (name, size),
@@ -486,6 +592,62 @@ mod tests {
             assert_eq!(name, got_name);
             assert_eq!(*data, got_data.as_slice(), "{name}");
         }
+    }
+
+    #[test]
+    fn when_resumed_at_any_offset_then_the_rest_is_exactly_what_one_run_writes_after_it() {
+        let big: Vec<u8> = (0..3000u32).map(|i| (i % 241) as u8).collect();
+        let entries: Vec<(&str, &[u8])> =
+            vec![("a.txt", b"hello"), ("dir/big.bin", &big), ("z", b"")];
+        let full = archive(&entries);
+        let when = DosDateTime::from_datetime(WHEN);
+        let spans: Vec<u64> = entries
+            .iter()
+            .map(|(n, d)| entry_span(n, d.len() as u64))
+            .collect();
+        for cut in (0..full.len() as u64)
+            .step_by(37)
+            .chain([full.len() as u64 - 1])
+        {
+            // The entry whose span holds the cut, and how much of its data went out before it.
+            let mut start = 0;
+            let mut index = entries.len();
+            for (i, span) in spans.iter().enumerate() {
+                if cut < start + span {
+                    index = i;
+                    break;
+                }
+                start += span;
+            }
+            let done = entries[..index]
+                .iter()
+                .map(|(n, d)| (*n, d.len() as u64, crc32fast::hash(d)));
+            let mut zip = ZipStreamWriter::resume(Vec::new(), done, when, cut).unwrap();
+            for (i, (name, data)) in entries.iter().enumerate().skip(index) {
+                zip.start_entry(name, Some(data.len() as u64), when)
+                    .unwrap();
+                let mut from = 0;
+                if i == index {
+                    let header = header_len(name, data.len() as u64);
+                    from = cut.saturating_sub(start + header).min(data.len() as u64) as usize;
+                    zip.skip_data(from as u64, crc32fast::hash(&data[..from]))
+                        .unwrap();
+                }
+                zip.write_data(&data[from..]).unwrap();
+                zip.finish_entry().unwrap();
+            }
+            zip.finish().unwrap();
+            assert_eq!(zip.into_inner(), &full[cut as usize..], "resumed at {cut}");
+        }
+    }
+
+    #[test]
+    fn when_skipping_past_the_resume_point_then_it_is_refused() {
+        let when = DosDateTime::from_datetime(WHEN);
+        let mut zip = ZipStreamWriter::resume(Vec::new(), [], when, 40).unwrap();
+        zip.start_entry("a", Some(100), when).unwrap();
+        assert!(zip.skip_data(50, 0).is_err());
+        assert_eq!(DosDateTime::from_raw(when.to_raw()), when);
     }
 
     #[test]

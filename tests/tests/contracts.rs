@@ -451,6 +451,7 @@ fn when_a_function_answers_then_every_field_the_workflow_selects_exists() {
                 size: 1,
                 file_count: 1,
                 deleted_staged_objects: 0,
+                complete: true,
             }),
         ),
         (
@@ -1569,5 +1570,31 @@ fn when_the_failure_path_notifies_the_requester_then_it_says_whether_an_archive_
             .expect("the payload resolves");
         let input: NotifyInput = serde_json::from_value(payload).expect("a NotifyInput");
         assert_eq!(input.archive_written, expected);
+    }
+}
+
+#[test]
+fn when_the_archive_step_answers_incomplete_then_the_workflow_invokes_it_again_until_complete() {
+    let data = data_for(&workflow_fixtures()[0].1);
+    let task = &states()["CopyToDatalake"];
+    let next = task["Next"].as_str().expect("a Next");
+    for (complete, want) in [(false, "CopyToDatalake"), (true, "MarkSwbProcessed")] {
+        let answer = json!(ArchiveResult {
+            bucket: "b".into(),
+            key: "k".into(),
+            size: 1,
+            file_count: 1,
+            deleted_staged_objects: 0,
+            complete,
+        });
+        let mut after = data.clone();
+        let selected = evaluate(&task["ResultSelector"], &json!({ "Payload": answer }));
+        set_path(
+            &mut after,
+            task["ResultPath"].as_str().expect("a ResultPath"),
+            selected,
+        );
+        let (reached, _) = run_to_task(next, &after);
+        assert_eq!(reached, want, "complete={complete}");
     }
 }

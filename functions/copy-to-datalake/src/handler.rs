@@ -1,14 +1,21 @@
-//! Payload → [`shared::services::archive::ArchiveStep`], run once by [`run_step`].
+//! Payload → [`shared::services::archive::ArchiveStep`] bounded by the invocation's deadline,
+//! run once by [`run_step`]; `complete: false` tells the state machine to invoke it again.
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use shared::model::{ArchiveInput, ArchiveResult};
-use shared::services::{run_step, Step};
+use shared::model::ArchiveResult;
+use shared::ports::{AuditLog, Clock, ObjectStore, RequestStore};
+use shared::services::archive::ArchiveStep;
+use shared::services::run_step;
 
-pub(crate) async fn handle(
-    step: &impl Step<Input = ArchiveInput, Output = ArchiveResult>,
-    event: LambdaEvent<ArchiveInput>,
+pub(crate) async fn handle<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock>(
+    step: &ArchiveStep<O, R, A, C>,
+    event: LambdaEvent<shared::model::ArchiveInput>,
 ) -> Result<ArchiveResult, Diagnostic> {
-    Ok(run_step(step, event.payload).await?)
+    // Lambda always sends a deadline; an event without one (0) runs to completion.
+    if event.context.deadline == 0 {
+        return Ok(run_step(step, event.payload).await?);
+    }
+    Ok(run_step(&step.until(event.context.deadline()), event.payload).await?)
 }
 
 #[cfg(test)]
@@ -17,7 +24,7 @@ mod tests {
     use lambda_runtime::Context;
     use serde_json::json;
     use shared::fakes::{InMemoryAuditLog, InMemoryObjectStore, InMemoryRequestStore, ObjectCall};
-    use shared::model::{EgressStatus, StagingInput};
+    use shared::model::{ArchiveInput, EgressStatus, StagingInput};
     use shared::ports::FixedClock;
     use shared::services::archive::{ArchiveSettings, ArchiveStep};
     use shared::services::staging::{StagingSettings, StagingStep};
@@ -195,11 +202,20 @@ mod tests {
             .map(|(p, d)| (p.to_string(), d))
             .collect();
         expected.sort();
-        expected.push((
-            format!("egress_manifest_{}.json", input().egress_request_id),
-            manifest_bytes.to_vec(),
-        ));
-        assert_eq!(unzip(&stored.data), expected);
+        let mut got = unzip(&stored.data);
+        // Last: the release record (evidence::release), which carries the staging manifest's
+        // files and digest.
+        let (name, record) = got.pop().unwrap();
+        assert_eq!(
+            name,
+            format!("egress_manifest_{}.json", input().egress_request_id)
+        );
+        let record: shared::evidence::release::ReleaseRecord =
+            serde_json::from_slice(&record).unwrap();
+        let staged: shared::model::Manifest = serde_json::from_slice(&manifest_bytes).unwrap();
+        assert_eq!(record.files, staged.files);
+        assert_eq!(record.egress_request_id, input().egress_request_id);
+        assert_eq!(got, expected);
 
         // Staging is deleted only after the upload completed and the archive was confirmed.
         let calls = deps.objects.calls();
@@ -224,12 +240,51 @@ mod tests {
 
         let item = deps.requests.item(&input().egress_request_id).unwrap();
         assert_eq!(item.archive_key, Some(archive_key()));
+        // The proof of deletion of staging, then the archive itself.
         let events = deps.audit.events();
-        assert_eq!(events.len(), 1);
+        let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(
-            (events[0].action.as_str(), events[0].actor.as_str()),
-            ("archived", "system:copy-to-datalake")
+            actions,
+            ["deletion_proof", "deletion_confirmed", "archived"]
         );
+        assert!(events.iter().all(|e| e.actor == "system:copy-to-datalake"));
+    }
+
+    #[tokio::test]
+    async fn when_the_deadline_is_near_then_it_answers_incomplete_and_later_invocations_finish() {
+        let deps = staged().await;
+        let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(10);
+        let mut context = Context::default();
+        context.deadline = soon
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let first = handle(&deps, LambdaEvent::new(input(), context.clone()))
+            .await
+            .unwrap();
+        assert!(!first.complete, "less time left than the reserve");
+        assert_eq!(first.size, 5 * 1024 * 1024, "one part written");
+        assert!(deps.objects.object(DATALAKE, &archive_key()).is_none());
+        let mut invocations = 1;
+        loop {
+            invocations += 1;
+            let result = handle(&deps, LambdaEvent::new(input(), context.clone()))
+                .await
+                .unwrap();
+            if result.complete {
+                assert_eq!(result.file_count, 4);
+                break;
+            }
+            assert!(invocations < 10);
+        }
+        assert_eq!(
+            invocations, 3,
+            "12 MiB in 5 MiB parts: one part per invocation"
+        );
+        let stored = deps.objects.object(DATALAKE, &archive_key()).unwrap();
+        let names: Vec<String> = unzip(&stored.data).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 5);
+        assert!(deps.objects.keys(STAGING).is_empty());
     }
 
     #[tokio::test]

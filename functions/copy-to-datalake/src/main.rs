@@ -19,12 +19,18 @@ async fn main() -> Result<(), Error> {
     })?;
     let sdk = shared::aws::load_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let mut settings = config.archive;
+    settings.release_signer = config.release_signing_key_id.map(|key| {
+        shared::evidence::release::SignerHandle::new(
+            shared::adapters::kms::KmsReleaseSigner::from_config(&sdk, key),
+        )
+    });
     let step = shared::services::archive::ArchiveStep {
         objects: S3ObjectStore::new(shared::aws::s3_client(&sdk)),
         requests: DynamoDbRequestStore::new(dynamodb.clone(), config.requests_table),
         audit: DynamoDbAuditLog::new(dynamodb, config.audit_table),
         clock: SystemClock,
-        settings: config.archive,
+        settings,
     };
     run(service_fn(|event| handler::handle(&step, event))).await
 }

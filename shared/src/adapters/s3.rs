@@ -169,6 +169,27 @@ fn full_object_sha256(result: &CopyObjectResult) -> Option<String> {
     (digest.len() == 32).then(|| hex::encode(digest))
 }
 
+/// A body as chunks; ends after the first error (a body that failed mid-way cannot resume).
+fn body_chunks(body: ByteStream, name: String) -> ByteChunks {
+    let chunks = stream::unfold(Some(body), move |body| {
+        let name = name.clone();
+        async move {
+            let mut body = body?;
+            match body.next().await {
+                None => None,
+                Some(Ok(chunk)) => Some((Ok(chunk), Some(body))),
+                Some(Err(e)) => Some((
+                    Err(EgressError::Transient(format!(
+                        "reading {name} failed: {e}"
+                    ))),
+                    None,
+                )),
+            }
+        }
+    });
+    Box::pin(chunks)
+}
+
 impl ObjectStore for S3ObjectStore {
     async fn head(&self, object: &ObjectRef) -> Result<Option<ObjectHead>> {
         let result = self
@@ -250,6 +271,42 @@ impl ObjectStore for S3ObjectStore {
             }
         });
         Ok(Box::pin(chunks))
+    }
+
+    async fn get_range(
+        &self,
+        object: &ObjectRef,
+        range: std::ops::Range<u64>,
+    ) -> Result<ByteChunks> {
+        if range.start >= range.end {
+            return Ok(Box::pin(stream::empty()));
+        }
+        let out = self
+            .client
+            .get_object()
+            .bucket(&object.bucket)
+            .key(&object.key)
+            .set_version_id(object.version_id.clone())
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await
+            .map_err(|err| {
+                let status = err.raw_response().map(|r| r.status().as_u16());
+                if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_)))
+                    || is_missing(&err)
+                {
+                    EgressError::NotFound(format!("object {object} does not exist"))
+                } else if status == Some(416) {
+                    // The object ends before the range starts: it is shorter than expected.
+                    EgressError::Integrity(format!(
+                        "object {object} ends before byte {}",
+                        range.start
+                    ))
+                } else {
+                    classify(&format!("GetObject {object} bytes {range:?}"), err)
+                }
+            })?;
+        Ok(body_chunks(out.body, object.to_string()))
     }
 
     async fn put_bytes(&self, destination: &Destination, body: Bytes) -> Result<Option<String>> {

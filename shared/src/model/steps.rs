@@ -239,6 +239,9 @@ pub struct ArchiveResult {
     pub file_count: u64,
     /// Staged objects removed after the upload completed.
     pub deleted_staged_objects: u64,
+    /// False when the invocation ran out of time and saved its place (`size` is then the
+    /// bytes written so far): the state machine invokes the step again.
+    pub complete: bool,
 }
 
 /// How a request ended, for `notify-requester`.

@@ -217,6 +217,33 @@ pub trait ObjectStore: Send + Sync {
     /// The body as a stream of chunks, for objects of any size.
     fn get_stream(&self, object: &ObjectRef) -> impl Future<Output = Result<ByteChunks>> + Send;
 
+    /// The bytes `range` (end exclusive) of the object, streamed; fewer when the object ends
+    /// before `range.end` (so asking one byte past the expected end tells whether an object
+    /// grew). The default reads the whole body and keeps the range; S3 asks for the range.
+    fn get_range(
+        &self,
+        object: &ObjectRef,
+        range: std::ops::Range<u64>,
+    ) -> impl Future<Output = Result<ByteChunks>> + Send {
+        async move {
+            use futures::StreamExt;
+            let body = self.get_stream(object).await?;
+            let ranged = body
+                .scan(0u64, move |at, chunk| {
+                    let out = chunk.map(|c| {
+                        let start = *at;
+                        *at += c.len() as u64;
+                        let from = range.start.saturating_sub(start).min(c.len() as u64);
+                        let to = range.end.saturating_sub(start).min(c.len() as u64);
+                        c.slice(from as usize..to.max(from) as usize)
+                    });
+                    futures::future::ready(Some(out))
+                })
+                .filter(|c| futures::future::ready(!matches!(c, Ok(c) if c.is_empty())));
+            Ok(Box::pin(ranged) as ByteChunks)
+        }
+    }
+
     /// `PutObject` of a small body; returns the new version id, if the bucket is versioned.
     fn put_bytes(
         &self,

@@ -1,24 +1,32 @@
-//! Streaming multipart uploads with a bounded number of part buffers, and multipart copies.
+//! Streaming multipart uploads with a small pool of reused part buffers, and multipart copies.
 //!
 //! A producer writes bytes into a [`PartSink`] (it implements [`std::io::Write`], so the zip
 //! writer can sit on top of it); every `part_size` bytes become one part, handed over a
-//! channel of capacity one to an uploader that keeps at most `concurrency` `UploadPart`
-//! calls in flight. Producer and uploader run concurrently in the same task, so at any time
-//! at most `concurrency + 3` part buffers exist (one being filled, one waiting to be sent,
-//! one in the channel, the ones uploading), whatever the total size: no temp file, no EFS.
+//! channel to an uploader that keeps at most `concurrency` `UploadPart` calls in flight.
+//! Producer and uploader run concurrently in the same task.
 //!
-//! On any failure (producer, part upload, completion) the upload is aborted, so no partial
-//! object ever becomes visible.
+//! Memory: part buffers come from a pool of `concurrency + 1` buffers (one filling, the others
+//! uploading), allocated once per upload and reused part after part. A buffer goes back to the
+//! pool when S3 has its part, and the producer waits for one when all are busy: that wait is
+//! the back-pressure. Reusing them matters as much as counting them: a fresh multi-megabyte
+//! buffer per part is what the allocator keeps around (glibc raises its mmap threshold after
+//! the first free and then serves such buffers from arenas it seldom returns), which made
+//! the resident set grow with the archive.
+//!
+//! [`upload_stream`] is one whole upload (created, completed, or aborted on any failure so
+//! no partial object becomes visible); [`stream_parts`] streams parts into an upload the caller
+//! owns, starting at any part number, and lets the producer stop at a part boundary (an
+//! archive continued by a later invocation).
 
 use std::future::Future;
 use std::io;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::{stream, StreamExt, TryStreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::error::{EgressError, Result};
 use crate::ports::{Destination, MultipartUpload, ObjectRef, ObjectStore, UploadedPart, MAX_PARTS};
@@ -32,26 +40,25 @@ pub struct UploadSettings {
     pub concurrency: usize,
 }
 
-/// Producers write data in slices of at most [`PartSink::max_write`] bytes and drain the
-/// sink after each; a buffer needs room for one part, one such slice and zip headers.
+/// The largest data slice [`PartSink::max_write`] allows between two drains.
 const MAX_WRITE: usize = 1024 * 1024;
 /// Room for zip headers written between two drains (a 64 KiB name at most, plus fields).
 const HEADER_SLACK: usize = 66 * 1024;
 
 impl UploadSettings {
-    fn max_write(&self) -> usize {
-        MAX_WRITE.min(self.part_size.max(1))
-    }
-
     fn buffer_capacity(&self) -> usize {
-        self.part_size + self.max_write() + HEADER_SLACK
+        self.part_size + HEADER_SLACK
     }
 
-    /// Upper bound of the bytes held in part buffers during an upload with these settings:
-    /// one buffer filling, one waiting to be handed over, one in the channel and
-    /// `concurrency` uploading.
+    /// Part buffers in the pool: one filling and `concurrency` uploading.
+    pub fn buffers(&self) -> usize {
+        self.concurrency.max(1) + 1
+    }
+
+    /// Upper bound of the bytes held in part buffers during an upload with these settings,
+    /// for producers that write data in slices of at most [`PartSink::max_write`].
     pub fn buffer_bound(&self) -> usize {
-        (self.concurrency.max(1) + 3) * self.buffer_capacity()
+        self.buffers() * self.buffer_capacity()
     }
 }
 
@@ -87,15 +94,84 @@ impl BufferGauge {
     }
 }
 
-/// Releases a buffer's bytes from the gauge when the buffer is dropped.
-struct Held {
+/// The part buffers of one upload. A permit of `available` is a buffer the pipeline may hold
+/// (filling, queued or uploading); the buffers themselves are recycled through `free`.
+struct Pool {
+    free: Mutex<Vec<Vec<u8>>>,
+    available: Semaphore,
+    capacity: usize,
     gauge: BufferGauge,
-    bytes: usize,
+}
+
+impl Pool {
+    fn new(settings: UploadSettings, gauge: BufferGauge) -> Arc<Self> {
+        Arc::new(Self {
+            free: Mutex::new(Vec::new()),
+            available: Semaphore::new(settings.buffers()),
+            capacity: settings.buffer_capacity(),
+            gauge,
+        })
+    }
+
+    fn free(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        self.free.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A buffer, reused when one is free; waits while the pipeline holds all it may.
+    async fn take(self: &Arc<Self>) -> Result<(Vec<u8>, Held)> {
+        self.available
+            .acquire()
+            .await
+            .map_err(|_| EgressError::Internal("the part buffer pool closed".into()))?
+            .forget();
+        self.gauge.add(self.capacity);
+        let held = Held { pool: self.clone() };
+        let buf = self
+            .free()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.capacity));
+        Ok((buf, held))
+    }
+
+    /// Keeps `buf` for the next part, unless it grew far beyond a part (a central directory
+    /// of very many files written in one piece).
+    fn recycle(&self, mut buf: Vec<u8>) {
+        if buf.capacity() >= self.capacity && buf.capacity() <= 2 * self.capacity {
+            buf.clear();
+            self.free().push(buf);
+        }
+    }
+}
+
+/// One buffer's place in the pipeline, given back when its part was uploaded (or the sink
+/// holding it is dropped).
+struct Held {
+    pool: Arc<Pool>,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.gauge.sub(self.bytes);
+        self.pool.gauge.sub(self.pool.capacity);
+        self.pool.available.add_permits(1);
+    }
+}
+
+/// A part's bytes; the buffer goes back to the pool once every `Bytes` of it is gone (at
+/// once with the SDK, which drops the body when the call is over).
+struct PooledBuf {
+    data: Vec<u8>,
+    pool: Arc<Pool>,
+}
+
+impl AsRef<[u8]> for PooledBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Drop for PooledBuf {
+    fn drop(&mut self) {
+        self.pool.recycle(std::mem::take(&mut self.data));
     }
 }
 
@@ -111,61 +187,55 @@ pub struct Finished {
     bytes: u64,
 }
 
+impl Finished {
+    /// The object's size.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
 /// Where a producer writes the object's bytes.
 pub struct PartSink {
-    settings: UploadSettings,
+    part_size: usize,
+    pool: Arc<Pool>,
     buf: Vec<u8>,
-    accounted: usize,
+    held: Option<Held>,
     next_part: i32,
     written: u64,
     tx: mpsc::Sender<Part>,
-    gauge: BufferGauge,
 }
 
 impl PartSink {
-    fn new(tx: mpsc::Sender<Part>, settings: UploadSettings, gauge: BufferGauge) -> Self {
-        let mut sink = Self {
-            settings,
-            buf: Vec::new(),
-            accounted: 0,
-            next_part: 1,
-            written: 0,
-            tx,
-            gauge,
-        };
-        sink.buf = sink.fresh_buffer();
-        sink
-    }
-
-    fn fresh_buffer(&mut self) -> Vec<u8> {
-        let buf = Vec::with_capacity(self.settings.buffer_capacity());
-        self.gauge.add(buf.capacity());
-        self.accounted = buf.capacity();
-        buf
-    }
-
-    /// Bytes written so far.
+    /// Bytes of the object written so far (from its start, including parts of earlier runs).
     pub fn written(&self) -> u64 {
         self.written
     }
 
-    /// The largest slice of data to write between two [`send_full_parts`](Self::send_full_parts)
-    /// calls for memory to stay within [`UploadSettings::buffer_bound`].
-    pub fn max_write(&self) -> usize {
-        self.settings.max_write()
+    /// The number the next part will have.
+    pub fn next_part(&self) -> i32 {
+        self.next_part
     }
 
-    /// Hands every complete part to the uploader, waiting while the uploader is busy: this
+    /// The largest slice of data to write before the next
+    /// [`send_full_parts`](Self::send_full_parts): never past the next part boundary, so a
+    /// producer sees every boundary between two slices (where the archive records where it
+    /// is) and a buffer never grows beyond a part and a header.
+    pub fn max_write(&self) -> usize {
+        self.part_size
+            .saturating_sub(self.buf.len())
+            .clamp(1, MAX_WRITE)
+    }
+
+    /// Hands every complete part to the uploader, waiting while every buffer is busy: this
     /// is the back-pressure that bounds memory. Call after each write.
     pub async fn send_full_parts(&mut self) -> Result<()> {
-        let part_size = self.settings.part_size;
-        while self.buf.len() >= part_size {
-            let accounted = self.accounted;
-            let mut next = self.fresh_buffer();
-            next.extend_from_slice(&self.buf[part_size..]);
-            self.buf.truncate(part_size);
+        while self.buf.len() >= self.part_size {
+            let (mut next, next_held) = self.pool.take().await?;
+            next.extend_from_slice(&self.buf[self.part_size..]);
+            self.buf.truncate(self.part_size);
             let full = std::mem::replace(&mut self.buf, next);
-            self.send(full, accounted).await?;
+            let held = self.held.replace(next_held);
+            self.send(full, held).await?;
         }
         Ok(())
     }
@@ -176,28 +246,30 @@ impl PartSink {
         // S3 needs at least one part, even for an empty object.
         if !self.buf.is_empty() || self.next_part == 1 {
             let last = std::mem::take(&mut self.buf);
-            let accounted = std::mem::take(&mut self.accounted);
-            self.send(last, accounted).await?;
+            let held = self.held.take();
+            self.send(last, held).await?;
         }
         Ok(Finished {
             bytes: self.written,
         })
     }
 
-    async fn send(&mut self, data: Vec<u8>, accounted: usize) -> Result<()> {
-        let held = Held {
-            gauge: self.gauge.clone(),
-            bytes: accounted,
-        };
+    async fn send(&mut self, data: Vec<u8>, held: Option<Held>) -> Result<()> {
+        let held =
+            held.ok_or_else(|| EgressError::Internal("a part buffer without its place".into()))?;
+        let data = Bytes::from_owner(PooledBuf {
+            data,
+            pool: self.pool.clone(),
+        });
         if self.next_part > MAX_PARTS {
             return Err(EgressError::Internal(format!(
                 "the upload needs more than {MAX_PARTS} parts of {} bytes",
-                self.settings.part_size
+                self.part_size
             )));
         }
         let part = Part {
             number: self.next_part,
-            data: Bytes::from(data),
+            data,
             held,
         };
         self.next_part += 1;
@@ -211,10 +283,6 @@ impl PartSink {
 impl io::Write for PartSink {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
-        if self.buf.capacity() > self.accounted {
-            self.gauge.add(self.buf.capacity() - self.accounted);
-            self.accounted = self.buf.capacity();
-        }
         self.written += data.len() as u64;
         Ok(data.len())
     }
@@ -226,8 +294,58 @@ impl io::Write for PartSink {
 
 impl Drop for PartSink {
     fn drop(&mut self) {
-        self.gauge.sub(self.accounted);
+        // A buffer the producer held when it stopped: back to the pool like the others.
+        self.pool.recycle(std::mem::take(&mut self.buf));
     }
+}
+
+/// Where [`stream_parts`] starts: the number of the first part it sends and the object offset
+/// that part starts at (both 1 and 0 for a new upload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartAt {
+    /// The first part number.
+    pub part: i32,
+    /// Bytes of the object before it.
+    pub offset: u64,
+}
+
+impl StartAt {
+    /// The start of an object.
+    pub const BEGINNING: Self = Self { part: 1, offset: 0 };
+}
+
+/// Streams what `produce` writes into the parts of `upload`, from `start`. `produce` either
+/// ends with [`PartSink::finish`] or stops at a part boundary by dropping the sink (what it
+/// wrote after the last full part is discarded). Returns the producer's value and the parts
+/// S3 accepted, in part-number order. Neither completes nor aborts the upload.
+pub async fn stream_parts<S, F, Fut, T>(
+    objects: &S,
+    upload: &MultipartUpload,
+    settings: UploadSettings,
+    gauge: &BufferGauge,
+    start: StartAt,
+    produce: F,
+) -> Result<(T, Vec<UploadedPart>)>
+where
+    S: ObjectStore,
+    F: FnOnce(PartSink) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let pool = Pool::new(settings, gauge.clone());
+    let (tx, rx) = mpsc::channel(1);
+    let (first, held) = pool.take().await?;
+    let sink = PartSink {
+        part_size: settings.part_size.max(1),
+        pool,
+        buf: first,
+        held: Some(held),
+        next_part: start.part,
+        written: start.offset,
+        tx,
+    };
+    let uploader = upload_parts(objects, upload, rx, settings.concurrency);
+    let (value, (parts, _)) = futures::future::try_join(produce(sink), uploader).await?;
+    Ok((value, parts))
 }
 
 /// Uploads what `produce` writes to `destination` as one multipart upload and returns the
@@ -246,18 +364,20 @@ where
     Fut: Future<Output = Result<(T, Finished)>>,
 {
     let upload = objects.create_multipart(destination).await?;
-    let (tx, rx) = mpsc::channel(1);
-    let sink = PartSink::new(tx, settings, gauge.clone());
-    let uploader = upload_parts(objects, &upload, rx, settings.concurrency);
-    let outcome = match futures::future::try_join(produce(sink), uploader).await {
-        Ok(((value, finished), (parts, uploaded))) if uploaded == finished.bytes => objects
+    let streamed = stream_parts(
+        objects,
+        &upload,
+        settings,
+        gauge,
+        StartAt::BEGINNING,
+        produce,
+    )
+    .await;
+    let outcome = match streamed {
+        Ok(((value, finished), parts)) => objects
             .complete_multipart(&upload, &parts)
             .await
             .map(|()| (value, finished.bytes)),
-        Ok((_, (_, uploaded))) => Err(EgressError::Internal(format!(
-            "uploaded {uploaded} bytes of {} to {}, but the producer wrote a different amount",
-            upload.key, upload.bucket
-        ))),
         Err(err) => Err(err),
     };
     if outcome.is_err() {
@@ -278,7 +398,7 @@ async fn upload_parts<S: ObjectStore>(
             let Part { number, data, held } = part;
             let size = data.len() as u64;
             let uploaded = objects.upload_part(upload, number, data).await;
-            // The buffer is released only once S3 has the part (the SDK may resend it).
+            // The buffer's place is released only once S3 has the part (the SDK may resend it).
             drop(held);
             uploaded.map(|p| (p, size))
         })
@@ -331,7 +451,7 @@ pub fn copy_ranges(size: u64, part_size: u64) -> Vec<Range<u64>> {
 
 /// Best effort: the caller's error is what matters; a failed abort is logged for the admin
 /// (the bucket's lifecycle rule removes incomplete uploads eventually).
-async fn abort<S: ObjectStore>(objects: &S, upload: &MultipartUpload) {
+pub(crate) async fn abort<S: ObjectStore>(objects: &S, upload: &MultipartUpload) {
     if let Err(err) = objects.abort_multipart(upload).await {
         tracing::error!(
             bucket = %upload.bucket,
