@@ -77,6 +77,16 @@ test('when a reviewer lists then the Lambda gets the field, the verified identit
   assert.doesNotMatch(JSON.stringify(payload), /eyJ/, 'no JWT in the payload');
 });
 
+test('when a page of selected fields is asked then the Lambda gets the selection and the arguments', async () => {
+  answer = async () => [{ egress_request_id: 'r2', egress_status: 'PROCESSING' }];
+  const query = 'query Page($limit: Int, $next: String) { listRequests(limit: $limit, nextToken: $next) { egress_request_id egress_status } }';
+  const { status, body } = await post(token(), query, { limit: 50, next: 'r1' }, 'Page');
+  assert.equal(status, 200);
+  assert.deepEqual(body.data.listRequests, [{ egress_request_id: 'r2', egress_status: 'PROCESSING' }]);
+  assert.deepEqual(calls[0].selection, ['egress_request_id', 'egress_status']);
+  assert.deepEqual(calls[0].arguments, { limit: 50, nextToken: 'r1' });
+});
+
 test('when an ID token is used then cognito:username and the e-mail claim are passed', async () => {
   answer = async () => [];
   const id = token({ token_use: 'id', aud: CLIENT, client_id: undefined, username: undefined, 'cognito:username': 'u-1', email: 'iris@example.org' });
