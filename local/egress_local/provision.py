@@ -252,9 +252,13 @@ def function_environments(resources: dict, outputs: dict, approval_mode: str, re
         "DATALAKE_BUCKET": outputs["buckets"]["DatalakeBucket"],
         "DATALAKE_KMS_KEY_ARN": outputs["keys"]["DatalakeKey"]["arn"],
         "RELEASE_SIGNING_KEY_ID": outputs["keys"]["ReleaseSigningKey"]["arn"],
-        # The output checks' policy: the single-approval project advises, the dual-approval
-        # project enforces (a blocking finding rejects automatically), so the e2e tests see both.
-        "CHECKS_POLICY": json.dumps({"version": "local-1", "mode": "advise" if approval_mode == "single" else "enforce"}, separators=(",", ":")),
+        # The output checks' policies: projects advise by default; the SWB simulator's
+        # `output-checks` scenario submits dual-mode requests as a project that enforces (a
+        # blocking finding rejects automatically), so the e2e tests see both.
+        "CHECKS_POLICY": json.dumps(
+            {"default": {"version": "local-1", "mode": "advise"}, "projects": {"proj-checks-enforced": {"version": "local-1", "mode": "enforce"}}},
+            separators=(",", ":"),
+        ),
         "ARCHIVE_UPLOAD_CONCURRENCY": "4",
         # Locally every archive invocation writes one part and hands over, so any archive of
         # more than one part exercises the continuations (issue 11).

@@ -102,7 +102,8 @@ def submit(outputs: dict, mode: str = "single", scenario: str = "standard", publ
     workspace_id = str(uuid.uuid4())
     # Real SWB keys the egress store by its workspace and names it after the workspace.
     store_id = workspace_id
-    project_id = "proj-covid-outcomes"
+    # The output-checks scenario in dual mode is a project whose checks policy enforces.
+    project_id = "proj-checks-enforced" if (scenario, mode) == ("output-checks", "dual") else "proj-covid-outcomes"
     store_name = f"covid-outcomes-{workspace_id[:8]}-egress-store"
     bucket = outputs["buckets"]["SwbEgressStoreBucket"]
     notify_bucket = outputs["buckets"]["SwbNotificationBucket"]

@@ -1,6 +1,6 @@
 //! Configuration, read once at init.
 
-use shared::checks::Policy;
+use shared::checks::ProjectPolicies;
 use shared::config::{optional, required, Env};
 use shared::EgressError;
 
@@ -10,9 +10,10 @@ pub(crate) struct Config {
     pub(crate) staging_bucket: String,
     pub(crate) staging_kms_key_arn: String,
     pub(crate) audit_table: String,
-    /// The project's checks policy (`CHECKS_POLICY`, JSON; empty: the defaults), validated
-    /// here so a bad policy fails the cold start naming the member at fault.
-    pub(crate) policy: Policy,
+    /// The checks' policies (`CHECKS_POLICY`, JSON: one policy, or a default and one per
+    /// project; empty: the defaults), validated here so a bad policy fails the cold start
+    /// naming the member at fault.
+    pub(crate) policies: ProjectPolicies,
 }
 
 /// The variables `from_env` reads, sorted (tested below; infra/validate/check_wiring.py checks
@@ -29,13 +30,14 @@ impl Config {
     /// Fails with the name of the first missing variable, or the policy's fault.
     pub(crate) fn from_env(env: &impl Env) -> Result<Self, EgressError> {
         let audit_table = required(env, "AUDIT_TABLE")?;
-        let policy = Policy::from_json(&optional(env, "CHECKS_POLICY").unwrap_or_default())
-            .map_err(|e| EgressError::validation(format!("CHECKS_POLICY: {e}")))?;
+        let policies =
+            ProjectPolicies::from_json(&optional(env, "CHECKS_POLICY").unwrap_or_default())
+                .map_err(|e| EgressError::validation(format!("CHECKS_POLICY: {e}")))?;
         Ok(Self {
             staging_bucket: required(env, "STAGING_BUCKET")?,
             staging_kms_key_arn: required(env, "STAGING_KMS_KEY_ARN")?,
             audit_table,
-            policy,
+            policies,
         })
     }
 }
@@ -61,10 +63,10 @@ mod tests {
     #[test]
     fn when_the_policy_is_absent_then_the_defaults_apply_and_a_given_one_is_read() {
         let config = Config::from_env(&BASE).unwrap();
-        assert_eq!(config.policy, Policy::default());
+        assert_eq!(config.policies, ProjectPolicies::default());
         let env = with(("CHECKS_POLICY", r#"{"version":"p-1","mode":"enforce"}"#));
         let config = Config::from_env(&env).unwrap();
-        assert_eq!(config.policy.mode, Mode::Enforce);
+        assert_eq!(config.policies.for_project("p").mode, Mode::Enforce);
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub(crate) async fn handle(
 mod tests {
     use super::*;
     use lambda_runtime::Context;
-    use shared::checks::Policy;
+    use shared::checks::ProjectPolicies;
     use shared::fakes::{InMemoryAuditLog, InMemoryObjectStore};
     use shared::ports::FixedClock;
     use shared::services::checks::ChecksStep;
@@ -52,7 +52,7 @@ mod tests {
             clock: FixedClock(datetime!(2024-03-03 09:00:00 UTC)),
             staging_bucket: "staging".into(),
             staging_kms_key_arn: "k".into(),
-            policy: Policy::default(),
+            policies: ProjectPolicies::default(),
         };
         let text = std::fs::read_to_string(events_dir().join("checks-input.json")).unwrap();
         let input: ChecksInput = serde_json::from_str(&text).unwrap();

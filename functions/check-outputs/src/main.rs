@@ -25,7 +25,7 @@ async fn main() -> Result<(), Error> {
         clock: SystemClock,
         staging_bucket: config.staging_bucket,
         staging_kms_key_arn: config.staging_kms_key_arn,
-        policy: config.policy,
+        policies: config.policies,
     };
     run(service_fn(|event| handler::handle(&step, event))).await
 }

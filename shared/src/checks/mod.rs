@@ -18,7 +18,7 @@ pub mod rules;
 mod table;
 
 pub use file::FileChecker;
-pub use policy::{Mode, Policy};
+pub use policy::{Mode, Policy, ProjectPolicies};
 pub use report::{
     FileReport, Finding, Location, Report, RequestChecker, Summary, VerdictCounts, WorstFile,
 };

@@ -279,9 +279,76 @@ impl Policy {
     }
 }
 
+/// The policies of a deployment: a default and, optionally, one per SWB project id (a stack
+/// normally serves one project; several projects sharing one stack can differ).
+///
+/// `CHECKS_POLICY` is either one [`Policy`] (every project) or
+/// `{"default": Policy, "projects": {"<project_id>": Policy}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectPolicies {
+    /// For projects not listed.
+    #[serde(default)]
+    pub default: Policy,
+    /// By SWB project id.
+    #[serde(default)]
+    pub projects: std::collections::BTreeMap<String, Policy>,
+}
+
+impl ProjectPolicies {
+    /// Parses and validates either form; an empty string is the defaults.
+    pub fn from_json(json: &str) -> Result<Self, EgressError> {
+        let value: serde_json::Value = if json.trim().is_empty() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            serde_json::from_str(json).map_err(|e| invalid(format!("not JSON: {e}")))?
+        };
+        let per_project = value
+            .as_object()
+            .is_some_and(|o| o.contains_key("default") || o.contains_key("projects"));
+        if !per_project {
+            return Ok(Self {
+                default: Policy::from_json(json)?,
+                projects: Default::default(),
+            });
+        }
+        let policies: ProjectPolicies = serde_path_to_error::deserialize(value)
+            .map_err(|e| invalid(format!("at {}: {}", e.path(), e.inner())))?;
+        policies.default.validate()?;
+        for (project, p) in &policies.projects {
+            p.validate()
+                .map_err(|e| invalid(format!("project {project:?}: {e}")))?;
+        }
+        Ok(policies)
+    }
+
+    /// The policy of `project_id`.
+    pub fn for_project(&self, project_id: &str) -> &Policy {
+        self.projects.get(project_id).unwrap_or(&self.default)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn when_policies_are_given_per_project_then_each_project_gets_its_own_and_others_the_default() {
+        let all = ProjectPolicies::from_json(
+            r#"{"default":{"mode":"advise"},"projects":{"proj-b":{"version":"b-1","mode":"enforce"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(all.for_project("proj-b").mode, Mode::Enforce);
+        assert_eq!(all.for_project("proj-a").mode, Mode::Advise);
+        let one = ProjectPolicies::from_json(r#"{"mode":"enforce"}"#).unwrap();
+        assert_eq!(one.for_project("any").mode, Mode::Enforce);
+        assert!(ProjectPolicies::from_json(r#"{"projects":{"p":{"mode":"x"}}}"#).is_err());
+        assert!(ProjectPolicies::from_json("{not json").is_err());
+        assert_eq!(
+            ProjectPolicies::from_json("").unwrap(),
+            ProjectPolicies::default()
+        );
+    }
 
     #[test]
     fn when_the_json_is_empty_then_the_defaults_apply() {

@@ -9,6 +9,9 @@ pub struct ChecksInput {
     pub egress_request_id: String,
     /// SWB workspace id (first segment of the staging prefix).
     pub workspace_id: String,
+    /// SWB project id: selects the project's policy (absent: the default policy).
+    #[serde(default)]
+    pub project_id: String,
 }
 
 /// `check-outputs` output: bounded whatever the request (the per-file report is in S3).

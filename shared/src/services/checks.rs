@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use serde_json::json;
 
 use super::{step_audit, Step};
-use crate::checks::{FileChecker, Mode, Policy, Report, RequestChecker, Severity};
+use crate::checks::{FileChecker, Mode, ProjectPolicies, Report, RequestChecker, Severity};
 use crate::domain::keys::StagingLayout;
 use crate::error::{EgressError, Result};
 use crate::model::{ChecksInput, ChecksResult, Manifest};
@@ -37,8 +37,8 @@ pub struct ChecksStep<O, A, C> {
     pub staging_bucket: String,
     /// Its KMS key (the report is encrypted like the manifest).
     pub staging_kms_key_arn: String,
-    /// The project's policy, validated at cold start.
-    pub policy: Policy,
+    /// The policies (a default and per project), validated at cold start.
+    pub policies: ProjectPolicies,
 }
 
 /// `.manifests/<ws>/<id>.checks.json`: beside the manifest, outside the request's prefix so a
@@ -92,6 +92,7 @@ pub fn rejection_reason(report: &Report) -> String {
 impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
     async fn check(&self, input: &ChecksInput) -> Result<(ChecksResult, Report)> {
         let layout = StagingLayout::new(&input.workspace_id, &input.egress_request_id)?;
+        let policy = self.policies.for_project(&input.project_id);
         let manifest_bytes = self
             .objects
             .get_bytes(
@@ -102,14 +103,14 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
         let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|e| {
             EgressError::Internal(format!("the staging manifest is not readable: {e}"))
         })?;
-        let mut request = RequestChecker::new(&self.policy);
+        let mut request = RequestChecker::new(policy);
         for file in &manifest.files {
             let key = layout.staged_key(&file.path)?;
             let mut stream = self
                 .objects
                 .get_stream(&ObjectRef::new(&self.staging_bucket, key))
                 .await?;
-            let mut checker = FileChecker::new(&self.policy, &file.path);
+            let mut checker = FileChecker::new(policy, &file.path);
             while let Some(chunk) = stream.try_next().await? {
                 checker.feed(&chunk);
             }
@@ -127,12 +128,12 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
                 body.into(),
             )
             .await?;
-        let auto_reject = self.policy.mode == Mode::Enforce && report.verdict == Severity::Block;
+        let auto_reject = policy.mode == Mode::Enforce && report.verdict == Severity::Block;
         let result = ChecksResult {
             verdict: report.verdict.as_str().to_string(),
             summary: report.summary().line(),
             policy_version: report.policy_version.clone(),
-            mode: self.policy.mode.as_str().to_string(),
+            mode: policy.mode.as_str().to_string(),
             files_checked: report.files_checked,
             report_key: key,
             auto_reject,
@@ -198,6 +199,7 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> Step for ChecksStep<O, A, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::Policy;
     use crate::fakes::{InMemoryAuditLog, InMemoryObjectStore};
     use crate::model::ManifestEntry;
     use crate::ports::FixedClock;
@@ -206,13 +208,17 @@ mod tests {
     const STAGING: &str = "staging";
 
     fn step(policy: Policy) -> ChecksStep<InMemoryObjectStore, InMemoryAuditLog, FixedClock> {
+        let policies = ProjectPolicies {
+            default: policy,
+            projects: Default::default(),
+        };
         ChecksStep {
             objects: InMemoryObjectStore::new().with_bucket(STAGING, false),
             audit: InMemoryAuditLog::default(),
             clock: FixedClock(datetime!(2024-03-03 09:00:00 UTC)),
             staging_bucket: STAGING.into(),
             staging_kms_key_arn: "arn:aws:kms:eu-west-2:1:key/k".into(),
-            policy,
+            policies,
         }
     }
 
@@ -251,6 +257,7 @@ mod tests {
         ChecksInput {
             egress_request_id: "req-1".into(),
             workspace_id: "ws-1".into(),
+            project_id: "proj-1".into(),
         }
     }
 
