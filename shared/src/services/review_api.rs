@@ -195,10 +195,18 @@ where
                         "listRequests nextToken {id:?} is not the id of a listed request"
                     ))
                 })?;
-                (
-                    listing::phase_of(&phases, &last, &stages),
-                    Some(ListPosition::of(&last)),
-                )
+                let phase = listing::phase_of(&phases, &last, &stages);
+                // A recent page only holds requests submitted since `since`: one that ended
+                // before it (a request listed as awaiting, decided since) has nothing after
+                // it, and DynamoDB refuses a start key outside the key condition.
+                let before_window = phases.get(phase) == Some(&listing::Phase::Recent)
+                    && since
+                        .as_deref()
+                        .is_some_and(|s| last.requested_dt.as_str() < s);
+                match before_window {
+                    true => (phases.len(), None),
+                    false => (phase, Some(ListPosition::of(&last))),
+                }
             }
         };
         let mut listed = Listed::default();

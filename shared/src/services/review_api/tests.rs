@@ -552,6 +552,34 @@ async fn when_a_page_would_pass_the_byte_cap_then_it_ends_before_it() {
 }
 
 #[tokio::test]
+async fn when_the_next_token_is_older_than_the_window_then_the_page_is_empty() {
+    let mut old = approved_request(0);
+    old.egress_request_id = "req-old".into();
+    old.requested_dt = "2020-01-01T00:00:00.000Z".into();
+    let mut svc = service(vec![old, parked_ig()]);
+    svc.settings.list_max_age_days = 30;
+    let listed = svc
+        .list_requests(
+            &caller("rita", &[RIT]),
+            &json!({"nextToken": "req-old"}),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty());
+    assert_eq!(listed.read, 0);
+    let first = svc
+        .list_requests(&caller("rita", &[RIT]), &json!({}), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        first.items.len(),
+        1,
+        "the old request is outside the window"
+    );
+}
+
+#[tokio::test]
 async fn when_the_next_token_names_no_request_then_it_is_a_validation_error() {
     let svc = service(many(2));
     let err = svc
