@@ -9,8 +9,13 @@ BENCH_PROFILE_ENV ?= CARGO_PROFILE_BENCH_LTO=false CARGO_PROFILE_BENCH_CODEGEN_U
 BENCH_TOTAL_MIB ?= 1024
 BENCH_PART_MIB ?= 8
 BENCH_FILES ?= 8
+# Output checks (issue 12): MiB per throughput run, and the large CSV of the peak-memory run.
+CHECKS_BENCH_MIB ?= 256
+CHECKS_BENCH_LARGE_MIB ?= 1024
 
 .PHONY: bench
 bench: ## data-path benchmark: zip writer, staging SHA-256 and archive over 1 GiB (BENCH_TOTAL_MIB, BENCH_PART_MIB)
 	$(BENCH_PROFILE_ENV) BENCH_TOTAL_MIB=$(BENCH_TOTAL_MIB) BENCH_PART_MIB=$(BENCH_PART_MIB) \
 	  BENCH_FILES=$(BENCH_FILES) $(CARGO) bench --locked -p egress-shared --features mocks --bench archive
+	$(BENCH_PROFILE_ENV) CHECKS_BENCH_MIB=$(CHECKS_BENCH_MIB) CHECKS_BENCH_LARGE_MIB=$(CHECKS_BENCH_LARGE_MIB) \
+	  $(CARGO) bench --locked -p egress-check --bench checks
