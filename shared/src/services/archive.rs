@@ -210,34 +210,25 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> ArchiveStep<O, R, A
                 );
                 Ok(result)
             }
-            Ok(result) => {
-                let event = step_audit::success(
-                    &self.clock,
-                    &input.egress_request_id,
-                    ACTOR,
-                    "archived",
-                    json!({
-                        "bucket": result.bucket,
-                        "key": result.key,
-                        "size": result.size,
-                        "file_count": result.file_count,
-                        "deleted_staged_objects": result.deleted_staged_objects,
-                    }),
-                );
-                self.audit.append(&event).await?;
-                Ok(result)
-            }
-            Err(err) => {
-                step_audit::failure(
+            outcome => {
+                step_audit::audited(
                     &self.audit,
                     &self.clock,
                     &input.egress_request_id,
                     ACTOR,
                     "archived",
-                    &err,
+                    outcome,
+                    |result| {
+                        json!({
+                            "bucket": result.bucket,
+                            "key": result.key,
+                            "size": result.size,
+                            "file_count": result.file_count,
+                            "deleted_staged_objects": result.deleted_staged_objects,
+                        })
+                    },
                 )
-                .await;
-                Err(err)
+                .await
             }
         }
     }

@@ -153,46 +153,37 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> Step for ChecksStep<O, A, C> {
     const FAILED: &'static str = "the output checks failed";
 
     async fn run(&self, input: &ChecksInput) -> Result<ChecksResult> {
-        match self.check(input).await {
-            Ok((result, report)) => {
-                tracing::info!(
-                    verdict = %result.verdict,
-                    files = result.files_checked,
-                    auto_reject = result.auto_reject,
-                    "output checks done"
-                );
-                let event = step_audit::success(
-                    &self.clock,
-                    &input.egress_request_id,
-                    ACTOR,
-                    "output_checks",
-                    json!({
-                        "verdict": result.verdict,
-                        "policy_version": result.policy_version,
-                        "mode": result.mode,
-                        "files_checked": result.files_checked,
-                        "files_by_verdict": report.files_by_verdict,
-                        "counts_by_rule": report.counts_by_rule,
-                        "report_key": result.report_key,
-                        "auto_reject": result.auto_reject,
-                    }),
-                );
-                self.audit.append(&event).await?;
-                Ok(result)
-            }
-            Err(err) => {
-                step_audit::failure(
-                    &self.audit,
-                    &self.clock,
-                    &input.egress_request_id,
-                    ACTOR,
-                    "output_checks",
-                    &err,
-                )
-                .await;
-                Err(err)
-            }
-        }
+        let outcome = self.check(input).await.map(|(result, report)| {
+            tracing::info!(
+                verdict = %result.verdict,
+                files = result.files_checked,
+                auto_reject = result.auto_reject,
+                "output checks done"
+            );
+            (result, report)
+        });
+        let (result, _) = step_audit::audited(
+            &self.audit,
+            &self.clock,
+            &input.egress_request_id,
+            ACTOR,
+            "output_checks",
+            outcome,
+            |(result, report)| {
+                json!({
+                    "verdict": result.verdict,
+                    "policy_version": result.policy_version,
+                    "mode": result.mode,
+                    "files_checked": result.files_checked,
+                    "files_by_verdict": report.files_by_verdict,
+                    "counts_by_rule": report.counts_by_rule,
+                    "report_key": result.report_key,
+                    "auto_reject": result.auto_reject,
+                })
+            },
+        )
+        .await?;
+        Ok(result)
     }
 }
 

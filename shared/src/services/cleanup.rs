@@ -85,36 +85,26 @@ pub async fn run(
         }
         Err(err) => Err(err),
     };
-    match outcome {
-        Ok(deleted_objects) => {
-            tracing::info!(
-                egress_request_id = %input.egress_request_id,
-                deleted_objects,
-                "staged data deleted"
-            );
-            let event = step_audit::success(
-                clock,
-                &input.egress_request_id,
-                ACTOR,
-                "cleanup",
-                json!({ "deleted_objects": deleted_objects, "staging_bucket": staging_bucket }),
-            );
-            audit.append(&event).await?;
-            Ok(CleanupResult { deleted_objects })
-        }
-        Err(err) => {
-            step_audit::failure(
-                audit,
-                clock,
-                &input.egress_request_id,
-                ACTOR,
-                "cleanup",
-                &err,
-            )
-            .await;
-            Err(err)
-        }
+    if let Ok(deleted_objects) = outcome {
+        tracing::info!(
+            egress_request_id = %input.egress_request_id,
+            deleted_objects,
+            "staged data deleted"
+        );
     }
+    let deleted_objects = step_audit::audited(
+        audit,
+        clock,
+        &input.egress_request_id,
+        ACTOR,
+        "cleanup",
+        outcome,
+        |deleted_objects| {
+            json!({ "deleted_objects": deleted_objects, "staging_bucket": staging_bucket })
+        },
+    )
+    .await?;
+    Ok(CleanupResult { deleted_objects })
 }
 
 /// Deletes every version of everything under the request's staging prefix, then the
@@ -168,7 +158,10 @@ pub async fn delete_staged_proved(
     let manifest_key = layout.manifest_key();
     let mut recorded = std::collections::HashMap::new();
     match objects
-        .get_bytes(&ObjectRef::new(staging_bucket, manifest_key), 256 * 1024 * 1024)
+        .get_bytes(
+            &ObjectRef::new(staging_bucket, manifest_key),
+            256 * 1024 * 1024,
+        )
         .await
     {
         Ok(bytes) => {
@@ -187,7 +180,8 @@ pub async fn delete_staged_proved(
         Err(EgressError::NotFound(_)) => {}
         Err(err) => return Err(err),
     }
-    let mut listed = list_versions_under(objects, staging_bucket, layout.prefix(), |_| true).await?;
+    let mut listed =
+        list_versions_under(objects, staging_bucket, layout.prefix(), |_| true).await?;
     listed.extend(
         list_versions_under(objects, staging_bucket, manifest_key, |k| k == manifest_key).await?,
     );
@@ -400,7 +394,10 @@ mod tests {
             .collect();
         assert_eq!(proof.len(), 2346);
         assert_eq!(
-            events.iter().filter(|e| e.action == "deletion_proof").count(),
+            events
+                .iter()
+                .filter(|e| e.action == "deletion_proof")
+                .count(),
             2346_usize.div_ceil(PROOF_ENTRIES_PER_EVENT)
         );
         let confirmed = &events[events.len() - 2];
@@ -409,7 +406,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn when_staged_data_is_deleted_then_the_chain_records_keys_sizes_and_sha256_and_the_404s() {
+    async fn when_staged_data_is_deleted_then_the_chain_records_keys_sizes_and_sha256_and_the_404s()
+    {
         use crate::model::ManifestEntry;
         let store = InMemoryObjectStore::new().with_bucket("staging", false);
         let sha = hex::encode(Sha256::digest(b"hello"));
@@ -434,7 +432,9 @@ mod tests {
             manifest_bytes.clone(),
         );
         let audit = InMemoryAuditLog::default();
-        run(&store, &audit, &CLOCK, "staging", &input()).await.unwrap();
+        run(&store, &audit, &CLOCK, "staging", &input())
+            .await
+            .unwrap();
         let events = audit.events();
         let proof = &events[0];
         assert_eq!(proof.action, "deletion_proof");
@@ -450,7 +450,10 @@ mod tests {
             .iter()
             .find(|o| o["key"] == ".manifests/ws-1/req-1.json")
             .unwrap();
-        assert_eq!(m["sha256"], hex::encode(Sha256::digest(&manifest_bytes)).as_str());
+        assert_eq!(
+            m["sha256"],
+            hex::encode(Sha256::digest(&manifest_bytes)).as_str()
+        );
         // The HEADs after the delete came back empty before the confirmation was chained.
         let heads_after_delete = store
             .calls()
@@ -460,7 +463,10 @@ mod tests {
             .count();
         assert_eq!(heads_after_delete, 2);
         assert_eq!(events[1].action, "deletion_confirmed");
-        assert_eq!(events[1].detail["total_bytes"], 5 + manifest_bytes.len() as u64);
+        assert_eq!(
+            events[1].detail["total_bytes"],
+            5 + manifest_bytes.len() as u64
+        );
         let trail = audit.trail("req-1").await.unwrap();
         assert!(crate::evidence::chain::verify(&trail).valid);
     }

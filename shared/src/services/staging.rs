@@ -102,50 +102,45 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> Step for StagingSte
     /// Stages `input`'s snapshot, records the result on the request and audits it. A failure
     /// is audited too (best effort) and returned unchanged.
     async fn run(&self, input: &StagingInput) -> Result<StagingResult> {
-        match self.stage(input).await {
-            Ok((result, manifest_version)) => {
-                let event = step_audit::success(
-                    &self.clock,
+        // The request item records the staging before the trail does: a retry after a lost
+        // audit write stages and records again (idempotent), so the trail is never ahead.
+        let outcome = match self.stage(input).await {
+            Ok((result, manifest_version)) => self
+                .requests
+                .record_staging(
                     &input.egress_request_id,
-                    ACTOR,
-                    "staged",
-                    json!({
-                        "file_count": result.file_count,
-                        "total_bytes": result.total_bytes,
-                        "file_types": result.file_types,
-                        "manifest_key": result.manifest_key,
-                        "snapshot": input.s3_egress_store_object_list_location,
-                    }),
-                );
-                self.requests
-                    .record_staging(
-                        &input.egress_request_id,
-                        &result,
-                        manifest_version.as_deref(),
-                        &event.at,
-                    )
-                    .await?;
-                self.audit.append(&event).await?;
-                tracing::info!(
-                    file_count = result.file_count,
-                    total_bytes = result.total_bytes,
-                    "staged"
-                );
-                Ok(result)
-            }
-            Err(err) => {
-                step_audit::failure(
-                    &self.audit,
-                    &self.clock,
-                    &input.egress_request_id,
-                    ACTOR,
-                    "staged",
-                    &err,
+                    &result,
+                    manifest_version.as_deref(),
+                    &self.clock.now_iso(),
                 )
-                .await;
-                Err(err)
-            }
-        }
+                .await
+                .map(|()| result),
+            Err(err) => Err(err),
+        };
+        let result = step_audit::audited(
+            &self.audit,
+            &self.clock,
+            &input.egress_request_id,
+            ACTOR,
+            "staged",
+            outcome,
+            |result| {
+                json!({
+                    "file_count": result.file_count,
+                    "total_bytes": result.total_bytes,
+                    "file_types": result.file_types,
+                    "manifest_key": result.manifest_key,
+                    "snapshot": input.s3_egress_store_object_list_location,
+                })
+            },
+        )
+        .await?;
+        tracing::info!(
+            file_count = result.file_count,
+            total_bytes = result.total_bytes,
+            "staged"
+        );
+        Ok(result)
     }
 }
 

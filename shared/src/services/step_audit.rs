@@ -1,12 +1,39 @@
-//! Audit records of the workflow's S3 steps (staging, clean-up, archive).
+//! Audit records of the workflow's S3 steps (staging, checks, clean-up, archive): one
+//! [`audited`] wraps each step's outcome.
 
 use serde_json::json;
 
 use crate::error::EgressError;
 use crate::ports::{AuditEvent, AuditLog, Clock};
 
+/// Audits a step's `outcome` under `action` and returns it unchanged: a success as `detail`
+/// of the result (appended; if the trail refuses it, that is the step's error, since an
+/// unaudited step must be retried), a failure by its error name and message (best effort: see
+/// [`failure`]).
+pub(crate) async fn audited<T>(
+    audit: &impl AuditLog,
+    clock: &impl Clock,
+    egress_request_id: &str,
+    actor: &str,
+    action: &str,
+    outcome: crate::error::Result<T>,
+    detail: impl FnOnce(&T) -> serde_json::Value,
+) -> crate::error::Result<T> {
+    match outcome {
+        Ok(value) => {
+            let event = success(clock, egress_request_id, actor, action, detail(&value));
+            audit.append(&event).await?;
+            Ok(value)
+        }
+        Err(err) => {
+            failure(audit, clock, egress_request_id, actor, action, &err).await;
+            Err(err)
+        }
+    }
+}
+
 /// A successful step by `actor`.
-pub(crate) fn success(
+fn success(
     clock: &impl Clock,
     egress_request_id: &str,
     actor: &str,
@@ -27,7 +54,7 @@ pub(crate) fn success(
 /// Records that a step failed, with its error name and message (which name keys and
 /// versions, never secrets). Best effort: the step's own error is what the workflow acts on,
 /// so a failure to audit is logged rather than returned in its place.
-pub(crate) async fn failure(
+async fn failure(
     audit: &impl AuditLog,
     clock: &impl Clock,
     egress_request_id: &str,
