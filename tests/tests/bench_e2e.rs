@@ -13,7 +13,11 @@
 //! page (the web app's query: no arguments, all 29 fields) through the DynamoDB adapter:
 //! latency, bytes returned, items read (DynamoDB's `ScannedCount`, summed over the queries).
 //!
-//! A program with its own output (harness = false); it needs a running stack.
+//! A program with its own output (harness = false); it needs a running stack. With
+//! `BENCH_ENDPOINT` set it runs against a bare moto server instead (buckets `bench-egress`,
+//! `bench-notify`, `bench-staging`, tables `bench-requests` with both indexes and
+//! `bench-audit`, KMS key `BENCH_KMS_KEY`): the added latency is then a sleep before every S3
+//! call of the step (an `ObjectStore` wrapper) and of the baseline, not the router's.
 
 use std::time::{Duration, Instant};
 
@@ -21,20 +25,200 @@ use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use aws_sdk_s3::primitives::ByteStream;
 use e2e_tests::stack::Stack;
-use tokio::task::JoinSet;
 use serde_json::json;
 use shared::adapters::dynamodb::{DynamoDbAuditLog, DynamoDbRequestStore};
 use shared::adapters::s3::S3ObjectStore;
 use shared::domain::review::federation::IdpGroupMap;
 use shared::domain::review::ReviewPolicy;
-use shared::fakes::{FakeDownloadLinks, FakeWorkflowCallbacks, InMemoryAuditLog, InMemoryDirectory};
+use shared::fakes::{
+    FakeDownloadLinks, FakeWorkflowCallbacks, InMemoryAuditLog, InMemoryDirectory,
+};
 use shared::model::{CallerIdentity, EgressStatus, ReviewStage, StagingInput};
-use shared::ports::SystemClock;
+use shared::ports::{
+    ByteChunks, CopyReceipt, Destination, ListCursor, MultipartUpload, ObjectHead, ObjectPage,
+    ObjectRef, ObjectStore, SystemClock, UploadedPart, VersionPage, VersionedKey,
+};
 use shared::services::review_api::{ReviewService, ReviewSettings};
 use shared::services::staging::{StagingSettings, StagingStep};
 use shared::services::Step;
+use tokio::task::JoinSet;
 
 const WORKSPACE: &str = "ws-bench";
+
+/// Where the benchmark runs: the stack's names, or a bare moto server's.
+struct Target {
+    /// Marked as the harness (never slowed by the router).
+    s3: aws_sdk_s3::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    /// As a function has them (slowed by the router).
+    fn_s3: aws_sdk_s3::Client,
+    fn_dynamodb: aws_sdk_dynamodb::Client,
+    requests: String,
+    audit: String,
+    egress: String,
+    notify: String,
+    staging: String,
+    kms: String,
+    ig: String,
+    rit: String,
+    /// The router's endpoint, when latency is injected there.
+    router: Option<String>,
+}
+
+impl Target {
+    async fn new() -> Result<Self> {
+        if let Ok(endpoint) = std::env::var("BENCH_ENDPOINT") {
+            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("eu-west-2"))
+                .endpoint_url(endpoint)
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    "bench", "bench", None, None, "bench",
+                ))
+                .load()
+                .await;
+            let s3 = aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&sdk)
+                    .force_path_style(true)
+                    .build(),
+            );
+            let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+            return Ok(Self {
+                fn_s3: s3.clone(),
+                fn_dynamodb: dynamodb.clone(),
+                s3,
+                dynamodb,
+                requests: "bench-requests".into(),
+                audit: "bench-audit".into(),
+                egress: "bench-egress".into(),
+                notify: "bench-notify".into(),
+                staging: "bench-staging".into(),
+                kms: std::env::var("BENCH_KMS_KEY").context("BENCH_KMS_KEY")?,
+                ig: "IGApprover".into(),
+                rit: "ResearchITAdmin".into(),
+                router: None,
+            });
+        }
+        let stack = Stack::connect().await?;
+        let (fn_s3, fn_dynamodb) = function_clients(&stack);
+        let o = &stack.outputs;
+        Ok(Self {
+            s3: stack.s3.clone(),
+            dynamodb: stack.dynamodb.clone(),
+            fn_s3,
+            fn_dynamodb,
+            requests: o.table("RequestsTable")?.into(),
+            audit: o.table("AuditTable")?.into(),
+            egress: o.bucket("SwbEgressStoreBucket")?.into(),
+            notify: o.bucket("SwbNotificationBucket")?.into(),
+            staging: o.bucket("StagingBucket")?.into(),
+            kms: o.keys.get("StagingKey").context("StagingKey")?.arn.clone(),
+            ig: o.project.ig_reviewer_group.clone(),
+            rit: o.project.rit_reviewer_group.clone(),
+            router: Some(o.endpoint.clone()),
+        })
+    }
+}
+
+/// An [`ObjectStore`] whose every call waits `delay` first: added latency per request.
+struct Delayed<O> {
+    inner: O,
+    delay: Duration,
+}
+
+impl<O: ObjectStore> Delayed<O> {
+    async fn wait(&self) {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+    }
+}
+
+impl<O: ObjectStore> ObjectStore for Delayed<O> {
+    async fn head(&self, o: &ObjectRef) -> shared::Result<Option<ObjectHead>> {
+        self.wait().await;
+        self.inner.head(o).await
+    }
+    async fn get_bytes(&self, o: &ObjectRef, max: u64) -> shared::Result<bytes::Bytes> {
+        self.wait().await;
+        self.inner.get_bytes(o, max).await
+    }
+    async fn get_stream(&self, o: &ObjectRef) -> shared::Result<ByteChunks> {
+        self.wait().await;
+        self.inner.get_stream(o).await
+    }
+    async fn put_bytes(
+        &self,
+        d: &Destination,
+        body: bytes::Bytes,
+    ) -> shared::Result<Option<String>> {
+        self.wait().await;
+        self.inner.put_bytes(d, body).await
+    }
+    async fn copy(&self, s: &ObjectRef, d: &Destination) -> shared::Result<()> {
+        self.wait().await;
+        self.inner.copy(s, d).await
+    }
+    async fn copy_with_sha256(
+        &self,
+        s: &ObjectRef,
+        d: &Destination,
+    ) -> shared::Result<CopyReceipt> {
+        self.wait().await;
+        self.inner.copy_with_sha256(s, d).await
+    }
+    async fn list_objects(&self, b: &str, p: &str, c: Option<&str>) -> shared::Result<ObjectPage> {
+        self.wait().await;
+        self.inner.list_objects(b, p, c).await
+    }
+    async fn create_multipart(&self, d: &Destination) -> shared::Result<MultipartUpload> {
+        self.wait().await;
+        self.inner.create_multipart(d).await
+    }
+    async fn upload_part(
+        &self,
+        u: &MultipartUpload,
+        n: i32,
+        body: bytes::Bytes,
+    ) -> shared::Result<UploadedPart> {
+        self.wait().await;
+        self.inner.upload_part(u, n, body).await
+    }
+    async fn upload_part_copy(
+        &self,
+        u: &MultipartUpload,
+        n: i32,
+        s: &ObjectRef,
+        r: std::ops::Range<u64>,
+    ) -> shared::Result<UploadedPart> {
+        self.wait().await;
+        self.inner.upload_part_copy(u, n, s, r).await
+    }
+    async fn complete_multipart(
+        &self,
+        u: &MultipartUpload,
+        parts: &[UploadedPart],
+    ) -> shared::Result<()> {
+        self.wait().await;
+        self.inner.complete_multipart(u, parts).await
+    }
+    async fn abort_multipart(&self, u: &MultipartUpload) -> shared::Result<()> {
+        self.wait().await;
+        self.inner.abort_multipart(u).await
+    }
+    async fn list_versions(
+        &self,
+        b: &str,
+        p: &str,
+        c: Option<&ListCursor>,
+    ) -> shared::Result<VersionPage> {
+        self.wait().await;
+        self.inner.list_versions(b, p, c).await
+    }
+    async fn delete_versions(&self, b: &str, o: &[VersionedKey]) -> shared::Result<()> {
+        self.wait().await;
+        self.inner.delete_versions(b, o).await
+    }
+}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -56,8 +240,11 @@ fn function_clients(stack: &Stack) -> (aws_sdk_s3::Client, aws_sdk_dynamodb::Cli
     (s3, aws_sdk_dynamodb::Client::new(&sdk))
 }
 
-fn set_latency(stack: &Stack, latency_ms: u64) -> Result<()> {
-    let url = format!("{}/_local/faults", stack.outputs.endpoint);
+fn set_latency(t: &Target, latency_ms: u64) -> Result<()> {
+    let Some(router) = &t.router else {
+        return Ok(());
+    };
+    let url = format!("{router}/_local/faults");
     let body = json!({"rate": 0, "latency_ms": latency_ms, "services": ["s3", "dynamodb"],
                       "callers": ["functions"]});
     ureq::post(&url)
@@ -77,14 +264,14 @@ struct Staged {
     keys: Vec<(String, String)>,
 }
 
-async fn upload_objects(stack: &Stack, files: usize) -> Result<Staged> {
-    let egress = stack.outputs.bucket("SwbEgressStoreBucket")?.to_string();
-    let notify = stack.outputs.bucket("SwbNotificationBucket")?.to_string();
+async fn upload_objects(t: &Target, files: usize) -> Result<Staged> {
+    let egress = t.egress.clone();
+    let notify = t.notify.clone();
     let mut keys: Vec<(usize, String, String)> = Vec::with_capacity(files);
     for chunk in (0..files).collect::<Vec<_>>().chunks(32) {
         let mut set = JoinSet::new();
         for &i in chunk {
-            let (s3, egress) = (stack.s3.clone(), egress.clone());
+            let (s3, egress) = (t.s3.clone(), egress.clone());
             set.spawn(async move {
                 let key = format!("{WORKSPACE}/bench/d{:02}/file-{i:05}.csv", i % 17);
                 let out = s3
@@ -111,12 +298,12 @@ async fn upload_objects(stack: &Stack, files: usize) -> Result<Staged> {
         .collect();
     let keys: Vec<(String, String)> = keys.into_iter().map(|(_, k, v)| (k, v)).collect();
     let snapshot_key = format!("{WORKSPACE}/bench-egress-store-ver1.json");
-    stack
-        .s3
-        .put_object()
+    t.s3.put_object()
         .bucket(&notify)
         .key(&snapshot_key)
-        .body(ByteStream::from(serde_json::to_vec(&json!({ "objects": objects }))?))
+        .body(ByteStream::from(serde_json::to_vec(
+            &json!({ "objects": objects }),
+        )?))
         .send()
         .await
         .context("PutObject snapshot")?;
@@ -126,15 +313,14 @@ async fn upload_objects(stack: &Stack, files: usize) -> Result<Staged> {
     })
 }
 
-async fn put_request(stack: &Stack, id: &str) -> Result<()> {
+async fn put_request(t: &Target, id: &str) -> Result<()> {
     let mut request = shared::testdata::request(id, EgressStatus::Processing);
     request.workspace_id = WORKSPACE.into();
     let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
         serde_dynamo::to_item(&request)?;
-    stack
-        .dynamodb
+    t.dynamodb
         .put_item()
-        .table_name(stack.outputs.table("RequestsTable")?)
+        .table_name(&t.requests)
         .set_item(Some(item))
         .send()
         .await
@@ -143,49 +329,56 @@ async fn put_request(stack: &Stack, id: &str) -> Result<()> {
 }
 
 /// The real step, as `copy-to-staging` runs it.
-async fn run_step(stack: &Stack, staged: &Staged, run: &str) -> Result<Duration> {
+async fn run_step(t: &Target, staged: &Staged, run: &str, delay: Duration) -> Result<Duration> {
     let id = format!("bench-{run}");
-    put_request(stack, &id).await?;
-    let (s3, dynamodb) = function_clients(stack);
+    put_request(t, &id).await?;
     let step = StagingStep {
-        objects: S3ObjectStore::new(s3),
-        requests: DynamoDbRequestStore::new(dynamodb.clone(), stack.outputs.table("RequestsTable")?),
-        audit: DynamoDbAuditLog::new(dynamodb, stack.outputs.table("AuditTable")?),
+        objects: Delayed {
+            inner: S3ObjectStore::new(t.fn_s3.clone()),
+            delay,
+        },
+        requests: DynamoDbRequestStore::new(t.fn_dynamodb.clone(), &t.requests),
+        audit: DynamoDbAuditLog::new(t.fn_dynamodb.clone(), &t.audit),
         clock: SystemClock,
-        settings: StagingSettings::new(
-            stack.outputs.bucket("StagingBucket")?,
-            &stack.outputs.keys.get("StagingKey").context("StagingKey")?.arn,
-            8,
-        ),
+        settings: StagingSettings::new(&t.staging, &t.kms, 8),
     };
     let started = Instant::now();
     let result = step
         .run(&StagingInput {
             egress_request_id: id,
             workspace_id: WORKSPACE.into(),
-            s3_egress_store_bucket: stack.outputs.bucket("SwbEgressStoreBucket")?.into(),
+            s3_egress_store_bucket: t.egress.clone(),
             s3_egress_store_bucket_path: format!("{WORKSPACE}/"),
             s3_egress_store_object_list_location: staged.snapshot_location.clone(),
         })
         .await?;
-    anyhow::ensure!(result.file_count as usize == staged.keys.len(), "staged {}", result.file_count);
+    anyhow::ensure!(
+        result.file_count as usize == staged.keys.len(),
+        "staged {}",
+        result.file_count
+    );
     Ok(started.elapsed())
 }
 
 /// The baseline: one `CopyObject` per object, one at a time, nothing else.
-async fn copy_one_at_a_time(stack: &Stack, staged: &Staged, run: &str) -> Result<Duration> {
-    let (s3, _) = function_clients(stack);
-    let egress = stack.outputs.bucket("SwbEgressStoreBucket")?;
-    let staging = stack.outputs.bucket("StagingBucket")?;
-    let kms = &stack.outputs.keys.get("StagingKey").context("StagingKey")?.arn;
+async fn copy_one_at_a_time(
+    t: &Target,
+    staged: &Staged,
+    run: &str,
+    delay: Duration,
+) -> Result<Duration> {
     let started = Instant::now();
     for (key, version) in &staged.keys {
-        s3.copy_object()
-            .bucket(staging)
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        t.fn_s3
+            .copy_object()
+            .bucket(&t.staging)
             .key(format!("baseline-{run}/{key}"))
-            .copy_source(format!("{egress}/{key}?versionId={version}"))
+            .copy_source(format!("{}/{key}?versionId={version}", t.egress))
             .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
-            .ssekms_key_id(kms)
+            .ssekms_key_id(&t.kms)
             .send()
             .await
             .context("CopyObject")?;
@@ -193,18 +386,26 @@ async fn copy_one_at_a_time(stack: &Stack, staged: &Staged, run: &str) -> Result
     Ok(started.elapsed())
 }
 
-async fn bench_staging(stack: &Stack) -> Result<()> {
+async fn bench_staging(t: &Target) -> Result<()> {
     let files = env_usize("BENCH_STAGING_FILES", 1000);
-    let staged = upload_objects(stack, files).await?;
+    let staged = upload_objects(t, files).await?;
     let bytes: usize = (0..files).map(size_of).sum();
-    println!("staging {files} objects of 1-32 KiB ({:.1} MiB), COPY_CONCURRENCY 8", bytes as f64 / 1048576.0);
+    println!(
+        "staging {files} objects of 1-32 KiB ({:.1} MiB), COPY_CONCURRENCY 8",
+        bytes as f64 / 1048576.0
+    );
     println!("| added latency per request | our step | one CopyObject per object, one at a time | ratio |");
     println!("|---|---|---|---|");
     for latency in [0u64, 20] {
-        set_latency(stack, latency)?;
-        let step = run_step(stack, &staged, &format!("l{latency}")).await;
-        let baseline = copy_one_at_a_time(stack, &staged, &format!("l{latency}")).await;
-        set_latency(stack, 0)?;
+        // The router adds the latency on the stack; a bare moto server gets it in-process.
+        set_latency(t, latency)?;
+        let delay = match t.router {
+            Some(_) => Duration::ZERO,
+            None => Duration::from_millis(latency),
+        };
+        let step = run_step(t, &staged, &format!("l{latency}"), delay).await;
+        let baseline = copy_one_at_a_time(t, &staged, &format!("l{latency}"), delay).await;
+        set_latency(t, 0)?;
         let (step, baseline) = (step?, baseline?);
         println!(
             "| {latency} ms | {:.2} s | {:.2} s | {:.1}x |",
@@ -217,8 +418,8 @@ async fn bench_staging(stack: &Stack) -> Result<()> {
 }
 
 /// Loads the requests table up to `total` requests (`have` already there); 1% await IG.
-async fn load_requests(stack: &Stack, have: usize, total: usize) -> Result<()> {
-    let table = stack.outputs.table("RequestsTable")?.to_string();
+async fn load_requests(t: &Target, have: usize, total: usize) -> Result<()> {
+    let table = t.requests.clone();
     let batches: Vec<Vec<usize>> = (have..total)
         .collect::<Vec<_>>()
         .chunks(25)
@@ -227,7 +428,7 @@ async fn load_requests(stack: &Stack, have: usize, total: usize) -> Result<()> {
     for group in batches.chunks(8) {
         let mut set = JoinSet::new();
         for batch in group.iter().cloned() {
-            let (db, table) = (stack.dynamodb.clone(), table.clone());
+            let (db, table) = (t.dynamodb.clone(), table.clone());
             set.spawn(async move {
                 let mut writes = Vec::new();
                 for i in batch {
@@ -274,12 +475,11 @@ async fn load_requests(stack: &Stack, have: usize, total: usize) -> Result<()> {
     Ok(())
 }
 
-async fn bench_list(stack: &Stack) -> Result<()> {
-    let (_, dynamodb) = function_clients(stack);
-    let ig = stack.outputs.project.ig_reviewer_group.clone();
-    let rit = stack.outputs.project.rit_reviewer_group.clone();
+async fn bench_list(t: &Target) -> Result<()> {
+    let ig = t.ig.clone();
+    let rit = t.rit.clone();
     let service = ReviewService {
-        store: DynamoDbRequestStore::new(dynamodb, stack.outputs.table("RequestsTable")?),
+        store: DynamoDbRequestStore::new(t.fn_dynamodb.clone(), &t.requests),
         directory: InMemoryDirectory::default(),
         workflow: FakeWorkflowCallbacks::default(),
         audit: InMemoryAuditLog::default(),
@@ -308,13 +508,18 @@ async fn bench_list(stack: &Stack) -> Result<()> {
     };
     println!();
     println!("listRequests, default page (no arguments, all 29 fields), IG reviewer");
-    println!("| stored requests | returned | bytes | items read | share of the table read | latency |");
+    println!(
+        "| stored requests | returned | bytes | items read | share of the table read | latency |"
+    );
     println!("|---|---|---|---|---|---|");
     let mut have = 0;
     for total in [10_000usize, 100_000] {
         let started = Instant::now();
-        load_requests(stack, have, total).await?;
-        eprintln!("loaded {total} requests in {:.0} s", started.elapsed().as_secs_f64());
+        load_requests(t, have, total).await?;
+        eprintln!(
+            "loaded {total} requests in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
         have = total;
         // One warm-up call, then the median of five.
         service.list_requests(&caller, &json!({}), None).await?;
@@ -342,13 +547,13 @@ async fn bench_list(stack: &Stack) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let stack = Stack::connect().await?;
+    let t = Target::new().await?;
     let which = std::env::var("BENCH_E2E").unwrap_or_else(|_| "staging,list".into());
     if which.contains("staging") {
-        bench_staging(&stack).await?;
+        bench_staging(&t).await?;
     }
     if which.contains("list") {
-        bench_list(&stack).await?;
+        bench_list(&t).await?;
     }
     Ok(())
 }
