@@ -440,11 +440,18 @@ def _chosen(settings: Settings, call: Call) -> bool:
 
 
 def applicable(call: Call, kind: str) -> bool:
-    """Every kind applies to every call but one: a Step Functions callback is not answered
-    late. A `SendTaskSuccess` that was served closes the task, so its retry gets
+    """Which kinds apply to a call. Connection-level faults (`reset`, `timeout`) hit only the
+    functions' calls: Step Functions makes its service integrations' calls inside AWS and
+    retries their connection errors itself, while moto's interpreter, which has no such retry,
+    turns one into `States.Runtime`, an error real Step Functions never raises for it (and no
+    `Retry` may match). The interpreter gets the service errors (throttling, 500s).
+
+    And a Step Functions callback is not answered late. A `SendTaskSuccess` that was served closes the task, so its retry gets
     `TaskTimedOut`; telling that apart from a decision that never arrived needs the
     execution's history, which the reviewer API does not read (a known gap, README "Chaos").
     Throttling, internal errors and resets (nothing served) do apply to callbacks."""
+    if kind in ("reset", "timeout") and call.caller == "interpreter":
+        return False
     return not (call.service == "states" and kind == "timeout")
 
 

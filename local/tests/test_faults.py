@@ -126,6 +126,11 @@ class InjectorTest(unittest.TestCase):
         self.assertIsNone(injector.decide(Call("s3", "CopyObject", "functions")), "rate 0 faults nothing")
         self.assertEqual(injector.report()["calls"], {"s3:CopyObject": 1})
 
+    def test_when_the_interpreter_calls_then_only_service_errors_are_injected(self):
+        injector = Injector(Settings(rate=1.0, seed=2))
+        kinds = {injector.decide(Call("dynamodb", "PutItem", "interpreter")).kind for _ in range(200)}
+        self.assertEqual(kinds, {"throttle", "internal"})
+
     def test_when_turned_off_then_faults_stop_and_counts_stay(self):
         injector = Injector(Settings(rate=1.0, kinds=["internal"], latency_ms=5))
         injector.decide(self.CALL)
@@ -244,14 +249,20 @@ class RouterFaultTest(unittest.TestCase):
         return out
 
     def dynamodb(self):
-        # Signed with the interpreter's key, and no SDK retry: what moto's interpreter does.
+        # Calling as a function does (the Rust SDK's user agent), without SDK retries so each
+        # test sees the one answer the router gave.
         return boto3.client(
             "dynamodb",
             endpoint_url=self.url,
             region_name="eu-west-2",
-            aws_access_key_id="ak",
+            aws_access_key_id="local",
             aws_secret_access_key="sk",
-            config=Config(retries={"total_max_attempts": 1}, read_timeout=1, connect_timeout=1),
+            config=Config(
+                retries={"total_max_attempts": 1},
+                read_timeout=1,
+                connect_timeout=1,
+                user_agent="aws-sdk-rust/1.3 os/linux lang/rust/1.88",
+            ),
         )
 
     def test_when_throttling_is_injected_then_the_sdk_sees_a_throttling_error_and_moto_nothing(self):
