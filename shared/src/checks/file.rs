@@ -142,7 +142,7 @@ impl<'p> FileChecker<'p> {
             .unwrap_or(&self.path)
             .to_string();
         let segments: Vec<&str> = inner.split('/').filter(|s| !s.is_empty()).collect();
-        if segments.iter().any(|s| *s == ".git") {
+        if segments.contains(&".git") {
             self.findings
                 .add(rules::GIT_FOLDER, t.git_folders, 1, None, None);
         } else if segments.iter().any(|s| s.starts_with('.')) {

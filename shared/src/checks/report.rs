@@ -254,7 +254,7 @@ impl Report {
                         .iter()
                         .filter(|x| x.severity > Severity::Pass)
                         .collect();
-                    fs.sort_by(|a, b| b.severity.cmp(&a.severity));
+                    fs.sort_by_key(|x| std::cmp::Reverse(x.severity));
                     WorstFile {
                         path: shorten(&f.path),
                         verdict: f.verdict,

@@ -1,5 +1,8 @@
 //! The CLI end to end on a generated folder: exit codes, text and JSON reports.
 
+// Test code: a failed setup step should panic where it happened.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::process::Command;
 
