@@ -352,6 +352,77 @@ def check_samconfig(template: dict[str, Any], samconfig: Path, report: Report) -
     report.check("samconfig.toml environments", errors)
 
 
+CHECKS_POLICY_GROUPS = {
+    "size": {"max_file_bytes", "max_request_bytes", "severity"},
+    "types": {"allow_extensions", "review_extensions", "block_extensions", "executables", "scripts",
+              "encrypted_archives", "hidden_files", "git_folders", "extension_mismatch"},
+    "tables": {"small_count_threshold", "flag_zeros", "small_counts", "record_level_min_rows", "record_level"},
+    "identifiers": {"nhs_numbers", "postcodes", "emails", "phone_numbers", "ni_numbers", "dates_of_birth", "ip_addresses"},
+    "archives": {"max_depth", "max_entries", "max_expansion_ratio", "max_expanded_bytes"},
+}
+
+
+def checks_policy_errors(raw: str, where: str) -> list[str]:
+    """The deploy-time check of the output checks' policy (shared::checks::ProjectPolicies):
+    JSON, known members only, a known mode and severities, thresholds in range. check-outputs
+    validates it again at cold start with the same rules."""
+    if not raw.strip():
+        return []
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as e:
+        return [f"{where}: ChecksPolicy is not JSON: {e}"]
+    if not isinstance(value, dict):
+        return [f"{where}: ChecksPolicy must be a JSON object"]
+    policies = [("", value)]
+    if "default" in value or "projects" in value:
+        extra = set(value) - {"default", "projects"}
+        if extra:
+            return [f"{where}: ChecksPolicy has unknown members {sorted(extra)}"]
+        policies = [("default", value.get("default", {}))] + [(f"projects.{k}", v) for k, v in value.get("projects", {}).items()]
+    errors = []
+    for name, p in policies:
+        at = f"{where}: ChecksPolicy{'.' + name if name else ''}"
+        if not isinstance(p, dict):
+            errors.append(f"{at} must be an object")
+            continue
+        unknown = set(p) - {"version", "mode"} - set(CHECKS_POLICY_GROUPS)
+        if unknown:
+            errors.append(f"{at} has unknown members {sorted(unknown)}")
+        if p.get("mode", "advise") not in ("advise", "enforce"):
+            errors.append(f"{at}.mode must be advise or enforce")
+        if not 1 <= len(str(p.get("version", "default-1")).strip()) <= 64:
+            errors.append(f"{at}.version must be 1 to 64 characters")
+        for group, members in CHECKS_POLICY_GROUPS.items():
+            g = p.get(group, {})
+            if not isinstance(g, dict):
+                errors.append(f"{at}.{group} must be an object")
+                continue
+            if set(g) - members:
+                errors.append(f"{at}.{group} has unknown members {sorted(set(g) - members)}")
+            for k, v in g.items():
+                if isinstance(v, str) and v not in ("pass", "review", "block"):
+                    errors.append(f"{at}.{group}.{k} must be pass, review or block")
+        t = p.get("tables", {}).get("small_count_threshold", 10) if isinstance(p.get("tables", {}), dict) else 10
+        if not isinstance(t, int) or not 1 <= t <= 1000:
+            errors.append(f"{at}.tables.small_count_threshold must be 1 to 1000")
+    return errors
+
+
+def check_checks_policy(template: dict[str, Any], samconfig: Path, report: Report) -> None:
+    errors = checks_policy_errors(template.get("Parameters", {}).get("ChecksPolicy", {}).get("Default", ""), "template default")
+    import tomllib
+
+    for env, v in tomllib.loads(samconfig.read_text(encoding="utf-8")).items():
+        if isinstance(v, dict):
+            try:
+                _, values = gatelib.samconfig_parameters(samconfig, env)
+            except gatelib.GateError:
+                continue
+            errors += checks_policy_errors(values.get("ChecksPolicy", ""), f"[{env}]")
+    report.check("output checks policy (ChecksPolicy) is valid", errors)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, required=True, help="repository root")
@@ -368,6 +439,7 @@ def main() -> int:
     check_api(template, template_dir, report)
     check_schema_groups(template, template_dir, args.samconfig, report)
     check_samconfig(template, args.samconfig, report)
+    check_checks_policy(template, args.samconfig, report)
     check_security.check_security(template, args.root, gatelib.samconfig_parameters(args.samconfig)[1], report)
     for name in report.passed:
         print(f"wiring: ok   {name}")
