@@ -119,6 +119,11 @@ async fn run(p: &mut Progress) -> Result<()> {
         awaiting.egress_status,
         swb_status.as_deref().unwrap_or("(missing)")
     ));
+    // The automated output checks' verdict line (issue 12), as the reviewers' notification shows it.
+    p.info(format!(
+        "output checks: {}",
+        awaiting.checks_summary.as_deref().unwrap_or("(not run)")
+    ));
     let manifest = verify::staging_manifest(&stack, &submission.workspace_id, &id).await?;
     p.info(format!(
         "staged {} file(s), {} (manifest version {}):",
