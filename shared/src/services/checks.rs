@@ -307,6 +307,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn when_the_request_is_cleaned_up_then_the_report_goes_with_the_staged_files() {
+        let s = step(Policy::default());
+        stage(&s, &[("a.txt", b"x\n")]);
+        let out = s.run(&input()).await.unwrap();
+        assert!(s.objects.object(STAGING, &out.report_key).is_some());
+        let cleanup = crate::model::CleanupInput {
+            egress_request_id: "req-1".into(),
+            workspace_id: "ws-1".into(),
+        };
+        crate::services::cleanup::run(&s.objects, &s.audit, &s.clock, STAGING, &cleanup)
+            .await
+            .unwrap();
+        assert!(s.objects.object(STAGING, &out.report_key).is_none());
+    }
+
+    #[tokio::test]
     async fn when_the_manifest_is_missing_then_the_step_fails_and_audits_it() {
         let s = step(Policy::default());
         let err = s.run(&input()).await.unwrap_err();

@@ -185,6 +185,11 @@ pub async fn delete_staged_proved(
     listed.extend(
         list_versions_under(objects, staging_bucket, manifest_key, |k| k == manifest_key).await?,
     );
+    // The output checks' report beside the manifest goes with the staged files.
+    let checks_key = super::checks::report_key(layout);
+    listed.extend(
+        list_versions_under(objects, staging_bucket, &checks_key, |k| k == checks_key).await?,
+    );
     let mut proof = Vec::with_capacity(listed.len());
     for v in &listed {
         let (size, sha256) = match recorded.get(&v.key) {
