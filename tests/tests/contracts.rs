@@ -586,6 +586,9 @@ fn canonical_retry(resource: &str) -> Value {
                 "DynamoDB.ThrottlingException",
                 "DynamoDB.RequestLimitExceeded",
                 "DynamoDB.InternalServerErrorException",
+                // What the SDK's error code names it (the Step Functions interpreter of the
+                // local stack raises this name for a 500; `make chaos` found it).
+                "DynamoDB.InternalServerError",
                 "DynamoDB.TransactionConflictException",
             ],
             1,
