@@ -33,6 +33,8 @@ pub async fn archive_holds_submission(
     let manifest_name = format!("egress_manifest_{}.json", submission.egress_request_id);
     let mut expected: Vec<String> = submission.files.iter().map(|f| f.path.clone()).collect();
     expected.push(manifest_name.clone());
+    // Beside the manifest (the signed release record): its signature.
+    expected.push(format!("{manifest_name}.sig"));
     expected.sort();
     let actual: Vec<String> = archive.entries.keys().cloned().collect();
     if actual != expected {

@@ -135,7 +135,10 @@ impl AuditLog for DynamoDbAuditLog {
                     "egress_request_id".to_string(),
                     AttributeValue::S(lock_partition(id)),
                 ),
-                ("event_key".to_string(), AttributeValue::S(format!("{seq:012}"))),
+                (
+                    "event_key".to_string(),
+                    AttributeValue::S(format!("{seq:012}")),
+                ),
                 ("seq".to_string(), AttributeValue::N(seq.to_string())),
                 ("hash".to_string(), AttributeValue::S(hash)),
             ]);
@@ -152,8 +155,7 @@ impl AuditLog for DynamoDbAuditLog {
                     let service = err.as_service_error();
                     if service.is_some_and(lost_race) {
                         // Another writer took this seq: back off a little, re-read the head.
-                        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt + 1)))
-                            .await;
+                        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt + 1))).await;
                         continue;
                     }
                     return Err(classify(&format!("audit TransactWriteItems {id}"), err));
@@ -261,8 +263,7 @@ mod tests {
                         i.put().and_then(|p| p.condition_expression())
                             == Some("attribute_not_exists(event_key)")
                     })
-                    && items[0].put().unwrap().item()["event_key"].as_s().unwrap()
-                        == "000000000005"
+                    && items[0].put().unwrap().item()["event_key"].as_s().unwrap() == "000000000005"
                     && items[0].put().unwrap().item()["egress_request_id"]
                         .as_s()
                         .unwrap()
@@ -318,17 +319,26 @@ mod tests {
         let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&e).unwrap();
         item.insert("event_key".into(), AttributeValue::S("k1".into()));
         item.insert("seq".into(), AttributeValue::N("1".into()));
-        item.insert("prev_hash".into(), AttributeValue::S(link.prev_hash.clone()));
+        item.insert(
+            "prev_hash".into(),
+            AttributeValue::S(link.prev_hash.clone()),
+        );
         item.insert("hash".into(), AttributeValue::S(link.hash.clone()));
         let lock = head_item(1, &link.hash);
         let events = mock!(Client::query)
             .match_requests(|r| {
-                r.expression_attribute_values().unwrap()[":p"].as_s().unwrap() == "req-1"
+                r.expression_attribute_values().unwrap()[":p"]
+                    .as_s()
+                    .unwrap()
+                    == "req-1"
             })
             .then_output(move || QueryOutput::builder().items(item.clone()).build());
         let locks = mock!(Client::query)
             .match_requests(|r| {
-                r.expression_attribute_values().unwrap()[":p"].as_s().unwrap() == "req-1#chain"
+                r.expression_attribute_values().unwrap()[":p"]
+                    .as_s()
+                    .unwrap()
+                    == "req-1#chain"
             })
             .then_output(move || QueryOutput::builder().items(lock.clone()).build());
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&events, &locks]);

@@ -158,7 +158,10 @@ pub fn check(
 ) -> Result<Verified, Tamper> {
     let key = VerifyingKey::from_public_key_pem(public_key_pem.trim())
         .map_err(|e| Tamper::BadPublicKey(e.to_string()))?;
-    let manifests: Vec<&ArchiveEntry> = entries.iter().filter(|e| is_manifest_name(&e.name)).collect();
+    let manifests: Vec<&ArchiveEntry> = entries
+        .iter()
+        .filter(|e| is_manifest_name(&e.name))
+        .collect();
     let [manifest_entry] = manifests.as_slice() else {
         return Err(Tamper::ManifestMissing(format!(
             "expected one egress_manifest_<id>.json at the top of the archive, found {}",
@@ -184,7 +187,10 @@ pub fn check(
         .unwrap_or_default();
     if signature.egress_request_id != claimed_id || signature.manifest_name != manifest_name {
         return Err(Tamper::SignatureSwapped {
-            signed_for: format!("{} ({})", signature.egress_request_id, signature.manifest_name),
+            signed_for: format!(
+                "{} ({})",
+                signature.egress_request_id, signature.manifest_name
+            ),
             manifest_of: format!("{claimed_id} ({manifest_name})"),
         });
     }

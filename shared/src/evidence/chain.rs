@@ -146,7 +146,10 @@ pub struct ChainReport {
 /// The hash of `event` at `seq` after `prev_hash` (see the module doc).
 pub fn event_hash(event: &AuditEvent, seq: u64, prev_hash: &str) -> String {
     let mut object = BTreeMap::new();
-    object.insert("egress_request_id", Value::from(event.egress_request_id.clone()));
+    object.insert(
+        "egress_request_id",
+        Value::from(event.egress_request_id.clone()),
+    );
     object.insert("seq", Value::from(seq));
     object.insert("prev_hash", Value::from(prev_hash));
     object.insert("at", Value::from(event.at.clone()));
@@ -237,13 +240,14 @@ pub fn verify(trail: &AuditTrail) -> ChainReport {
         .filter_map(|e| e.link.as_ref().map(|l| (&e.event, l)))
         .collect();
     chained.sort_by_key(|(_, l)| l.seq);
-    let report = |first_break: Option<ChainBreak>, length: u64, head: Option<ChainHead>| ChainReport {
-        valid: first_break.is_none(),
-        length,
-        head,
-        unchained: unchained.clone(),
-        first_break,
-    };
+    let report =
+        |first_break: Option<ChainBreak>, length: u64, head: Option<ChainHead>| ChainReport {
+            valid: first_break.is_none(),
+            length,
+            head,
+            unchained: unchained.clone(),
+            first_break,
+        };
     let stored_hashes: HashSet<&str> = chained.iter().map(|(_, l)| l.hash.as_str()).collect();
     let max_seq = chained.last().map(|(_, l)| l.seq).unwrap_or(0);
     let mut head: Option<ChainHead> = None;
@@ -253,7 +257,11 @@ pub fn verify(trail: &AuditTrail) -> ChainReport {
             return report(Some(ChainBreak::Forked { seq: link.seq }), i as u64, head);
         }
         if link.seq > expected {
-            return report(Some(ChainBreak::DeletedEvent { seq: expected }), i as u64, head);
+            return report(
+                Some(ChainBreak::DeletedEvent { seq: expected }),
+                i as u64,
+                head,
+            );
         }
         if event_hash(event, link.seq, &link.prev_hash) != link.hash {
             // Relabelled rather than edited: its hash holds at another position.
@@ -452,10 +460,7 @@ mod tests {
             event: other,
             link: Some(link),
         });
-        assert_eq!(
-            verify(&t).first_break,
-            Some(ChainBreak::Forked { seq: 3 })
-        );
+        assert_eq!(verify(&t).first_break, Some(ChainBreak::Forked { seq: 3 }));
     }
 
     #[test]
@@ -468,7 +473,10 @@ mod tests {
         });
         let r = verify(&t);
         assert!(r.valid);
-        assert_eq!(r.unchained, vec!["2026-01-01T00:00:00.000Z#sfn".to_string()]);
+        assert_eq!(
+            r.unchained,
+            vec!["2026-01-01T00:00:00.000Z#sfn".to_string()]
+        );
     }
 
     #[test]
@@ -476,10 +484,16 @@ mod tests {
         assert_eq!(ChainBreak::EditedEvent { seq: 1 }.name(), "EditedEvent");
         assert_eq!(ChainBreak::DeletedEvent { seq: 1 }.name(), "DeletedEvent");
         assert_eq!(
-            ChainBreak::ReorderedEvents { seq: 1, written_at: 2 }.name(),
+            ChainBreak::ReorderedEvents {
+                seq: 1,
+                written_at: 2
+            }
+            .name(),
             "ReorderedEvents"
         );
         assert_eq!(ChainBreak::Forked { seq: 1 }.name(), "Forked");
-        assert!(ChainBreak::Forked { seq: 3 }.to_string().starts_with("Forked"));
+        assert!(ChainBreak::Forked { seq: 3 }
+            .to_string()
+            .starts_with("Forked"));
     }
 }

@@ -143,7 +143,9 @@ pub fn build_record(
         reviewer: request.ig_reviewer_1_name.clone(),
         reviewer_sub: request.ig_reviewer_1_sub.clone(),
         reviewer_email: request.ig_reviewer_1_email.clone(),
-        decision: request.ig_reviewer_1_decision.map(|d| d.as_str().to_string()),
+        decision: request
+            .ig_reviewer_1_decision
+            .map(|d| d.as_str().to_string()),
         reason: request.ig_reviewer_1_reason.clone(),
         at: request.ig_reviewer_1_dt.clone(),
     }];
@@ -153,7 +155,9 @@ pub fn build_record(
             reviewer: request.rit_reviewer_2_name.clone(),
             reviewer_sub: request.rit_reviewer_2_sub.clone(),
             reviewer_email: request.rit_reviewer_2_email.clone(),
-            decision: request.rit_reviewer_2_decision.map(|d| d.as_str().to_string()),
+            decision: request
+                .rit_reviewer_2_decision
+                .map(|d| d.as_str().to_string()),
             reason: request.rit_reviewer_2_reason.clone(),
             at: request.rit_reviewer_2_dt.clone(),
         });
@@ -164,7 +168,10 @@ pub fn build_record(
         .unwrap_or_default();
     let policy_versions = BTreeMap::from([
         ("release_record".to_string(), RECORD_FORMAT.to_string()),
-        ("release_signature".to_string(), SIGNATURE_FORMAT.to_string()),
+        (
+            "release_signature".to_string(),
+            SIGNATURE_FORMAT.to_string(),
+        ),
         ("audit_chain".to_string(), CHAIN_FORMAT.to_string()),
         (
             "approval_policy".to_string(),
@@ -315,7 +322,15 @@ pub async fn prepare(
     let sig_name = signature_name(&name);
     let record_ref = ObjectRef::new(target.bucket, beside(target.archive_key, &name));
     let sig_ref = ObjectRef::new(target.bucket, beside(target.archive_key, &sig_name));
-    if let Some(files) = published(objects, &record_ref, &sig_ref, staging_manifest_sha256, signer.is_some()).await? {
+    if let Some(files) = published(
+        objects,
+        &record_ref,
+        &sig_ref,
+        staging_manifest_sha256,
+        signer.is_some(),
+    )
+    .await?
+    {
         return Ok(files);
     }
     let head = audit.head(id).await?;
@@ -393,7 +408,12 @@ async fn published(
     if !same {
         return Ok(None);
     }
-    let name = record_ref.key.rsplit('/').next().unwrap_or_default().to_string();
+    let name = record_ref
+        .key
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let mut entries = vec![(name, record_bytes.clone())];
     if signed {
         let sig_bytes = match objects.get_bytes(sig_ref, 64 * 1024).await {
@@ -401,7 +421,12 @@ async fn published(
             Err(EgressError::NotFound(_)) => return Ok(None),
             Err(err) => return Err(err),
         };
-        let sig_name = sig_ref.key.rsplit('/').next().unwrap_or_default().to_string();
+        let sig_name = sig_ref
+            .key
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let matches = serde_json::from_slice::<ReleaseSignature>(&sig_bytes)
             .is_ok_and(|s| s.manifest_sha256 == hex::encode(Sha256::digest(&record_bytes)));
         if !matches {

@@ -46,7 +46,9 @@ impl Default for LocalSigner {
 impl ReleaseSigner for LocalSigner {
     async fn sign(&self, message: &[u8]) -> Result<Signed> {
         if message.len() > 4096 {
-            return Err(EgressError::Internal("KMS signs at most 4096 bytes raw".into()));
+            return Err(EgressError::Internal(
+                "KMS signs at most 4096 bytes raw".into(),
+            ));
         }
         let signature: DerSignature = self.key.sign(message);
         Ok(Signed {

@@ -129,12 +129,12 @@ impl AuditLog for InMemoryAuditLog {
         let head = events
             .iter()
             .zip(links.iter())
-            .filter(|(e, _)| e.egress_request_id == event.egress_request_id)
+            .rev()
+            .find(|(e, _)| e.egress_request_id == event.egress_request_id)
             .map(|(_, l)| crate::ports::ChainHead {
                 seq: l.seq,
                 hash: l.hash.clone(),
-            })
-            .last();
+            });
         links.push(crate::evidence::chain::next_link(event, head.as_ref()));
         events.push(event.clone());
         Ok(())

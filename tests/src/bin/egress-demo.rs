@@ -234,6 +234,7 @@ async fn run(p: &mut Progress) -> Result<()> {
     }
     verify::archive_holds_submission(&stack, &submission, &archive).await?;
     p.info("every file is byte-for-byte the submitted version (the file changed after submission included)");
+    evidence(p, &stack, &id, &bytes).await?;
     let staged = inspect::staged_keys(&stack, &submission.workspace_id, &id).await?;
     p.info(format!(
         "staging left behind: {}",
@@ -292,4 +293,64 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A recipient's check (`egress-verify` on the downloaded archive with the stack's public
+/// key) and the request's audit chain, verified.
+async fn evidence(p: &mut Progress, stack: &Stack, id: &str, archive: &[u8]) -> Result<()> {
+    use shared::ports::{AuditLog, ReleaseSigner};
+    p.step("a recipient checks the archive offline: egress-verify <archive> <public key>");
+    let key_arn = &stack
+        .outputs
+        .keys
+        .get("ReleaseSigningKey")
+        .context("the stack has no release signing key")?
+        .arn;
+    let pem = shared::adapters::kms::KmsReleaseSigner::from_config(&stack.sdk, key_arn.clone())
+        .public_key_pem()
+        .await?;
+    let dir = stack.outputs.state_dir.join("demo");
+    std::fs::create_dir_all(&dir)?;
+    let zip_path = dir.join(format!("{id}.zip"));
+    let key_path = dir.join("release-public-key.pem");
+    std::fs::write(&zip_path, archive)?;
+    std::fs::write(&key_path, &pem)?;
+    let bin = e2e_tests::stack::repo_root().join("target/debug/egress-verify");
+    let out = std::process::Command::new(&bin)
+        .arg(&zip_path)
+        .arg(&key_path)
+        .output()
+        .context(format!(
+            "running {} (make build-debug builds it)",
+            bin.display()
+        ))?;
+    p.info(String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        return Err(anyhow::anyhow!(
+            "egress-verify refused the archive: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let audit = shared::adapters::dynamodb::DynamoDbAuditLog::new(
+        stack.dynamodb.clone(),
+        stack.outputs.table("AuditTable")?,
+    );
+    let report = shared::evidence::chain::verify(&audit.trail(id).await?);
+    let head = report
+        .head
+        .as_ref()
+        .map(|h| format!("seq {} hash {}", h.seq, h.hash))
+        .unwrap_or_default();
+    if !report.valid {
+        return Err(anyhow::anyhow!(
+            "the audit chain is broken: {:?}",
+            report.first_break
+        ));
+    }
+    p.info(format!(
+        "audit chain valid: {} chained events, head {head} ({} written by Step Functions itself, unchained)",
+        report.length,
+        report.unchained.len()
+    ));
+    Ok(())
 }

@@ -76,9 +76,7 @@ fn read_archive(path: &str) -> Result<(Vec<ArchiveEntry>, BTreeMap<String, Vec<u
         let mut size = 0u64;
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            let n = entry
-                .read(&mut buf)
-                .map_err(|e| format!("{name}: {e}"))?;
+            let n = entry.read(&mut buf).map_err(|e| format!("{name}: {e}"))?;
             if n == 0 {
                 break;
             }
@@ -109,7 +107,10 @@ fn print_verified(v: &Verified, json: bool) {
     }
     println!("signature valid: ECDSA_SHA_256 by {}", v.key_id);
     println!("request:          {}", v.egress_request_id);
-    println!("manifest:         {} (SHA-256 {})", v.manifest_name, v.manifest_sha256);
+    println!(
+        "manifest:         {} (SHA-256 {})",
+        v.manifest_name, v.manifest_sha256
+    );
     println!(
         "files:            {} files, {} bytes: each matches its size and SHA-256 in the manifest; none missing, none extra",
         v.files, v.total_bytes

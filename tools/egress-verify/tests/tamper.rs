@@ -10,7 +10,10 @@ use shared::evidence::release::{build_record, sign_record, signature_name};
 use shared::fakes::LocalSigner;
 use shared::model::{EgressStatus, Manifest, ManifestEntry};
 
-const FILES: &[(&str, &[u8])] = &[("results/table.csv", b"a,b\n1,2\n"), ("README.md", b"# out\n")];
+const FILES: &[(&str, &[u8])] = &[
+    ("results/table.csv", b"a,b\n1,2\n"),
+    ("README.md", b"# out\n"),
+];
 
 fn entry(path: &str, data: &[u8]) -> ManifestEntry {
     ManifestEntry {
@@ -32,7 +35,14 @@ async fn release(id: &str, signer: &LocalSigner) -> (String, Vec<u8>, Vec<u8>) {
         files: FILES.iter().map(|(p, d)| entry(p, d)).collect(),
     };
     let request = shared::testdata::request(id, EgressStatus::IgApproved);
-    let record = build_record(&request, &manifest, "abc", "2026-01-01T00:00:00.000Z", None, None);
+    let record = build_record(
+        &request,
+        &manifest,
+        "abc",
+        "2026-01-01T00:00:00.000Z",
+        None,
+        None,
+    );
     let bytes = serde_json::to_vec_pretty(&record).unwrap();
     let name = format!("egress_manifest_{id}.json");
     let sig = sign_record(signer, id, &name, &bytes).await.unwrap();
@@ -42,8 +52,8 @@ async fn release(id: &str, signer: &LocalSigner) -> (String, Vec<u8>, Vec<u8>) {
 fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
     let file = std::fs::File::create(path).unwrap();
     let mut zip = zip::ZipWriter::new(file);
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for (name, data) in entries {
         zip.start_file(name.as_str(), options).unwrap();
         zip.write_all(data).unwrap();
@@ -84,8 +94,10 @@ impl Case {
 
 async fn genuine(id: &str, signer: &LocalSigner) -> Vec<(String, Vec<u8>)> {
     let (name, record, sig) = release(id, signer).await;
-    let mut entries: Vec<(String, Vec<u8>)> =
-        FILES.iter().map(|(p, d)| (p.to_string(), d.to_vec())).collect();
+    let mut entries: Vec<(String, Vec<u8>)> = FILES
+        .iter()
+        .map(|(p, d)| (p.to_string(), d.to_vec()))
+        .collect();
     entries.push((signature_name(&name), sig));
     entries.push((name, record));
     entries
@@ -105,7 +117,10 @@ async fn when_nothing_was_changed_then_it_prints_what_it_verified_and_exits_zero
 fn assert_fails(result: (i32, String, String), name: &str, code: i32) {
     let (got, out, err) = result;
     assert_eq!(got, code, "{name}: {out}{err}");
-    assert!(err.contains(&format!("NOT VERIFIED: {name}:")), "{name}: {err}");
+    assert!(
+        err.contains(&format!("NOT VERIFIED: {name}:")),
+        "{name}: {err}"
+    );
 }
 
 #[tokio::test]
@@ -153,8 +168,16 @@ async fn when_the_signature_of_another_release_was_put_in_then_signature_swapped
     let case = Case::new("swapped", &signer);
     let mut entries = genuine("req-1", &signer).await;
     let other = genuine("req-2", &signer).await;
-    let sig_index = entries.iter().position(|(n, _)| n.ends_with(".sig")).unwrap();
-    entries[sig_index].1 = other.iter().find(|(n, _)| n.ends_with(".sig")).unwrap().1.clone();
+    let sig_index = entries
+        .iter()
+        .position(|(n, _)| n.ends_with(".sig"))
+        .unwrap();
+    entries[sig_index].1 = other
+        .iter()
+        .find(|(n, _)| n.ends_with(".sig"))
+        .unwrap()
+        .1
+        .clone();
     assert_fails(case.verify(&entries), "SignatureSwapped", 14);
 }
 
