@@ -119,7 +119,12 @@ async fn when_an_archive_outlasts_an_invocation_then_it_continues_survives_a_cra
     let id = &s.egress_request_id;
     fixture::parked(&stack, id, ReviewStage::Ig).await;
     default_driver(&stack)
-        .decide(id, &Reviewer::ig(&stack), Decision::Approved, "ok")
+        .decide(
+            id,
+            &Reviewer::ig(&stack),
+            Decision::Approved,
+            "approved for release",
+        )
         .await
         .expect("approved");
 
@@ -192,10 +197,21 @@ async fn when_an_archive_outlasts_an_invocation_then_it_continues_survives_a_cra
             file.path
         );
     }
-    assert_eq!(
-        archive.entries.len(),
-        s.files.len() + large.len() + 1,
-        "the files and the manifest"
+    // Beside the files: the manifest, and the signed release record (evidence) after it.
+    let manifest = format!("egress_manifest_{id}.json");
+    assert!(archive.entries.contains_key(&manifest), "the manifest");
+    let others: Vec<&String> = archive
+        .entries
+        .keys()
+        .filter(|name| {
+            !s.files.iter().any(|f| &f.path == *name)
+                && !large.iter().any(|(path, _)| path == name)
+                && **name != manifest
+        })
+        .collect();
+    assert!(
+        others.iter().all(|name| name.starts_with("egress_")),
+        "only the service's own records beside the files: {others:?}"
     );
     assert_eq!(
         checkpointed_parts(&stack, &s.workspace_id, id).await,
