@@ -74,7 +74,10 @@ mod tests {
         assert_eq!(retry.max_attempts(), MAX_ATTEMPTS);
         assert_eq!(retry.initial_backoff(), INITIAL_BACKOFF);
         assert_eq!(retry.max_backoff(), MAX_BACKOFF);
-        assert!(MAX_ATTEMPTS >= 4, "a call failing 1 in 5 must rarely give up");
+        assert!(
+            MAX_ATTEMPTS >= 4,
+            "a call failing 1 in 5 must rarely give up"
+        );
     }
 
     #[tokio::test]

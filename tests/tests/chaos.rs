@@ -198,7 +198,9 @@ async fn start(stack: &Stack, plan: Plan) -> Result<Submission> {
             .input(serde_json::to_string(&input)?)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("starting {}: {}", s.egress_request_id, e2e_tests::chain(&e)))?;
+            .map_err(|e| {
+                anyhow::anyhow!("starting {}: {}", s.egress_request_id, e2e_tests::chain(&e))
+            })?;
     }
     Ok(s)
 }
@@ -312,7 +314,9 @@ async fn when_a_fifth_of_aws_calls_fail_then_every_promise_holds() {
     let seed = seed();
     let rate: f64 = env_or("CHAOS_RATE", 0.2);
     let count: usize = env_or("CHAOS_REQUESTS", 52);
-    println!("chaos: seed {seed} (CHAOS_SEED={seed} replays), {rate} of calls fail, {count} requests");
+    println!(
+        "chaos: seed {seed} (CHAOS_SEED={seed} replays), {rate} of calls fail, {count} requests"
+    );
     faults.off().expect("faults off");
     faults
         .set(json!({"rate": rate, "seed": seed}))
@@ -469,10 +473,19 @@ async fn when_a_function_is_killed_mid_copy_or_mid_archive_then_the_retry_finish
         .set(json!({"rate": 0, "latency_ms": 3000, "services": ["s3"], "operations": ["s3:UploadPart", "s3:CompleteMultipartUpload", "s3:PutObject"], "callers": ["functions"]}))
         .expect("latency on archive writes");
     driver
-        .decide(&id, &Reviewer::ig(&stack), Decision::Approved, "chaos: kill test")
+        .decide(
+            &id,
+            &Reviewer::ig(&stack),
+            Decision::Approved,
+            "chaos: kill test",
+        )
         .await
         .expect("approved");
-    let bucket = stack.outputs.bucket("DatalakeBucket").expect("datalake").to_string();
+    let bucket = stack
+        .outputs
+        .bucket("DatalakeBucket")
+        .expect("datalake")
+        .to_string();
     let upload_open = wait::until("the archive upload to open", REQUEST_TIMEOUT, || async {
         let open = promises::open_uploads(&stack).await?;
         Ok(open
@@ -511,5 +524,7 @@ async fn when_a_function_is_killed_mid_copy_or_mid_archive_then_the_retry_finish
     .expect("the promises can be checked");
     println!("{}", checked.table());
     keep(&stack, "kill.txt", &checked.table());
-    checked.ensure_kept().expect("every promise holds after the kills");
+    checked
+        .ensure_kept()
+        .expect("every promise holds after the kills");
 }
