@@ -629,7 +629,7 @@ pub fn stack_logs(stack: &Stack) -> Vec<PathBuf> {
             entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "log"))
-                .filter(|p| !p.file_name().is_some_and(|n| n == "moto.log"))
+                .filter(|p| p.file_name().is_none_or(|n| n != "moto.log"))
                 .collect()
         })
         .unwrap_or_default();
