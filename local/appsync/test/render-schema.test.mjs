@@ -33,7 +33,9 @@ test('when the repository schema is rendered then it parses and names the config
   assert.match(text, /updateRequest\(request: UpdateRequestInput!\): String\s+@aws_auth\(cognito_groups: \["ig-reviewers", "rit-reviewers"\]\)/);
   const doc = parse(text);
   const request = doc.definitions.find((d) => d.name?.value === 'Request');
-  assert.equal(request.fields.length, 29, 'the web app selects 29 fields');
+  const names = request.fields.map((f) => f.name.value);
+  assert.equal(names.length, 31, "the web app's 29 fields and the output checks' two");
+  assert.ok(names.includes('checks_verdict') && names.includes('checks_summary'));
 });
 
 test('when a placeholder is unknown or a group name is unsafe then rendering fails', () => {

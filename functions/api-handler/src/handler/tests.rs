@@ -125,7 +125,9 @@ async fn when_listing_then_every_field_is_a_string_and_the_task_token_is_the_han
     let rows = listed.as_array().unwrap();
     assert_eq!(rows.len(), 1);
     let row = rows[0].as_object().unwrap();
-    assert_eq!(row.len(), 29);
+    // The web app's 29 fields and the output checks' two (issue 12).
+    assert_eq!(row.len(), 31);
+    assert!(row.contains_key("checks_verdict") && row.contains_key("checks_summary"));
     assert_eq!(row["task_token"], IG_HANDLE);
     assert_eq!(row["download_count"], "0");
     assert_eq!(row["is_single_approval_enabled"], "false");

@@ -753,7 +753,11 @@ fn when_viewed_then_task_token_is_the_handle_and_every_field_is_a_string() {
     assert_eq!(view.egress_status, "PROCESSING");
     let json = serde_json::to_value(&view).unwrap();
     let fields = json.as_object().unwrap();
-    assert_eq!(fields.len(), 29, "the web app selects 29 fields");
+    assert_eq!(
+        fields.len(),
+        31,
+        "the web app's 29 fields and the output checks' checks_verdict and checks_summary"
+    );
     let text = json.to_string();
     assert!(
         !text.contains("sfn-token"),
