@@ -11,6 +11,7 @@
 //!   the request and audit stores in memory: two DynamoDB calls are not what is measured);
 //! - `bare`: every staged byte read with the same request parallelism (16 GETs, 4 MiB ranges)
 //!   and uploaded as 8 MiB parts, 4 at once: no hashing, no zip, no order.
+//!
 //! Latencies: `BENCH_ARCHIVE_LATENCIES_MS` (0,20); the 20 ms runs use the first size only.
 //!
 //! A program with its own output (harness = false); it needs a running stack.

@@ -15,9 +15,10 @@ use serde_json::{json, Map, Value};
 use shared::domain::transitions::{next_step, stages, status_after, status_awaiting, NextStep};
 use shared::error::ERROR_TYPES;
 use shared::model::{
-    ApprovalMode, ArchiveInput, ArchiveResult, ChecksInput, ChecksResult, CleanupInput, CleanupResult, Decision,
-    EgressRequest, EgressStatus, NotifyInput, NotifyResult, RecordTaskTokenInput, ReviewOutcome,
-    ReviewStage, StagingInput, StagingResult, WorkflowInput, RECORD_TYPE,
+    ApprovalMode, ArchiveInput, ArchiveResult, ChecksInput, ChecksResult, CleanupInput,
+    CleanupResult, Decision, EgressRequest, EgressStatus, NotifyInput, NotifyResult,
+    RecordTaskTokenInput, ReviewOutcome, ReviewStage, StagingInput, StagingResult, WorkflowInput,
+    RECORD_TYPE,
 };
 use shared::ports::AuditEvent;
 

@@ -73,7 +73,11 @@ struct Plan {
 /// The plan of request `i`: both projects, duplicates and contested requests in each, a few
 /// rejections at each stage.
 fn plan(i: usize) -> Plan {
-    let mode = if i % 2 == 0 { Mode::Single } else { Mode::Dual };
+    let mode = if i.is_multiple_of(2) {
+        Mode::Single
+    } else {
+        Mode::Dual
+    };
     let contested = i % 40 == 3 || i % 40 == 22;
     let duplicated = i < 100 && (i % 10 == 6 || i % 10 == 7);
     let reject = |yes: bool| {

@@ -318,8 +318,18 @@ mod tests {
             "Automated output checks (policy p-1) blocked this request: out/ids.txt: pii-nhs-number (2x): The file contains NHS numbers.;".into(),
         );
         let email = outcome_email(&r, Outcome::Rejected, false, &CTX).unwrap();
-        assert!(email.text.contains("Rejected automatically by the output checks"), "{}", email.text);
-        assert!(email.text.contains("out/ids.txt: pii-nhs-number (2x)"), "{}", email.text);
+        assert!(
+            email
+                .text
+                .contains("Rejected automatically by the output checks"),
+            "{}",
+            email.text
+        );
+        assert!(
+            email.text.contains("out/ids.txt: pii-nhs-number (2x)"),
+            "{}",
+            email.text
+        );
         assert!(email.text.contains("submit it again"));
         let plain = request("req-1", EgressStatus::Rejected);
         let email = outcome_email(&plain, Outcome::Rejected, false, &CTX).unwrap();

@@ -261,10 +261,12 @@ pub fn check_staged_sizes(
         match staged.get(&planned.staged_key) {
             Some(&size) if size == planned.listed_size => {}
             Some(&size) => return Err(size_mismatch(planned, size)),
-            None => return Err(EgressError::Integrity(format!(
+            None => {
+                return Err(EgressError::Integrity(format!(
                 "the staged copy of key {:?} version {:?} is missing from staging after its copy",
                 planned.source_key, planned.version_id
-            ))),
+            )))
+            }
         }
     }
     Ok(())

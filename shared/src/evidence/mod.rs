@@ -6,6 +6,6 @@
 //! functions without AWS, so the CLI and an auditor's own tools can reuse them; the services
 //! that sign and gather reach AWS only through ports.
 
-pub mod chain;
 pub mod archive_check;
+pub mod chain;
 pub mod release;

@@ -61,7 +61,10 @@ fn main() -> ExitCode {
 }
 
 /// Every entry's name, size and SHA-256, and the bytes of the manifest and signature.
-fn read_archive(path: &str) -> Result<(Vec<ArchiveEntry>, BTreeMap<String, Vec<u8>>), String> {
+/// An archive as read: its entries in order, and each entry's bytes by name.
+type ReadArchive = (Vec<ArchiveEntry>, BTreeMap<String, Vec<u8>>);
+
+fn read_archive(path: &str) -> Result<ReadArchive, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
     let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| e.to_string())?;
     let mut entries = Vec::with_capacity(zip.len());

@@ -1,6 +1,9 @@
 //! `egress-verify` on a signed archive and on tampered copies: each tampering exits non-zero
 //! with its own named error.
 
+// Test code: a failed setup step should panic where it happened.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;

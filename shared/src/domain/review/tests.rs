@@ -870,7 +870,10 @@ fn when_the_issuer_names_a_user_pool_then_that_pool_is_used_and_must_match_the_c
 #[test]
 fn when_the_shared_group_fixture_is_applied_then_every_case_gives_its_lists_or_names_its_setting() {
     // The same file is the test of the deploy gate's and the local API's schema renderers.
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/fixtures/group-lists.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infra/fixtures/group-lists.json"
+    );
     let fixture: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let cases = fixture["cases"].as_array().unwrap();
@@ -890,9 +893,8 @@ fn when_the_shared_group_fixture_is_applied_then_every_case_gives_its_lists_or_n
             None => {
                 let policy = got.unwrap();
                 let expect = &case["expect"];
-                let strings = |k: &str| -> Vec<String> {
-                    serde_json::from_value(expect[k].clone()).unwrap()
-                };
+                let strings =
+                    |k: &str| -> Vec<String> { serde_json::from_value(expect[k].clone()).unwrap() };
                 assert_eq!(
                     vec![policy.ig_group.clone(), policy.rit_group.clone()],
                     strings("ReviewerGroups")
