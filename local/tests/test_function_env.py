@@ -12,7 +12,11 @@ OUTPUTS = {
     "state_machine_arn": "arn:aws:states:eu-west-2:000000000000:stateMachine:egress",
     "buckets": {n: n.lower() for n in ("SwbNotificationBucket", "SwbEgressStoreBucket", "StagingBucket", "DatalakeBucket")},
     "tables": {"RequestsTable": "requests", "AuditTable": "audit"},
-    "keys": {"StagingKey": {"arn": "arn:staging"}, "DatalakeKey": {"arn": "arn:datalake"}},
+    "keys": {
+        "StagingKey": {"arn": "arn:staging"},
+        "DatalakeKey": {"arn": "arn:datalake"},
+        "ReleaseSigningKey": {"arn": "arn:release-signing"},
+    },
 }
 
 
