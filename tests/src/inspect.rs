@@ -305,6 +305,9 @@ struct SnsEnvelope {
 /// Publications received so far, by inbox queue URL. Receiving from a queue consumes, so
 /// everything received is kept here for every test of the process to search.
 static RECEIVED: Mutex<Vec<Publication>> = Mutex::new(Vec::new());
+/// Held across a drain and the read that follows it: a test that read the cache while another
+/// test's received batch was not yet in it would miss its own publication.
+static DRAINING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn drain(stack: &Stack, queue_url: &str) -> Result<()> {
     loop {
@@ -359,6 +362,7 @@ pub async fn publications_about(
         .inboxes
         .get(topic)
         .context(format!("topic {topic} has no inbox queue"))?;
+    let _draining = DRAINING.lock().await;
     drain(stack, &inbox.queue_url).await?;
     let arn = stack.outputs.topic(topic)?;
     let received = RECEIVED
