@@ -490,9 +490,9 @@ pub fn task_failures(events: &[HistoryEvent]) -> Vec<String> {
         .collect()
 }
 
-/// Executions of the state machine named `name`.
-pub async fn executions_named(stack: &Stack, name: &str) -> Result<usize> {
-    let mut count = 0;
+/// Every execution of the stack's state machine, all pages.
+pub async fn executions(stack: &Stack) -> Result<Vec<aws_sdk_sfn::types::ExecutionListItem>> {
+    let mut all = Vec::new();
     let mut token = None;
     loop {
         let out = stack
@@ -503,12 +503,21 @@ pub async fn executions_named(stack: &Stack, name: &str) -> Result<usize> {
             .send()
             .await
             .context("listing executions")?;
-        count += out.executions().iter().filter(|e| e.name() == name).count();
+        all.extend(out.executions().iter().cloned());
         token = out.next_token;
         if token.is_none() {
-            return Ok(count);
+            return Ok(all);
         }
     }
+}
+
+/// Executions of the state machine named `name`.
+pub async fn executions_named(stack: &Stack, name: &str) -> Result<usize> {
+    Ok(executions(stack)
+        .await?
+        .iter()
+        .filter(|e| e.name() == name)
+        .count())
 }
 
 /// Waits until the request waits for a decision at `stage` (the workflow has recorded the

@@ -543,24 +543,10 @@ fn clip(text: &str) -> String {
 /// Executions of the stack's state machine, counted by name.
 async fn executions_by_name(stack: &Stack) -> Result<HashMap<String, usize>> {
     let mut counts = HashMap::new();
-    let mut token = None;
-    loop {
-        let out = stack
-            .sfn
-            .list_executions()
-            .state_machine_arn(&stack.outputs.state_machine_arn)
-            .set_next_token(token)
-            .send()
-            .await
-            .context("listing executions")?;
-        for e in out.executions() {
-            *counts.entry(e.name().to_string()).or_insert(0) += 1;
-        }
-        token = out.next_token;
-        if token.is_none() {
-            return Ok(counts);
-        }
+    for e in inspect::executions(stack).await? {
+        *counts.entry(e.name().to_string()).or_insert(0) += 1;
     }
+    Ok(counts)
 }
 
 /// Keys of every multipart upload open in the staging and datalake buckets.

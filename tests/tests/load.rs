@@ -869,27 +869,15 @@ struct Execution {
 
 /// Every execution of the state machine.
 async fn executions(stack: &Stack) -> Result<Vec<Execution>> {
-    let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let page = stack
-            .sfn
-            .list_executions()
-            .state_machine_arn(&stack.outputs.state_machine_arn)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("listing executions: {}", chain(&e)))?;
-        out.extend(page.executions().iter().map(|e| Execution {
+    Ok(inspect::executions(stack)
+        .await?
+        .iter()
+        .map(|e| Execution {
             name: e.name().to_string(),
             status: e.status().clone(),
             stopped: e.stop_date().map(|d| d.as_secs_f64()),
-        }));
-        token = page.next_token;
-        if token.is_none() {
-            return Ok(out);
-        }
-    }
+        })
+        .collect())
 }
 
 // -- deciding -------------------------------------------------------------------------------

@@ -698,6 +698,14 @@ mod tests {
         )
     }
 
+    /// S3's 404 answer with error `code`, as CopyObject gives it for a missing version or bucket.
+    fn not_found(code: &str, message: &str) -> aws_smithy_runtime_api::http::Response {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(404).unwrap(),
+            aws_smithy_types::body::SdkBody::from(s3_error_xml(code, message)),
+        )
+    }
+
     #[tokio::test]
     async fn when_the_key_does_not_exist_then_get_is_not_found_naming_the_key() {
         let get = mock!(Client::get_object)
@@ -728,13 +736,7 @@ mod tests {
     #[tokio::test]
     async fn when_copying_a_missing_version_then_the_error_is_not_found_naming_key_and_version() {
         let copy = mock!(Client::copy_object).then_http_response(|| {
-            aws_smithy_runtime_api::http::Response::new(
-                aws_smithy_runtime_api::http::StatusCode::try_from(404).unwrap(),
-                aws_smithy_types::body::SdkBody::from(s3_error_xml(
-                    "NoSuchVersion",
-                    "The specified version does not exist.",
-                )),
-            )
+            not_found("NoSuchVersion", "The specified version does not exist.")
         });
         let store = S3ObjectStore::new(mock_client!(aws_sdk_s3, [&copy]));
         let err = store
@@ -754,12 +756,8 @@ mod tests {
 
     #[tokio::test]
     async fn when_the_bucket_is_missing_then_it_is_not_reported_as_a_missing_object() {
-        let copy = mock!(Client::copy_object).then_http_response(|| {
-            aws_smithy_runtime_api::http::Response::new(
-                aws_smithy_runtime_api::http::StatusCode::try_from(404).unwrap(),
-                aws_smithy_types::body::SdkBody::from(s3_error_xml("NoSuchBucket", "no bucket")),
-            )
-        });
+        let copy = mock!(Client::copy_object)
+            .then_http_response(|| not_found("NoSuchBucket", "no bucket"));
         let store = S3ObjectStore::new(mock_client!(aws_sdk_s3, [&copy]));
         let err = store
             .copy(
@@ -861,13 +859,7 @@ mod tests {
     #[tokio::test]
     async fn when_copying_with_sha256_a_missing_version_then_the_error_is_not_found() {
         let copy = mock!(Client::copy_object).then_http_response(|| {
-            aws_smithy_runtime_api::http::Response::new(
-                aws_smithy_runtime_api::http::StatusCode::try_from(404).unwrap(),
-                aws_smithy_types::body::SdkBody::from(s3_error_xml(
-                    "NoSuchVersion",
-                    "The specified version does not exist.",
-                )),
-            )
+            not_found("NoSuchVersion", "The specified version does not exist.")
         });
         let store = S3ObjectStore::new(mock_client!(aws_sdk_s3, [&copy]));
         let err = store
