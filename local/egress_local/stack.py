@@ -1,10 +1,12 @@
 """Starting, stopping and inspecting the local stack.
 
 The stack is four processes, each started in its own session so it and everything it spawns
-can be stopped together: moto server, the edge router, and two `cargo lambda watch` (one per
-approval mode: only `start-workflow` reads `APPROVAL_MODE`, and both modes are tested). Each
-`cargo lambda watch` runs up to `EGRESS_LAMBDA_CONCURRENCY` instances of every function
-(default 4), so concurrent requests run side by side as on Lambda instead of queueing.
+can be stopped together: moto server, the edge router, and two Lambda services
+(`egress_local.runtime`, one per approval mode: only `start-workflow` reads `APPROVAL_MODE`,
+and both modes are tested). Each runs the function binaries `make build-debug` built, up to
+`EGRESS_LAMBDA_CONCURRENCY` instances of every function (default 4), so concurrent requests
+run side by side as on Lambda instead of queueing, each function with exactly the
+environment the template gives it.
 
 Rules: `up` is idempotent; every port must be free (a port in use is an error that names it,
 never a server to reuse); `down` and `status` only touch processes whose pid file this stack
@@ -29,7 +31,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import provision
+from . import provision, template
 from .settings import (
     ROOT,
     STATE_DIR,
@@ -42,9 +44,9 @@ from .settings import (
     state_path,
 )
 
-SERVICES = ("moto", "router", "watch-single", "watch-dual")
+SERVICES = ("moto", "router", "lambda-single", "lambda-dual")
 # The functions the workflow and the SWB topics invoke; warmed up at start so the first
-# request does not wait for `cargo run`.
+# request does not wait for a process to start.
 WARM_UP = (
     ("single", "start-workflow"),
     ("dual", "start-workflow"),
@@ -56,8 +58,7 @@ WARM_UP = (
 )
 
 
-# The first start of a binary is `cargo run` of an up-to-date build: seconds, unless cargo
-# waits for the shared target/ lock. A function that cannot start never answers at all.
+# The first start of a binary: well under a second, unless the machine is very busy.
 WARM_UP_TIMEOUT_SECONDS = 300
 
 
@@ -237,13 +238,6 @@ def is_up(ports: Ports) -> bool:
     )
 
 
-def cargo_lambda() -> str:
-    path = ROOT / ".venv" / "tools" / "bin" / "cargo-lambda"
-    if not path.exists():
-        raise StackError(f"{path} is missing: run `make tools` (or `make setup`)")
-    return str(path)
-
-
 def moto_server() -> str:
     """The stack's Python, which runs moto through `egress_local.moto_launcher`."""
     if importlib.util.find_spec("moto") is None:
@@ -319,27 +313,25 @@ def up() -> int:
         outputs = provision.provision(endpoint(ports), resources)
 
         concurrency = lambda_concurrency()
+        template_resources = template.load()
         for mode, port in (("single", ports.watch_single), ("dual", ports.watch_dual)):
+            # The union env file is for running one function by hand (`cargo lambda watch
+            # --env-file`, README); the stack gives each function exactly its own variables.
             env_file = state_path(f"functions-{mode}.env")
             function_env = {**provision.function_environment(resources, outputs, mode), **fake_aws_env(ports, region)}
             provision.write_env_file(env_file, function_env)
-            say(f"starting cargo lambda watch ({mode} approval) on 127.0.0.1:{port}, up to {concurrency} instances per function")
-            watch = start(
-                f"watch-{mode}",
-                [
-                    cargo_lambda(), "lambda", "watch",
-                    "--invoke-address", "127.0.0.1",
-                    "--invoke-port", str(port),
-                    "--ignore-changes",
-                    # Instances per function: Lambda runs concurrent requests side by side.
-                    "--concurrency", str(concurrency),
-                    "--env-file", str(env_file),
-                    # Never reach the network: `make build-debug` fetched and built everything.
-                    "--offline",
-                ],
-                {**base_env, "CARGO_TERM_COLOR": "never"},
+            config_file = state_path(f"lambda-{mode}.json")
+            config_file.write_text(
+                json.dumps(lambda_config(resources, outputs, mode, template_resources, ports, region, port, concurrency), indent=2),
+                encoding="utf-8",
             )
-            wait_for_port(watch, port, 120)
+            say(f"starting the Lambda service ({mode} approval) on 127.0.0.1:{port}: the built binaries, up to {concurrency} instances per function")
+            service = start(
+                f"lambda-{mode}",
+                [sys.executable, "-m", "egress_local.runtime", "--config", str(config_file)],
+                {**base_env, "PYTHONPATH": str(ROOT / "local")},
+            )
+            wait_for_port(service, port, 30)
 
         out = {
             "stack_id": stack_id,
@@ -369,9 +361,44 @@ def up() -> int:
     return 0
 
 
+def binary_dir() -> Path:
+    """Where `make build-debug` put the function binaries."""
+    return Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target") / "debug"
+
+
+def function_timeouts(template_resources: dict) -> dict[str, float]:
+    """Function crate -> its `Timeout` in the template (the Globals' when it sets none)."""
+    default = float(template.load_globals().get("Function", {}).get("Timeout", 3))
+    return {
+        res["Properties"]["CodeUri"].rstrip("/").rsplit("/", 1)[-1]: float(res["Properties"].get("Timeout", default))
+        for res in template_resources.values()
+        if res.get("Type") == "AWS::Serverless::Function"
+    }
+
+
+def lambda_config(resources: dict, outputs: dict, mode: str, template_resources: dict, ports: Ports, region: str, port: int, concurrency: int) -> dict:
+    """What `egress_local.runtime` serves for one approval mode: every function's binary,
+    exactly the environment the template gives it, and its timeout."""
+    envs = provision.function_environments(resources, outputs, mode, template_resources)
+    timeouts = function_timeouts(template_resources)
+    common = {"RUST_LOG": "info", **fake_aws_env(ports, region)}
+    return {
+        "port": port,
+        "concurrency": concurrency,
+        "functions": {
+            name: {
+                "binary": str(binary_dir() / name),
+                "env": {**common, **envs.get(name, {})},
+                "timeout": timeouts.get(name, 900.0),
+            }
+            for name in resources["functions"]
+        },
+    }
+
+
 def warm_up(ports: Ports) -> None:
     """Invokes each function once with an empty event (it answers with a validation error),
-    so `cargo run` has started every binary before the first real request."""
+    so every binary has started (and read its configuration) before the first real request."""
 
     def one(profile_function: tuple[str, str]) -> tuple[str, str, float, str]:
         profile, function = profile_function
@@ -387,7 +414,7 @@ def warm_up(ports: Ports) -> None:
             with urllib.request.urlopen(req, timeout=WARM_UP_TIMEOUT_SECONDS) as resp:
                 outcome = f"HTTP {resp.status}"
         except TimeoutError as exc:
-            log = state_path("logs", f"watch-{profile}.log")
+            log = state_path("logs", f"lambda-{profile}.log")
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:]) if log.exists() else ""
             raise StackError(
                 f"{function} ({profile}) did not answer within {WARM_UP_TIMEOUT_SECONDS}s; the end of {log}:\n{tail}"
@@ -395,8 +422,12 @@ def warm_up(ports: Ports) -> None:
         except urllib.error.HTTPError as exc:
             body = exc.read().decode("utf-8", "replace")
             outcome = f"HTTP {exc.code}"
-            if exc.code != 500:
-                raise StackError(f"warm-up of {function} ({profile}) failed: {outcome} {body[:300]}")
+            # A function error is the expected answer to `{}`; a function that cannot start
+            # (its configuration, a missing binary) answers Runtime.ExitError.
+            if exc.code != 500 or "Runtime.ExitError" in body:
+                log = state_path("logs", f"lambda-{profile}.log")
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:]) if log.exists() else ""
+                raise StackError(f"warm-up of {function} ({profile}) failed: {outcome} {body[:300]}; the end of {log}:\n{tail}")
         return profile, function, time.monotonic() - started, outcome
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(WARM_UP)) as pool:

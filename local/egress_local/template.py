@@ -48,6 +48,13 @@ def load(template: Path = TEMPLATE_FILE) -> dict:
     return resources
 
 
+def load_globals(template: Path = TEMPLATE_FILE) -> dict:
+    """The template's SAM `Globals` (empty when it has none)."""
+    document = yaml.load(template.read_text(encoding="utf-8"), Loader=_TemplateLoader)
+    found = document.get("Globals") if isinstance(document, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
 def _properties(resources: dict, logical_id: str) -> dict:
     props = (resources.get(logical_id) or {}).get("Properties")
     if not isinstance(props, dict):
