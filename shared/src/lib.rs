@@ -7,7 +7,8 @@
 //! - [`ports`]: capability traits the domain needs (`RequestStore`, `ObjectStore`...);
 //! - [`adapters`]: the AWS SDK implementations of those ports;
 //! - [`error`]: the typed error with its stable Lambda `errorType` names;
-//! - [`config`], [`telemetry`], [`aws`]: init-time plumbing shared by every `main`.
+//! - [`config`], [`telemetry`], [`aws`]: init-time plumbing shared by every `main`;
+//! - [`metrics`]: CloudWatch metrics in Embedded Metric Format, one JSON line on stdout each.
 
 #![deny(missing_docs)]
 
@@ -18,6 +19,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod evidence;
+pub mod metrics;
 pub mod model;
 pub mod ports;
 pub mod services;

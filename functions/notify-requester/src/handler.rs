@@ -1,10 +1,11 @@
 //! Payload → [`shared::services::notify::NotifyStep`], run once by [`run_step`].
+//! The same function sends the early "received" e-mail and the outcome e-mail (`outcome`).
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use shared::model::{NotifyInput, NotifyResult};
 use shared::services::{run_step, Step};
 
-/// Sends the outcome e-mail.
+/// Sends the received or the outcome e-mail.
 pub(crate) async fn handle(
     step: &impl Step<Input = NotifyInput, Output = NotifyResult>,
     event: LambdaEvent<NotifyInput>,
@@ -86,8 +87,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn when_a_request_is_received_then_the_researcher_is_told_the_review_time() {
+        let deps = deps(EgressStatus::Processing);
+        let input = fixture("received.json");
+        assert_eq!(input.review_timeout_seconds, 14 * 86_400);
+        handle(&deps, LambdaEvent::new(input, Context::default()))
+            .await
+            .unwrap();
+        let sent = deps.mailer.sent();
+        assert_eq!(sent.len(), 1);
+        assert!(
+            sent[0].subject.starts_with("Egress request received"),
+            "{}",
+            sent[0].subject
+        );
+        assert!(sent[0].text.contains("up to 14 days"), "{}", sent[0].text);
+    }
+
+    #[tokio::test]
     async fn when_every_fixture_is_read_then_it_is_a_valid_input() {
         for name in [
+            "received.json",
             "approved.json",
             "rejected.json",
             "expired.json",

@@ -1,5 +1,7 @@
-//! `notify-requester`: the last step of every path of the workflow; e-mails the researcher
-//! the decision, the reviewers' reasons and what to do next.
+//! `notify-requester`: e-mails the researcher that the request was received (after the IG
+//! reviewers are notified: what was submitted, what happens next, the expected review time),
+//! and, as the last step of every path of the workflow, the decision, the reviewers' reasons
+//! and what to do next.
 
 mod config;
 mod handler;

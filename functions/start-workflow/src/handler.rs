@@ -25,12 +25,16 @@ pub(crate) async fn handle<S: WorkflowStarter>(
             .await
         {
             Ok(started) => match started.outcome {
-                StartOutcome::Started { execution_arn } => tracing::info!(
-                    %message_id,
-                    egress_request_id = %started.egress_request_id,
-                    %execution_arn,
-                    "egress workflow started"
-                ),
+                StartOutcome::Started { execution_arn } => {
+                    tracing::info!(
+                        %message_id,
+                        egress_request_id = %started.egress_request_id,
+                        %execution_arn,
+                        "egress workflow started"
+                    );
+                    // Counted once: a duplicate delivery below is not a new request.
+                    shared::metrics::requests_submitted(&started.egress_request_id);
+                }
                 StartOutcome::AlreadyExists => tracing::info!(
                     %message_id,
                     egress_request_id = %started.egress_request_id,
@@ -95,6 +99,7 @@ mod tests {
     #[tokio::test]
     async fn when_the_same_notification_arrives_twice_then_it_is_not_an_error() {
         let deps = deps();
+        shared::metrics::capture::start();
         for _ in 0..2 {
             handle(
                 &deps,
@@ -104,6 +109,11 @@ mod tests {
             .unwrap();
         }
         assert_eq!(deps.starter.executions().len(), 1);
+        assert_eq!(
+            shared::metrics::capture::values("RequestsSubmitted"),
+            vec![1.0],
+            "one request submitted, not two"
+        );
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
-//! The e-mail that tells a researcher how their egress request ended.
+//! The e-mails that tell a researcher their egress request was received, and how it ended.
 //!
-//! It says what was decided, each stage's reason, what to do next and how to reach the TRE
-//! admin. Reviewers' names and e-mails are not disclosed to the researcher: the decision is
+//! The first says what was submitted (file count, size), what happens next and how long the
+//! review may take. The last says what was decided, each stage's reason, what to do next and
+//! how to reach the TRE admin. Reviewers' names and e-mails are not disclosed to the researcher: the decision is
 //! the review group's, and the reasons are what the researcher needs to act on.
 
 use crate::model::{ApprovalMode, Decision, EgressRequest, Outcome};
@@ -14,6 +15,8 @@ pub struct NotifyContext<'a> {
     pub admin_email: &'a str,
     /// Link to the TRE (SWB or the egress app), when configured.
     pub app_url: &'a str,
+    /// Seconds each review stage may wait before the request expires (0: not known).
+    pub review_timeout_seconds: u64,
 }
 
 /// The recipients: the submitter, else the store owner. Empty when SWB sent neither.
@@ -40,6 +43,63 @@ fn human_bytes(bytes: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
+}
+
+/// `1 day`, `14 days`, `6 hours`, `90 minutes`: the review period as a person says it.
+fn human_duration(seconds: u64) -> String {
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match seconds {
+        s if s >= 86_400 && s % 86_400 == 0 => plural(s / 86_400, "day"),
+        s if s >= 2 * 86_400 => format!("{:.1} days", s as f64 / 86_400.0),
+        s if s >= 3_600 && s % 3_600 == 0 => plural(s / 3_600, "hour"),
+        s if s >= 2 * 3_600 => format!("{:.1} hours", s as f64 / 3_600.0),
+        s => plural(s.div_ceil(60).max(1), "minute"),
+    }
+}
+
+/// What happens after a request is received, with the expected review time.
+fn received_next(request: &EgressRequest, review_timeout_seconds: u64) -> String {
+    let mut next =
+        String::from("Your files have been copied, unchanged, into the TRE's secure staging area");
+    if request.checks_verdict.is_some() {
+        next.push_str(
+            " and the automated output checks have run (the reviewers see their results)",
+        );
+    }
+    next.push_str(". The Information Governance reviewers have been notified");
+    let dual = request.approval_mode == ApprovalMode::Dual;
+    if dual {
+        next.push_str("; once they approve, the Research IT reviewers review it too");
+    }
+    next.push('.');
+    if review_timeout_seconds > 0 {
+        let stage = human_duration(review_timeout_seconds);
+        if dual {
+            next.push_str(&format!(
+                " Each of the two review stages has up to {stage} to decide, so expect a decision \
+                 within {} at the latest.",
+                human_duration(2 * review_timeout_seconds)
+            ));
+        } else {
+            next.push_str(&format!(
+                " The review has up to {stage}, so expect a decision within {stage} at the latest."
+            ));
+        }
+        next.push_str(
+            " A request nobody decides in time expires, and you can then submit it again.",
+        );
+    }
+    next.push_str(
+        " You will get another e-mail with the decision and the reviewers' reasons. Your egress \
+         store stays locked while the request is under review.",
+    );
+    next
+}
+
+/// The e-mail telling the requester their request was received, or `None` when it has no
+/// requester e-mail.
+pub fn received_email(request: &EgressRequest, ctx: &NotifyContext<'_>) -> Option<Email> {
+    outcome_email(request, Outcome::Received, false, ctx)
 }
 
 fn stage_line(
@@ -154,6 +214,11 @@ pub fn outcome_email(
     }
     let name = &request.egress_store_name;
     let (subject, headline, next) = match outcome {
+        Outcome::Received => (
+            format!("Egress request received: {name}"),
+            "has been RECEIVED and is waiting for review".to_string(),
+            received_next(request, ctx.review_timeout_seconds),
+        ),
         Outcome::Approved => (
             format!("Egress request approved: {name}"),
             "has been APPROVED".to_string(),
@@ -195,9 +260,19 @@ pub fn outcome_email(
     ));
     if let (Some(count), Some(bytes)) = (request.staged_file_count, request.staged_total_bytes) {
         text.push_str(&format!(
-            "Files submitted: {count} ({}).\n\n",
+            "Files submitted: {count} ({}).\n",
             human_bytes(bytes)
         ));
+        if outcome == Outcome::Received {
+            if let Some(types) = request
+                .staged_file_types
+                .as_deref()
+                .filter(|t| !t.trim().is_empty())
+            {
+                text.push_str(&format!("File types: {}.\n", types.trim()));
+            }
+        }
+        text.push('\n');
     }
     let mut decisions = String::new();
     stage_line(
@@ -265,7 +340,103 @@ mod tests {
     const CTX: NotifyContext<'static> = NotifyContext {
         admin_email: "tre-admin@example.org",
         app_url: "https://tre.example.org",
+        review_timeout_seconds: 14 * 86_400,
     };
+
+    #[test]
+    fn when_a_request_is_received_then_the_email_says_what_was_submitted_and_how_long_review_takes()
+    {
+        let mut r = request("req-1", EgressStatus::Processing);
+        r.staged_file_count = Some(3);
+        r.staged_total_bytes = Some(1536);
+        r.staged_file_types = Some("csv, txt".into());
+        r.checks_verdict = Some("pass".into());
+        let email = received_email(&r, &CTX).unwrap();
+        assert_eq!(email.to, vec!["submitter@example.org"]);
+        assert_eq!(
+            email.subject,
+            format!("Egress request received: {}", r.egress_store_name)
+        );
+        for expected in [
+            "has been RECEIVED and is waiting for review",
+            "req-1",
+            "Files submitted: 3 (1.5 KiB).",
+            "File types: csv, txt.",
+            "automated output checks have run",
+            "Information Governance reviewers have been notified",
+            "The review has up to 14 days, so expect a decision within 14 days at the latest.",
+            "another e-mail with the decision",
+            "TRE: https://tre.example.org",
+            "tre-admin@example.org",
+        ] {
+            assert!(
+                email.text.contains(expected),
+                "missing {expected:?} in\n{}",
+                email.text
+            );
+        }
+        assert!(
+            !email.text.contains("Research IT"),
+            "single mode: one stage"
+        );
+        assert!(
+            !email.text.contains("Review decisions"),
+            "nothing decided yet"
+        );
+    }
+
+    #[test]
+    fn when_a_dual_request_is_received_then_both_stages_and_the_total_review_time_are_given() {
+        let r = dual_request("req-1", EgressStatus::Processing);
+        let ctx = NotifyContext {
+            review_timeout_seconds: 7 * 86_400,
+            ..CTX
+        };
+        let email = received_email(&r, &ctx).unwrap();
+        assert!(
+            email
+                .text
+                .contains("the Research IT reviewers review it too"),
+            "{}",
+            email.text
+        );
+        assert!(
+            email.text.contains("Each of the two review stages has up to 7 days to decide, so expect a decision within 14 days at the latest."),
+            "{}",
+            email.text
+        );
+        // The review time is not known: no promise is made.
+        let unknown = NotifyContext {
+            review_timeout_seconds: 0,
+            ..CTX
+        };
+        let email = received_email(&r, &unknown).unwrap();
+        assert!(!email.text.contains("at the latest"), "{}", email.text);
+        assert!(
+            !email.text.contains("Files submitted"),
+            "staging not recorded: no count"
+        );
+    }
+
+    #[test]
+    fn when_no_requester_email_is_known_then_no_received_email_is_built() {
+        let mut r = request("req-1", EgressStatus::Processing);
+        r.requested_by_email = None;
+        r.store_owner_email = None;
+        assert!(received_email(&r, &CTX).is_none());
+    }
+
+    #[test]
+    fn when_a_review_period_is_given_then_it_reads_as_a_person_says_it() {
+        assert_eq!(human_duration(86_400), "1 day");
+        assert_eq!(human_duration(14 * 86_400), "14 days");
+        assert_eq!(human_duration(3 * 86_400 + 43_200), "3.5 days");
+        assert_eq!(human_duration(6 * 3_600), "6 hours");
+        assert_eq!(human_duration(3_600), "1 hour");
+        assert_eq!(human_duration(300), "5 minutes");
+        assert_eq!(human_duration(90), "2 minutes");
+        assert_eq!(human_duration(5_400), "90 minutes");
+    }
 
     #[test]
     fn when_approved_in_dual_mode_then_both_reasons_and_the_admin_contact_are_included() {

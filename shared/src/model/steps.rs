@@ -244,10 +244,12 @@ pub struct ArchiveResult {
     pub complete: bool,
 }
 
-/// How a request ended, for `notify-requester`.
+/// What `notify-requester` tells the requester: that the request was received, or how it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Outcome {
+    /// Received and staged; now waiting for review (not an end: the early e-mail).
+    Received,
     /// Approved; the archive is in the datalake.
     Approved,
     /// Rejected by a reviewer.
@@ -274,6 +276,10 @@ pub struct NotifyInput {
     /// source is `start-workflow`'s `APP_URL`. Empty (no link) when not configured.
     #[serde(default)]
     pub app_url: String,
+    /// Seconds each review stage may wait (the workflow's `$.config.review_timeout_seconds`),
+    /// for the received e-mail's expected review time. Absent (0) on the other outcomes.
+    #[serde(default)]
+    pub review_timeout_seconds: u64,
 }
 
 /// `notify-requester` output.

@@ -322,6 +322,7 @@ where
             reviewer = %reviewer.username,
             "decision recorded and workflow resumed"
         );
+        crate::metrics::decision(&request, claim.stage, claim.decision, &claim.at);
         self.record(
             &request,
             caller,
@@ -419,6 +420,7 @@ where
             download_count = count,
             "download link issued"
         );
+        crate::metrics::download(&request.egress_request_id);
         Ok(PresignPayload { presign_url: url })
     }
 

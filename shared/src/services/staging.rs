@@ -140,6 +140,11 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> Step for StagingSte
             total_bytes = result.total_bytes,
             "staged"
         );
+        crate::metrics::staged(
+            &input.egress_request_id,
+            result.total_bytes,
+            result.file_count,
+        );
         Ok(result)
     }
 }
