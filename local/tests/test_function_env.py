@@ -29,6 +29,9 @@ class FunctionEnvironmentTest(unittest.TestCase):
         for crate, env in per_function.items():
             self.assertLessEqual(set(env), set(given[crate]), crate)
         self.assertNotIn("STATE_MACHINE_ARN", per_function["api-handler"])
+        # The reviewer API serves the release key's public half and reads the checks reports.
+        self.assertEqual(per_function["api-handler"]["RELEASE_SIGNING_KEY_ID"], "arn:release-signing")
+        self.assertEqual(per_function["api-handler"]["STAGING_BUCKET"], "stagingbucket")
         self.assertEqual(per_function["start-workflow"]["APPROVAL_MODE"], "dual")
         union = function_environment(load_resources(), OUTPUTS, "single")
         self.assertEqual(set(union) - {"RUST_LOG"}, set().union(*(set(e) for e in per_function.values())))

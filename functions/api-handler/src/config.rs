@@ -21,6 +21,10 @@ const MAX_MAX_DOWNLOADS: u32 = 1_000;
 pub(crate) struct Config {
     pub(crate) requests_table: String,
     pub(crate) audit_table: String,
+    /// The staging bucket: the output checks' report of a request in review.
+    pub(crate) staging_bucket: String,
+    /// The release signing key (ARN): the API serves its public half.
+    pub(crate) release_signing_key_id: String,
     pub(crate) settings: ReviewSettings,
 }
 
@@ -41,8 +45,10 @@ pub(crate) const VARIABLES: &[&str] = &[
     "IG_REVIEWER_GROUP",
     "LIST_MAX_AGE_DAYS",
     "MAX_DOWNLOADS",
+    "RELEASE_SIGNING_KEY_ID",
     "REQUESTS_TABLE",
     "RIT_REVIEWER_GROUP",
+    "STAGING_BUCKET",
     "USER_POOL_ID",
 ];
 
@@ -82,6 +88,8 @@ impl Config {
         Ok(Self {
             requests_table: required(env, "REQUESTS_TABLE")?,
             audit_table: required(env, "AUDIT_TABLE")?,
+            staging_bucket: required(env, "STAGING_BUCKET")?,
+            release_signing_key_id: required(env, "RELEASE_SIGNING_KEY_ID")?,
             settings: ReviewSettings {
                 policy,
                 datalake_bucket: required(env, "DATALAKE_BUCKET")?,
@@ -106,6 +114,11 @@ mod tests {
             ("REQUESTS_TABLE", "requests"),
             ("AUDIT_TABLE", "audit"),
             ("DATALAKE_BUCKET", "datalake"),
+            ("STAGING_BUCKET", "staging"),
+            (
+                "RELEASE_SIGNING_KEY_ID",
+                "arn:aws:kms:eu-west-2:1:key/release",
+            ),
             ("IG_REVIEWER_GROUP", "InformationGovernance"),
             ("RIT_REVIEWER_GROUP", "ResearchIT"),
         ]
@@ -143,6 +156,8 @@ mod tests {
             "REQUESTS_TABLE",
             "AUDIT_TABLE",
             "DATALAKE_BUCKET",
+            "STAGING_BUCKET",
+            "RELEASE_SIGNING_KEY_ID",
             "IG_REVIEWER_GROUP",
             "RIT_REVIEWER_GROUP",
         ] {

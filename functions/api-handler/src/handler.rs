@@ -1,4 +1,5 @@
-//! Resolver payload → `shared::services::review_api::ReviewService::dispatch`.
+//! Resolver payload → `shared::services::review_api::ReviewService::dispatch_with` (the web
+//! app's operations, and the evidence queries answered from [`Evidence`]).
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
@@ -6,6 +7,7 @@ use shared::model::ApiEvent;
 use shared::ports::{
     AuditLog, Clock, DownloadLinks, ReviewStore, ReviewerDirectory, WorkflowCallbacks,
 };
+use shared::services::review_api::evidence::{Evidence, EvidenceStore};
 use shared::services::review_api::ReviewService;
 use shared::EgressError;
 
@@ -13,8 +15,9 @@ use shared::EgressError;
 /// the field name, the verified caller and the client's arguments. Errors reach AppSync as
 /// the function error (`errorMessage` is what the web app shows). Arguments, handles, task
 /// tokens and presigned URLs are never logged.
-pub(crate) async fn handle<S, D, W, A, L, C>(
+pub(crate) async fn handle<S, D, W, A, L, C, E>(
     service: &ReviewService<S, D, W, A, L, C>,
+    evidence: &Evidence<E>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, Diagnostic>
 where
@@ -24,6 +27,7 @@ where
     A: AuditLog,
     L: DownloadLinks,
     C: Clock,
+    E: EvidenceStore,
 {
     let api: ApiEvent = serde_json::from_value(event.payload).map_err(|e| {
         tracing::error!(error = %e, "resolver payload is not an api-handler event");
@@ -33,7 +37,7 @@ where
     })?;
     let field = api.field.clone();
     let username = api.identity.username.clone();
-    service.dispatch(api).await.map_err(|err| {
+    service.dispatch_with(evidence, api).await.map_err(|err| {
         tracing::warn!(%field, %username, error_type = err.error_type(), error = %err, "GraphQL field not resolved");
         err.into()
     })

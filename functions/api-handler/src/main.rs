@@ -1,5 +1,6 @@
 //! `api-handler`: the Lambda data source of the reviewer GraphQL API (AppSync). Resolves
-//! `listRequests`, `updateRequest` and `downloadData` for the TREEHOOSE egress web app.
+//! `listRequests`, `updateRequest` and `downloadData` for the TREEHOOSE egress web app, and
+//! the evidence queries `requestChecks`, `requestEvidence` and `releaseSigningKey`.
 
 mod config;
 mod handler;
@@ -7,10 +8,13 @@ mod handler;
 use lambda_runtime::{run, service_fn, Error};
 use shared::adapters::cognito::CognitoReviewerDirectory;
 use shared::adapters::dynamodb::{DynamoDbAuditLog, DynamoDbRequestStore};
+use shared::adapters::kms::KmsReleaseSigner;
+use shared::adapters::s3::S3ObjectStore;
 use shared::adapters::s3_presign::S3DownloadLinks;
 use shared::adapters::sfn::SfnWorkflowCallbacks;
 use shared::config::ProcessEnv;
 use shared::ports::SystemClock;
+use shared::services::review_api::evidence::{Evidence, EvidenceSources};
 use shared::services::review_api::ReviewService;
 
 #[tokio::main]
@@ -21,6 +25,15 @@ async fn main() -> Result<(), Error> {
     })?;
     let sdk = shared::aws::load_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let s3 = shared::aws::s3_client(&sdk);
+    let evidence = Evidence {
+        sources: EvidenceSources {
+            objects: S3ObjectStore::new(s3.clone()),
+            // Only GetPublicKey is ever called: the role may not sign.
+            key: KmsReleaseSigner::from_config(&sdk, config.release_signing_key_id),
+        },
+        staging_bucket: config.staging_bucket,
+    };
     let service = ReviewService {
         store: DynamoDbRequestStore::new(dynamodb.clone(), config.requests_table),
         directory: CognitoReviewerDirectory::new(aws_sdk_cognitoidentityprovider::Client::new(
@@ -28,9 +41,12 @@ async fn main() -> Result<(), Error> {
         )),
         workflow: SfnWorkflowCallbacks::new(aws_sdk_sfn::Client::new(&sdk)),
         audit: DynamoDbAuditLog::new(dynamodb, config.audit_table),
-        links: S3DownloadLinks::new(shared::aws::s3_client(&sdk)),
+        links: S3DownloadLinks::new(s3),
         clock: SystemClock,
         settings: config.settings,
     };
-    run(service_fn(|event| handler::handle(&service, event))).await
+    run(service_fn(|event| {
+        handler::handle(&service, &evidence, event)
+    }))
+    .await
 }

@@ -38,6 +38,21 @@ test('when the repository schema is rendered then it parses and names the config
   assert.ok(names.includes('checks_verdict') && names.includes('checks_summary'));
 });
 
+test('when the schema is rendered then the evidence queries name their groups and leave the web app untouched', () => {
+  const text = renderSchema(SCHEMA, { ig: 'ig-reviewers', rit: 'rit-reviewers', download: 'custodians' });
+  // Checks: reviewers only; the evidence and the key: every API group (download groups too).
+  assert.match(text, /requestChecks\(egress_request_id: String!\): ChecksReport\s+@aws_auth\(cognito_groups: \["ig-reviewers", "rit-reviewers"\]\)/);
+  assert.match(text, /requestEvidence\(egress_request_id: String!\): Evidence\s+@aws_auth\(cognito_groups: \["ig-reviewers", "rit-reviewers", "custodians"\]\)/);
+  assert.match(text, /releaseSigningKey: String\s+@aws_auth\(cognito_groups: \["ig-reviewers", "rit-reviewers", "custodians"\]\)/);
+  const doc = parse(text);
+  const type = (name) => doc.definitions.find((d) => d.name?.value === name);
+  const fields = (name) => type(name).fields.map((f) => f.name.value);
+  assert.deepEqual(fields('Query'), ['listRequests', 'requestChecks', 'requestEvidence', 'releaseSigningKey']);
+  assert.deepEqual(fields('Mutation'), ['updateRequest', 'downloadData']);
+  assert.ok(fields('Finding').includes('sample') && !fields('Finding').includes('value'));
+  assert.deepEqual(fields('AuditChain').slice(0, 2), ['valid', 'length']);
+});
+
 test('when a placeholder is unknown or a group name is unsafe then rendering fails', () => {
   assert.throws(() => renderSchema('x: [${Admins}]', { ig: 'a', rit: 'b' }), /unknown placeholder/);
   assert.throws(() => renderSchema('[${ReviewerGroups}]', { ig: 'a"]) @aws_api_key #', rit: 'b' }), /invalid group name/);

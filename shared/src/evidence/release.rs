@@ -10,6 +10,12 @@
 //! bytes). The same two files are written beside the archive in the datalake, the signature
 //! is chained into the audit trail (`release_signed`), and [`super::archive_check`] checks
 //! all of it offline.
+//!
+//! When the output checks ran, the record's `checks` is a [`ReleaseChecks`]: the report's
+//! summary (verdict, counts by rule, the worst files, policy version and mode) and the
+//! SHA-256 of the full per-file report, which is copied beside the archive
+//! (`egress_checks_<id>.json`) before the staging area is cleaned up, so the signature also
+//! covers the findings the reviewers saw and the reviewer API can still serve them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::checks::{Report, Summary};
 use crate::domain::keys;
 use crate::error::{EgressError, Result};
 use crate::evidence::chain::{ChainHead, CHAIN_FORMAT};
@@ -38,6 +45,38 @@ pub const SIGNATURE_FORMAT: &str = "egress-release-signature/v1";
 pub const SIGNING_ALGORITHM: &str = "ECDSA_SHA_256";
 /// Who the audit trail names for signing.
 pub const ACTOR: &str = "system:copy-to-datalake";
+
+/// Largest checks report copied beside the archive (a report names every file with at most a
+/// few locations per rule: about 1 KiB per flagged file).
+pub const MAX_CHECKS_REPORT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Name of the full checks report beside the archive of `egress_request_id`.
+pub fn checks_report_name(egress_request_id: &str) -> String {
+    format!("egress_checks_{egress_request_id}.json")
+}
+
+/// The output checks as the release record states them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseChecks {
+    /// Verdict, policy version and mode, counts per verdict and per rule, the worst files.
+    #[serde(flatten)]
+    pub summary: Summary,
+    /// The full report's name beside the archive ([`checks_report_name`]).
+    pub report_name: String,
+    /// SHA-256 (hex) of the full report's exact bytes.
+    pub report_sha256: String,
+}
+
+impl ReleaseChecks {
+    /// The record's statement of `report`, whose exact bytes are `report_bytes`.
+    pub fn of(egress_request_id: &str, report: &Report, report_bytes: &[u8]) -> Self {
+        Self {
+            summary: report.summary(),
+            report_name: checks_report_name(egress_request_id),
+            report_sha256: hex::encode(Sha256::digest(report_bytes)),
+        }
+    }
+}
 
 /// One reviewer decision as released.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +221,14 @@ pub fn build_record(
             request.s3_swb_object_metadata_version.to_string(),
         ),
     ]);
+    let mut policy_versions = policy_versions;
+    if let Some(version) = checks
+        .as_ref()
+        .and_then(|c| c.get("policy_version"))
+        .and_then(|v| v.as_str())
+    {
+        policy_versions.insert("checks_policy".to_string(), version.to_string());
+    }
     ReleaseRecord {
         format: RECORD_FORMAT.into(),
         egress_request_id: request.egress_request_id.clone(),
@@ -292,6 +339,9 @@ pub struct ReleaseTarget<'a> {
     pub kms_key_arn: &'a str,
     /// The archive's key; the record and signature go beside it.
     pub archive_key: &'a str,
+    /// The output checks' report in the staging area (absent when the checks did not run):
+    /// summarised in the record and copied beside the archive.
+    pub checks_report: Option<&'a ObjectRef>,
 }
 
 /// Key of a file beside the archive.
@@ -333,6 +383,7 @@ pub async fn prepare(
     {
         return Ok(files);
     }
+    let checks = release_checks(objects, target, id).await?;
     let head = audit.head(id).await?;
     let record = build_record(
         request,
@@ -340,7 +391,7 @@ pub async fn prepare(
         staging_manifest_sha256,
         &clock.now_iso(),
         head,
-        None,
+        checks,
     );
     let record_bytes = serde_json::to_vec_pretty(&record)
         .map_err(|e| EgressError::Internal(format!("release record: {e}")))?;
@@ -373,6 +424,82 @@ pub async fn prepare(
         entries.push((sig_name, sig_bytes));
     }
     Ok(ReleaseFiles { entries })
+}
+
+/// Copies the checks report beside the archive and returns the record's statement of it;
+/// `None` when the checks did not run (no report in the staging area).
+async fn release_checks(
+    objects: &impl ObjectStore,
+    target: ReleaseTarget<'_>,
+    egress_request_id: &str,
+) -> Result<Option<serde_json::Value>> {
+    let Some(report_ref) = target.checks_report else {
+        return Ok(None);
+    };
+    let bytes = match objects.get_bytes(report_ref, MAX_CHECKS_REPORT_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(EgressError::NotFound(_)) => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    let report: Report = serde_json::from_slice(&bytes).map_err(|e| {
+        EgressError::Integrity(format!(
+            "the checks report {} is not valid: {e}",
+            report_ref.key
+        ))
+    })?;
+    let checks = ReleaseChecks::of(egress_request_id, &report, &bytes);
+    let copy = ObjectRef::new(
+        target.bucket,
+        beside(target.archive_key, &checks.report_name),
+    );
+    put(objects, target, &copy, &bytes).await?;
+    serde_json::to_value(&checks)
+        .map(Some)
+        .map_err(|e| EgressError::Internal(format!("release checks: {e}")))
+}
+
+/// Checks that `signature_file` (the `.sig` beside a record) signs `record_bytes` under
+/// `public_key_pem`: the digest, the request and the ECDSA signature over
+/// [`signed_statement`]. What an API client runs on `requestEvidence`'s answer.
+pub fn verify_record(
+    record_bytes: &[u8],
+    signature_file: &[u8],
+    public_key_pem: &str,
+) -> std::result::Result<ReleaseSignature, String> {
+    use p256::ecdsa::signature::Verifier;
+    use p256::pkcs8::DecodePublicKey;
+    let key = p256::ecdsa::VerifyingKey::from_public_key_pem(public_key_pem.trim())
+        .map_err(|e| format!("BadPublicKey: {e}"))?;
+    let signature: ReleaseSignature =
+        serde_json::from_slice(signature_file).map_err(|e| format!("SignatureUnreadable: {e}"))?;
+    let claimed = serde_json::from_slice::<serde_json::Value>(record_bytes)
+        .ok()
+        .and_then(|v| v["egress_request_id"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    if claimed != signature.egress_request_id {
+        return Err(format!(
+            "SignatureSwapped: the signature is of request {:?}, the record of {claimed:?}",
+            signature.egress_request_id
+        ));
+    }
+    let digest = hex::encode(Sha256::digest(record_bytes));
+    if signature.manifest_sha256 != digest {
+        return Err(format!(
+            "ManifestEdited: the record's SHA-256 is {digest}, the signature is over {}",
+            signature.manifest_sha256
+        ));
+    }
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(signature.signature.as_bytes())
+        .map_err(|e| format!("SignatureInvalid: not base64: {e}"))?;
+    let sig = p256::ecdsa::Signature::from_der(&der)
+        .map_err(|e| format!("SignatureInvalid: not a DER ECDSA signature: {e}"))?;
+    key.verify(
+        &signed_statement(&signature.egress_request_id, &digest),
+        &sig,
+    )
+    .map_err(|_| "SignatureInvalid: the signature does not verify under this key".to_string())?;
+    Ok(signature)
 }
 
 async fn put(

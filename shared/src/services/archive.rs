@@ -281,6 +281,11 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> ArchiveStep<O, R, A
                 })?;
                 check_manifest(&manifest, &input.workspace_id, id)?;
                 let manifest_sha = hex::encode(Sha256::digest(&bytes));
+                // The checks report (when the checks ran) is summarised in the record.
+                let checks_ref = ObjectRef::new(
+                    &settings.staging_bucket,
+                    crate::services::checks::report_key(&layout),
+                );
                 // The archive ends with the signed release record (evidence::release).
                 let release = crate::evidence::release::prepare(
                     objects,
@@ -291,6 +296,7 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> ArchiveStep<O, R, A
                         bucket: &settings.datalake_bucket,
                         kms_key_arn: &settings.datalake_kms_key_arn,
                         archive_key: &archive_key,
+                        checks_report: Some(&checks_ref),
                     },
                     &request,
                     &manifest,

@@ -1,5 +1,6 @@
 //! The reviewer API's three operations (`listRequests`, `updateRequest`, `downloadData`),
-//! applying the rules of [`crate::domain::review`] against the ports.
+//! applying the rules of [`crate::domain::review`] against the ports; the read-only evidence
+//! queries (`requestChecks`, `requestEvidence`, `releaseSigningKey`) are in [`evidence`].
 //!
 //! Every decision and download, and every refusal of one, is appended to the request's
 //! audit trail. Task tokens and presigned URLs are never logged nor audited.
@@ -642,6 +643,8 @@ where
         self.audit.append(&event).await
     }
 }
+
+pub mod evidence;
 
 #[cfg(test)]
 mod tests;

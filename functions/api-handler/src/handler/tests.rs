@@ -7,13 +7,14 @@ use serde_json::json;
 use shared::domain::review::ReviewPolicy;
 use shared::fakes::{
     approved, parked_at, sample_request, FakeDownloadLinks, FakeWorkflowCallbacks,
-    InMemoryAuditLog, InMemoryDirectory, InMemoryRequestStore,
+    InMemoryAuditLog, InMemoryDirectory, InMemoryObjectStore, InMemoryRequestStore, LocalSigner,
 };
 use shared::model::{
     ApprovalMode, Decision, DownloadDataInput, EgressRequest, EgressStatus, RequestArgument,
     ReviewStage, UpdateRequestInput,
 };
 use shared::ports::{DirectoryUser, FixedClock};
+use shared::services::review_api::evidence::EvidenceSources;
 use shared::services::review_api::ReviewSettings;
 use std::time::Duration;
 use time::macros::datetime;
@@ -89,8 +90,27 @@ fn request() -> EgressRequest {
     sample_request(REQUEST_ID, ApprovalMode::Dual)
 }
 
+type Sources = Evidence<EvidenceSources<InMemoryObjectStore, LocalSigner>>;
+
+fn evidence() -> Sources {
+    Evidence {
+        sources: EvidenceSources {
+            objects: InMemoryObjectStore::new()
+                .with_bucket("staging", false)
+                .with_bucket("datalake", false),
+            key: LocalSigner::default(),
+        },
+        staging_bucket: "staging".into(),
+    }
+}
+
 async fn call(service: &Service, name: &str) -> Result<Value, Diagnostic> {
-    handle(service, LambdaEvent::new(fixture(name), Context::default())).await
+    handle(
+        service,
+        &evidence(),
+        LambdaEvent::new(fixture(name), Context::default()),
+    )
+    .await
 }
 
 #[test]
@@ -102,7 +122,10 @@ fn when_each_fixture_is_read_then_it_matches_the_resolver_payload_types() {
         let event: ApiEvent = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         match event.field.as_str() {
-            "listRequests" => {}
+            "listRequests" | "releaseSigningKey" => {}
+            "requestChecks" | "requestEvidence" => {
+                assert!(event.arguments["egress_request_id"].is_string());
+            }
             "updateRequest" => {
                 serde_json::from_value::<RequestArgument<UpdateRequestInput>>(event.arguments)
                     .unwrap();
@@ -192,6 +215,7 @@ async fn when_the_payload_is_not_a_resolver_event_then_it_is_a_validation_error(
     let svc = service(request());
     let err = handle(
         &svc,
+        &evidence(),
         LambdaEvent::new(json!({"field": 1}), Context::default()),
     )
     .await
@@ -212,4 +236,23 @@ async fn when_a_decision_is_stale_then_the_web_apps_message_reaches_the_runtime(
     assert!(err
         .error_message
         .starts_with("Another user may have updated this request"));
+}
+
+#[tokio::test]
+async fn when_a_reviewer_asks_for_checks_and_evidence_then_both_fields_resolve() {
+    let mut item = request();
+    item.checks_verdict = Some("review".into());
+    item.checks_summary = Some("review: 1 file".into());
+    let svc = service(item);
+    let checks = call(&svc, "request-checks.json").await.unwrap();
+    assert_eq!(checks["egress_request_id"], REQUEST_ID);
+    assert_eq!(checks["source"], "summary");
+    assert_eq!(checks["verdict"], "review");
+    let pack = call(&svc, "request-evidence.json").await.unwrap();
+    assert_eq!(pack["egress_status"], "PROCESSING");
+    assert!(pack["signing_public_key"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN PUBLIC KEY-----"));
+    assert!(pack["audit_chain"]["valid"].as_bool().unwrap());
 }

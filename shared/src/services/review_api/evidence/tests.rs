@@ -1,0 +1,466 @@
+//! The evidence queries against the in-memory fakes: who may read, where the checks report
+//! is found in each phase of a request, and that the evidence pack verifies.
+
+use std::time::Duration;
+
+use super::*;
+use crate::checks::{FileChecker, Policy, RequestChecker};
+use crate::domain::review::federation::IdpGroupMap;
+use crate::evidence::release::{self, verify_record, ReleaseTarget};
+use crate::fakes::{
+    approved, sample_request, FakeDownloadLinks, FakeWorkflowCallbacks, InMemoryAuditLog,
+    InMemoryDirectory, InMemoryObjectStore, InMemoryRequestStore, LocalSigner,
+};
+use crate::model::{ApprovalMode, EgressStatus, Manifest, ManifestEntry};
+use crate::ports::{AuditEvent, DirectoryUser, FixedClock};
+use crate::services::review_api::ReviewSettings;
+use time::macros::datetime;
+
+const IG: &str = "IGApprover";
+const RIT: &str = "ResearchITAdmin";
+const CUSTODIAN: &str = "DataCustodian";
+const STAGING: &str = "staging";
+const DATALAKE: &str = "datalake";
+
+type Service = ReviewService<
+    InMemoryRequestStore,
+    InMemoryDirectory,
+    FakeWorkflowCallbacks,
+    InMemoryAuditLog,
+    FakeDownloadLinks,
+    FixedClock,
+>;
+type Sources = Evidence<EvidenceSources<InMemoryObjectStore, LocalSigner>>;
+
+fn service(requests: Vec<EgressRequest>) -> Service {
+    let user = |sub: &str, email: &str| DirectoryUser {
+        sub: sub.into(),
+        email: Some(email.into()),
+        email_verified: Some(true),
+        enabled: true,
+        ..Default::default()
+    };
+    let directory = InMemoryDirectory::with([
+        ("iris".to_string(), user("sub-iris", "iris@example.org")),
+        ("rita".to_string(), user("sub-rita", "rita@example.org")),
+        ("cus".to_string(), user("sub-cus", "custodian@example.org")),
+        ("other".to_string(), user("sub-other", "other@example.org")),
+    ]);
+    directory.set_groups("iris", &[IG]);
+    directory.set_groups("rita", &[RIT]);
+    directory.set_groups("cus", &[CUSTODIAN]);
+    directory.set_groups("other", &["OtherProjectIG"]);
+    ReviewService {
+        store: InMemoryRequestStore::with(requests),
+        directory,
+        workflow: FakeWorkflowCallbacks::default(),
+        audit: InMemoryAuditLog::default(),
+        links: FakeDownloadLinks::default(),
+        clock: FixedClock(datetime!(2024-05-03 12:00:00 UTC)),
+        settings: ReviewSettings {
+            policy: ReviewPolicy {
+                ig_group: IG.into(),
+                rit_group: RIT.into(),
+                download_groups: vec![IG.into(), CUSTODIAN.into()],
+                max_downloads: 3,
+            },
+            datalake_bucket: DATALAKE.into(),
+            url_expiry: Duration::from_secs(300),
+            list_max_age_days: 0,
+            user_pool_id: Some("eu-west-2_testpool".into()),
+            idp_group_claim: "custom:idp_groups".into(),
+            idp_group_map: IdpGroupMap::default(),
+        },
+    }
+}
+
+fn sources() -> Sources {
+    Evidence {
+        sources: EvidenceSources {
+            objects: InMemoryObjectStore::new()
+                .with_bucket(STAGING, false)
+                .with_bucket(DATALAKE, false),
+            key: LocalSigner::default(),
+        },
+        staging_bucket: STAGING.into(),
+    }
+}
+
+fn caller(username: &str, groups: &[&str]) -> CallerIdentity {
+    CallerIdentity {
+        sub: format!("sub-{username}"),
+        username: username.into(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+const CSV: &[u8] = b"region,count\nnorth,3\nsouth,250\n";
+
+/// A report with a small-count finding in `counts.csv` and a clean `notes.txt`.
+fn report() -> Report {
+    let policy = Policy::default();
+    let mut request = RequestChecker::new(&policy);
+    for (path, data) in [
+        ("counts.csv", CSV),
+        ("notes.txt", b"all aggregate".as_slice()),
+    ] {
+        let mut file = FileChecker::new(&policy, path);
+        file.feed(data);
+        request.add(file.finish());
+    }
+    request.finish()
+}
+
+fn in_review() -> EgressRequest {
+    let mut request = sample_request("req-1", ApprovalMode::Single);
+    request.checks_verdict = Some("review".into());
+    request.checks_summary = Some("review: small counts in counts.csv".into());
+    request.checks_policy_version = Some("p-1".into());
+    request.checks_mode = Some("advise".into());
+    request
+}
+
+fn staging_report_key() -> String {
+    crate::services::checks::report_key(&StagingLayout::new("ws-1", "req-1").unwrap())
+}
+
+fn stage_report(evidence: &Sources) -> Vec<u8> {
+    let bytes = serde_json::to_vec_pretty(&report()).unwrap();
+    evidence
+        .sources
+        .objects
+        .put_object(STAGING, &staging_report_key(), bytes.clone());
+    bytes
+}
+
+#[tokio::test]
+async fn when_a_reviewer_asks_during_review_then_the_staged_report_lists_the_findings() {
+    let svc = service(vec![in_review()]);
+    let evidence = sources();
+    stage_report(&evidence);
+    let view = svc
+        .request_checks(&evidence, &caller("iris", &[IG]), "req-1")
+        .await
+        .unwrap();
+    assert_eq!(view.source, "report");
+    assert_eq!(view.report_location.as_deref(), Some("staging"));
+    assert_eq!(view.files_checked, Some(2));
+    let file = view
+        .files
+        .iter()
+        .find(|f| f.path == "counts.csv")
+        .expect("the flagged file is listed");
+    assert_eq!(file.verdict, "review");
+    assert!(file
+        .findings
+        .iter()
+        .any(|f| f.count >= 1 && !f.locations.is_empty()));
+    assert!(
+        view.files.iter().all(|f| f.path != "notes.txt"),
+        "files without findings are not listed"
+    );
+    assert!(!view.counts_by_rule.is_empty());
+    assert!(view.rules_applied.len() > 1);
+    // Nothing is audited for a read.
+    assert!(svc.audit.events().is_empty());
+}
+
+#[tokio::test]
+async fn when_a_caller_is_in_no_reviewer_group_then_checks_are_refused_before_the_request_is_read()
+{
+    let svc = service(vec![in_review()]);
+    let evidence = sources();
+    stage_report(&evidence);
+    for (who, groups) in [
+        ("other", vec!["OtherProjectIG"]),
+        ("cus", vec![CUSTODIAN]),
+        ("nobody", vec![]),
+    ] {
+        for id in ["req-1", "no-such-request"] {
+            let err = svc
+                .request_checks(&evidence, &caller(who, &groups), id)
+                .await
+                .unwrap_err();
+            assert_eq!(err.error_type(), "Forbidden", "{who} {id}: {err}");
+        }
+    }
+    assert!(svc.audit.events().is_empty());
+}
+
+#[tokio::test]
+async fn when_the_pool_no_longer_grants_the_reviewer_group_then_checks_are_refused_and_audited() {
+    let svc = service(vec![in_review()]);
+    let evidence = sources();
+    stage_report(&evidence);
+    // The token still says IG; the pool moved the user to another project's group.
+    svc.directory.set_groups("iris", &["OtherProjectIG"]);
+    let err = svc
+        .request_checks(&evidence, &caller("iris", &[IG]), "req-1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Forbidden");
+    let events = svc.audit.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, "checks_read");
+    assert_eq!(events[0].outcome, "refused");
+}
+
+#[tokio::test]
+async fn when_the_request_is_unknown_then_checks_and_evidence_are_not_found() {
+    let svc = service(vec![]);
+    let evidence = sources();
+    let err = svc
+        .request_checks(&evidence, &caller("iris", &[IG]), "req-404")
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "NotFound");
+    let err = svc
+        .request_evidence(&evidence, &caller("iris", &[IG]), "req-404")
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "NotFound");
+    let err = svc
+        .dispatch_with(
+            &evidence,
+            ApiEvent {
+                field: "requestChecks".into(),
+                identity: caller("iris", &[IG]),
+                arguments: serde_json::json!({}),
+                selection: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "ValidationError");
+}
+
+#[tokio::test]
+async fn when_the_staging_area_was_cleaned_after_a_rejection_then_only_the_summary_is_served() {
+    let mut request = in_review();
+    request.egress_status = EgressStatus::Rejected;
+    let svc = service(vec![request, sample_request("req-2", ApprovalMode::Single)]);
+    let evidence = sources();
+    let view = svc
+        .request_checks(&evidence, &caller("rita", &[RIT]), "req-1")
+        .await
+        .unwrap();
+    assert_eq!(view.source, "summary");
+    assert_eq!(view.verdict.as_deref(), Some("review"));
+    assert!(view.files.is_empty());
+    let view = svc
+        .request_checks(&evidence, &caller("rita", &[RIT]), "req-2")
+        .await
+        .unwrap();
+    assert_eq!(view.source, "none");
+}
+
+/// Releases req-1 as `copy-to-datalake` does (record, signature, report copy beside the
+/// archive), and records one download. The report stays in the staging area here: the
+/// copy beside the archive is served first.
+async fn release_it(svc: &Service, evidence: &Sources) -> Vec<u8> {
+    let report_bytes = stage_report(evidence);
+    let request = svc.store.get_request("req-1").await.unwrap().unwrap();
+    let manifest = Manifest {
+        egress_request_id: "req-1".into(),
+        workspace_id: "ws-1".into(),
+        source_bucket: "swb".into(),
+        snapshot_location: "arn:aws:s3:::n/s.json".into(),
+        files: vec![ManifestEntry {
+            path: "counts.csv".into(),
+            source_key: "ws-1/counts.csv".into(),
+            version_id: "v1".into(),
+            size: CSV.len() as u64,
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(CSV)),
+        }],
+    };
+    let archive_key = keys::archive_key("ws-1", "req-1").unwrap();
+    let report_ref = ObjectRef::new(STAGING, staging_report_key());
+    let signer = release::SignerHandle::new(evidence.sources.key.clone());
+    release::prepare(
+        &evidence.sources.objects,
+        &svc.audit,
+        &svc.clock,
+        Some(&signer),
+        ReleaseTarget {
+            bucket: DATALAKE,
+            kms_key_arn: "arn:datalake",
+            archive_key: &archive_key,
+            checks_report: Some(&report_ref),
+        },
+        &request,
+        &manifest,
+        "staging-manifest-sha",
+    )
+    .await
+    .unwrap();
+    svc.audit
+        .append(&AuditEvent {
+            egress_request_id: "req-1".into(),
+            at: "2024-05-03T12:00:00.000Z".into(),
+            actor: "cus".into(),
+            actor_email: Some("custodian@example.org".into()),
+            action: "download".into(),
+            outcome: "success".into(),
+            detail: serde_json::json!({"download_count": 1}),
+        })
+        .await
+        .unwrap();
+    report_bytes
+}
+
+fn released() -> EgressRequest {
+    let mut request = approved(in_review(), 1);
+    request.ig_reviewer_1_decision = Some(crate::model::Decision::Approved);
+    request
+}
+
+#[tokio::test]
+async fn when_released_then_the_report_beside_the_archive_is_served_and_the_record_signs_it() {
+    let svc = service(vec![released()]);
+    let evidence = sources();
+    let report_bytes = release_it(&svc, &evidence).await;
+    let view = svc
+        .request_checks(&evidence, &caller("iris", &[IG]), "req-1")
+        .await
+        .unwrap();
+    assert_eq!(view.report_location.as_deref(), Some("release"));
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&report_bytes));
+    assert_eq!(view.report_sha256.as_deref(), Some(sha.as_str()));
+    assert!(view.files.iter().any(|f| f.path == "counts.csv"));
+
+    let pack = svc
+        .request_evidence(&evidence, &caller("cus", &[CUSTODIAN]), "req-1")
+        .await
+        .unwrap();
+    let release = pack.release.expect("the signed record");
+    let signed = verify_record(
+        release.manifest.as_bytes(),
+        release.signature_file.as_deref().unwrap().as_bytes(),
+        &pack.signing_public_key,
+    )
+    .expect("the record verifies under the served key");
+    assert_eq!(signed.egress_request_id, "req-1");
+    assert_eq!(
+        release.signature.as_deref(),
+        Some(signed.signature.as_str())
+    );
+    // The record states the checks, bound to the report's digest, and the checks policy.
+    let record: Value = serde_json::from_str(&release.manifest).unwrap();
+    assert_eq!(record["checks"]["report_sha256"], sha.as_str());
+    assert_eq!(record["checks"]["verdict"], "review");
+    assert!(record["checks"]["counts_by_rule"].is_object());
+    assert!(record["policy_versions"]["checks_policy"].is_string());
+    let checks = pack.checks.expect("the checks summary");
+    assert_eq!(checks.report_sha256.as_deref(), Some(sha.as_str()));
+    assert_eq!(checks.files_checked, Some(2));
+    assert!(pack.audit_chain.valid, "{:?}", pack.audit_chain.first_break);
+    assert!(pack.audit_chain.length >= 2);
+    assert!(pack
+        .audit_chain
+        .events
+        .iter()
+        .any(|e| e.action == "release_signed"));
+    assert_eq!(pack.downloads.len(), 1);
+    assert_eq!(pack.downloads[0].who, "cus");
+    // Another key does not verify the record.
+    let other = LocalSigner::new(3).pem();
+    let err = verify_record(
+        release.manifest.as_bytes(),
+        release.signature_file.as_deref().unwrap().as_bytes(),
+        &other,
+    )
+    .unwrap_err();
+    assert!(err.starts_with("SignatureInvalid"), "{err}");
+    let mut edited = release.manifest.clone();
+    edited = edited.replacen("\"review\"", "\"pass\"", 1);
+    let err = verify_record(
+        edited.as_bytes(),
+        release.signature_file.as_deref().unwrap().as_bytes(),
+        &pack.signing_public_key,
+    )
+    .unwrap_err();
+    assert!(err.starts_with("ManifestEdited"), "{err}");
+}
+
+#[tokio::test]
+async fn when_an_audit_event_is_edited_then_the_evidence_names_the_first_broken_link() {
+    let svc = service(vec![released()]);
+    let evidence = sources();
+    release_it(&svc, &evidence).await;
+    {
+        let mut events = svc.audit.events.lock().unwrap();
+        events[0].detail = serde_json::json!({"edited": true});
+    }
+    let pack = svc
+        .request_evidence(&evidence, &caller("iris", &[IG]), "req-1")
+        .await
+        .unwrap();
+    assert!(!pack.audit_chain.valid);
+    let broken = pack.audit_chain.first_break.expect("a break");
+    assert_eq!(broken.error, "EditedEvent");
+    assert_eq!(broken.seq, 1);
+}
+
+#[tokio::test]
+async fn when_a_caller_outside_the_api_groups_asks_for_evidence_or_the_key_then_forbidden() {
+    let svc = service(vec![released()]);
+    let evidence = sources();
+    for id in ["req-1", "no-such-request"] {
+        let err = svc
+            .request_evidence(&evidence, &caller("other", &["OtherProjectIG"]), id)
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "Forbidden");
+    }
+    let err = svc
+        .release_signing_key(&evidence, &caller("other", &["OtherProjectIG"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Forbidden");
+    let pem = svc
+        .release_signing_key(&evidence, &caller("rita", &[RIT]))
+        .await
+        .unwrap();
+    assert_eq!(pem, LocalSigner::default().pem());
+}
+
+#[tokio::test]
+async fn when_dispatched_then_the_evidence_fields_answer_and_the_others_reach_the_web_apps_operations(
+) {
+    let svc = service(vec![in_review()]);
+    let evidence = sources();
+    stage_report(&evidence);
+    let event = |field: &str, arguments: Value| ApiEvent {
+        field: field.into(),
+        identity: caller("iris", &[IG]),
+        arguments,
+        selection: None,
+    };
+    let id = serde_json::json!({"egress_request_id": "req-1"});
+    let checks = svc
+        .dispatch_with(&evidence, event("requestChecks", id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(checks["source"], "report");
+    assert!(checks["files"][0]["findings"][0]["rule"].is_string());
+    let pack = svc
+        .dispatch_with(&evidence, event("requestEvidence", id))
+        .await
+        .unwrap();
+    assert!(pack["release"].is_null(), "not released yet");
+    assert_eq!(pack["checks"]["verdict"], "review");
+    let key = svc
+        .dispatch_with(&evidence, event("releaseSigningKey", Value::Null))
+        .await
+        .unwrap();
+    assert!(key
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN PUBLIC KEY-----"));
+    let listed = svc
+        .dispatch_with(&evidence, event("listRequests", Value::Null))
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+}
