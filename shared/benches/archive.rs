@@ -229,6 +229,14 @@ impl ObjectStore for BenchStore {
         Ok(())
     }
 
+    async fn list_multipart_uploads(
+        &self,
+        _bucket: &str,
+        _prefix: &str,
+    ) -> Result<Vec<shared::ports::OpenUpload>> {
+        Ok(Vec::new())
+    }
+
     async fn list_versions(
         &self,
         _bucket: &str,

@@ -205,6 +205,14 @@ impl<O: ObjectStore> ObjectStore for Delayed<O> {
         self.wait().await;
         self.inner.abort_multipart(u).await
     }
+    async fn list_multipart_uploads(
+        &self,
+        b: &str,
+        p: &str,
+    ) -> shared::Result<Vec<shared::ports::OpenUpload>> {
+        self.wait().await;
+        self.inner.list_multipart_uploads(b, p).await
+    }
     async fn list_versions(
         &self,
         b: &str,

@@ -9,6 +9,12 @@
 //! transaction, each conditional on not existing: two writers cannot both take `seq = n`
 //! (the chain cannot fork), and the loser re-reads the head and retries. The locks live in
 //! their own partition so readers of a request's events never see them.
+//!
+//! Appends are idempotent where a retry could repeat them: when the transaction is refused,
+//! the lock of the seq it tried says whether this very write landed (its answer lost, the
+//! SDK retried) before the head is re-read; and an event appended with a `once` key also
+//! writes a marker under `<egress_request_id>#once` in the same transaction, so a step
+//! re-run after its answer was lost finds its own marker and writes nothing.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,7 +26,7 @@ use aws_sdk_dynamodb::Client;
 use super::classify;
 use crate::error::{EgressError, Result};
 use crate::evidence::chain::{self, ChainLink, StoredEvent};
-use crate::ports::{AuditEvent, AuditLog, AuditTrail, ChainHead};
+use crate::ports::{Appended, AuditEvent, AuditLog, AuditTrail, ChainHead};
 
 /// Appends that lose the race this many times in a row fail as `TransientError` (the
 /// step's `Retry` then tries again later).
@@ -36,6 +42,11 @@ pub struct DynamoDbAuditLog {
 /// Partition of a request's chain locks.
 pub fn lock_partition(egress_request_id: &str) -> String {
     format!("{egress_request_id}#chain")
+}
+
+/// Partition of the markers of a request's once-only events ([`AuditLog::append_once`]).
+pub fn once_partition(egress_request_id: &str) -> String {
+    format!("{egress_request_id}#once")
 }
 
 impl DynamoDbAuditLog {
@@ -100,18 +111,38 @@ fn lock_head(item: &HashMap<String, AttributeValue>) -> Option<ChainHead> {
     })
 }
 
-fn lost_race(err: &TransactWriteItemsError) -> bool {
+/// Why a chained append's transaction was cancelled, by item: `[lock, event, once marker]`.
+fn cancelled_items(err: &TransactWriteItemsError) -> Vec<bool> {
     match err {
         TransactWriteItemsError::TransactionCanceledException(e) => e
             .cancellation_reasons()
             .iter()
-            .any(|r| r.code() == Some("ConditionalCheckFailed")),
-        _ => false,
+            .map(|r| r.code() == Some("ConditionalCheckFailed"))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
-impl AuditLog for DynamoDbAuditLog {
-    async fn append(&self, event: &AuditEvent) -> Result<()> {
+impl DynamoDbAuditLog {
+    /// The hash held by the chain lock of `seq`, if taken.
+    async fn lock_hash(&self, egress_request_id: &str, seq: u64) -> Result<Option<String>> {
+        let partition = lock_partition(egress_request_id);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("egress_request_id", AttributeValue::S(partition.clone()))
+            .key("event_key", AttributeValue::S(format!("{seq:012}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(&format!("audit lock GetItem {partition}"), e))?;
+        Ok(out.item().and_then(|item| text(item, "hash")))
+    }
+
+    /// Appends `event` as the next link; with `once`, also writes the marker
+    /// `<id>#once`/`once` in the same transaction, conditional on not existing.
+    async fn append_chained(&self, event: &AuditEvent, once: Option<&str>) -> Result<Appended> {
         let id = &event.egress_request_id;
         let mut base: HashMap<String, AttributeValue> = serde_dynamo::to_item(event)
             .map_err(|e| EgressError::Internal(format!("audit event cannot be stored: {e}")))?;
@@ -140,31 +171,60 @@ impl AuditLog for DynamoDbAuditLog {
                     AttributeValue::S(format!("{seq:012}")),
                 ),
                 ("seq".to_string(), AttributeValue::N(seq.to_string())),
-                ("hash".to_string(), AttributeValue::S(hash)),
+                ("hash".to_string(), AttributeValue::S(hash.clone())),
             ]);
-            let sent = self
+            let mut write = self
                 .client
                 .transact_write_items()
                 .transact_items(self.put(lock)?)
-                .transact_items(self.put(item)?)
-                .send()
-                .await;
-            match sent {
-                Ok(_) => return Ok(()),
-                Err(err) => {
-                    let service = err.as_service_error();
-                    if service.is_some_and(lost_race) {
-                        // Another writer took this seq: back off a little, re-read the head.
-                        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt + 1))).await;
-                        continue;
-                    }
-                    return Err(classify(&format!("audit TransactWriteItems {id}"), err));
-                }
+                .transact_items(self.put(item)?);
+            if let Some(key) = once {
+                let marker = HashMap::from([
+                    (
+                        "egress_request_id".to_string(),
+                        AttributeValue::S(once_partition(id)),
+                    ),
+                    ("event_key".to_string(), AttributeValue::S(key.to_string())),
+                    ("seq".to_string(), AttributeValue::N(seq.to_string())),
+                ]);
+                write = write.transact_items(self.put(marker)?);
             }
+            let err = match write.send().await {
+                Ok(_) => return Ok(Appended::Now),
+                Err(err) => err,
+            };
+            let cancelled = err
+                .as_service_error()
+                .map(cancelled_items)
+                .unwrap_or_default();
+            if cancelled.get(2).copied().unwrap_or(false) {
+                // The step audited itself before (its answer was lost and it ran again).
+                return Ok(Appended::Already);
+            }
+            if cancelled.iter().any(|c| *c) {
+                // Either another writer took this seq, or this very write landed and its
+                // answer was lost (the SDK's retry then finds its own lock): the head says.
+                if self.lock_hash(id, seq).await?.as_deref() == Some(hash.as_str()) {
+                    return Ok(Appended::Now);
+                }
+                tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt + 1))).await;
+                continue;
+            }
+            return Err(classify(&format!("audit TransactWriteItems {id}"), err));
         }
         Err(EgressError::Transient(format!(
             "audit event of {id} lost the race for the chain head {MAX_ATTEMPTS} times"
         )))
+    }
+}
+
+impl AuditLog for DynamoDbAuditLog {
+    async fn append(&self, event: &AuditEvent) -> Result<()> {
+        self.append_chained(event, None).await.map(|_| ())
+    }
+
+    async fn append_once(&self, event: &AuditEvent, once: &str) -> Result<Appended> {
+        self.append_chained(event, Some(once)).await
     }
 
     async fn trail(&self, egress_request_id: &str) -> Result<AuditTrail> {
@@ -225,6 +285,7 @@ impl AuditLog for DynamoDbAuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
     use aws_sdk_dynamodb::operation::query::QueryOutput;
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
     use aws_sdk_dynamodb::types::error::TransactionCanceledException;
@@ -302,13 +363,71 @@ mod tests {
             })
             .output(|| TransactWriteItemsOutput::builder().build())
             .build();
-        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&head, &write]);
+        // The lock of seq 1 holds the other writer's hash.
+        let lock = mock!(Client::get_item).then_output(|| {
+            GetItemOutput::builder()
+                .set_item(Some(head_item(1, "h1")))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&head, &write, &lock]);
         DynamoDbAuditLog::new(client, "audit")
             .append(&event())
             .await
             .unwrap();
         assert_eq!(head.num_calls(), 2, "the head was read again");
         assert_eq!(write.num_calls(), 2);
+    }
+
+    fn cancelled(reasons: &[&str]) -> TransactWriteItemsError {
+        let mut e = TransactionCanceledException::builder();
+        for code in reasons {
+            e = e.cancellation_reasons(CancellationReason::builder().code(*code).build());
+        }
+        TransactWriteItemsError::TransactionCanceledException(e.build())
+    }
+
+    #[tokio::test]
+    async fn when_the_write_landed_but_its_answer_was_lost_then_it_is_not_written_again() {
+        // The SDK's retry of a write that landed finds its own lock taken: same seq, same
+        // hash. Writing again would put the event in the chain twice.
+        let e = event();
+        let own = chain::next_link(&e, None).hash;
+        let head = mock!(Client::query).then_output(|| QueryOutput::builder().build());
+        let write = mock!(Client::transact_write_items)
+            .then_error(|| cancelled(&["ConditionalCheckFailed", "ConditionalCheckFailed"]));
+        let lock = mock!(Client::get_item).then_output(move || {
+            GetItemOutput::builder()
+                .set_item(Some(head_item(1, &own)))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&head, &write, &lock]);
+        let appended = DynamoDbAuditLog::new(client, "audit")
+            .append_once(&e, "staged")
+            .await
+            .unwrap();
+        assert_eq!(appended, Appended::Now);
+        assert_eq!(write.num_calls(), 1, "not written a second time");
+    }
+
+    #[tokio::test]
+    async fn when_a_step_audits_itself_again_then_its_once_marker_refuses_the_second_event() {
+        let head = mock!(Client::query)
+            .then_output(|| QueryOutput::builder().items(head_item(3, "h3")).build());
+        let write = mock!(Client::transact_write_items)
+            .match_requests(|r| {
+                let marker = r.transact_items()[2].put().unwrap();
+                marker.item()["egress_request_id"].as_s().unwrap() == "req-1#once"
+                    && marker.item()["event_key"].as_s().unwrap() == "staged"
+                    && marker.condition_expression() == Some("attribute_not_exists(event_key)")
+            })
+            .then_error(|| cancelled(&["None", "None", "ConditionalCheckFailed"]));
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&head, &write]);
+        let appended = DynamoDbAuditLog::new(client, "audit")
+            .append_once(&event(), "staged")
+            .await
+            .unwrap();
+        assert_eq!(appended, Appended::Already);
+        assert_eq!(write.num_calls(), 1);
     }
 
     #[tokio::test]

@@ -28,7 +28,8 @@ use super::classify;
 use crate::error::{EgressError, Result};
 use crate::ports::{
     ByteChunks, CopyReceipt, Destination, ListCursor, ListedObject, MultipartUpload, ObjectHead,
-    ObjectPage, ObjectRef, ObjectStore, UploadedPart, VersionPage, VersionedKey, MAX_DELETE_BATCH,
+    ObjectPage, ObjectRef, ObjectStore, OpenUpload, UploadedPart, VersionPage, VersionedKey,
+    MAX_DELETE_BATCH,
 };
 
 /// Error codes of `DeleteObjects` per-key failures that a retry can fix.
@@ -191,6 +192,32 @@ fn body_chunks(body: ByteStream, name: String) -> ByteChunks {
 }
 
 impl ObjectStore for S3ObjectStore {
+    async fn get_tags(
+        &self,
+        object: &ObjectRef,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        let out = self
+            .client
+            .get_object_tagging()
+            .bucket(&object.bucket)
+            .key(&object.key)
+            .set_version_id(object.version_id.clone())
+            .send()
+            .await
+            .map_err(|err| {
+                if is_missing(&err) {
+                    EgressError::NotFound(format!("object {object} does not exist"))
+                } else {
+                    classify(&format!("GetObjectTagging {object}"), err)
+                }
+            })?;
+        Ok(out
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect())
+    }
+
     async fn head(&self, object: &ObjectRef) -> Result<Option<ObjectHead>> {
         let result = self
             .client
@@ -533,6 +560,46 @@ impl ObjectStore for S3ObjectStore {
                 &format!("AbortMultipartUpload {:?}", upload.key),
                 err,
             )),
+        }
+    }
+
+    async fn list_multipart_uploads(&self, bucket: &str, prefix: &str) -> Result<Vec<OpenUpload>> {
+        let what = format!("ListMultipartUploads s3://{bucket}/{prefix:?}");
+        let mut open = Vec::new();
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let out = self
+                .client
+                .list_multipart_uploads()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| classify(&what, e))?;
+            for u in out.uploads() {
+                if let (Some(key), Some(upload_id)) = (u.key(), u.upload_id()) {
+                    open.push(OpenUpload {
+                        upload: MultipartUpload {
+                            bucket: bucket.to_string(),
+                            key: key.to_string(),
+                            upload_id: upload_id.to_string(),
+                        },
+                        initiated: u.initiated().map(|t| t.secs()),
+                    });
+                }
+            }
+            if out.is_truncated() != Some(true) {
+                return Ok(open);
+            }
+            key_marker = out.next_key_marker().map(str::to_string);
+            id_marker = out.next_upload_id_marker().map(str::to_string);
+            if key_marker.is_none() && id_marker.is_none() {
+                return Err(EgressError::Internal(format!(
+                    "{what}: truncated without a marker to go on from"
+                )));
+            }
         }
     }
 
@@ -1199,5 +1266,91 @@ mod tests {
             "b/a/%C3%BC%20%3F%26%3D%23%25.csv?versionId=x%2By"
         );
         assert_eq!(copy_source(&ObjectRef::new("b", "k")), "b/k");
+    }
+
+    #[tokio::test]
+    async fn when_an_object_is_tagged_then_get_tags_returns_them_for_its_version() {
+        use aws_sdk_s3::operation::get_object_tagging::GetObjectTaggingOutput;
+        use aws_sdk_s3::types::Tag;
+        let tagging = mock!(Client::get_object_tagging)
+            .match_requests(|r| {
+                r.bucket() == Some("staging")
+                    && r.key() == Some("ws-1/req-1/a.csv")
+                    && r.version_id() == Some("v1")
+            })
+            .then_output(|| {
+                GetObjectTaggingOutput::builder()
+                    .tag_set(
+                        Tag::builder()
+                            .key("GuardDutyMalwareScanStatus")
+                            .value("THREATS_FOUND")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap()
+            });
+        let store = S3ObjectStore::new(mock_client!(aws_sdk_s3, [&tagging]));
+        let tags = store
+            .get_tags(&ObjectRef::at_version("staging", "ws-1/req-1/a.csv", "v1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            tags.get("GuardDutyMalwareScanStatus").map(String::as_str),
+            Some("THREATS_FOUND")
+        );
+        assert_eq!(tagging.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn when_a_tagged_object_is_missing_then_get_tags_is_not_found() {
+        let tagging = mock!(Client::get_object_tagging)
+            .then_http_response(|| not_found("NoSuchKey", "The specified key does not exist."));
+        let store = S3ObjectStore::new(mock_client!(aws_sdk_s3, [&tagging]));
+        let err = store
+            .get_tags(&ObjectRef::new("staging", "ws-1/req-1/gone.csv"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "NotFound", "{err}");
+        assert!(err.to_string().contains("gone.csv"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn when_uploads_span_two_pages_then_every_open_upload_is_listed() {
+        use aws_sdk_s3::operation::list_multipart_uploads::ListMultipartUploadsOutput;
+        use aws_sdk_s3::types::MultipartUpload as S3Upload;
+        let upload = |key: &str, id: &str| S3Upload::builder().key(key).upload_id(id).build();
+        let first = mock!(aws_sdk_s3::Client::list_multipart_uploads)
+            .match_requests(|r| r.key_marker().is_none() && r.prefix() == Some("ws/a.zip"))
+            .then_output(move || {
+                ListMultipartUploadsOutput::builder()
+                    .uploads(upload("ws/a.zip", "u1"))
+                    .is_truncated(true)
+                    .next_key_marker("ws/a.zip")
+                    .next_upload_id_marker("u1")
+                    .build()
+            });
+        let second = mock!(aws_sdk_s3::Client::list_multipart_uploads)
+            .match_requests(|r| r.upload_id_marker() == Some("u1"))
+            .then_output(move || {
+                ListMultipartUploadsOutput::builder()
+                    .uploads(upload("ws/a.zip", "u2"))
+                    .is_truncated(false)
+                    .build()
+            });
+        let store = S3ObjectStore::new(mock_client!(
+            aws_sdk_s3,
+            RuleMode::MatchAny,
+            [&first, &second]
+        ));
+        let open = store
+            .list_multipart_uploads("dl", "ws/a.zip")
+            .await
+            .unwrap();
+        let ids: Vec<_> = open.iter().map(|o| o.upload.upload_id.as_str()).collect();
+        assert_eq!(ids, ["u1", "u2"]);
+        assert!(open
+            .iter()
+            .all(|o| o.upload.bucket == "dl" && o.upload.key == "ws/a.zip"));
     }
 }

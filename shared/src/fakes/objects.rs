@@ -142,6 +142,8 @@ struct State {
     ignore_delete: HashSet<String>,
     yield_on_part_copy: bool,
     copy_checksums: bool,
+    /// Tags by bucket and key (of the current version).
+    tags: HashMap<(String, String), BTreeMap<String, String>>,
 }
 
 /// An in-memory [`ObjectStore`].
@@ -166,6 +168,7 @@ impl Default for InMemoryObjectStore {
                 ignore_delete: HashSet::new(),
                 yield_on_part_copy: false,
                 copy_checksums: true,
+                tags: HashMap::new(),
             }),
         }
     }
@@ -175,6 +178,16 @@ impl InMemoryObjectStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets the tags of `bucket/key` (as the malware scanner would).
+    pub fn set_tags(&self, bucket: &str, key: &str, tags: &[(&str, &str)]) {
+        self.lock().tags.insert(
+            (bucket.to_string(), key.to_string()),
+            tags.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
     }
 
     /// Adds a bucket (builder style).
@@ -416,6 +429,16 @@ fn part_etag(data: &[u8]) -> String {
 }
 
 impl ObjectStore for InMemoryObjectStore {
+    async fn get_tags(&self, object: &ObjectRef) -> Result<BTreeMap<String, String>> {
+        let state = self.lock();
+        state.require(object)?;
+        Ok(state
+            .tags
+            .get(&(object.bucket.clone(), object.key.clone()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
     async fn head(&self, object: &ObjectRef) -> Result<Option<ObjectHead>> {
         let mut state = self.lock();
         state.calls.push(ObjectCall::Head(object.clone()));
@@ -664,6 +687,32 @@ impl ObjectStore for InMemoryObjectStore {
         state.upload(upload)?;
         state.uploads.remove(&upload.upload_id);
         Ok(())
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<crate::ports::OpenUpload>> {
+        let state = self.lock();
+        state.bucket(bucket)?;
+        let mut open: Vec<crate::ports::OpenUpload> = state
+            .uploads
+            .iter()
+            .filter(|(_, u)| {
+                u.destination.bucket == bucket && u.destination.key.starts_with(prefix)
+            })
+            .map(|(id, u)| crate::ports::OpenUpload {
+                upload: MultipartUpload {
+                    bucket: bucket.to_string(),
+                    key: u.destination.key.clone(),
+                    upload_id: id.clone(),
+                },
+                initiated: None,
+            })
+            .collect();
+        open.sort_by(|a, b| a.upload.upload_id.cmp(&b.upload.upload_id));
+        Ok(open)
     }
 
     async fn list_versions(

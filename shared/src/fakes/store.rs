@@ -110,6 +110,8 @@ pub struct InMemoryAuditLog {
     pub events: Mutex<Vec<AuditEvent>>,
     /// Each event's link, in the same order.
     pub links: Mutex<Vec<crate::evidence::chain::ChainLink>>,
+    /// `(request, once key)` of the events appended with [`AuditLog::append_once`].
+    pub once: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl InMemoryAuditLog {
@@ -138,6 +140,19 @@ impl AuditLog for InMemoryAuditLog {
         links.push(crate::evidence::chain::next_link(event, head.as_ref()));
         events.push(event.clone());
         Ok(())
+    }
+
+    async fn append_once(&self, event: &AuditEvent, once: &str) -> Result<crate::ports::Appended> {
+        let fresh = self
+            .once
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((event.egress_request_id.clone(), once.to_string()));
+        if !fresh {
+            return Ok(crate::ports::Appended::Already);
+        }
+        self.append(event).await?;
+        Ok(crate::ports::Appended::Now)
     }
 
     async fn trail(&self, egress_request_id: &str) -> Result<crate::ports::AuditTrail> {

@@ -28,12 +28,30 @@ pub struct AuditEvent {
     pub detail: serde_json::Value,
 }
 
+/// What [`AuditLog::append_once`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// The event is now the chain's head.
+    Now,
+    /// An event with the same key was appended earlier; nothing was written.
+    Already,
+}
+
 /// Appends to the audit trail, each event chained to the previous one of its request
 /// ([`crate::evidence::chain`]).
 pub trait AuditLog: Send + Sync {
     /// Appends `event` as the next link of its request's chain; never overwrites an earlier
     /// event, and never forks the chain (a lost race re-reads the head and retries).
     fn append(&self, event: &AuditEvent) -> impl Future<Output = Result<()>> + Send;
+
+    /// Appends `event` unless an event with the same `once` key was already appended for its
+    /// request (a step re-run after its answer was lost must not audit itself twice: the
+    /// workflow's steps each happen once per request). Returns whether it was appended.
+    fn append_once(
+        &self,
+        event: &AuditEvent,
+        once: &str,
+    ) -> impl Future<Output = Result<Appended>> + Send;
 
     /// Every event of a request with its link, and the chain locks, for the verifier.
     fn trail(&self, egress_request_id: &str) -> impl Future<Output = Result<AuditTrail>> + Send;

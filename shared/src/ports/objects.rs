@@ -125,6 +125,15 @@ pub struct MultipartUpload {
     pub upload_id: String,
 }
 
+/// A multipart upload still open, as `ListMultipartUploads` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenUpload {
+    /// The upload.
+    pub upload: MultipartUpload,
+    /// When it was started (seconds since the epoch), when S3 says.
+    pub initiated: Option<i64>,
+}
+
 /// A part that S3 accepted, as `CompleteMultipartUpload` needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadedPart {
@@ -315,6 +324,14 @@ pub trait ObjectStore: Send + Sync {
     /// `AbortMultipartUpload`: the parts are discarded and no object appears.
     fn abort_multipart(&self, upload: &MultipartUpload) -> impl Future<Output = Result<()>> + Send;
 
+    /// `ListMultipartUploads` under `prefix` (every page): the uploads neither completed nor
+    /// aborted, each with when it was started (seconds since the epoch, when S3 says).
+    fn list_multipart_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<OpenUpload>>> + Send;
+
     /// One page of `ListObjectVersions` under `prefix`: every version and delete marker.
     /// On an unversioned bucket each object appears once, with version `"null"`.
     fn list_versions(
@@ -331,4 +348,18 @@ pub trait ObjectStore: Send + Sync {
         bucket: &str,
         objects: &[VersionedKey],
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// `GetObjectTagging`: the object's (or version's) tags, by key; a missing object is
+    /// `NotFound`. The output checks read the malware scanner's `GuardDutyMalwareScanStatus`
+    /// with it. The default (stores that keep no tags) refuses.
+    fn get_tags(
+        &self,
+        object: &ObjectRef,
+    ) -> impl Future<Output = Result<std::collections::BTreeMap<String, String>>> + Send {
+        async move {
+            Err(crate::error::EgressError::Internal(format!(
+                "this object store keeps no tags ({object})"
+            )))
+        }
+    }
 }

@@ -264,18 +264,22 @@ pub async fn delete_staged_proved(
     let list_sha256 = hex::encode(Sha256::digest(
         serde_json::to_vec(&proof).unwrap_or_default(),
     ));
+    // Once per request: a re-run finds nothing left and must not confirm a second time.
     audit
-        .append(&event(
+        .append_once(
+            &event(
+                "deletion_confirmed",
+                json!({
+                    "bucket": staging_bucket,
+                    "objects": proof.len(),
+                    "total_bytes": proof.iter().filter_map(|p| p.size).sum::<u64>(),
+                    "proof_events": parts,
+                    "proof_sha256": list_sha256,
+                    "confirmed_by": "HEAD of each key and version answered 404",
+                }),
+            ),
             "deletion_confirmed",
-            json!({
-                "bucket": staging_bucket,
-                "objects": proof.len(),
-                "total_bytes": proof.iter().filter_map(|p| p.size).sum::<u64>(),
-                "proof_events": parts,
-                "proof_sha256": list_sha256,
-                "confirmed_by": "HEAD of each key and version answered 404",
-            }),
-        ))
+        )
         .await?;
     Ok(proof.len() as u64)
 }

@@ -4,10 +4,10 @@
 use serde_json::json;
 
 use crate::error::EgressError;
-use crate::ports::{AuditEvent, AuditLog, Clock};
+use crate::ports::{Appended, AuditEvent, AuditLog, Clock};
 
 /// Audits a step's `outcome` under `action` and returns it unchanged: a success as `detail`
-/// of the result (appended; if the trail refuses it, that is the step's error, since an
+/// of the result (appended once per request and action; if the trail refuses it, that is the step's error, since an
 /// unaudited step must be retried), a failure by its error name and message (best effort: see
 /// [`failure`]).
 pub(crate) async fn audited<T>(
@@ -22,7 +22,15 @@ pub(crate) async fn audited<T>(
     match outcome {
         Ok(value) => {
             let event = success(clock, egress_request_id, actor, action, detail(&value));
-            audit.append(&event).await?;
+            // Each of these steps happens once per request: a re-run (its answer was lost,
+            // the state machine retried it) finds its earlier event and adds none.
+            if audit.append_once(&event, action).await? == Appended::Already {
+                tracing::info!(
+                    egress_request_id,
+                    action,
+                    "already audited by an earlier run"
+                );
+            }
             Ok(value)
         }
         Err(err) => {
