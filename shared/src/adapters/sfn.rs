@@ -1,8 +1,11 @@
 //! Step Functions adapters: starting executions and completing review tasks.
 
+use aws_sdk_sfn::config::retry::RetryConfig;
+use aws_sdk_sfn::error::SdkError;
 use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
 use aws_sdk_sfn::operation::start_execution::StartExecutionError;
 use aws_sdk_sfn::Client;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 use super::classify;
 use crate::error::{EgressError, Result};
@@ -84,34 +87,102 @@ impl SfnWorkflowCallbacks {
     }
 }
 
-impl WorkflowCallbacks for SfnWorkflowCallbacks {
-    async fn send_success(&self, task_token: &str, output: &str) -> Result<Delivery> {
-        match self
-            .client
+impl SfnWorkflowCallbacks {
+    /// One `SendTaskSuccess`, without the SDK's retries (the caller retries, knowing which
+    /// attempt may have been delivered).
+    async fn send_once(
+        &self,
+        task_token: &str,
+        output: &str,
+    ) -> std::result::Result<(), SdkError<SendTaskSuccessError, HttpResponse>> {
+        self.client
             .send_task_success()
             .task_token(task_token)
             .output(output)
+            .customize()
+            .config_override(
+                aws_sdk_sfn::config::Builder::default().retry_config(RetryConfig::disabled()),
+            )
             .send()
             .await
-        {
-            Ok(_) => Ok(Delivery::Delivered),
+            .map(|_| ())
+    }
+}
+
+/// Whether a failed attempt may still have been delivered: it was sent and its answer was
+/// lost (a timeout, a dropped connection, a 5xx). A refusal AWS answered (4xx), or a request
+/// that never left, was not.
+fn maybe_delivered(err: &SdkError<SendTaskSuccessError, HttpResponse>) -> bool {
+    match err {
+        SdkError::ConstructionFailure(_) => false,
+        SdkError::DispatchFailure(e) => !e.is_io() || e.is_timeout(),
+        SdkError::ServiceError(e) => e.raw().status().is_server_error(),
+        _ => true,
+    }
+}
+
+/// Attempts of `SendTaskSuccess` (as the SDK's other calls: [`crate::aws::MAX_ATTEMPTS`]).
+const SEND_ATTEMPTS: u32 = crate::aws::MAX_ATTEMPTS;
+
+impl WorkflowCallbacks for SfnWorkflowCallbacks {
+    /// Retried here rather than by the SDK, because a retry's answer depends on what the
+    /// earlier attempt did: after an attempt that may have been delivered (its answer was
+    /// lost), "the task is no longer waiting" means that attempt resumed it. The caller holds
+    /// the stage's decision claim, so nobody else can have completed this task; only a review
+    /// timeout at the same instant could, and the workflow then records the expiry itself.
+    async fn send_success(&self, task_token: &str, output: &str) -> Result<Delivery> {
+        let mut sent_before = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let err = match self.send_once(task_token, output).await {
+                Ok(()) => return Ok(Delivery::Delivered),
+                Err(err) => err,
+            };
             // The token is a secret: none of these messages include it.
-            Err(err) => match err.as_service_error() {
+            match err.as_service_error() {
                 Some(
                     SendTaskSuccessError::TaskTimedOut(_)
                     | SendTaskSuccessError::TaskDoesNotExist(_)
                     | SendTaskSuccessError::InvalidToken(_),
-                ) => Ok(Delivery::NoLongerWaiting),
+                ) => {
+                    if sent_before {
+                        tracing::info!(
+                            attempt,
+                            "an earlier attempt whose answer was lost resumed the task"
+                        );
+                        return Ok(Delivery::Delivered);
+                    }
+                    return Ok(Delivery::NoLongerWaiting);
+                }
                 Some(SendTaskSuccessError::InvalidOutput(e)) => {
-                    Err(EgressError::Internal(format!(
+                    return Err(EgressError::Internal(format!(
                         "decision output refused: {}",
                         e.message().unwrap_or_default()
                     )))
                 }
-                _ => Err(classify("SendTaskSuccess", err)),
-            },
+                _ => {}
+            }
+            sent_before |= maybe_delivered(&err);
+            let classified = classify("SendTaskSuccess", err);
+            if !classified.is_transient() || attempt >= SEND_ATTEMPTS {
+                return Err(classified);
+            }
+            tokio::time::sleep(backoff(attempt)).await;
         }
     }
+}
+
+/// Exponential backoff with full jitter, as the SDK's standard retry mode.
+fn backoff(attempt: u32) -> std::time::Duration {
+    let cap = crate::aws::INITIAL_BACKOFF
+        .saturating_mul(1 << attempt.min(10))
+        .min(crate::aws::MAX_BACKOFF);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    cap.mul_f64(f64::from(nanos % 1000) / 1000.0)
 }
 
 #[cfg(test)]
@@ -122,7 +193,7 @@ mod tests {
     use aws_sdk_sfn::types::error::{
         ExecutionAlreadyExists, ExecutionLimitExceeded, InvalidOutput, TaskTimedOut,
     };
-    use aws_smithy_mocks::{mock, mock_client};
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
 
     const ARN: &str = "arn:aws:states:eu-west-2:123456789012:stateMachine:egress";
 
@@ -191,6 +262,53 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(delivery, Delivery::Delivered);
+    }
+
+    #[tokio::test]
+    async fn when_an_attempt_was_lost_and_the_retry_finds_the_task_done_then_it_was_delivered() {
+        // The first attempt reached Step Functions, its answer did not come back (a 503);
+        // the retry finds the task no longer waiting: the first attempt resumed it.
+        let send = mock!(aws_sdk_sfn::Client::send_task_success)
+            .sequence()
+            .http_response(|| {
+                HttpResponse::new(
+                    aws_smithy_runtime_api::http::StatusCode::try_from(503).unwrap(),
+                    aws_smithy_types::body::SdkBody::from("{}"),
+                )
+            })
+            .error(|| SendTaskSuccessError::TaskTimedOut(TaskTimedOut::builder().build()))
+            .build();
+        let client = mock_client!(aws_sdk_sfn, RuleMode::Sequential, [&send]);
+        let delivery = SfnWorkflowCallbacks::new(client)
+            .send_success("token", "{}")
+            .await
+            .unwrap();
+        assert_eq!(delivery, Delivery::Delivered);
+        assert_eq!(send.num_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn when_throttled_then_retried_and_a_later_timeout_is_no_longer_waiting() {
+        // A throttled attempt was refused, not delivered: the task's state is the answer.
+        let send = mock!(aws_sdk_sfn::Client::send_task_success)
+            .sequence()
+            .http_response(|| {
+                HttpResponse::new(
+                    aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+                    aws_smithy_types::body::SdkBody::from(
+                        r#"{"__type":"ThrottlingException","message":"slow down"}"#,
+                    ),
+                )
+            })
+            .error(|| SendTaskSuccessError::TaskTimedOut(TaskTimedOut::builder().build()))
+            .build();
+        let client = mock_client!(aws_sdk_sfn, RuleMode::Sequential, [&send]);
+        let delivery = SfnWorkflowCallbacks::new(client)
+            .send_success("token", "{}")
+            .await
+            .unwrap();
+        assert_eq!(delivery, Delivery::NoLongerWaiting);
+        assert_eq!(send.num_calls(), 2);
     }
 
     #[tokio::test]
