@@ -356,9 +356,13 @@ CHECKS_POLICY_GROUPS = {
     "size": {"max_file_bytes", "max_request_bytes", "severity"},
     "types": {"allow_extensions", "review_extensions", "block_extensions", "executables", "scripts",
               "encrypted_archives", "hidden_files", "git_folders", "extension_mismatch"},
-    "tables": {"small_count_threshold", "flag_zeros", "small_counts", "record_level_min_rows", "record_level"},
+    "tables": {"small_count_threshold", "flag_zeros", "small_counts", "record_level_min_rows", "record_level",
+               "max_spreadsheet_bytes"},
     "identifiers": {"nhs_numbers", "postcodes", "emails", "phone_numbers", "ni_numbers", "dates_of_birth", "ip_addresses"},
     "archives": {"max_depth", "max_entries", "max_expansion_ratio", "max_expanded_bytes"},
+    "images": {"gps", "identifying_metadata"},
+    "acro": {"checksum_mismatch", "file_missing", "unverified", "output_not_passed"},
+    "malware": {"threats_found", "scan_not_finished"},
 }
 
 
@@ -423,6 +427,63 @@ def check_checks_policy(template: dict[str, Any], samconfig: Path, report: Repor
     report.check("output checks policy (ChecksPolicy) is valid", errors)
 
 
+MALWARE_PLAN_PRINCIPAL = "malware-protection-plan.guardduty.amazonaws.com"
+
+
+def check_malware_scan(template: dict[str, Any], report: Report) -> None:
+    """GuardDuty Malware Protection for S3 on the staging bucket (issue 12): one plan, tagging
+    on, under a condition of the EnableMalwareScan parameter (so a deployment where GuardDuty
+    cannot be used turns it off), its role trusted by the plan's service principal and under
+    the same condition, check-outputs allowed to read the tags and told to wait only when on."""
+    errors: list[str] = []
+    resources = template.get("Resources", {})
+    plans = {k: v for k, v in resources.items() if v.get("Type") == "AWS::GuardDuty::MalwareProtectionPlan"}
+    if len(plans) != 1:
+        report.check("malware scan (GuardDuty Malware Protection for S3)", [f"expected one AWS::GuardDuty::MalwareProtectionPlan, found {len(plans)}"])
+        return
+    name, plan = next(iter(plans.items()))
+    props = plan.get("Properties", {})
+    condition = plan.get("Condition")
+    expected_condition = {"Fn::Equals": [{"Ref": "EnableMalwareScan"}, "true"]}
+    if "EnableMalwareScan" not in template.get("Parameters", {}):
+        errors.append("parameter EnableMalwareScan is missing")
+    elif template["Parameters"]["EnableMalwareScan"].get("AllowedValues") != ["true", "false"]:
+        errors.append("EnableMalwareScan must allow exactly true and false")
+    if not condition or template.get("Conditions", {}).get(condition) != expected_condition:
+        errors.append(f"{name} must have a Condition that is EnableMalwareScan = true")
+    if props.get("ProtectedResource", {}).get("S3Bucket", {}).get("BucketName") != {"Ref": "StagingBucket"}:
+        errors.append(f"{name} must protect the StagingBucket")
+    if props.get("Actions", {}).get("Tagging", {}).get("Status") != "ENABLED":
+        errors.append(f"{name} must tag scanned objects (Actions.Tagging.Status ENABLED)")
+    role = props.get("Role", {})
+    role_name = role.get("Fn::GetAtt", [None])[0] if isinstance(role, dict) else None
+    role_res = resources.get(role_name or "", {})
+    if role_res.get("Type") != "AWS::IAM::Role":
+        errors.append(f"{name}.Role must be !GetAtt <an AWS::IAM::Role of this template>.Arn")
+    else:
+        if role_res.get("Condition") != condition:
+            errors.append(f"{role_name} must have the plan's Condition {condition}")
+        trust = json.dumps(role_res.get("Properties", {}).get("AssumeRolePolicyDocument", {}))
+        if MALWARE_PLAN_PRINCIPAL not in trust:
+            errors.append(f"{role_name} must be assumable by {MALWARE_PLAN_PRINCIPAL}")
+        actions = set()
+        for policy in role_res.get("Properties", {}).get("Policies", []):
+            for stmt in policy.get("PolicyDocument", {}).get("Statement", []):
+                a = stmt.get("Action", [])
+                actions.update([a] if isinstance(a, str) else a)
+        for needed in ("s3:GetObject", "s3:PutObjectTagging", "s3:PutBucketNotification", "events:PutRule", "kms:Decrypt"):
+            if needed not in actions:
+                errors.append(f"{role_name} lacks {needed} (AWS's documented plan role)")
+    fn = resources.get("CheckOutputsFunction", {}).get("Properties", {})
+    wait = fn.get("Environment", {}).get("Variables", {}).get("MALWARE_SCAN_WAIT_SECONDS")
+    if not (isinstance(wait, dict) and wait.get("Fn::If", [None])[0] == condition and wait["Fn::If"][2] == "0"):
+        errors.append(f"CheckOutputsFunction MALWARE_SCAN_WAIT_SECONDS must be !If [{condition}, <seconds>, \"0\"]")
+    check_role = json.dumps(resources.get("CheckOutputsRole", {}).get("Properties", {}).get("Policies", []))
+    if "s3:GetObjectTagging" not in check_role:
+        errors.append("CheckOutputsRole must allow s3:GetObjectTagging on the staged objects")
+    report.check("malware scan (GuardDuty Malware Protection for S3)", errors)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, required=True, help="repository root")
@@ -440,6 +501,7 @@ def main() -> int:
     check_schema_groups(template, template_dir, args.samconfig, report)
     check_samconfig(template, args.samconfig, report)
     check_checks_policy(template, args.samconfig, report)
+    check_malware_scan(template, report)
     check_security.check_security(template, args.root, gatelib.samconfig_parameters(args.samconfig)[1], report)
     for name in report.passed:
         print(f"wiring: ok   {name}")

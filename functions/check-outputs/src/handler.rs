@@ -53,6 +53,7 @@ mod tests {
             staging_bucket: "staging".into(),
             staging_kms_key_arn: "k".into(),
             policies: ProjectPolicies::default(),
+            malware_wait: None,
         };
         let text = std::fs::read_to_string(events_dir().join("checks-input.json")).unwrap();
         let input: ChecksInput = serde_json::from_str(&text).unwrap();

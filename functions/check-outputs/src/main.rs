@@ -1,5 +1,6 @@
 //! `check-outputs`: invoked by the state machine after staging; checks every staged file
-//! (types, sizes, tables, personal identifiers, archives, the malware test signature),
+//! (types, sizes, tables and spreadsheets, personal identifiers, images' metadata, archives,
+//! ACRO's results, the malware test signature and the malware scanner's tags),
 //! writes the report next to the manifest and returns the verdict for the reviewers'
 //! notification, the request item and, in `enforce` mode, the automatic rejection.
 
@@ -26,6 +27,7 @@ async fn main() -> Result<(), Error> {
         staging_bucket: config.staging_bucket,
         staging_kms_key_arn: config.staging_kms_key_arn,
         policies: config.policies,
+        malware_wait: config.malware_wait,
     };
     run(service_fn(|event| handler::handle(&step, event))).await
 }

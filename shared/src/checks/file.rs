@@ -1,14 +1,17 @@
 //! One file's checks, fed chunk by chunk: its name (hidden, `.git`, lists), its size, its type
 //! from the magic bytes, the malware test signature, then by type: personal identifiers in
-//! text, disclosure control on tables, and the entries of zip archives.
+//! text, disclosure control on tables (CSV/TSV and every sheet of a spreadsheet), images'
+//! identifying metadata, and the entries of zip archives.
 
 use memchr::memmem;
 
 use super::archive::ZipScan;
 use super::identifiers::scan_line;
+use super::image::ImageScan;
 use super::policy::Policy;
 use super::report::{verdict_of, FileReport, Findings, Location};
 use super::rules;
+use super::spreadsheet::{SpreadsheetScan, SPREADSHEET_EXTENSIONS};
 use super::table::TableScan;
 use super::Severity;
 
@@ -51,6 +54,7 @@ const SAME_TYPE: &[&[&str]] = &[
     &["gz", "tgz"],
     &[
         "zip", "docx", "xlsx", "pptx", "jar", "odt", "ods", "odp", "epub", "apk", "whl", "nupkg",
+        "xlsm", "xlsb",
     ],
     &["xls", "doc", "ppt", "msi", "msg"],
     &["mp4", "m4a", "m4v", "mov"],
@@ -69,6 +73,10 @@ enum Content<'p> {
     },
     /// A zip archive.
     Zip(Box<ZipScan<'p>>),
+    /// A spreadsheet, kept whole up to the policy's limit and read sheet by sheet at the end.
+    Spreadsheet(Box<SpreadsheetScan>),
+    /// An image: its first bytes, for the metadata.
+    Image(Box<ImageScan>),
     /// Anything else: only the signature and the size are checked.
     Binary,
 }
@@ -109,10 +117,30 @@ impl<'p> FileChecker<'p> {
         Self::nested(policy, path, 0, false)
     }
 
+    /// A sheet of a spreadsheet at `path` (`book.xlsx!/<sheet>`), fed as CSV rows: a table
+    /// whatever its name (a sheet's name is not a file name: the name rules do not apply).
+    pub(crate) fn sheet(policy: &'p Policy, path: &str, depth: u32) -> Self {
+        let mut c = Self::bare(policy, path, depth, false);
+        c.detected = "spreadsheet sheet".into();
+        c.content = Content::Text {
+            line: Vec::new(),
+            line_no: 1,
+            col_base: 0,
+            table: Some(Box::new(TableScan::new(b',', policy))),
+        };
+        c
+    }
+
     pub(crate) fn nested(policy: &'p Policy, path: &str, depth: u32, names_only: bool) -> Self {
+        let mut c = Self::bare(policy, path, depth, names_only);
+        c.check_name();
+        c
+    }
+
+    fn bare(policy: &'p Policy, path: &str, depth: u32, names_only: bool) -> Self {
         let signature = eicar();
         let eicar_len = signature.len();
-        let mut c = Self {
+        Self {
             policy,
             path: path.to_string(),
             extension: extension_of(path),
@@ -128,9 +156,7 @@ impl<'p> FileChecker<'p> {
             names_only,
             findings: Findings::default(),
             entries: Vec::new(),
-        };
-        c.check_name();
-        c
+        }
     }
 
     fn check_name(&mut self) {
@@ -267,7 +293,12 @@ impl<'p> FileChecker<'p> {
             self.findings
                 .add(rules::TYPE_SCRIPT, t.scripts, 1, None, None);
         }
-        self.content = if is_zip {
+        let ole = head.starts_with(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1");
+        self.content = if (is_zip || ole) && SPREADSHEET_EXTENSIONS.contains(&ext.as_str()) {
+            Content::Spreadsheet(Box::new(SpreadsheetScan::new(self.policy)))
+        } else if kind.is_some_and(|k| k.matcher_type() == infer::MatcherType::Image) {
+            Content::Image(Box::default())
+        } else if is_zip {
             if self.depth >= self.policy.archives.max_depth {
                 self.findings
                     .add(rules::ARCHIVE_DEPTH, Severity::Block, 1, None, None);
@@ -354,6 +385,8 @@ impl<'p> FileChecker<'p> {
                 }
             }
             Content::Zip(zip) => zip.feed(data),
+            Content::Spreadsheet(book) => book.feed(data),
+            Content::Image(image) => image.feed(data),
             Content::Binary | Content::Undecided => {}
         }
     }
@@ -385,6 +418,12 @@ impl<'p> FileChecker<'p> {
                 self.entries = zip.finish(&mut self.findings);
                 self.detected = format!("{} ({entries} entries)", self.detected);
             }
+            Content::Spreadsheet(book) => {
+                self.entries = book.finish(policy, &self.path, self.depth, &mut self.findings);
+                let sheets = self.entries.len();
+                self.detected = format!("{} ({sheets} sheets)", self.detected);
+            }
+            Content::Image(image) => image.finish(policy, &mut self.findings),
             Content::Binary | Content::Undecided => {}
         }
         if self.names_only {

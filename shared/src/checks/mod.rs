@@ -9,18 +9,23 @@
 //! message and evidence that never repeats the sensitive value: a count, the first locations
 //! (line and column, or row and column) and a masked sample that keeps only the shape.
 
+pub mod acro;
 mod archive;
 mod file;
 mod identifiers;
+mod image;
 pub mod policy;
 mod report;
 pub mod rules;
+mod spreadsheet;
 mod table;
 
+pub use acro::AcroOutput;
 pub use file::FileChecker;
 pub use policy::{Mode, Policy, ProjectPolicies};
 pub use report::{
-    FileReport, Finding, Location, Report, RequestChecker, Summary, VerdictCounts, WorstFile,
+    FileReport, Finding, Location, MalwareScan, Report, RequestChecker, Summary, VerdictCounts,
+    WorstFile,
 };
 
 use serde::{Deserialize, Serialize};

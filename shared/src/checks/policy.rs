@@ -104,6 +104,10 @@ pub struct TablePolicy {
     pub record_level_min_rows: u64,
     /// What record-level data is.
     pub record_level: Severity,
+    /// Largest spreadsheet (.xlsx, .xlsm, .xlsb, .xls, .ods) read, in bytes: a workbook is
+    /// read whole, so a larger one (or one whose parts expand past 4 times this) is reported
+    /// "too large to check" for review instead.
+    pub max_spreadsheet_bytes: u64,
 }
 
 impl Default for TablePolicy {
@@ -114,6 +118,7 @@ impl Default for TablePolicy {
             small_counts: Severity::Review,
             record_level_min_rows: 50,
             record_level: Severity::Review,
+            max_spreadsheet_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -177,6 +182,70 @@ impl Default for ArchivePolicy {
     }
 }
 
+/// Images' metadata (EXIF in JPEG, TIFF, PNG, WebP and HEIF; XMP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImagePolicy {
+    /// A GPS position (latitude or longitude).
+    pub gps: Severity,
+    /// A person or a device named: camera owner, artist or creator, body or lens serial number.
+    pub identifying_metadata: Severity,
+}
+
+impl Default for ImagePolicy {
+    fn default() -> Self {
+        Self {
+            gps: Severity::Review,
+            identifying_metadata: Severity::Review,
+        }
+    }
+}
+
+/// ACRO's `results.json` in a submission: its checksums verified, its outputs imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcroPolicy {
+    /// A submitted file differs from ACRO's checksum of it.
+    pub checksum_mismatch: Severity,
+    /// A file ACRO names is not submitted.
+    pub file_missing: Severity,
+    /// An output file has no ACRO checksum.
+    pub unverified: Severity,
+    /// An output ACRO did not pass (`fail` or `review`, with or without an exception).
+    pub output_not_passed: Severity,
+}
+
+impl Default for AcroPolicy {
+    fn default() -> Self {
+        Self {
+            checksum_mismatch: Severity::Block,
+            file_missing: Severity::Review,
+            unverified: Severity::Review,
+            output_not_passed: Severity::Review,
+        }
+    }
+}
+
+/// The staging bucket's malware scanner (GuardDuty Malware Protection for S3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MalwarePolicy {
+    /// `THREATS_FOUND`.
+    pub threats_found: Severity,
+    /// No result in time, or a scan that could not be made (`UNSUPPORTED`, `ACCESS_DENIED`,
+    /// `FAILED`).
+    pub scan_not_finished: Severity,
+}
+
+impl Default for MalwarePolicy {
+    fn default() -> Self {
+        Self {
+            threats_found: Severity::Block,
+            scan_not_finished: Severity::Review,
+        }
+    }
+}
+
 /// The whole policy of a project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -195,7 +264,16 @@ pub struct Policy {
     pub identifiers: IdentifierPolicy,
     /// Archives.
     pub archives: ArchivePolicy,
+    /// Images' metadata.
+    pub images: ImagePolicy,
+    /// ACRO's results.
+    pub acro: AcroPolicy,
+    /// The malware scanner's results.
+    pub malware: MalwarePolicy,
 }
+
+/// The highest spreadsheet limit a policy may set: a workbook is read whole in memory.
+pub const MAX_SPREADSHEET_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The version of the built-in defaults.
 pub const DEFAULT_POLICY_VERSION: &str = "default-1";
@@ -210,6 +288,9 @@ impl Default for Policy {
             tables: TablePolicy::default(),
             identifiers: IdentifierPolicy::default(),
             archives: ArchivePolicy::default(),
+            images: ImagePolicy::default(),
+            acro: AcroPolicy::default(),
+            malware: MalwarePolicy::default(),
         }
     }
 }
@@ -246,6 +327,13 @@ impl Policy {
             return Err(invalid(
                 "tables.small_count_threshold must be 1 to 1000".into(),
             ));
+        }
+        if self.tables.max_spreadsheet_bytes == 0
+            || self.tables.max_spreadsheet_bytes > MAX_SPREADSHEET_BYTES
+        {
+            return Err(invalid(format!(
+                "tables.max_spreadsheet_bytes must be 1 to {MAX_SPREADSHEET_BYTES}"
+            )));
         }
         if self.tables.record_level_min_rows == 0 {
             return Err(invalid(

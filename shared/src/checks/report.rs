@@ -4,6 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeSet;
+
+use super::acro::{self, AcroOutput};
 use super::policy::{Mode, Policy};
 use super::rules::{self, Rule};
 use super::Severity;
@@ -171,6 +174,10 @@ pub struct Report {
     pub rules_applied: RulesApplied,
     /// Each file's report.
     pub files: Vec<FileReport>,
+    /// The outputs of ACRO's `results.json` files in the submission: ACRO's status of each and
+    /// the researcher's exceptions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acro_outputs: Vec<AcroOutput>,
 }
 
 /// A file among the worst, for notifications and the request item.
@@ -321,6 +328,22 @@ impl Report {
             ));
             finding_lines(&mut out, &file.findings);
         }
+        if !self.acro_outputs.is_empty() {
+            out.push_str("ACRO outputs:\n");
+            for o in &self.acro_outputs {
+                out.push_str(&format!(
+                    "  {} {} ({}): {}",
+                    o.status.to_uppercase(),
+                    o.output,
+                    o.output_type,
+                    o.files.join(", ")
+                ));
+                if let Some(e) = &o.exception {
+                    out.push_str(&format!("; exception requested: {e}"));
+                }
+                out.push('\n');
+            }
+        }
         out
     }
 }
@@ -376,12 +399,61 @@ fn shorten_short(path: &str) -> String {
     }
 }
 
+/// The staging bucket's malware scanner's result for one file (GuardDuty Malware Protection
+/// for S3's `GuardDutyMalwareScanStatus` tag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MalwareScan {
+    /// `NO_THREATS_FOUND`.
+    NoThreats,
+    /// `THREATS_FOUND`.
+    ThreatsFound,
+    /// No result before the wait ended.
+    NotFinished,
+    /// A scan that could not be made (`UNSUPPORTED`, `ACCESS_DENIED`, `FAILED`, or unknown).
+    NotScanned(String),
+}
+
+impl MalwareScan {
+    /// The result a tag value stands for.
+    pub fn from_tag(value: &str) -> Self {
+        match value {
+            "NO_THREATS_FOUND" => Self::NoThreats,
+            "THREATS_FOUND" => Self::ThreatsFound,
+            other => Self::NotScanned(other.chars().take(64).collect()),
+        }
+    }
+}
+
 /// Gathers the file reports of one request and makes its [`Report`].
 #[derive(Debug)]
 pub struct RequestChecker<'p> {
     policy: &'p Policy,
     files: Vec<FileReport>,
     top_level_bytes: u64,
+    /// Submitted (top-level) paths.
+    submitted: BTreeSet<String>,
+    /// SHA-256 (hex) of submitted files, for ACRO's checksums.
+    digests: BTreeMap<String, String>,
+    /// ACRO files' contents (results and checksums), bounded.
+    acro_contents: BTreeMap<String, Vec<u8>>,
+    acro_bytes: u64,
+    /// Malware scan results by path.
+    scans: BTreeMap<String, MalwareScan>,
+}
+
+/// Most bytes of ACRO files kept for one request.
+const MAX_ACRO_BYTES: u64 = 4 * acro::MAX_ACRO_FILE_BYTES;
+
+/// Merges `extra` findings into `file`'s and recomputes its verdict.
+fn attach(file: &mut FileReport, extra: Vec<Finding>) {
+    for f in extra {
+        match file.findings.iter_mut().find(|x| x.rule == f.rule) {
+            Some(x) => x.count = x.count.saturating_add(f.count),
+            None => file.findings.push(f),
+        }
+    }
+    file.findings.sort_by(|a, b| a.rule.cmp(&b.rule));
+    file.verdict = verdict_of(&file.findings);
 }
 
 impl<'p> RequestChecker<'p> {
@@ -391,6 +463,11 @@ impl<'p> RequestChecker<'p> {
             policy,
             files: Vec::new(),
             top_level_bytes: 0,
+            submitted: BTreeSet::new(),
+            digests: BTreeMap::new(),
+            acro_contents: BTreeMap::new(),
+            acro_bytes: 0,
+            scans: BTreeMap::new(),
         }
     }
 
@@ -398,12 +475,128 @@ impl<'p> RequestChecker<'p> {
     pub fn add(&mut self, reports: Vec<FileReport>) {
         if let Some(first) = reports.first() {
             self.top_level_bytes = self.top_level_bytes.saturating_add(first.bytes);
+            self.submitted.insert(first.path.clone());
         }
         self.files.extend(reports);
     }
 
+    /// Records a submitted file's SHA-256 (lower-case hex), against which ACRO's checksums
+    /// are verified.
+    pub fn add_digest(&mut self, path: &str, sha256_hex: &str) {
+        self.digests
+            .insert(path.to_string(), sha256_hex.to_ascii_lowercase());
+    }
+
+    /// Records the content of a file [`acro::wanted`] names (ACRO's results and checksums);
+    /// content past [`acro::MAX_ACRO_FILE_BYTES`] (or the request's bound) is not kept.
+    pub fn add_acro_content(&mut self, path: &str, content: Vec<u8>) {
+        let len = content.len() as u64;
+        if acro::wanted(path)
+            && len <= acro::MAX_ACRO_FILE_BYTES
+            && self.acro_bytes.saturating_add(len) <= MAX_ACRO_BYTES
+        {
+            self.acro_bytes += len;
+            self.acro_contents.insert(path.to_string(), content);
+        }
+    }
+
+    /// Records the malware scanner's result for a submitted file.
+    pub fn add_malware_scan(&mut self, path: &str, scan: MalwareScan) {
+        self.scans.insert(path.to_string(), scan);
+    }
+
+    fn apply_malware_scans(&mut self) {
+        let m = &self.policy.malware;
+        for (path, scan) in std::mem::take(&mut self.scans) {
+            let mut f = Findings::default();
+            match scan {
+                MalwareScan::NoThreats => continue,
+                MalwareScan::ThreatsFound => {
+                    f.add(rules::MALWARE_SCAN, m.threats_found, 1, None, None);
+                    f.detail(
+                        rules::MALWARE_SCAN,
+                        "GuardDutyMalwareScanStatus THREATS_FOUND".into(),
+                    );
+                }
+                MalwareScan::NotFinished => {
+                    f.add(
+                        rules::MALWARE_SCAN_PENDING,
+                        m.scan_not_finished,
+                        1,
+                        None,
+                        None,
+                    );
+                    f.detail(rules::MALWARE_SCAN_PENDING, "scan not finished".into());
+                }
+                MalwareScan::NotScanned(status) => {
+                    f.add(
+                        rules::MALWARE_SCAN_PENDING,
+                        m.scan_not_finished,
+                        1,
+                        None,
+                        None,
+                    );
+                    f.detail(rules::MALWARE_SCAN_PENDING, format!("scan status {status}"));
+                }
+            }
+            if let Some(file) = self.files.iter_mut().find(|x| x.path == path) {
+                attach(file, f.into_vec());
+            }
+        }
+    }
+
+    fn apply_acro(&mut self) -> Vec<AcroOutput> {
+        let mut outputs = Vec::new();
+        let results: Vec<String> = self
+            .acro_contents
+            .keys()
+            .filter(|k| k.rsplit('/').next() == Some(acro::RESULTS_FILE))
+            .cloned()
+            .collect();
+        for path in results {
+            let Some(content) = self.acro_contents.get(&path) else {
+                continue;
+            };
+            let Some(check) = acro::check(
+                self.policy,
+                &path,
+                content,
+                &self.acro_contents,
+                &self.digests,
+                &self.submitted,
+            ) else {
+                continue;
+            };
+            let p = &self.policy.acro;
+            for changed in &check.mismatched {
+                let mut f = Findings::default();
+                f.add(
+                    rules::ACRO_CHECKSUM_MISMATCH,
+                    p.checksum_mismatch,
+                    1,
+                    None,
+                    None,
+                );
+                f.detail(
+                    rules::ACRO_CHECKSUM_MISMATCH,
+                    format!("ACRO's results: {path}"),
+                );
+                if let Some(file) = self.files.iter_mut().find(|x| &x.path == changed) {
+                    attach(file, f.into_vec());
+                }
+            }
+            if let Some(file) = self.files.iter_mut().find(|x| x.path == path) {
+                attach(file, check.on_results.into_vec());
+            }
+            outputs.extend(check.outputs);
+        }
+        outputs
+    }
+
     /// The report.
-    pub fn finish(self) -> Report {
+    pub fn finish(mut self) -> Report {
+        self.apply_malware_scans();
+        let acro_outputs = self.apply_acro();
         let p = self.policy;
         let mut request = Findings::default();
         if self.top_level_bytes > p.size.max_request_bytes {
@@ -457,6 +650,7 @@ impl<'p> RequestChecker<'p> {
                 rules: rules::ALL.iter().map(|r| r.id.to_string()).collect(),
             },
             files: self.files,
+            acro_outputs,
         }
     }
 }

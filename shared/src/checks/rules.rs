@@ -46,6 +46,17 @@ rules! {
     ARCHIVE_UNREADABLE = "archive-unreadable", "The archive could not be read to its end: entries after the fault were not checked.";
     ARCHIVE_NOT_INSPECTED = "archive-not-inspected", "The archive's format is not opened by the checks: its entries were not checked.";
     MALWARE = "malware-signature", "The file holds a known malware signature (the EICAR test string stands in for the scanner locally).";
+    MALWARE_SCAN = "malware-scan", "The staging bucket's malware scanner (GuardDuty Malware Protection for S3) found a threat in the file.";
+    MALWARE_SCAN_PENDING = "malware-scan-not-finished", "The malware scan of the file had not finished (or could not be made) when the checks had to go on: a reviewer should wait for it or check the file.";
+    IMAGE_GPS = "image-gps", "The image's metadata (EXIF or XMP) holds a GPS position, which can locate a person or place.";
+    IMAGE_IDENTIFYING = "image-identifying-metadata", "The image's metadata (EXIF or XMP) names a person or a device (owner, artist, serial number).";
+    SPREADSHEET_UNCHECKED = "spreadsheet-not-checked", "The spreadsheet could not be checked (too large to check, or unreadable): its sheets were not checked.";
+    ACRO_VERIFIED = "acro-verified", "ACRO's results.json was found: its checksums were verified against the submitted files and its outputs imported into this report.";
+    ACRO_CHECKSUM_MISMATCH = "acro-checksum-mismatch", "A file differs from the SHA-256 checksum ACRO recorded for it: it changed after ACRO checked it.";
+    ACRO_FILE_MISSING = "acro-file-missing", "A file ACRO's results.json or checksums name is not in the submission.";
+    ACRO_UNVERIFIED = "acro-file-unverified", "An output file ACRO's results.json names has no ACRO checksum to verify it against.";
+    ACRO_OUTPUT_STATUS = "acro-output-status", "ACRO's own disclosure check of an output did not pass (status fail or review): see its status and the researcher's exception.";
+    ACRO_UNREADABLE = "acro-results-unreadable", "ACRO's results.json could not be read: its outputs were not imported.";
 }
 
 #[cfg(test)]

@@ -1,16 +1,24 @@
 //! `check-outputs`: the automated output checks of a staged request (issue 12).
 //!
 //! Reads the staging manifest, streams each staged file once through the engine of
-//! [`crate::checks`] (bounded memory whatever its size), writes the report (per file and
-//! overall) as JSON next to the manifest, audits the verdict and returns a bounded summary for
-//! the workflow, which stores it on the request, shows it to the reviewers, and in `enforce`
-//! mode rejects a request a finding blocks.
+//! [`crate::checks`] (bounded memory whatever its size), verifies ACRO's checksums against the
+//! manifest's SHA-256 when ACRO's `results.json` is submitted, waits (bounded) for the malware
+//! scanner's `GuardDutyMalwareScanStatus` tag on every staged object when the scanner is on,
+//! writes the report (per file and overall) as JSON next to the manifest, audits the verdict
+//! and returns a bounded summary for the workflow, which stores it on the request, shows it to
+//! the reviewers, and in `enforce` mode rejects a request a finding blocks.
+
+use std::time::Duration;
+
+use futures::StreamExt;
 
 use futures::TryStreamExt;
 use serde_json::json;
 
 use super::{step_audit, Step};
-use crate::checks::{FileChecker, Mode, ProjectPolicies, Report, RequestChecker, Severity};
+use crate::checks::{
+    acro, FileChecker, MalwareScan, Mode, ProjectPolicies, Report, RequestChecker, Severity,
+};
 use crate::domain::keys::StagingLayout;
 use crate::error::{EgressError, Result};
 use crate::model::{ChecksInput, ChecksResult, Manifest};
@@ -23,6 +31,12 @@ pub const ACTOR: &str = "system:check-outputs";
 const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
 /// Longest rejection reason handed to the workflow (and the researcher's e-mail).
 const MAX_REASON_CHARS: usize = 2_000;
+/// The tag GuardDuty Malware Protection for S3 sets on each object it scanned.
+pub const MALWARE_SCAN_TAG: &str = "GuardDutyMalwareScanStatus";
+/// Time between two rounds of reading the staged objects' tags.
+pub const MALWARE_POLL: Duration = Duration::from_secs(2);
+/// Tag reads in flight at once.
+const TAG_READS: usize = 16;
 
 /// `check-outputs` with its ports.
 #[derive(Debug)]
@@ -39,6 +53,9 @@ pub struct ChecksStep<O, A, C> {
     pub staging_kms_key_arn: String,
     /// The policies (a default and per project), validated at cold start.
     pub policies: ProjectPolicies,
+    /// How long to wait for the malware scanner's tags once the content is checked; `None`
+    /// when the scanner is off (no `GuardDutyMalwareScanStatus` is awaited).
+    pub malware_wait: Option<Duration>,
 }
 
 /// `.manifests/<ws>/<id>.checks.json`: beside the manifest, outside the request's prefix so a
@@ -90,6 +107,48 @@ pub fn rejection_reason(report: &Report) -> String {
 }
 
 impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
+    /// Reads every staged object's scan tag, in rounds [`MALWARE_POLL`] apart, until each has
+    /// one or `wait` has passed; objects still without one are [`MalwareScan::NotFinished`].
+    /// The scanner started on each object when staging wrote it, so by the time the content
+    /// checks are done most results are there.
+    async fn malware_scans(
+        &self,
+        mut pending: Vec<(String, ObjectRef)>,
+        wait: Duration,
+    ) -> Result<Vec<(String, MalwareScan)>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut done = Vec::with_capacity(pending.len());
+        loop {
+            let rounds: Vec<Result<(String, ObjectRef, Option<String>)>> =
+                futures::stream::iter(pending.drain(..))
+                    .map(|(path, object)| async move {
+                        let tags = self.objects.get_tags(&object).await?;
+                        let status = tags.get(MALWARE_SCAN_TAG).cloned();
+                        Ok((path, object, status))
+                    })
+                    .buffered(TAG_READS)
+                    .collect()
+                    .await;
+            for read in rounds {
+                match read? {
+                    (path, _, Some(status)) => done.push((path, MalwareScan::from_tag(&status))),
+                    (path, object, None) => pending.push((path, object)),
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if pending.is_empty() || now >= deadline {
+                break;
+            }
+            tokio::time::sleep(MALWARE_POLL.min(deadline - now)).await;
+        }
+        done.extend(
+            pending
+                .into_iter()
+                .map(|(path, _)| (path, MalwareScan::NotFinished)),
+        );
+        Ok(done)
+    }
+
     async fn check(&self, input: &ChecksInput) -> Result<(ChecksResult, Report)> {
         let layout = StagingLayout::new(&input.workspace_id, &input.egress_request_id)?;
         let policy = self.policies.for_project(&input.project_id);
@@ -104,17 +163,31 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
             EgressError::Internal(format!("the staging manifest is not readable: {e}"))
         })?;
         let mut request = RequestChecker::new(policy);
+        let mut staged = Vec::with_capacity(manifest.files.len());
         for file in &manifest.files {
             let key = layout.staged_key(&file.path)?;
-            let mut stream = self
-                .objects
-                .get_stream(&ObjectRef::new(&self.staging_bucket, key))
-                .await?;
+            let object = ObjectRef::new(&self.staging_bucket, key);
+            let mut stream = self.objects.get_stream(&object).await?;
             let mut checker = FileChecker::new(policy, &file.path);
             while let Some(chunk) = stream.try_next().await? {
                 checker.feed(&chunk);
             }
             request.add(checker.finish());
+            request.add_digest(&file.path, &file.sha256);
+            if acro::wanted(&file.path) && file.size <= acro::MAX_ACRO_FILE_BYTES {
+                // A second read of a small file: ACRO's results and checksums only.
+                let content = self
+                    .objects
+                    .get_bytes(&object, acro::MAX_ACRO_FILE_BYTES)
+                    .await?;
+                request.add_acro_content(&file.path, content.to_vec());
+            }
+            staged.push((file.path.clone(), object));
+        }
+        if let Some(wait) = self.malware_wait {
+            for (path, scan) in self.malware_scans(staged, wait).await? {
+                request.add_malware_scan(&path, scan);
+            }
         }
         let report = request.finish();
         let body = serde_json::to_vec_pretty(&report).map_err(|e| {
@@ -210,6 +283,7 @@ mod tests {
             staging_bucket: STAGING.into(),
             staging_kms_key_arn: "arn:aws:kms:eu-west-2:1:key/k".into(),
             policies,
+            malware_wait: None,
         }
     }
 
@@ -227,7 +301,13 @@ mod tests {
                 source_key: format!("ws-1/{path}"),
                 version_id: "v1".into(),
                 size: data.len() as u64,
-                sha256: String::new(),
+                sha256: {
+                    use sha2::Digest;
+                    sha2::Sha256::digest(data)
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect()
+                },
             });
         }
         let manifest = Manifest {
@@ -328,5 +408,189 @@ mod tests {
         let err = s.run(&input()).await.unwrap_err();
         assert_eq!(err.error_type(), "NotFound");
         assert_eq!(s.audit.events()[0].outcome, "failed");
+    }
+
+    fn staged(key_path: &str) -> String {
+        StagingLayout::new("ws-1", "req-1")
+            .unwrap()
+            .staged_key(key_path)
+            .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_the_scanner_finds_a_threat_under_enforce_then_the_file_blocks_and_is_named() {
+        let policy = Policy::from_json(r#"{"version":"p-3","mode":"enforce"}"#).unwrap();
+        let mut s = step(policy);
+        s.malware_wait = Some(Duration::from_secs(30));
+        stage(
+            &s,
+            &[("clean.txt", b"mean 3.2\n"), ("payload.bin", b"\x01\x02")],
+        );
+        s.objects.set_tags(
+            STAGING,
+            &staged("clean.txt"),
+            &[(MALWARE_SCAN_TAG, "NO_THREATS_FOUND")],
+        );
+        s.objects.set_tags(
+            STAGING,
+            &staged("payload.bin"),
+            &[(MALWARE_SCAN_TAG, "THREATS_FOUND")],
+        );
+        let out = s.run(&input()).await.unwrap();
+        assert_eq!(out.verdict, "block");
+        assert!(out.auto_reject);
+        assert!(
+            out.rejection_reason.contains("payload.bin: malware-scan"),
+            "{}",
+            out.rejection_reason
+        );
+        assert!(!out.rejection_reason.contains("clean.txt"));
+        let stored = s.objects.object(STAGING, &out.report_key).unwrap();
+        let report: Report = serde_json::from_slice(&stored.data).unwrap();
+        assert!(
+            report.files[0].findings.is_empty(),
+            "NO_THREATS_FOUND adds nothing"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_a_tag_arrives_during_the_wait_then_it_is_used_and_a_missing_one_is_not_finished()
+    {
+        let mut s = step(Policy::default());
+        s.malware_wait = Some(Duration::from_secs(20));
+        stage(&s, &[("late.txt", b"x\n"), ("never.txt", b"y\n")]);
+        let started = tokio::time::Instant::now();
+        let request = input();
+        let (out, _) = tokio::join!(s.run(&request), async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            s.objects.set_tags(
+                STAGING,
+                &staged("late.txt"),
+                &[(MALWARE_SCAN_TAG, "THREATS_FOUND")],
+            );
+        });
+        let out = out.unwrap();
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(20) && waited < Duration::from_secs(23),
+            "{waited:?}"
+        );
+        let report: Report =
+            serde_json::from_slice(&s.objects.object(STAGING, &out.report_key).unwrap().data)
+                .unwrap();
+        let rules = |path: &str| -> Vec<(String, Severity, Option<String>)> {
+            report
+                .files
+                .iter()
+                .find(|f| f.path == path)
+                .unwrap()
+                .findings
+                .iter()
+                .map(|f| (f.rule.clone(), f.severity, f.detail.clone()))
+                .collect()
+        };
+        assert_eq!(
+            rules("late.txt"),
+            [(
+                "malware-scan".into(),
+                Severity::Block,
+                Some("GuardDutyMalwareScanStatus THREATS_FOUND".into())
+            )]
+        );
+        assert_eq!(
+            rules("never.txt"),
+            [(
+                "malware-scan-not-finished".into(),
+                Severity::Review,
+                Some("scan not finished".into())
+            )]
+        );
+        assert!(!out.auto_reject, "advise");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_every_tag_is_there_then_the_step_does_not_wait_and_an_unsupported_scan_is_for_review(
+    ) {
+        let mut s = step(Policy::default());
+        s.malware_wait = Some(Duration::from_secs(300));
+        stage(&s, &[("a.txt", b"x\n")]);
+        s.objects.set_tags(
+            STAGING,
+            &staged("a.txt"),
+            &[(MALWARE_SCAN_TAG, "UNSUPPORTED")],
+        );
+        let started = tokio::time::Instant::now();
+        let out = s.run(&input()).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert_eq!(out.verdict, "review");
+        assert!(
+            out.summary.contains("malware-scan-not-finished"),
+            "{}",
+            out.summary
+        );
+    }
+
+    #[tokio::test]
+    async fn when_the_scanner_is_off_then_no_tag_is_read() {
+        let s = step(Policy::default());
+        stage(&s, &[("a.txt", b"x\n")]);
+        let out = s.run(&input()).await.unwrap();
+        assert_eq!(out.verdict, "pass", "{}", out.summary);
+    }
+
+    #[tokio::test]
+    async fn when_acro_results_are_staged_then_the_manifest_digests_verify_them() {
+        use sha2::Digest;
+        let hex = |d: &[u8]| -> String {
+            sha2::Sha256::digest(d)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        let table = b"ward,count\na,120\n";
+        let results = br#"{"version":"0.4.8","results":{"output_0":{"status":"review","type":"custom","files":[{"name":"output_0.csv","sdc":{}}],"exception":"Aggregated to wards."}}}"#;
+        let s = step(Policy::default());
+        let good = hex(table);
+        stage(
+            &s,
+            &[
+                ("acro/output_0.csv", table),
+                ("acro/results.json", results),
+                ("acro/checksums/output_0.csv.txt", good.as_bytes()),
+            ],
+        );
+        let out = s.run(&input()).await.unwrap();
+        let report: Report =
+            serde_json::from_slice(&s.objects.object(STAGING, &out.report_key).unwrap().data)
+                .unwrap();
+        assert_eq!(report.acro_outputs.len(), 1);
+        assert_eq!(
+            report.acro_outputs[0].exception.as_deref(),
+            Some("Aggregated to wards.")
+        );
+        assert_eq!(report.counts_by_rule.get("acro-verified"), Some(&1));
+        assert!(report
+            .counts_by_rule
+            .get("acro-checksum-mismatch")
+            .is_none());
+
+        // The same checksum beside a changed table: blocked on the table.
+        let s = step(Policy::default());
+        stage(
+            &s,
+            &[
+                ("acro/output_0.csv", b"ward,count\na,3\n"),
+                ("acro/results.json", results),
+                ("acro/checksums/output_0.csv.txt", good.as_bytes()),
+            ],
+        );
+        let out = s.run(&input()).await.unwrap();
+        assert_eq!(out.verdict, "block");
+        assert!(
+            out.summary
+                .contains("acro/output_0.csv (block: acro-checksum-mismatch"),
+            "{}",
+            out.summary
+        );
     }
 }

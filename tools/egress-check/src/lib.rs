@@ -4,7 +4,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use shared::checks::{FileChecker, Policy, Report, RequestChecker, Severity};
+use sha2::{Digest, Sha256};
+use shared::checks::{acro, FileChecker, Policy, Report, RequestChecker, Severity};
 
 /// Bytes read at a time: memory stays bounded whatever the file.
 pub const CHUNK: usize = 1024 * 1024;
@@ -64,14 +65,29 @@ pub fn files_under(folder: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     Ok(out)
 }
 
-/// Checks every file under the folder, reading each once in [`CHUNK`]s.
+/// The folder of `rel` (`""` at the top).
+fn folder_of(rel: &str) -> &str {
+    rel.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("")
+}
+
+/// Checks every file under the folder, reading each once in [`CHUNK`]s. Files in a folder
+/// holding ACRO's `results.json` are hashed on the same pass (SHA-256) so ACRO's checksums
+/// are verified, and ACRO's own small files are kept for the import.
 pub fn check_files(policy: &Policy, folder: &Path) -> Result<Report, String> {
     let mut request = RequestChecker::new(policy);
     let mut buf = vec![0u8; CHUNK];
-    for (rel, path) in files_under(folder)? {
+    let files = files_under(folder)?;
+    let acro_folders: std::collections::BTreeSet<&str> = files
+        .iter()
+        .filter(|(rel, _)| rel.rsplit('/').next() == Some(acro::RESULTS_FILE))
+        .map(|(rel, _)| folder_of(rel))
+        .collect();
+    for (rel, path) in &files {
         let mut file =
-            File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let mut checker = FileChecker::new(policy, &rel);
+            File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let mut checker = FileChecker::new(policy, rel);
+        let mut hasher = acro_folders.contains(folder_of(rel)).then(Sha256::new);
+        let mut kept = acro::wanted(rel).then(Vec::new);
         loop {
             let n = file
                 .read(&mut buf)
@@ -80,8 +96,25 @@ pub fn check_files(policy: &Policy, folder: &Path) -> Result<Report, String> {
                 break;
             }
             checker.feed(&buf[..n]);
+            if let Some(h) = hasher.as_mut() {
+                h.update(&buf[..n]);
+            }
+            if let Some(k) = kept.as_mut() {
+                if (k.len() + n) as u64 <= acro::MAX_ACRO_FILE_BYTES {
+                    k.extend_from_slice(&buf[..n]);
+                } else {
+                    kept = None;
+                }
+            }
         }
         request.add(checker.finish());
+        if let Some(h) = hasher {
+            let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            request.add_digest(rel, &hex);
+        }
+        if let Some(k) = kept {
+            request.add_acro_content(rel, k);
+        }
     }
     Ok(request.finish())
 }

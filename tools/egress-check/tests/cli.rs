@@ -132,3 +132,51 @@ fn when_nothing_blocks_then_the_cli_exits_zero_and_a_policy_file_changes_the_thr
     std::fs::remove_dir_all(dir).unwrap();
     std::fs::remove_file(policy).unwrap();
 }
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn when_a_folder_holds_acro_results_then_the_cli_verifies_checksums_and_shows_outputs_and_exceptions(
+) {
+    let table = b"ward,count\na,120\n".to_vec();
+    let results = br#"{"version":"0.4.8","results":{"output_0":{"status":"fail","type":"table","files":[{"name":"output_0_0.csv","sdc":{}}],"exception":"Structural zeros only."}}}"#.to_vec();
+    let mut files = vec![
+        ("acro/output_0_0.csv", table.clone()),
+        ("acro/results.json", results.clone()),
+        (
+            "acro/checksums/output_0_0.csv.txt",
+            sha256_hex(&table).into_bytes(),
+        ),
+        (
+            "acro/checksums/results.json.txt",
+            sha256_hex(&results).into_bytes(),
+        ),
+    ];
+    let dir = folder("acro", &files);
+    let (code, text) = run(&[dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("acro-verified x2"), "{text}");
+    assert!(text.contains("acro-output-status x1"), "{text}");
+    assert!(
+        text.contains(
+            "FAIL output_0 (table): acro/output_0_0.csv; exception requested: Structural zeros only."
+        ),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // The table edited after ACRO checked it: blocked, exit 2.
+    files[0].1 = b"ward,count\na,3\n".to_vec();
+    let dir = folder("acro-tampered", &files);
+    let (code, text) = run(&[dir.to_str().unwrap()]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("BLOCK acro/output_0_0.csv"), "{text}");
+    assert!(text.contains("acro-checksum-mismatch"), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,357 @@
+//! Spreadsheets (.xlsx, .xlsm, .xlsb, .xls, .ods), read with `calamine`: every sheet goes
+//! through the same table and identifier rules as a CSV file, as an entry
+//! `book.xlsx!/<sheet>` of the workbook (rows from 1, identifiers located by row and byte
+//! column of the sheet rendered as CSV).
+//!
+//! A workbook can only be read whole, so its bytes are kept up to the policy's
+//! `tables.max_spreadsheet_bytes`; past it (or when its zip parts would expand past 4 times
+//! that) the workbook is reported "too large to check" for a reviewer instead of being read:
+//! memory stays bounded whatever the file.
+
+use std::io::Cursor;
+
+use calamine::{Data, Reader};
+
+use super::file::FileChecker;
+use super::policy::Policy;
+use super::report::{FileReport, Findings};
+use super::rules;
+use super::Severity;
+
+/// How far a workbook's zip parts may expand, relative to the byte limit.
+const EXPANSION_FACTOR: u64 = 4;
+
+/// Extensions read as spreadsheets.
+pub(crate) const SPREADSHEET_EXTENSIONS: &[&str] = &["xlsx", "xlsm", "xlsb", "xls", "ods"];
+
+/// A workbook's bytes, kept up to the limit.
+#[derive(Debug)]
+pub(crate) struct SpreadsheetScan {
+    data: Vec<u8>,
+    bytes: u64,
+    limit: u64,
+}
+
+impl SpreadsheetScan {
+    pub(crate) fn new(policy: &Policy) -> Self {
+        Self {
+            data: Vec::new(),
+            bytes: 0,
+            limit: policy.tables.max_spreadsheet_bytes,
+        }
+    }
+
+    pub(crate) fn feed(&mut self, chunk: &[u8]) {
+        self.bytes = self.bytes.saturating_add(chunk.len() as u64);
+        if self.bytes > self.limit {
+            // Too large: nothing more is kept, and what was kept is let go.
+            self.data = Vec::new();
+        } else {
+            self.data.extend_from_slice(chunk);
+        }
+    }
+
+    /// The sheets' reports; findings about the workbook itself go to `findings`.
+    pub(crate) fn finish(
+        self,
+        policy: &Policy,
+        path: &str,
+        depth: u32,
+        findings: &mut Findings,
+    ) -> Vec<FileReport> {
+        let not_checked = |findings: &mut Findings, why: String| {
+            findings.add(
+                rules::SPREADSHEET_UNCHECKED,
+                Severity::Review,
+                1,
+                None,
+                None,
+            );
+            findings.detail(rules::SPREADSHEET_UNCHECKED, why);
+        };
+        if self.bytes > self.limit {
+            not_checked(
+                findings,
+                format!(
+                    "too large to check: {} bytes, limit {}",
+                    self.bytes, self.limit
+                ),
+            );
+            return Vec::new();
+        }
+        if self.data.starts_with(b"PK\x03\x04") {
+            match expanded_size(&self.data) {
+                Some(expanded) if expanded > self.limit.saturating_mul(EXPANSION_FACTOR) => {
+                    not_checked(
+                        findings,
+                        format!(
+                            "too large to check: its parts expand to {expanded} bytes, limit {}",
+                            self.limit.saturating_mul(EXPANSION_FACTOR)
+                        ),
+                    );
+                    return Vec::new();
+                }
+                Some(_) => {}
+                None => {
+                    not_checked(findings, "unreadable: not a valid workbook".into());
+                    return Vec::new();
+                }
+            }
+        }
+        let mut book = match calamine::open_workbook_auto_from_rs(Cursor::new(&self.data[..])) {
+            Ok(book) => book,
+            Err(_) => {
+                not_checked(findings, "unreadable: not a valid workbook".into());
+                return Vec::new();
+            }
+        };
+        let mut reports = Vec::new();
+        let mut unreadable = Vec::new();
+        for name in book.sheet_names() {
+            let range = match book.worksheet_range(&name) {
+                Ok(range) => range,
+                Err(_) => {
+                    unreadable.push(name);
+                    continue;
+                }
+            };
+            let mut sheet = FileChecker::sheet(policy, &format!("{path}!/{name}"), depth + 1);
+            let mut line = Vec::new();
+            for row in range.rows() {
+                line.clear();
+                for (i, cell) in row.iter().enumerate() {
+                    if i > 0 {
+                        line.push(b',');
+                    }
+                    csv_cell(&mut line, cell);
+                }
+                line.push(b'\n');
+                sheet.feed(&line);
+            }
+            reports.extend(sheet.finish());
+        }
+        if !unreadable.is_empty() {
+            not_checked(
+                findings,
+                format!("unreadable sheet(s): {}", unreadable.len()),
+            );
+        }
+        reports
+    }
+}
+
+/// The sum of a zip's entries' uncompressed sizes, from its central directory.
+fn expanded_size(data: &[u8]) -> Option<u64> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(data)).ok()?;
+    let mut total = 0u64;
+    for i in 0..zip.len() {
+        total = total.saturating_add(zip.by_index_raw(i).ok()?.size());
+    }
+    Some(total)
+}
+
+/// Appends a cell as a CSV field (quoted when it holds a delimiter, a quote or a line break).
+fn csv_cell(out: &mut Vec<u8>, cell: &Data) {
+    let text = cell.to_string();
+    if text.contains([',', '"', '\n', '\r']) {
+        out.push(b'"');
+        out.extend_from_slice(text.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use crate::checks::identifiers::tests::synthetic_nhs;
+    use crate::checks::{check_bytes, Policy, Severity};
+
+    /// A minimal .xlsx: each sheet a name and rows of inline strings or numbers.
+    pub(crate) fn xlsx(sheets: &[(&str, Vec<Vec<String>>)]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        let mut put = |name: &str, body: String| {
+            w.start_file(name, opts).unwrap();
+            w.write_all(body.as_bytes()).unwrap();
+        };
+        let mut types = String::from(
+            r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>"#,
+        );
+        let mut book = String::from(
+            r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets>"#,
+        );
+        let mut rels = String::from(
+            r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">"#,
+        );
+        let mut parts = Vec::new();
+        for (i, (name, rows)) in sheets.iter().enumerate() {
+            let n = i + 1;
+            types.push_str(&format!(r#"<Override PartName="/xl/worksheets/sheet{n}.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>"#));
+            book.push_str(&format!(
+                r#"<sheet name="{name}" sheetId="{n}" r:id="rId{n}"/>"#
+            ));
+            rels.push_str(&format!(r#"<Relationship Id="rId{n}" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet{n}.xml"/>"#));
+            let mut sheet = String::from(
+                r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#,
+            );
+            for (r, row) in rows.iter().enumerate() {
+                sheet.push_str(&format!(r#"<row r="{}">"#, r + 1));
+                for (c, v) in row.iter().enumerate() {
+                    let at = format!("{}{}", (b'A' + c as u8) as char, r + 1);
+                    if v.parse::<f64>().is_ok() {
+                        sheet.push_str(&format!(r#"<c r="{at}"><v>{v}</v></c>"#));
+                    } else {
+                        sheet.push_str(&format!(
+                            r#"<c r="{at}" t="inlineStr"><is><t>{v}</t></is></c>"#
+                        ));
+                    }
+                }
+                sheet.push_str("</row>");
+            }
+            sheet.push_str("</sheetData></worksheet>");
+            parts.push((format!("xl/worksheets/sheet{n}.xml"), sheet));
+        }
+        types.push_str("</Types>");
+        book.push_str("</sheets></workbook>");
+        rels.push_str("</Relationships>");
+        put("[Content_Types].xml", types);
+        put("_rels/.rels", r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#.into());
+        put("xl/workbook.xml", book);
+        put("xl/_rels/workbook.xml.rels", rels);
+        for (name, body) in parts {
+            put(&name, body);
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    fn rows(data: &[&[&str]]) -> Vec<Vec<String>> {
+        data.iter()
+            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn when_a_workbook_has_sheets_then_each_goes_through_the_table_and_identifier_rules() {
+        let p = Policy::default();
+        let nhs = synthetic_nhs(5);
+        let book = xlsx(&[
+            (
+                "Counts",
+                rows(&[&["area", "count"], &["north", "4"], &["south", "120"]]),
+            ),
+            ("Clean", rows(&[&["area", "count"], &["north", "40"]])),
+            ("Ids", rows(&[&["note"], &[&format!("id {nhs}")]])),
+        ]);
+        let r = check_bytes(&p, "out/book.xlsx", &book);
+        let paths: Vec<&str> = r.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "out/book.xlsx",
+                "out/book.xlsx!/Counts",
+                "out/book.xlsx!/Clean",
+                "out/book.xlsx!/Ids"
+            ]
+        );
+        assert!(r[0].findings.is_empty(), "{:?}", r[0].findings);
+        let small = &r[1].findings[0];
+        assert_eq!(
+            (small.rule.as_str(), small.count),
+            ("table-small-counts", 1)
+        );
+        assert_eq!(small.locations[0].line, 2, "row 2 of the sheet");
+        assert_eq!(r[2].verdict, Severity::Pass, "{:?}", r[2].findings);
+        assert_eq!(r[3].findings[0].rule, "pii-nhs-number");
+        assert_eq!(r[3].detected_type, "spreadsheet sheet");
+        assert!(!serde_json::to_string(&r).unwrap().contains(&nhs));
+    }
+
+    #[test]
+    fn when_a_count_equals_the_threshold_in_a_sheet_then_it_is_not_small() {
+        let p = Policy::default();
+        let book = xlsx(&[("S", rows(&[&["area", "count"], &["north", "10"]]))]);
+        assert_eq!(check_bytes(&p, "b.xlsx", &book)[1].verdict, Severity::Pass);
+    }
+
+    #[test]
+    fn when_a_workbook_is_over_the_limit_then_it_is_too_large_to_check_for_review() {
+        let mut p = Policy::default();
+        let book = xlsx(&[("S", rows(&[&["area", "count"], &["north", "4"]]))]);
+        p.tables.max_spreadsheet_bytes = book.len() as u64 - 1;
+        let r = check_bytes(&p, "b.xlsx", &book);
+        assert_eq!(r.len(), 1, "no sheet read");
+        assert_eq!(r[0].findings[0].rule, "spreadsheet-not-checked");
+        assert_eq!(r[0].verdict, Severity::Review);
+        assert!(r[0].findings[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .starts_with("too large to check"));
+        p.tables.max_spreadsheet_bytes = book.len() as u64;
+        assert_eq!(
+            check_bytes(&p, "b.xlsx", &book).len(),
+            2,
+            "at the limit: read"
+        );
+    }
+
+    #[test]
+    fn when_a_workbook_expands_far_beyond_its_size_then_it_is_not_read() {
+        let mut p = Policy::default();
+        let big: Vec<Vec<String>> = (0..2000)
+            .map(|i| vec![format!("row{i}"), "100".into()])
+            .collect();
+        let book = xlsx(&[("S", big)]);
+        // Stored entries: the parts add up to less than the file, well within 4 times it.
+        p.tables.max_spreadsheet_bytes = book.len() as u64;
+        assert!(check_bytes(&p, "b.xlsx", &book).len() > 1);
+        let mut deflated = Vec::new();
+        {
+            let mut w = zip::ZipWriter::new(std::io::Cursor::new(&mut deflated));
+            let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&book)).unwrap();
+            for i in 0..archive.len() {
+                let mut f = archive.by_index(i).unwrap();
+                let name = f.name().unwrap().to_string();
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut f, &mut body).unwrap();
+                w.start_file(
+                    name,
+                    zip::write::SimpleFileOptions::default()
+                        .compression_method(zip::CompressionMethod::Deflated),
+                )
+                .unwrap();
+                w.write_all(&body).unwrap();
+            }
+            w.finish().unwrap();
+        }
+        p.tables.max_spreadsheet_bytes = deflated.len() as u64;
+        let r = check_bytes(&p, "b.xlsx", &deflated);
+        assert_eq!(r.len(), 1, "{:?}", r[0].findings);
+        assert!(r[0].findings[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("expand"));
+    }
+
+    #[test]
+    fn when_a_spreadsheet_is_not_a_workbook_then_it_is_unreadable_for_review() {
+        let p = Policy::default();
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        z.start_file("x.txt", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(b"hello").unwrap();
+        let z = z.finish().unwrap().into_inner();
+        let r = check_bytes(&p, "fake.xlsx", &z);
+        assert_eq!(r[0].findings[0].rule, "spreadsheet-not-checked");
+        assert!(r[0].findings[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("unreadable"));
+    }
+}
