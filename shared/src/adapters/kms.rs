@@ -136,11 +136,13 @@ mod tests {
 
     #[tokio::test]
     async fn when_the_public_key_is_read_then_it_is_pem() {
-        let key = mock!(Client::get_public_key).then_output(|| {
-            GetPublicKeyOutput::builder()
-                .public_key(Blob::new(vec![0x30; 91]))
-                .build()
-        });
+        let key = mock!(Client::get_public_key)
+            .match_requests(|r| r.key_id() == Some("k"))
+            .then_output(|| {
+                GetPublicKeyOutput::builder()
+                    .public_key(Blob::new(vec![0x30; 91]))
+                    .build()
+            });
         let client = mock_client!(aws_sdk_kms, [&key]);
         let pem = KmsReleaseSigner::new(client, "k")
             .public_key_pem()
@@ -148,5 +150,29 @@ mod tests {
             .unwrap();
         assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"));
         assert!(pem.ends_with("-----END PUBLIC KEY-----\n"));
+    }
+
+    #[tokio::test]
+    async fn when_the_role_may_not_read_the_public_key_then_the_error_names_the_key() {
+        // What the API's role gets if its kms:GetPublicKey statement is missing.
+        let key = mock!(Client::get_public_key).then_http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+                aws_smithy_types::body::SdkBody::from(
+                    r#"{"__type":"AccessDeniedException","message":"not authorized"}"#,
+                ),
+            )
+        });
+        let client = mock_client!(aws_sdk_kms, RuleMode::MatchAny, [&key]);
+        let err = KmsReleaseSigner::new(client, "arn:aws:kms:eu-west-2:1:key/release")
+            .public_key_pem()
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "InternalError");
+        assert!(
+            err.to_string()
+                .contains("GetPublicKey of arn:aws:kms:eu-west-2:1:key/release"),
+            "{err}"
+        );
     }
 }
