@@ -259,6 +259,9 @@ def function_environments(resources: dict, outputs: dict, approval_mode: str, re
             {"default": {"version": "local-1", "mode": "advise"}, "projects": {"proj-checks-enforced": {"version": "local-1", "mode": "enforce"}}},
             separators=(",", ":"),
         ),
+        # The router's malware scanner simulation (malware.py) tags staged objects within
+        # moments; the bound only matters when it does not.
+        "MALWARE_SCAN_WAIT_SECONDS": "60",
         "ARCHIVE_UPLOAD_CONCURRENCY": "4",
         # Locally every archive invocation writes one part and hands over, so any archive of
         # more than one part exercises the continuations (issue 11).

@@ -51,7 +51,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import faults
+from . import faults, malware
 
 LOG = logging.getLogger("edge-router")
 
@@ -321,6 +321,7 @@ class Router:
         self._emails: list[dict] = []
         # Off unless EGRESS_FAULT_* says otherwise (the stack passes its environment on).
         self.faults = faults.Injector(faults.Settings.from_env())
+        self.malware = malware.for_stack(self.moto_port, self.region)  # GuardDuty's stand-in (issue 12)
 
     # -- Lambda ---------------------------------------------------------------------------
     def invoke(self, profile: str, function: str, payload: bytes) -> tuple[int, dict, bytes]:
@@ -744,6 +745,7 @@ class Handler(BaseHTTPRequestHandler):
             status = resp.status
         finally:
             conn.close()
+        self.router.malware.on_s3_write(self.command, self.path, dict(self.headers.items()), status)
         if 200 <= status < 300:
             try:
                 message = sent_email(self.command, self.path, dict(self.headers.items()), body)
