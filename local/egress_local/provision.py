@@ -275,6 +275,18 @@ def function_environments(resources: dict, outputs: dict, approval_mode: str, re
         "IDP_GROUP_CLAIM": "",
         # IdP group -> reviewer group (pre-token-generation, and api-handler at every decision).
         "IDP_GROUP_MAP": f"tre-ig={p['ig_reviewer_group']},tre-rit={p['rit_reviewer_group']}",
+        # The sweep (issue 14): the topics the workflow notifies, SWB's table, and timings in
+        # seconds so the e2e tests see a reminder (4 s), an escalation (8 s) and an expiry
+        # warning (12 s after the stage parks, whatever the review timeout) by invoking it.
+        "SWB_EGRESS_STORE_TABLE": outputs["tables"].get("SwbEgressStoreTable", ""),
+        "IG_NOTIFICATION_TOPIC_ARN": outputs.get("topics", {}).get("IgNotificationTopic", ""),
+        "RIT_NOTIFICATION_TOPIC_ARN": outputs.get("topics", {}).get("RitNotificationTopic", ""),
+        "ADMIN_ALERT_TOPIC_ARN": outputs.get("topics", {}).get("AdminAlertTopic", ""),
+        "REMIND_AFTER_SECONDS": "4",
+        "REMIND_EVERY_SECONDS": "30",
+        "ESCALATE_AFTER_SECONDS": "8",
+        "EXPIRY_WARNING_SECONDS": str(max(int(p["review_timeout_seconds"]) - 12, 1)),
+        "STALE_UPLOAD_SECONDS": "5",
     }
     out = {}
     for crate, names in template_environment(resources_of_template).items():

@@ -6,4 +6,5 @@ pub mod listing;
 pub mod notify;
 pub mod review;
 pub mod staging;
+pub mod sweep;
 pub mod transitions;

@@ -5,10 +5,12 @@ mod objects;
 mod review;
 mod signer;
 mod store;
+mod sweep;
 mod workflow;
 
 pub use objects::*;
 pub use review::*;
 pub use signer::*;
 pub use store::*;
+pub use sweep::*;
 pub use workflow::*;

@@ -5,9 +5,11 @@ mod checks;
 mod request;
 mod steps;
 mod swb;
+mod sweep;
 
 pub use api::*;
 pub use checks::*;
 pub use request::*;
 pub use steps::*;
 pub use swb::*;
+pub use sweep::*;

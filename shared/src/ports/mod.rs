@@ -11,6 +11,7 @@ mod objects;
 mod requests;
 mod review;
 mod signing;
+mod sweep;
 mod workflow;
 
 pub use audit::*;
@@ -21,4 +22,5 @@ pub use objects::*;
 pub use requests::*;
 pub use review::*;
 pub use signing::*;
+pub use sweep::*;
 pub use workflow::*;

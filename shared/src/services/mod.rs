@@ -10,6 +10,7 @@ pub mod notify;
 pub mod review_api;
 pub mod review_task;
 pub mod staging;
+pub mod sweep;
 mod step_audit;
 
 use std::future::Future;
