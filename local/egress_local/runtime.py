@@ -12,7 +12,8 @@ processes poll, as the Lambda service does:
 - an instance that exits mid-invocation (it crashed, or a chaos test killed it) fails that
   invocation at once with `Runtime.ExitError`, as Lambda does, and the next invocation
   starts a new instance;
-- an invocation that gets no answer within the function's timeout fails with
+- an invocation that gets no answer within the function's timeout (counted from when an
+  instance takes it, as on Lambda, not while it waits for a free instance) fails with
   `Sandbox.Timedout` and its instance is stopped.
 
 Why not `cargo lambda watch`: it starts each instance with `cargo run`, which compiles the
@@ -51,6 +52,8 @@ API_VERSION = "2018-06-01"
 POLL_SECONDS = 30.0
 # The longest any invocation may run (Lambda's maximum timeout).
 DEFAULT_TIMEOUT_SECONDS = 900.0
+# How long an invocation may wait for a free instance before it is refused as throttled.
+QUEUE_SECONDS = 900.0
 
 
 def log(msg: str) -> None:
@@ -64,6 +67,8 @@ class Invocation:
     payload: bytes
     deadline: float
     done: threading.Event = field(default_factory=threading.Event)
+    # Set when an instance takes it: its timeout runs from then, as on Lambda.
+    taken: threading.Event = field(default_factory=threading.Event)
     status: int = 0
     body: bytes = b""
 
@@ -73,6 +78,7 @@ class Invocation:
             return False
         self.status, self.body = status, body
         self.done.set()
+        self.taken.set()  # whoever waits for an instance to take it stops waiting too
         return True
 
 
@@ -186,8 +192,14 @@ class Service:
             if self.idle[function] == 0:
                 self.start_instance(function)
         try:
-            if not inv.done.wait(timeout):
+            # Queued while every instance is busy (Lambda would add instances or throttle);
+            # the function's timeout counts from when an instance takes the invocation.
+            if not inv.taken.wait(QUEUE_SECONDS):
+                inv.finish(429, error_body("TooManyRequestsException", f"no instance of {function} free for {QUEUE_SECONDS:.0f} s"))
+                return inv.status, inv.body
+            if not inv.done.wait(max(0.0, inv.deadline - time.time())):
                 inv.finish(500, error_body("Sandbox.Timedout", f"Task timed out after {timeout:.2f} seconds"))
+                log(f"{function} invocation {inv.request_id} timed out after {timeout:.0f} s: stopping its instance")
                 self.stop_instance_running(inv)
             return inv.status, inv.body
         finally:
@@ -214,12 +226,14 @@ class Service:
             with self.lock:
                 self.idle[function] -= 1
         if inv.done.is_set():
-            # Timed out while queued: take the next one on the next poll.
+            # Refused while queued: take the next one on the next poll.
             return None
         with self.lock:
             if instance is not None:
                 instance.current = inv
                 instance.taken += 1
+            inv.deadline = time.time() + self.timeouts.get(function, DEFAULT_TIMEOUT_SECONDS)
+            inv.taken.set()
         return inv
 
     def answered(self, function: str, slot: int, request_id: str, status: int, body: bytes) -> bool:

@@ -127,6 +127,20 @@ class LambdaServiceTest(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(self.service.instances["fn"], {}, "the timed-out instance was stopped")
 
+    def test_when_an_invocation_waits_for_a_free_instance_then_its_timeout_starts_when_it_is_taken(self):
+        # One instance, a 1.5 s timeout, two invocations of 1 s at once: the second waits about
+        # 1 s for the instance and then runs 1 s; on Lambda both succeed.
+        self.service.concurrency = 1
+        self.service.timeouts["fn"] = 1.5
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(self.invoke("fn", {"sleep": 1.0}))) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual([status for status, _ in results], [200, 200], results)
+        self.assertEqual(len({body["instance"] for _, body in results}), 1, "one instance served both")
+
     def test_when_the_function_is_unknown_then_the_answer_is_404(self):
         status, _ = self.invoke("nope", {})
         self.assertEqual(status, 404)
