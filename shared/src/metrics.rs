@@ -31,7 +31,7 @@ use time::OffsetDateTime;
 
 use crate::config::{optional, Env};
 use crate::error::{EgressError, Result};
-use crate::model::{ApprovalMode, Decision, EgressRequest, Outcome, ReviewStage};
+use crate::model::{ApprovalMode, Decision, EgressRequest, Outcome, ReviewStage, SweepReport};
 
 /// Namespace when `METRICS_NAMESPACE` is not set (the template sets this same value).
 pub const DEFAULT_NAMESPACE: &str = "TreEgress";
@@ -504,6 +504,64 @@ pub fn queue(waiting: u64, oldest_age_seconds: f64) {
     );
 }
 
+/// The documents of one full sweep: `RemindersSent` and `RemindersEscalated`; `DriftFound` by
+/// kind, or 0 when none was found (so the drift alarm's series has data); `WaitingRequests`
+/// and `OldestWaitingAge`, from when the oldest waiting stage began waiting (as
+/// `TimeToDecision` counts it) among the `open` requests.
+pub fn swept_docs(
+    report: &SweepReport,
+    open: &[EgressRequest],
+    now: OffsetDateTime,
+) -> Vec<Document> {
+    let config = config();
+    let mut docs = vec![Document::new(config, now)
+        .metric(
+            names::REMINDERS_SENT,
+            Unit::Count,
+            report.counts.reminders as f64,
+        )
+        .metric(
+            names::REMINDERS_ESCALATED,
+            Unit::Count,
+            report.counts.escalations as f64,
+        )];
+    if report.drift_by_kind.is_empty() {
+        docs.push(Document::new(config, now).metric(names::DRIFT_FOUND, Unit::Count, 0.0));
+    }
+    for (kind, found) in &report.drift_by_kind {
+        docs.push(
+            Document::new(config, now)
+                .dimension("Kind", kind)
+                .rollup()
+                .metric(names::DRIFT_FOUND, Unit::Count, *found as f64),
+        );
+    }
+    let oldest = open
+        .iter()
+        .filter_map(|r| {
+            let (stage, _) = crate::domain::sweep::waiting_stage(r)?;
+            seconds_between(stage_started(r, stage)?, now)
+        })
+        .fold(0.0, f64::max);
+    docs.push(
+        Document::new(config, now)
+            .metric(
+                names::WAITING_REQUESTS,
+                Unit::Count,
+                report.counts.waiting as f64,
+            )
+            .metric(names::OLDEST_WAITING_AGE, Unit::Seconds, oldest),
+    );
+    docs
+}
+
+/// Emits [`swept_docs`]: called by the sweep after a full (not dry-run, not scoped) run.
+pub fn swept(report: &SweepReport, open: &[EgressRequest], now: OffsetDateTime) {
+    for doc in swept_docs(report, open, now) {
+        emit(&doc);
+    }
+}
+
 /// Test support: what this thread emitted, instead of stdout.
 #[cfg(any(test, feature = "mocks"))]
 pub mod capture {
@@ -877,6 +935,59 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn when_a_sweep_ends_then_reminders_drift_by_kind_and_the_queue_are_documented() {
+        let mut report = SweepReport::default();
+        report.counts.reminders = 3;
+        report.counts.escalations = 1;
+        report.counts.waiting = 2;
+        let mut ig = request("req-1", EgressStatus::Processing);
+        ig.requested_dt = "2024-05-01T10:00:00.000Z".into();
+        ig.review_stage = Some(ReviewStage::Ig);
+        ig.review_handle = Some("h-1".into());
+        let mut rit = dual_request("req-2", EgressStatus::IgApproved);
+        rit.requested_dt = "2024-04-01T10:00:00.000Z".into();
+        rit.ig_reviewer_1_dt = Some("2024-05-01T11:00:00.000Z".into());
+        rit.review_stage = Some(ReviewStage::Rit);
+        rit.review_handle = Some("h-2".into());
+        let decided = request("req-3", EgressStatus::IgApproved);
+        let values = |docs: Vec<Document>| -> Vec<Value> {
+            docs.iter().map(|d| d.to_value().unwrap()).collect()
+        };
+        let docs = values(swept_docs(&report, &[ig.clone(), rit.clone(), decided], AT));
+        docs.iter().for_each(assert_valid_emf);
+        assert_eq!(
+            (
+                docs[0]["RemindersSent"].as_f64(),
+                docs[0]["RemindersEscalated"].as_f64()
+            ),
+            (Some(3.0), Some(1.0))
+        );
+        assert_eq!(docs[1]["DriftFound"], 0.0, "no drift is a zero, not a gap");
+        assert_eq!(docs[2]["WaitingRequests"], 2.0);
+        // The IG stage waits since submission (2 h); the RIT stage since the IG decision (1 h).
+        assert_eq!(docs[2]["OldestWaitingAge"], 7200.0);
+        report
+            .drift_by_kind
+            .insert("stale-multipart-upload".into(), 2);
+        report.drift_by_kind.insert("staged-after-end".into(), 1);
+        let docs = values(swept_docs(&report, &[], AT));
+        assert_eq!(docs.len(), 4);
+        assert_eq!(
+            (docs[1]["Kind"].as_str(), docs[1]["DriftFound"].as_f64()),
+            (Some("staged-after-end"), Some(1.0))
+        );
+        assert_eq!(
+            (docs[2]["Kind"].as_str(), docs[2]["DriftFound"].as_f64()),
+            (Some("stale-multipart-upload"), Some(2.0))
+        );
+        assert_eq!(
+            docs[2]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Project", "Kind"], ["Project"]])
+        );
+        assert_eq!(docs[3]["OldestWaitingAge"], 0.0, "nobody waits");
     }
 
     #[test]

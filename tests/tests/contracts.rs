@@ -1613,3 +1613,39 @@ fn when_the_archive_step_answers_incomplete_then_the_workflow_invokes_it_again_u
         assert_eq!(reached, want, "complete={complete}");
     }
 }
+
+#[test]
+fn when_the_ig_reviewers_are_notified_then_the_requester_is_told_early_without_holding_up_the_review(
+) {
+    let states = states();
+    assert_eq!(
+        states["NotifyIgReviewers"]["Next"],
+        "NotifyRequesterReceived"
+    );
+    let received = &states["NotifyRequesterReceived"];
+    assert_eq!(received["Next"], "AwaitIgDecision");
+    let data = data_for(&workflow_fixtures()[0].1);
+    let payload: NotifyInput =
+        serde_json::from_value(evaluate(&received["Parameters"]["Payload"], &data))
+            .expect("a NotifyInput");
+    assert_eq!(payload.outcome, shared::model::Outcome::Received);
+    let timeout = data["config"]["review_timeout_seconds"]
+        .as_u64()
+        .expect("the configured review timeout");
+    assert!(timeout > 0);
+    assert_eq!(
+        payload.review_timeout_seconds, timeout,
+        "the e-mail states the configured review time"
+    );
+    assert_eq!(
+        received["ResultPath"],
+        Value::Null,
+        "nothing added to the state"
+    );
+    for catch in received["Catch"].as_array().expect("Catch") {
+        assert_eq!(
+            catch["Next"], "AwaitIgDecision",
+            "best effort: a failed e-mail does not stop the review"
+        );
+    }
+}

@@ -162,6 +162,9 @@ where
         self.reconcile_uploads(&mut run).await?;
         self.reconcile_archives(&mut run, &open).await?;
         self.report_to_admin(&run).await;
+        if !run.report.dry_run && run.scope.is_none() {
+            crate::metrics::swept(&run.report, &open, self.clock.now());
+        }
         tracing::info!(
             dry_run = run.report.dry_run,
             repair = run.report.repair,
