@@ -146,6 +146,20 @@ async fn run(p: &mut Progress) -> Result<()> {
         p.info(format!("IG topic: {}", n.message));
     }
 
+    // Issue 14: the researcher is told early, before any decision.
+    p.step("Requester e-mailed: request received");
+    let received = wait::until("the received e-mail", STEP_TIMEOUT, || async {
+        Ok(inspect::emails_about(&stack, &id)?
+            .into_iter()
+            .find(|m| m.subject.starts_with("Egress request received")))
+    })
+    .await?;
+    p.info(format!("to {}", received.recipients.join(", ")));
+    p.info(format!("subject: {}", received.subject));
+    for line in received.text.lines().take(8) {
+        p.info(format!("  | {line}"));
+    }
+
     let ig = Reviewer::ig(&stack);
     p.step(&format!(
         "{} (Information Governance) approves",
