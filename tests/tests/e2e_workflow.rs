@@ -73,9 +73,10 @@ async fn email_to_requester(stack: &Stack, s: &Submission, word: &str) -> inspec
         let id = id.clone();
         let to = to.clone();
         async move {
-            Ok(inspect::emails_about(stack, &id)?
-                .into_iter()
-                .find(|m| m.recipients.contains(&to)))
+            // Not the early "received" e-mail (issue 14): the outcome's.
+            Ok(inspect::emails_about(stack, &id)?.into_iter().find(|m| {
+                m.recipients.contains(&to) && !m.subject.starts_with("Egress request received")
+            }))
         }
     })
     .await
