@@ -29,6 +29,7 @@ pub fn request(id: &str, status: EgressStatus) -> EgressRequest {
         current_reviewer_group: None,
         sfn_task_token: None,
         review_handle: None,
+        pending_task_token: None,
         ig_reviewer_1_name: None,
         ig_reviewer_1_email: None,
         ig_reviewer_1_sub: None,

@@ -164,8 +164,8 @@ impl ReviewStore for DynamoDbRequestStore {
         let update = self
             .update_request_item(&claim.egress_request_id)
             .update_expression(format!(
-                "SET {set}, egress_status = :new_status, updated_by = :by, updated_dt = :dt \
-                 REMOVE review_handle, sfn_task_token"
+                "SET {set}, egress_status = :new_status, updated_by = :by, updated_dt = :dt, \
+                 pending_task_token = sfn_task_token REMOVE review_handle, sfn_task_token"
             ))
             .condition_expression(
                 "review_handle = :handle AND egress_status = :awaiting \
@@ -182,8 +182,10 @@ impl ReviewStore for DynamoDbRequestStore {
             .expression_attribute_values(":handle", s(&claim.expected_handle))
             .expression_attribute_values(":awaiting", s(claim.awaiting_status.as_str()))
             .expression_attribute_values(":stage", s(claim.stage.as_str()))
-            // The old item carries the task token the update removes: read and cleared in
-            // one atomic step, so only the winner of the claim ever holds it.
+            // The old item carries the task token the update moves: read and taken in one
+            // atomic step, so only the winner of the claim holds it; it stays on the item as
+            // `pending_task_token` until the delivery is settled, so a winner that dies
+            // before delivering does not take the decision with it.
             .return_values(ReturnValue::AllOld);
         let what = format!(
             "recording the {} decision on {}",
@@ -222,7 +224,7 @@ impl ReviewStore for DynamoDbRequestStore {
             .update_request_item(&claim.egress_request_id)
             .update_expression(format!(
                 "SET egress_status = :prev_status, review_handle = :handle, sfn_task_token = :token, \
-                 updated_by = :prev_by, updated_dt = :prev_dt REMOVE {remove}"
+                 updated_by = :prev_by, updated_dt = :prev_dt REMOVE {remove}, pending_task_token"
             ))
             .condition_expression(format!(
                 "egress_status = :new_status AND attribute_not_exists(review_handle) \
@@ -241,6 +243,21 @@ impl ReviewStore for DynamoDbRequestStore {
             claim.stage, claim.egress_request_id
         );
         Ok(conditional(update, &what).await?.is_some())
+    }
+
+    async fn settle_decision(&self, egress_request_id: &str) -> Result<()> {
+        let update = self
+            .update_request_item(egress_request_id)
+            .update_expression("REMOVE pending_task_token")
+            // Never creates an item.
+            .condition_expression("attribute_exists(egress_request_id)");
+        // A request that is gone has nothing left to settle.
+        conditional(
+            update,
+            &format!("settling the decision on {egress_request_id}"),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn count_download(
@@ -344,6 +361,7 @@ mod tests {
                 expr.contains("rit_reviewer_2_sub = :sub")
                     && expr.contains("rit_reviewer_2_decision = :decision")
                     && expr.contains("REMOVE review_handle, sfn_task_token")
+                    && expr.contains("pending_task_token = sfn_task_token")
                     && !expr.contains("ig_reviewer_1")
                     && cond.contains("review_handle = :handle")
                     && cond.contains("egress_status = :awaiting")
@@ -376,6 +394,24 @@ mod tests {
             !format!("{claimed:?}").contains("sfn-token"),
             "Debug redacts the token"
         );
+    }
+
+    #[tokio::test]
+    async fn when_a_delivery_is_settled_then_the_pending_token_is_removed_without_creating_an_item()
+    {
+        let update = mock!(aws_sdk_dynamodb::Client::update_item)
+            .match_requests(|r| {
+                r.update_expression() == Some("REMOVE pending_task_token")
+                    && r.condition_expression() == Some("attribute_exists(egress_request_id)")
+                    && r.key().unwrap()["egress_request_id"].as_s().unwrap() == "req-1"
+            })
+            .then_output(|| UpdateItemOutput::builder().build());
+        let gone = mock!(aws_sdk_dynamodb::Client::update_item).then_error(condition_failed);
+        let store = DynamoDbRequestStore::new(mock_client!(aws_sdk_dynamodb, [&update]), "t");
+        store.settle_decision("req-1").await.unwrap();
+        assert_eq!(update.num_calls(), 1);
+        let store = DynamoDbRequestStore::new(mock_client!(aws_sdk_dynamodb, [&gone]), "t");
+        store.settle_decision("req-1").await.unwrap();
     }
 
     #[tokio::test]

@@ -546,6 +546,42 @@ pub fn review_outcome(claim: &DecisionClaim) -> ReviewOutcome {
     }
 }
 
+/// The outcome a claimed decision stored on `request` sends to the workflow, when a claim's
+/// delivery is still pending (`pending_task_token`): what [`review_outcome`] sent, rebuilt
+/// from the reviewer fields the claim wrote. `None` when no complete decision is stored.
+pub fn stored_outcome(request: &EgressRequest) -> Option<ReviewOutcome> {
+    let stage = request.review_stage?;
+    let (name, email, sub, dt, reason, decision) = match stage {
+        ReviewStage::Ig => (
+            &request.ig_reviewer_1_name,
+            &request.ig_reviewer_1_email,
+            &request.ig_reviewer_1_sub,
+            &request.ig_reviewer_1_dt,
+            &request.ig_reviewer_1_reason,
+            request.ig_reviewer_1_decision,
+        ),
+        ReviewStage::Rit => (
+            &request.rit_reviewer_2_name,
+            &request.rit_reviewer_2_email,
+            &request.rit_reviewer_2_sub,
+            &request.rit_reviewer_2_dt,
+            &request.rit_reviewer_2_reason,
+            request.rit_reviewer_2_decision,
+        ),
+    };
+    Some(ReviewOutcome {
+        stage,
+        decision: decision?,
+        // The claim wrote updated_by; nothing else writes the item until the workflow moves.
+        reviewer: request.updated_by.clone(),
+        reviewer_name: name.clone()?,
+        reviewer_sub: sub.clone()?,
+        reviewer_email: email.clone()?,
+        decided_at: dt.clone()?,
+        reason: reason.clone().unwrap_or_default(),
+    })
+}
+
 /// `downloadData`: may a member of `groups` download `request` now? Returns the archive key.
 pub fn authorize_download(
     policy: &ReviewPolicy,

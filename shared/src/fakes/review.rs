@@ -100,6 +100,7 @@ impl ReviewStore for InMemoryRequestStore {
             // As the indexes return them: without the task token.
             .map(|r| EgressRequest {
                 sfn_task_token: None,
+                pending_task_token: None,
                 ..r.clone()
             })
             .collect();
@@ -134,7 +135,7 @@ impl ReviewStore for InMemoryRequestStore {
         item.updated_by = claim.reviewer_username.clone();
         item.updated_dt = claim.at.clone();
         item.review_handle = None;
-        item.sfn_task_token = None;
+        item.pending_task_token = item.sfn_task_token.take();
         Ok(ClaimOutcome::Won(Box::new(ClaimedDecision { previous })))
     }
 
@@ -158,9 +159,17 @@ impl ReviewStore for InMemoryRequestStore {
         item.egress_status = claimed.previous.egress_status;
         item.review_handle = claimed.previous.review_handle.clone();
         item.sfn_task_token = claimed.previous.sfn_task_token.clone();
+        item.pending_task_token = None;
         item.updated_by = claimed.previous.updated_by.clone();
         item.updated_dt = claimed.previous.updated_dt.clone();
         Ok(true)
+    }
+
+    async fn settle_decision(&self, egress_request_id: &str) -> Result<()> {
+        if let Some(item) = lock(&self.items).get_mut(egress_request_id) {
+            item.pending_task_token = None;
+        }
+        Ok(())
     }
 
     async fn count_download(

@@ -241,6 +241,12 @@ pub struct EgressRequest {
     /// the API, never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sfn_task_token: Option<String>,
+    /// The task token of a decision claimed but not yet confirmed delivered to the workflow
+    /// (moved here from `sfn_task_token` by the claim, removed once Step Functions answered).
+    /// If the API dies between the claim and the delivery, the decision can still be
+    /// delivered from it (`ReviewService::deliver_pending`). Server-only, like the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_task_token: Option<String>,
     /// Opaque per-stage handle returned to the web app as `task_token`; the API uses it as
     /// an optimistic-concurrency check.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -158,7 +158,8 @@ pub trait ReviewStore: Send + Sync {
 
     /// Records the decision in one conditional write: the item must still carry
     /// `expected_handle` and `awaiting_status`; the write sets the reviewer fields, the new
-    /// status, `updated_by`/`updated_dt`, and removes `review_handle` and `sfn_task_token`.
+    /// status, `updated_by`/`updated_dt`, removes `review_handle`, and moves `sfn_task_token`
+    /// to `pending_task_token` (kept until [`ReviewStore::settle_decision`]).
     /// Returns the item as it was before, or [`ClaimOutcome::Lost`] when the condition fails.
     fn claim_decision(
         &self,
@@ -175,6 +176,10 @@ pub trait ReviewStore: Send + Sync {
         claim: &DecisionClaim,
         claimed: &ClaimedDecision,
     ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes `pending_task_token` once Step Functions has answered the decision's delivery
+    /// (delivered, or the task no longer waits), so it is never delivered again.
+    fn settle_decision(&self, egress_request_id: &str) -> impl Future<Output = Result<()>> + Send;
 
     /// Adds one to `download_count` if, atomically, the request has `final_status`, has an
     /// archive and has been downloaded fewer than `max_downloads` times; otherwise says why not.

@@ -18,8 +18,8 @@ use crate::domain::listing;
 use crate::domain::review::federation::{linked_identities, mapped_groups, IdpGroupMap};
 use crate::domain::review::{
     authorize_download, authorize_list, list_filter, plan_decision, request_view, resolve_reviewer,
-    review_outcome, user_pool_id, PoolStanding, ReviewPolicy, Reviewer, DOWNLOAD_LIMIT_MESSAGE,
-    STALE_REQUEST_MESSAGE, UPDATE_SUCCESS_MESSAGE,
+    review_outcome, stored_outcome, user_pool_id, PoolStanding, ReviewPolicy, Reviewer,
+    DOWNLOAD_LIMIT_MESSAGE, STALE_REQUEST_MESSAGE, UPDATE_SUCCESS_MESSAGE,
 };
 use crate::domain::transitions::final_approval;
 use crate::error::{EgressError, Result};
@@ -32,6 +32,10 @@ use crate::ports::{
     DirectoryUser, DownloadCount, DownloadLinks, ListPosition, ReviewStore, ReviewerDirectory,
     WorkflowCallbacks,
 };
+
+/// How old a claim with a pending delivery must be before another call delivers it: longer
+/// than the API function's timeout, so the call that claimed it has certainly ended.
+pub const PENDING_DELIVERY_GRACE: time::Duration = time::Duration::seconds(60);
 
 /// One page of `listRequests`.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -262,6 +266,10 @@ where
         input: UpdateRequestInput,
     ) -> Result<String> {
         let request = self.existing(&input.egress_request_id).await?;
+        // The stage may have been claimed by a call that died before it resumed the workflow
+        // (its function timed out): deliver that decision now, so the request does not wait
+        // for one already shown as made. This caller then gets the usual answer.
+        self.deliver_stalled(&request).await;
         let reviewer = self.reviewer(caller, &request, DECISION).await?;
         let claim = match plan_decision(
             &self.settings.policy,
@@ -300,6 +308,10 @@ where
             )),
             Err(e) => Err(EgressError::Internal(format!("decision output: {e}"))),
         };
+        if resumed.is_ok() {
+            // Step Functions answered: the pending token has served.
+            self.settle(&claim.egress_request_id).await;
+        }
         match resumed {
             Ok(Delivery::Delivered) => {}
             // Step Functions says the task is no longer waiting. Either the review timed out
@@ -613,6 +625,82 @@ where
                 "{message}. Please try again or contact an administrator"
             )),
         }
+    }
+
+    /// Removes a claimed decision's pending token once Step Functions answered its delivery
+    /// (best effort: a token left behind is only delivered again, and refused).
+    async fn settle(&self, egress_request_id: &str) {
+        if let Err(e) = self.store.settle_decision(egress_request_id).await {
+            tracing::warn!(egress_request_id, error = %e, "the delivered decision's token could not be settled");
+        }
+    }
+
+    /// [`Self::deliver_pending`] for a request whose claim is older than
+    /// [`PENDING_DELIVERY_GRACE`] (a younger one may still be delivered by its own call). Best
+    /// effort: a failure leaves the token pending for the next call.
+    async fn deliver_stalled(&self, request: &EgressRequest) {
+        let stalled = request.pending_task_token.is_some()
+            && time::OffsetDateTime::parse(
+                &request.updated_dt,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .is_ok_and(|at| self.clock.now() - at > PENDING_DELIVERY_GRACE);
+        if stalled {
+            if let Err(e) = self.deliver_pending(request).await {
+                tracing::warn!(
+                    egress_request_id = %request.egress_request_id,
+                    error = %e,
+                    "the stalled decision could not be delivered yet"
+                );
+            }
+        }
+    }
+
+    /// Delivers the decision claimed on `request` whose delivery is still pending (the call
+    /// that claimed it died, or timed out, between the claim and `SendTaskSuccess`): sends the
+    /// outcome stored by the claim with the pending token, settles it and audits the
+    /// decision. Idempotent: a decision already delivered is refused by Step Functions as no
+    /// longer waiting. Returns `None` when nothing is pending.
+    pub async fn deliver_pending(&self, request: &EgressRequest) -> Result<Option<Delivery>> {
+        let (Some(token), Some(outcome)) = (
+            request.pending_task_token.as_deref(),
+            stored_outcome(request),
+        ) else {
+            return Ok(None);
+        };
+        let output = serde_json::to_string(&outcome)
+            .map_err(|e| EgressError::Internal(format!("decision output: {e}")))?;
+        let delivery = self.workflow.send_success(token, &output).await?;
+        self.settle(&request.egress_request_id).await;
+        tracing::warn!(
+            egress_request_id = %request.egress_request_id,
+            stage = %outcome.stage,
+            delivered = delivery == Delivery::Delivered,
+            "a claimed decision whose call died was delivered"
+        );
+        let (outcome_name, caller) = match delivery {
+            Delivery::Delivered => ("success", "recovered"),
+            Delivery::NoLongerWaiting => ("unknown", "no longer waiting"),
+        };
+        let event = AuditEvent {
+            egress_request_id: request.egress_request_id.clone(),
+            at: self.clock.now_iso(),
+            actor: outcome.reviewer.clone(),
+            actor_email: Some(outcome.reviewer_email.clone()),
+            action: DECISION.to_string(),
+            outcome: outcome_name.to_string(),
+            detail: json!({
+                "stage": outcome.stage,
+                "decision": outcome.decision,
+                "reason": outcome.reason,
+                "status_after": request.egress_status,
+                "delivery": caller,
+            }),
+        };
+        if let Err(e) = self.audit.append(&event).await {
+            tracing::error!(error = %e, "the recovered decision was not appended to the audit trail");
+        }
+        Ok(Some(delivery))
     }
 
     async fn record(

@@ -148,6 +148,7 @@ async fn when_an_ig_reviewer_approves_then_the_item_the_workflow_and_the_audit_a
     assert_eq!(item.updated_by, "iris");
     assert_eq!(item.review_handle, None, "the handle is used up");
     assert_eq!(item.sfn_task_token, None, "the token is removed once used");
+    assert_eq!(item.pending_task_token, None, "settled once delivered");
 
     let completed = svc.workflow.completed();
     assert_eq!(completed.len(), 1);
@@ -191,6 +192,76 @@ async fn when_the_same_handle_is_used_twice_then_the_second_is_stale() {
         .filter(|e| e.outcome == "refused")
         .count();
     assert_eq!(refused, 1, "the refusal is audited");
+}
+
+/// The request as a claim by iris at `at` left it when its call died before delivering.
+fn claimed_by_iris_and_stalled(at: &str) -> EgressRequest {
+    let mut item = parked_ig();
+    item.egress_status = EgressStatus::IgApproved;
+    item.ig_reviewer_1_name = Some("iris@example.org".into());
+    item.ig_reviewer_1_email = Some("iris@example.org".into());
+    item.ig_reviewer_1_sub = Some("sub-iris".into());
+    item.ig_reviewer_1_dt = Some(at.into());
+    item.ig_reviewer_1_reason = Some("Aggregate results only".into());
+    item.ig_reviewer_1_decision = Some(Decision::Approved);
+    item.updated_by = "iris".into();
+    item.updated_dt = at.into();
+    item.review_handle = None;
+    item.pending_task_token = item.sfn_task_token.take();
+    item
+}
+
+#[tokio::test]
+async fn when_a_claim_was_never_delivered_then_the_next_decision_delivers_it_and_is_refused() {
+    // The call that claimed the stage died (its function timed out) between the claim and
+    // SendTaskSuccess: the workflow would wait until the review timeout for a decision
+    // already shown as made.
+    let svc = service(vec![claimed_by_iris_and_stalled(
+        "2024-05-03T11:58:00.000Z",
+    )]);
+    let err = svc
+        .update_request(&caller("ian", &[IG]), ig_decision("REJECTED"))
+        .await
+        .unwrap_err();
+    assert_eq!(err, EgressError::Conflict(STALE_REQUEST_MESSAGE.into()));
+    let completed = svc.workflow.completed();
+    let outcome: ReviewOutcome = serde_json::from_str(&completed[TOKEN]).unwrap();
+    assert_eq!(
+        (
+            outcome.decision,
+            outcome.reviewer.as_str(),
+            outcome.reviewer_sub.as_str()
+        ),
+        (Decision::Approved, "iris", "sub-iris"),
+        "iris's decision is delivered, not ian's"
+    );
+    assert_eq!(outcome.decided_at, "2024-05-03T11:58:00.000Z");
+    assert_eq!(svc.store.item("req-1").unwrap().pending_task_token, None);
+    let decisions: Vec<_> = svc
+        .audit
+        .events()
+        .into_iter()
+        .filter(|e| e.action == "decision" && e.outcome == "success")
+        .collect();
+    assert_eq!(decisions.len(), 1);
+    assert_eq!(decisions[0].actor, "iris");
+}
+
+#[tokio::test]
+async fn when_a_claim_is_recent_then_its_own_call_is_left_to_deliver_it() {
+    let svc = service(vec![claimed_by_iris_and_stalled(
+        "2024-05-03T11:59:30.000Z",
+    )]);
+    svc.update_request(&caller("ian", &[IG]), ig_decision("REJECTED"))
+        .await
+        .unwrap_err();
+    assert!(svc.workflow.completed().is_empty());
+    assert!(svc
+        .store
+        .item("req-1")
+        .unwrap()
+        .pending_task_token
+        .is_some());
 }
 
 #[tokio::test]
