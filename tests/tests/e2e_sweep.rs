@@ -97,28 +97,15 @@ async fn when_a_stage_waits_then_reviewers_admin_and_requester_are_told_once_eac
     let parked = fixture::parked(&stack, &id, ReviewStage::Ig).await;
     let since = OffsetDateTime::parse(&parked.updated_dt, &Rfc3339).expect("updated_dt");
 
-    // 4 s after parking: the first reminder, to the IG reviewers' topic.
+    // 4 s after parking: the first reminder, to the IG reviewers' topic. (On a slow machine a
+    // later notice may already be due too: each is counted over all the sweeps below.)
     until_after(since, 4.5).await;
     let first = sweep(&stack, scope.clone());
     assert_eq!(sent(&first, &id, "reminder").len(), 1, "{first:?}");
     assert_eq!(sent(&first, &id, "reminder")[0].number, 1);
-    let reminders = inspect::publications_about(&stack, "IgNotificationTopic", &id)
-        .await
-        .expect("inbox");
-    assert_eq!(
-        reminders
-            .iter()
-            .filter(|p| p.subject.as_deref().unwrap_or("").starts_with("Reminder 1"))
-            .count(),
-        1,
-        "{reminders:?}"
-    );
-    // At once again: nothing (the reminder is recorded on the request).
+    // At once again: no second reminder (the first is recorded on the request).
     let again = sweep(&stack, scope.clone());
-    assert!(
-        again.notices.iter().all(|n| n.outcome != "sent"),
-        "{again:?}"
-    );
+    assert!(sent(&again, &id, "reminder").is_empty(), "{again:?}");
     let marks = item(&stack, &id).await;
     assert_eq!(text(&marks, "reminder_handle"), parked.review_handle);
     assert_eq!(
@@ -129,11 +116,41 @@ async fn when_a_stage_waits_then_reviewers_admin_and_requester_are_told_once_eac
         Some("1")
     );
 
-    // 12 s after parking: the admin is told it is overdue, the requester that it expires.
+    // 12 s after parking: the admin has been told it is overdue, the requester that it expires.
     until_after(since, 12.5).await;
     let late = sweep(&stack, scope.clone());
-    assert_eq!(sent(&late, &id, "escalation").len(), 1, "{late:?}");
-    assert_eq!(sent(&late, &id, "expiry_warning").len(), 1, "{late:?}");
+    let quiet = sweep(&stack, scope.clone());
+    let reports = [&first, &again, &late, &quiet];
+    let total = |kind: &str| {
+        reports
+            .iter()
+            .map(|r| sent(r, &id, kind).len())
+            .sum::<usize>()
+    };
+    assert_eq!(
+        (
+            total("reminder"),
+            total("escalation"),
+            total("expiry_warning")
+        ),
+        (1, 1, 1),
+        "{reports:#?}"
+    );
+    assert!(
+        quiet.notices.iter().all(|n| n.outcome != "sent"),
+        "{quiet:?}"
+    );
+    let reminders = inspect::publications_about(&stack, "IgNotificationTopic", &id)
+        .await
+        .expect("inbox");
+    assert_eq!(
+        reminders
+            .iter()
+            .filter(|p| p.subject.as_deref().unwrap_or("").starts_with("Reminder"))
+            .count(),
+        1,
+        "{reminders:?}"
+    );
     let overdue = inspect::publications_about(&stack, "AdminAlertTopic", &id)
         .await
         .expect("inbox");
@@ -156,11 +173,6 @@ async fn when_a_stage_waits_then_reviewers_admin_and_requester_are_told_once_eac
     .await
     .expect("the requester is warned");
     assert!(warning.text.contains(&id), "{warning:?}");
-    let quiet = sweep(&stack, scope.clone());
-    assert!(
-        quiet.notices.iter().all(|n| n.outcome != "sent"),
-        "{quiet:?}"
-    );
 
     // After the decision, nothing more, however long the sweep waits.
     default_driver(&stack)
