@@ -562,7 +562,19 @@ where
                 "{objects} staged object(s) of a request that is {}",
                 request.egress_status
             );
-            let (action, detail) = if !run.repair {
+            // An approval whose archive is missing keeps its staged copy: it may be the only one.
+            let archived = match (&request.archive_key, is_final_approval(&request)) {
+                (_, false) => true,
+                (None, true) => false,
+                (Some(key), true) => self
+                    .objects
+                    .head(&ObjectRef::new(&self.settings.datalake_bucket, key))
+                    .await?
+                    .is_some(),
+            };
+            let (action, detail) = if !archived {
+                ("reported", format!("{why}; kept: its archive is missing"))
+            } else if !run.repair {
                 ("reported", why)
             } else {
                 match self.clean_staged(&ws, &id).await {
@@ -1014,6 +1026,23 @@ mod tests {
         let again = s.run(&REPAIR).await.unwrap();
         let kinds: Vec<&str> = again.drift.iter().map(|d| d.kind.as_str()).collect();
         assert_eq!(kinds, vec!["archive_without_approval"]);
+    }
+
+    #[tokio::test]
+    async fn when_an_approval_lacks_its_archive_then_its_staged_copy_is_kept() {
+        let s = service(10);
+        let mut r = sample_request("req-ok", ApprovalMode::Single);
+        r.egress_status = EgressStatus::IgApproved;
+        s.store.put(r);
+        s.objects.put_object("staging", "ws-1/req-ok/a.csv", "a");
+        let report = s.run(&REPAIR).await.unwrap();
+        let staged = report
+            .drift
+            .iter()
+            .find(|d| d.kind == "staged_after_end")
+            .unwrap();
+        assert_eq!(staged.action, "reported");
+        assert!(s.objects.object("staging", "ws-1/req-ok/a.csv").is_some());
     }
 
     #[tokio::test]
