@@ -2,7 +2,9 @@
 //! small-count table, a file of synthetic NHS numbers, the EICAR test file and a clean file:
 //! the report beside the manifest, the verdict on the request and in the API, the reviewers'
 //! notification, `advise` (the single-approval project) passing to review and `enforce` (the
-//! dual-approval project) rejecting automatically with the files and reasons e-mailed.
+//! dual-approval project) rejecting automatically with the files and reasons e-mailed. And the
+//! reviewer API's `requestChecks` and `requestEvidence` on such a request, before and after its
+//! approval.
 #![cfg(all(feature = "e2e", feature = "e2e-api"))]
 
 use std::time::Duration;
@@ -188,4 +190,172 @@ async fn when_enforced_and_a_file_blocks_then_the_request_is_rejected_and_the_re
     );
     assert!(email.text.contains("checks/eicar.txt"), "{}", email.text);
     assert!(!email.text.contains("9423464939"));
+}
+
+/// The reviewer API's evidence queries (issues 12 and 13) over GraphQL with real tokens: a
+/// reviewer reads the per-file findings while the request waits and after its approval, and
+/// the evidence pack: the signed release record (stating the checks), a valid audit chain, the
+/// download, and a signature that verifies under the public key the API serves (which is the
+/// stack's KMS key). Someone outside the reviewer groups is refused.
+#[tokio::test]
+async fn when_a_reviewer_queries_checks_and_evidence_after_approval_then_findings_chain_and_signature_hold(
+) {
+    use e2e_tests::driver::{default_driver, ReviewDriver, Reviewer};
+    use shared::adapters::kms::KmsReleaseSigner;
+    use shared::evidence::release::verify_record;
+    use shared::model::Decision;
+    use shared::ports::ReleaseSigner;
+
+    const CHECKS: &str = "query($id: String!) { requestChecks(egress_request_id: $id) { \
+        egress_request_id source report_location report_sha256 verdict policy_version mode \
+        files_checked files_block counts_by_rule { rule count } small_count_threshold \
+        files { path verdict findings { rule severity count locations sample message } } } }";
+    const EVIDENCE: &str = "query($id: String!) { requestEvidence(egress_request_id: $id) { \
+        egress_request_id egress_status signing_public_key \
+        release { manifest_name manifest manifest_sha256 signature_file signature signature_key_id signing_algorithm } \
+        checks { verdict policy_version report_sha256 counts_by_rule { rule count } } \
+        audit_chain { valid length head_seq head_hash first_break { error seq } events { seq action outcome } } \
+        downloads { who email when } } }";
+
+    let (stack, api) = setup().await;
+    let s = submit(&stack, Mode::Single);
+    parked(&stack, &s.egress_request_id, ReviewStage::Ig).await;
+    let token_of = |role: &str| {
+        let user = api.user(role).expect("seeded").clone();
+        api.sign_in(&user).expect("signs in").access
+    };
+    let ig = token_of("ig");
+    let vars = json!({ "id": s.egress_request_id });
+    let ask = |token: &str, query: &str, field: &str| {
+        let answer = api
+            .call(Some(token), query, vars.clone())
+            .expect("the API answers");
+        assert!(answer.error().is_none(), "{field}: {:?}", answer.body);
+        answer.data(field).clone()
+    };
+
+    // In review: the report beside the manifest, every flagged file with its findings.
+    let checks = ask(&ig, CHECKS, "requestChecks");
+    assert_eq!(checks["source"], "report", "{checks}");
+    assert_eq!(checks["report_location"], "staging");
+    assert_eq!(checks["verdict"], "block");
+    assert_eq!(checks["small_count_threshold"], 10);
+    let files = checks["files"].as_array().expect("files");
+    let file = |path: &str| {
+        files
+            .iter()
+            .find(|f| f["path"] == path)
+            .unwrap_or_else(|| panic!("{path} in {checks}"))
+            .clone()
+    };
+    let nhs = file("checks/patients.txt");
+    assert_eq!(nhs["findings"][0]["rule"], "pii-nhs-number");
+    assert_eq!(nhs["findings"][0]["count"], 3);
+    assert!(!nhs["findings"][0]["locations"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(file("checks/eicar.txt")["verdict"], "block");
+    assert!(
+        files.iter().all(|f| f["path"] != "checks/clean.txt"),
+        "a clean file has no findings to list"
+    );
+    assert!(
+        !checks.to_string().contains("9423464939"),
+        "an NHS number never reaches the API"
+    );
+
+    // Outside the reviewer groups: refused, whatever the request.
+    let outsider = token_of("outsider");
+    let refused = api
+        .call(Some(&outsider), CHECKS, vars.clone())
+        .expect("the API answers");
+    assert!(refused.error().is_some(), "{:?}", refused.body);
+    assert!(refused.data("requestChecks").is_null());
+
+    // Approve and download as reviewers do; the release is signed by the stack's key.
+    let driver = default_driver(&stack);
+    driver
+        .decide(
+            &s.egress_request_id,
+            &Reviewer::ig(&stack),
+            Decision::Approved,
+            "aggregate outputs reviewed, evidence test",
+        )
+        .await
+        .expect("the decision is accepted");
+    let end = inspect::execution_end(
+        &stack,
+        &stack.outputs.execution_arn(&s.egress_request_id),
+        TIMEOUT,
+    )
+    .await
+    .expect("the execution ends");
+    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
+    driver
+        .download(&s.egress_request_id, &Reviewer::ig(&stack))
+        .await
+        .expect("the archive downloads");
+
+    // Released: the findings are still served, from the copy the signed record binds.
+    let checks = ask(&ig, CHECKS, "requestChecks");
+    assert_eq!(checks["report_location"], "release", "{checks}");
+    assert!(checks["files"].as_array().is_some_and(|f| !f.is_empty()));
+
+    let pack = ask(&ig, EVIDENCE, "requestEvidence");
+    assert_eq!(pack["egress_status"], "IGAPPROVED");
+    let pem = pack["signing_public_key"].as_str().expect("the key");
+    let key_arn = &stack.outputs.keys["ReleaseSigningKey"].arn;
+    let stack_pem = KmsReleaseSigner::from_config(&stack.sdk, key_arn.clone())
+        .public_key_pem()
+        .await
+        .expect("the stack's public key");
+    assert_eq!(pem, stack_pem, "the API serves the stack's release key");
+    let served_key = ask(&ig, "query { releaseSigningKey }", "releaseSigningKey");
+    assert_eq!(served_key, pem);
+    let release = &pack["release"];
+    let manifest = release["manifest"].as_str().expect("the signed record");
+    let signed = verify_record(
+        manifest.as_bytes(),
+        release["signature_file"]
+            .as_str()
+            .expect("the signature")
+            .as_bytes(),
+        pem,
+    )
+    .expect("the record's signature verifies under the served key");
+    assert_eq!(signed.egress_request_id, s.egress_request_id);
+    assert_eq!(release["signature"], signed.signature.as_str());
+    assert_eq!(release["signature_key_id"], signed.key_id.as_str());
+    let record: Value = serde_json::from_str(manifest).expect("JSON");
+    assert_eq!(record["checks"]["verdict"], "block");
+    assert_eq!(record["checks"]["report_sha256"], checks["report_sha256"]);
+    assert_eq!(record["policy_versions"]["checks_policy"], "local-1");
+    assert_eq!(pack["checks"]["report_sha256"], checks["report_sha256"]);
+
+    let chain = &pack["audit_chain"];
+    assert_eq!(chain["valid"], true, "{chain}");
+    assert!(chain["first_break"].is_null());
+    let actions: Vec<&str> = chain["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for expected in ["output_checks", "decision", "release_signed", "download"] {
+        assert!(actions.contains(&expected), "{expected} in {actions:?}");
+    }
+    let downloads = pack["downloads"].as_array().expect("downloads");
+    assert_eq!(downloads.len(), 1, "{downloads:?}");
+    assert!(downloads[0]["when"].is_string());
+
+    // The record's bytes as served are the archive's: a one-byte edit no longer verifies.
+    let edited = manifest.replacen("\"block\"", "\"pass\"", 1);
+    let err = verify_record(
+        edited.as_bytes(),
+        release["signature_file"].as_str().unwrap().as_bytes(),
+        pem,
+    )
+    .unwrap_err();
+    assert!(err.starts_with("ManifestEdited"), "{err}");
 }
