@@ -60,7 +60,16 @@ async fn pack(stack: &Stack, id: &str) -> Result<Option<(serde_json::Value, bool
             "request": request_json,
             "manifest": manifest,
             "signature": signature,
-            "checks": serde_json::Value::Null,
+            // The checks as the signed record states them, else the summary on the request.
+            "checks": manifest
+                .as_ref()
+                .and_then(|m| m.get("checks").filter(|c| !c.is_null()).cloned())
+                .unwrap_or_else(|| json!({
+                    "verdict": request.checks_verdict,
+                    "summary": request.checks_summary,
+                    "policy_version": request.checks_policy_version,
+                    "mode": request.checks_mode,
+                })),
             "audit_chain": { "verification": verification, "trail": trail },
             "downloads": downloads,
         }),
