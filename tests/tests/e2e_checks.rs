@@ -77,7 +77,11 @@ async fn when_advised_then_the_findings_reach_the_report_the_request_the_notific
 
     let report = report(&stack, &s).await;
     assert_eq!(rules(&report, "checks/patients.txt"), ["pii-nhs-number"]);
-    assert_eq!(rules(&report, "checks/eicar.txt"), ["malware-signature"]);
+    // The signature rule and the malware scanner's tag (the local stand-in for GuardDuty).
+    assert_eq!(
+        rules(&report, "checks/eicar.txt"),
+        ["malware-scan", "malware-signature"]
+    );
     assert_eq!(
         rules(&report, "checks/small_counts.csv"),
         ["table-small-counts"]
@@ -157,10 +161,8 @@ async fn when_enforced_and_a_file_blocks_then_the_request_is_rejected_and_the_re
         .checks_rejection_reason
         .clone()
         .expect("reason stored");
-    assert!(
-        reason.contains("checks/eicar.txt: malware-signature"),
-        "{reason}"
-    );
+    assert!(reason.contains("checks/eicar.txt: "), "{reason}");
+    assert!(reason.contains("malware-signature"), "{reason}");
     assert!(
         reason.contains("checks/patients.txt: pii-nhs-number"),
         "{reason}"
@@ -358,4 +360,44 @@ async fn when_a_reviewer_queries_checks_and_evidence_after_approval_then_finding
     )
     .unwrap_err();
     assert!(err.starts_with("ManifestEdited"), "{err}");
+}
+
+/// The malware scanner (issue 12): the local stack's stand-in for GuardDuty Malware Protection
+/// for S3 tags each staged object as it is written; `check-outputs` waits for the tags, and
+/// under `enforce` the EICAR file's `THREATS_FOUND` alone is enough to reject the request,
+/// named in the reason the researcher gets, while the clean files' `NO_THREATS_FOUND` adds
+/// nothing.
+#[tokio::test]
+async fn when_the_scanner_tags_the_eicar_file_threats_found_under_enforce_then_the_request_is_rejected_naming_the_scan(
+) {
+    let (stack, _api) = setup().await;
+    let s = submit(&stack, Mode::Dual);
+    let end = inspect::execution_end(
+        &stack,
+        &stack.outputs.execution_arn(&s.egress_request_id),
+        TIMEOUT,
+    )
+    .await
+    .expect("the execution ends without a reviewer");
+    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
+    let request = stored(&stack, &s.egress_request_id).await;
+    assert_eq!(request.egress_status, EgressStatus::Rejected);
+    let reason = request
+        .checks_rejection_reason
+        .clone()
+        .expect("reason stored");
+    assert!(
+        reason
+            .contains("checks/eicar.txt: malware-scan (1x): The staging bucket's malware scanner"),
+        "{reason}"
+    );
+    let summary = request.checks_summary.clone().expect("summary stored");
+    assert!(
+        summary.contains("malware-scan 1"),
+        "only the EICAR file: {summary}"
+    );
+    assert!(
+        !summary.contains("malware-scan-not-finished"),
+        "every staged object was tagged in time: {summary}"
+    );
 }
