@@ -211,9 +211,12 @@ impl SweepStore for DynamoDbSweepStore {
                 .scan()
                 .table_name(&self.swb_table)
                 .filter_expression("#status = :processing")
+                .expression_attribute_names("#id", "id")
                 .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#lock", "egress_request_lock")
                 .expression_attribute_values(":processing", s("PROCESSING"))
-                .projection_expression("id, #status, egress_request_lock")
+                // Placeholders for every name: `status` is a DynamoDB reserved word.
+                .projection_expression("#id, #status, #lock")
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
