@@ -7,7 +7,8 @@ They compare the template with the code, or need the template's names resolved:
   `kms:EncryptionContext:aws:logs:arn` condition: every log group using the key matches, and a
   log group of another stack, project or service does not.
 - The requests table's list index projects every attribute of `shared::model::EgressRequest`
-  except the server-only ones (the workflow's task token), so listRequests cannot return it.
+  except the server-only ones (the workflow's task token, and a claimed decision's until it is
+  delivered), so listRequests cannot return them.
 - api-handler's `UpdateItem` on the requests table is limited (IAM `dynamodb:Attributes`) to
   exactly the attributes its adapter's expressions name, and `dynamodb:ReturnValues` to the
   values the adapter asks for.
@@ -28,7 +29,7 @@ import gatelib
 
 # Attributes of a request that no reviewer-facing read may return (DESIGN.md: the task token
 # lets its holder resume the workflow).
-SERVER_ONLY_REQUEST_ATTRIBUTES = {"sfn_task_token"}
+SERVER_ONLY_REQUEST_ATTRIBUTES = {"sfn_task_token", "pending_task_token"}
 
 REQUEST_MODEL = Path("shared/src/model/request.rs")
 AUDIT_MODEL = Path("shared/src/ports/audit.rs")

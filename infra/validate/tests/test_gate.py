@@ -463,7 +463,7 @@ def test_when_the_list_index_projects_all_attributes_then_the_task_token_is_name
     broken = copy.deepcopy(template)
     _list_index(broken)["Projection"] = {"ProjectionType": "ALL"}
     errors = security_errors(broken)
-    assert any("projection ALL copies sfn_task_token" in e for e in errors), errors
+    assert any("projection ALL copies pending_task_token, sfn_task_token" in e for e in errors), errors
 
 
 def test_when_the_list_index_includes_the_task_token_then_it_is_named(template):
