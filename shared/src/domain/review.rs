@@ -28,6 +28,7 @@ use crate::model::{
 use crate::ports::{iso_millis, DecisionClaim, DirectoryUser, ListFilter};
 
 pub mod federation;
+pub mod revoke;
 
 /// What the web app shows when a decision loses a race or reuses an old handle. Kept word
 /// for word from the TREEHOOSE backend, whose message the reviewers know.

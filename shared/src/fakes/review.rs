@@ -385,3 +385,18 @@ pub fn approved(mut request: EgressRequest, downloads: u32) -> EgressRequest {
     request.download_count = downloads;
     request
 }
+
+impl crate::ports::RevocationStore for InMemoryRequestStore {
+    async fn claim_revocation(&self, claim: &crate::ports::RevocationClaim) -> Result<bool> {
+        let mut items = lock(&self.items);
+        match items.get_mut(&claim.egress_request_id) {
+            Some(item) if item.egress_status == claim.approved_status => {
+                item.egress_status = EgressStatus::Revoked;
+                item.updated_by = claim.revoked_by.clone();
+                item.updated_dt = claim.at.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}

@@ -160,3 +160,14 @@ pub struct RequestView {
     #[serde(default)]
     pub checks_summary: Option<String>,
 }
+
+/// `revokeRelease(egress_request_id:, reason:)`: an admin withdraws an approved release.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RevokeReleaseInput {
+    /// The approved request to revoke.
+    #[serde(default)]
+    pub egress_request_id: String,
+    /// Why; recorded on the item and in the audit trail, and sent to the people told.
+    #[serde(default)]
+    pub reason: String,
+}

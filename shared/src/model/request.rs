@@ -34,6 +34,9 @@ pub enum EgressStatus {
     Failed,
     /// No decision within the review timeout.
     Expired,
+    /// An approved release withdrawn by an admin (`revokeRelease`): no longer downloadable,
+    /// its archive moved out of the downloadable location.
+    Revoked,
 }
 
 impl EgressStatus {
@@ -46,6 +49,7 @@ impl EgressStatus {
             EgressStatus::Rejected => "REJECTED",
             EgressStatus::Failed => "FAILED",
             EgressStatus::Expired => "EXPIRED",
+            EgressStatus::Revoked => "REVOKED",
         }
     }
 }
@@ -67,6 +71,7 @@ impl FromStr for EgressStatus {
             "REJECTED" => EgressStatus::Rejected,
             "FAILED" => EgressStatus::Failed,
             "EXPIRED" => EgressStatus::Expired,
+            "REVOKED" => EgressStatus::Revoked,
             other => {
                 return Err(EgressError::validation(format!(
                     "unknown egress_status {other:?}"

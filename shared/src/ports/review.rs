@@ -252,3 +252,32 @@ pub trait DownloadLinks: Send + Sync {
         expires_in: Duration,
     ) -> impl Future<Output = Result<String>> + Send;
 }
+
+/// A revocation to record, built by [`crate::domain::review::revoke::plan_revocation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationClaim {
+    /// The request.
+    pub egress_request_id: String,
+    /// The final approval the request must still have (a second revocation, or one racing
+    /// it, finds `REVOKED` and loses).
+    pub approved_status: EgressStatus,
+    /// The admin's reason, stored as `revoked_reason`.
+    pub reason: String,
+    /// Cognito username of the admin, stored as `revoked_by` and `updated_by`.
+    pub revoked_by: String,
+    /// E-mail of the admin (directory), for the record and the reviewers' e-mail.
+    pub revoked_by_email: String,
+    /// Server time, ISO-8601; stored as `revoked_dt` and `updated_dt`.
+    pub at: String,
+}
+
+/// The requests table as `revokeRelease` writes it.
+pub trait RevocationStore: Send + Sync {
+    /// Sets `egress_status` to `REVOKED` and records who, when and why, in one conditional
+    /// write: the item must still have `claim.approved_status`. `Ok(false)` when it has not
+    /// (already revoked, or not approved).
+    fn claim_revocation(
+        &self,
+        claim: &RevocationClaim,
+    ) -> impl Future<Output = Result<bool>> + Send;
+}

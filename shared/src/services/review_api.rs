@@ -733,6 +733,7 @@ where
 }
 
 pub mod evidence;
+pub mod revoke;
 
 #[cfg(test)]
 mod tests;
