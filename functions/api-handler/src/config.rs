@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use shared::config::{optional, parsed_or, required, Env};
 use shared::domain::review::federation::{group_claim, IdpGroupMap};
+use shared::domain::review::revoke::DEFAULT_ADMIN_GROUP;
 use shared::domain::review::ReviewPolicy;
 use shared::services::review_api::{ReviewSettings, MAX_URL_EXPIRY};
 use shared::EgressError;
@@ -25,6 +26,12 @@ pub(crate) struct Config {
     pub(crate) staging_bucket: String,
     /// The release signing key (ARN): the API serves its public half.
     pub(crate) release_signing_key_id: String,
+    /// The Cognito group whose members may revoke a release (`revokeRelease`).
+    pub(crate) admin_group: String,
+    /// The datalake's KMS key: a revoked archive is re-encrypted with it when moved.
+    pub(crate) datalake_kms_key_arn: String,
+    /// The verified SES sender of the revocation e-mails.
+    pub(crate) sender_email: String,
     pub(crate) settings: ReviewSettings,
 }
 
@@ -36,8 +43,10 @@ fn config_error(msg: String) -> EgressError {
 /// them against docs/contracts.md and the template).
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const VARIABLES: &[&str] = &[
+    "ADMIN_GROUP",
     "AUDIT_TABLE",
     "DATALAKE_BUCKET",
+    "DATALAKE_KMS_KEY_ARN",
     "DOWNLOAD_GROUPS",
     "DOWNLOAD_URL_EXPIRY_SECONDS",
     "IDP_GROUP_CLAIM",
@@ -48,6 +57,7 @@ pub(crate) const VARIABLES: &[&str] = &[
     "RELEASE_SIGNING_KEY_ID",
     "REQUESTS_TABLE",
     "RIT_REVIEWER_GROUP",
+    "SENDER_EMAIL",
     "STAGING_BUCKET",
     "USER_POOL_ID",
 ];
@@ -85,7 +95,13 @@ impl Config {
             &optional(env, "IDP_GROUP_MAP").unwrap_or_default(),
             &[&policy.ig_group, &policy.rit_group],
         )?;
+        let admin_group = policy.admin_group(
+            &optional(env, "ADMIN_GROUP").unwrap_or_else(|| DEFAULT_ADMIN_GROUP.to_string()),
+        )?;
         Ok(Self {
+            admin_group,
+            datalake_kms_key_arn: required(env, "DATALAKE_KMS_KEY_ARN")?,
+            sender_email: required(env, "SENDER_EMAIL")?,
             requests_table: required(env, "REQUESTS_TABLE")?,
             audit_table: required(env, "AUDIT_TABLE")?,
             staging_bucket: required(env, "STAGING_BUCKET")?,
@@ -121,6 +137,11 @@ mod tests {
             ),
             ("IG_REVIEWER_GROUP", "InformationGovernance"),
             ("RIT_REVIEWER_GROUP", "ResearchIT"),
+            (
+                "DATALAKE_KMS_KEY_ARN",
+                "arn:aws:kms:eu-west-2:1:key/datalake",
+            ),
+            ("SENDER_EMAIL", "egress@example.org"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -160,6 +181,8 @@ mod tests {
             "RELEASE_SIGNING_KEY_ID",
             "IG_REVIEWER_GROUP",
             "RIT_REVIEWER_GROUP",
+            "DATALAKE_KMS_KEY_ARN",
+            "SENDER_EMAIL",
         ] {
             let mut e = env(&[]);
             e.remove(var);
@@ -232,6 +255,18 @@ mod tests {
         assert!(err.to_string().contains("MAX_DOWNLOADS"), "{err}");
         let err = Config::from_env(&env(&[("LIST_MAX_AGE_DAYS", "-1")])).unwrap_err();
         assert!(err.to_string().contains("LIST_MAX_AGE_DAYS"), "{err}");
+    }
+
+    #[test]
+    fn when_the_admin_group_is_unset_or_invalid_then_the_default_applies_or_init_fails() {
+        let config = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(config.admin_group, "EgressAdmin");
+        let config = Config::from_env(&env(&[("ADMIN_GROUP", "TreAdmins")])).unwrap();
+        assert_eq!(config.admin_group, "TreAdmins");
+        for bad in ["Tre Admins", "ResearchIT"] {
+            let err = Config::from_env(&env(&[("ADMIN_GROUP", bad)])).unwrap_err();
+            assert!(err.to_string().starts_with("ADMIN_GROUP"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `api-handler`: the Lambda data source of the reviewer GraphQL API (AppSync). Resolves
-//! `listRequests`, `updateRequest` and `downloadData` for the TREEHOOSE egress web app, and
-//! the evidence queries `requestChecks`, `requestEvidence` and `releaseSigningKey`.
+//! `listRequests`, `updateRequest` and `downloadData` for the TREEHOOSE egress web app, the
+//! evidence queries `requestChecks`, `requestEvidence` and `releaseSigningKey`, and the
+//! admin's `revokeRelease`.
 
 mod config;
 mod handler;
@@ -11,10 +12,12 @@ use shared::adapters::dynamodb::{DynamoDbAuditLog, DynamoDbRequestStore};
 use shared::adapters::kms::KmsReleaseSigner;
 use shared::adapters::s3::S3ObjectStore;
 use shared::adapters::s3_presign::S3DownloadLinks;
+use shared::adapters::ses::SesMailer;
 use shared::adapters::sfn::SfnWorkflowCallbacks;
 use shared::config::ProcessEnv;
 use shared::ports::SystemClock;
 use shared::services::review_api::evidence::{Evidence, EvidenceSources};
+use shared::services::review_api::revoke::Revocation;
 use shared::services::review_api::ReviewService;
 
 #[tokio::main]
@@ -26,6 +29,12 @@ async fn main() -> Result<(), Error> {
     let sdk = shared::aws::load_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let s3 = shared::aws::s3_client(&sdk);
+    let revocation = Revocation {
+        objects: S3ObjectStore::new(s3.clone()),
+        mailer: SesMailer::new(aws_sdk_ses::Client::new(&sdk), config.sender_email),
+        admin_group: config.admin_group,
+        datalake_kms_key_arn: config.datalake_kms_key_arn,
+    };
     let evidence = Evidence {
         sources: EvidenceSources {
             objects: S3ObjectStore::new(s3.clone()),
@@ -46,7 +55,7 @@ async fn main() -> Result<(), Error> {
         settings: config.settings,
     };
     run(service_fn(|event| {
-        handler::handle(&service, &evidence, event)
+        handler::handle(&service, &evidence, &revocation, event)
     }))
     .await
 }

@@ -8,6 +8,7 @@ use shared::domain::review::ReviewPolicy;
 use shared::fakes::{
     approved, parked_at, sample_request, FakeDownloadLinks, FakeWorkflowCallbacks,
     InMemoryAuditLog, InMemoryDirectory, InMemoryObjectStore, InMemoryRequestStore, LocalSigner,
+    RecordingMailer,
 };
 use shared::model::{
     ApprovalMode, Decision, DownloadDataInput, EgressRequest, EgressStatus, RequestArgument,
@@ -15,6 +16,7 @@ use shared::model::{
 };
 use shared::ports::{DirectoryUser, FixedClock};
 use shared::services::review_api::evidence::EvidenceSources;
+use shared::services::review_api::revoke::Revocation;
 use shared::services::review_api::ReviewSettings;
 use std::time::Duration;
 use time::macros::datetime;
@@ -104,10 +106,20 @@ fn evidence() -> Sources {
     }
 }
 
+fn revocation() -> Revocation<InMemoryObjectStore, RecordingMailer> {
+    Revocation {
+        objects: InMemoryObjectStore::new().with_bucket("datalake", true),
+        mailer: RecordingMailer::default(),
+        admin_group: "EgressAdmin".into(),
+        datalake_kms_key_arn: "arn:aws:kms:eu-west-2:1:key/datalake".into(),
+    }
+}
+
 async fn call(service: &Service, name: &str) -> Result<Value, Diagnostic> {
     handle(
         service,
         &evidence(),
+        &revocation(),
         LambdaEvent::new(fixture(name), Context::default()),
     )
     .await
@@ -128,6 +140,10 @@ fn when_each_fixture_is_read_then_it_matches_the_resolver_payload_types() {
             }
             "updateRequest" => {
                 serde_json::from_value::<RequestArgument<UpdateRequestInput>>(event.arguments)
+                    .unwrap();
+            }
+            "revokeRelease" => {
+                serde_json::from_value::<shared::model::RevokeReleaseInput>(event.arguments)
                     .unwrap();
             }
             "downloadData" => {
@@ -216,6 +232,7 @@ async fn when_the_payload_is_not_a_resolver_event_then_it_is_a_validation_error(
     let err = handle(
         &svc,
         &evidence(),
+        &revocation(),
         LambdaEvent::new(json!({"field": 1}), Context::default()),
     )
     .await
@@ -255,4 +272,31 @@ async fn when_a_reviewer_asks_for_checks_and_evidence_then_both_fields_resolve()
         .unwrap()
         .starts_with("-----BEGIN PUBLIC KEY-----"));
     assert!(pack["audit_chain"]["valid"].as_bool().unwrap());
+}
+
+#[tokio::test]
+async fn when_an_admin_revokes_through_the_fixture_then_the_request_is_revoked() {
+    const ADMIN_SUB: &str = "0b6e2a1c-9d8f-4e3a-8c7b-6a5f4e3d2c1b";
+    let svc = service(approved(request(), 0));
+    svc.directory.put(
+        ADMIN_SUB,
+        DirectoryUser {
+            sub: ADMIN_SUB.into(),
+            email: Some("ada@example.org".into()),
+            email_verified: Some(true),
+            enabled: true,
+            ..Default::default()
+        },
+    );
+    svc.directory.set_groups(ADMIN_SUB, &["EgressAdmin"]);
+    let out = call(&svc, "revoke-release.json").await.unwrap();
+    assert_eq!(out, json!("Release revoked"));
+    assert_eq!(
+        svc.store.item(REQUEST_ID).unwrap().egress_status,
+        EgressStatus::Revoked
+    );
+    // The same caller without the admin group in the pool: refused.
+    let svc = service(approved(request(), 0));
+    let err = call(&svc, "revoke-release.json").await.unwrap_err();
+    assert_eq!(err.error_type, "Forbidden");
 }
