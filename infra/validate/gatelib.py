@@ -80,7 +80,7 @@ def _local_file(template_dir: Path, value: Any, what: str) -> Path | None:
     return path
 
 
-SCHEMA_PLACEHOLDERS = ("ReviewerGroups", "DownloadGroups", "ApiGroups")
+SCHEMA_PLACEHOLDERS = ("ReviewerGroups", "DownloadGroups", "ApiGroups", "AdminGroups")
 
 
 def parameter_value(template: dict[str, Any], values: dict[str, str], name: str) -> str:
@@ -97,9 +97,11 @@ def parameter_value(template: dict[str, Any], values: dict[str, str], name: str)
 # a letter, then up to 63 letters, digits, '_' or '-'; at most 10 download groups.
 GROUP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 MAX_DOWNLOAD_GROUPS = 10
+# The admin group when the template names none (AdminGroupName's default; the fixture's too).
+DEFAULT_ADMIN_GROUP = "EgressAdmin"
 
 
-def group_lists(ig: str, rit: str, download: str) -> dict[str, list[str]]:
+def group_lists(ig: str, rit: str, download: str, admin: str = DEFAULT_ADMIN_GROUP) -> dict[str, list[str]]:
     """The schema's three group lists from the group settings, by the rule the functions apply.
 
     Errors name the setting at fault (the function's variable, then the template parameter).
@@ -128,10 +130,17 @@ def group_lists(ig: str, rit: str, download: str) -> dict[str, list[str]]:
         if len(entries) > MAX_DOWNLOAD_GROUPS:
             raise GateError(f"DOWNLOAD_GROUPS (DownloadGroups) lists more than {MAX_DOWNLOAD_GROUPS} groups")
         downloads = list(dict.fromkeys(entries))
+    admin_group = name("ADMIN_GROUP", "AdminGroupName", admin)
+    if admin_group in reviewer:
+        raise GateError(
+            f"ADMIN_GROUP (AdminGroupName) must differ from the reviewer groups (it is {admin!r}): "
+            "revoking a release is not a review stage's power"
+        )
     return {
         "ReviewerGroups": reviewer,
         "DownloadGroups": downloads,
         "ApiGroups": list(dict.fromkeys(reviewer + downloads)),
+        "AdminGroups": [admin_group],
     }
 
 
@@ -143,12 +152,14 @@ def render_schema(text: str, template: dict[str, Any], values: dict[str, str]) -
     "GraphQL schema placeholders"):
       ${ReviewerGroups}: the IG and RIT groups;
       ${DownloadGroups}: DownloadGroups, or the two reviewer groups when it is empty;
-      ${ApiGroups}: the reviewer groups then the download groups, without duplicates.
+      ${ApiGroups}: the reviewer groups then the download groups, without duplicates;
+      ${AdminGroups}: AdminGroupName, the group that may revoke a release.
     """
     lists = group_lists(
         parameter_value(template, values, "IgReviewerGroupName"),
         parameter_value(template, values, "RitReviewerGroupName"),
         parameter_value(template, values, "DownloadGroups"),
+        parameter_value(template, values, "AdminGroupName"),
     )
     unknown = sorted(set(re.findall(r"\$\{([^}]*)\}", text)) - set(SCHEMA_PLACEHOLDERS))
     if unknown:

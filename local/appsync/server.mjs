@@ -12,7 +12,7 @@
 //   COGNITO_ENDPOINT        where the pool's JWKS is served (moto, or the edge router)
 //   LAMBDA_ENDPOINT         the edge router (Lambda Invoke API)
 //   API_HANDLER_FUNCTION    default api-handler
-//   IG_REVIEWER_GROUP, RIT_REVIEWER_GROUP, DOWNLOAD_GROUPS   as for api-handler
+//   IG_REVIEWER_GROUP, RIT_REVIEWER_GROUP, DOWNLOAD_GROUPS, ADMIN_GROUP   as for api-handler
 //   SCHEMA_FILE, RESOLVERS_DIR   default infra/schema.graphql, infra/resolvers/
 
 import http from 'node:http';
@@ -244,6 +244,7 @@ async function main() {
     ig: env('IG_REVIEWER_GROUP'),
     rit: env('RIT_REVIEWER_GROUP'),
     download: env('DOWNLOAD_GROUPS', ''),
+    admin: env('ADMIN_GROUP', 'EgressAdmin'),
   });
   const simulator = createSimulator({
     schemaText,

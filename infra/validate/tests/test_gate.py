@@ -352,8 +352,45 @@ def test_when_the_schema_is_rendered_then_each_placeholder_lists_its_groups_with
 
 
 def test_when_the_schema_uses_an_unknown_placeholder_then_rendering_names_it(template):
-    with pytest.raises(gatelib.GateError, match="unknown placeholders AdminGroups"):
-        gatelib.render_schema("x: [${AdminGroups}]", template, {})
+    with pytest.raises(gatelib.GateError, match="unknown placeholders OwnerGroups"):
+        gatelib.render_schema("x: [${OwnerGroups}]", template, {})
+
+
+def test_when_the_admin_placeholder_is_rendered_then_it_names_the_admin_group(template):
+    assert gatelib.render_schema("x: [${AdminGroups}]", template, {}) == 'x: ["EgressAdmin"]'
+    assert gatelib.render_schema("x: [${AdminGroups}]", template, {"AdminGroupName": "TreAdmins"}) == 'x: ["TreAdmins"]'
+    with pytest.raises(gatelib.GateError, match="^ADMIN_GROUP .*must differ"):
+        gatelib.render_schema("x: [${AdminGroups}]", template, {"AdminGroupName": "ResearchIT"})
+
+
+def test_when_deployed_then_the_admin_group_exists_and_revoke_release_is_resolved_by_api_handler(template):
+    resources = template["Resources"]
+    group = resources["AdminGroup"]
+    assert group["Type"] == "AWS::Cognito::UserPoolGroup"
+    assert group["Properties"]["GroupName"] == {"Ref": "AdminGroupName"}
+    resolver = resources["RevokeReleaseResolver"]["Properties"]
+    assert (resolver["TypeName"], resolver["FieldName"]) == ("Mutation", "revokeRelease")
+    assert resolver["DataSourceName"] == {"Fn::GetAtt": ["ApiHandlerDataSource", "Name"]}
+    env = resources["ApiHandlerFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["ADMIN_GROUP"] == {"Ref": "AdminGroupName"}
+
+
+def test_when_api_handler_moves_a_revoked_archive_then_it_may_touch_only_the_archive_and_revoked(template):
+    statements = {
+        s["Sid"]: s
+        for p in template["Resources"]["ApiHandlerRole"]["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+        if isinstance(s, dict) and "Sid" in s
+    }
+    deletes = [s for s in statements.values() if any("Delete" in a for a in gatelib_list(s["Action"]))]
+    assert [s["Sid"] for s in deletes] == ["DeleteRevokedArchive"]
+    assert deletes[0]["Resource"]["Fn::Sub"].endswith("/approved_egress/*/egress_data.zip")
+    puts = [s for s in statements.values() if "s3:PutObject" in gatelib_list(s["Action"])]
+    assert [s["Resource"]["Fn::Sub"].rsplit(":::", 1)[1] for s in puts] == ["${DatalakeBucketName}/revoked/approved_egress/*"]
+
+
+def gatelib_list(value):
+    return value if isinstance(value, list) else [value]
 
 
 def test_when_packaged_for_deploy_then_paths_are_absolute_and_the_schema_is_rendered(template, parameters, tmp_path):

@@ -20,7 +20,17 @@ sys.path.insert(0, str(VALIDATE_DIR))
 import gatelib  # noqa: E402
 
 CASES = json.loads((INFRA_DIR / "fixtures" / "group-lists.json").read_text())["cases"]
-PARAMETERS = {"ig": "IgReviewerGroupName", "rit": "RitReviewerGroupName", "download": "DownloadGroups"}
+PARAMETERS = {
+    "ig": "IgReviewerGroupName",
+    "rit": "RitReviewerGroupName",
+    "download": "DownloadGroups",
+    "admin": "AdminGroupName",
+}
+
+
+def _settings(case: dict) -> tuple[str, str, str, str]:
+    # A case naming no admin group is deployed with AdminGroupName's default.
+    return case["ig"], case["rit"], case["download"], case.get("admin", gatelib.DEFAULT_ADMIN_GROUP)
 
 
 def load_template() -> dict:
@@ -35,30 +45,36 @@ def load_template() -> dict:
 PATTERNS = {key: load_template()["Parameters"][name]["AllowedPattern"] for key, name in PARAMETERS.items()}
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['ig']}|{c['rit']}|{c['download']}"[:60])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['ig']}|{c['rit']}|{c['download']}|{c.get('admin', '')}"[:60])
 def test_when_a_fixture_case_is_rendered_then_the_gate_gives_its_lists_or_names_its_setting(case):
     if "error" in case:
         with pytest.raises(gatelib.GateError, match=f"^{case['error']} "):
-            gatelib.group_lists(case["ig"], case["rit"], case["download"])
+            gatelib.group_lists(*_settings(case))
     else:
-        assert gatelib.group_lists(case["ig"], case["rit"], case["download"]) == case["expect"]
+        assert gatelib.group_lists(*_settings(case)) == case["expect"]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['ig']}|{c['rit']}|{c['download']}"[:60])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['ig']}|{c['rit']}|{c['download']}|{c.get('admin', '')}"[:60])
 def test_when_a_fixture_case_is_deployed_then_the_template_patterns_agree(case):
     # A setting the rule refuses is refused by its parameter's AllowedPattern at deploy; the
     # one cross-setting rule (the two stages' groups differ) is the gate's (render_schema).
-    accepted = {key: re.fullmatch(PATTERNS[key], case[key]) is not None for key in PARAMETERS}
+    values = dict(zip(PARAMETERS, _settings(case)))
+    accepted = {key: re.fullmatch(PATTERNS[key], values[key]) is not None for key in PARAMETERS}
     if "error" not in case or "must differ" in _error_text(case):
         assert all(accepted.values()), accepted
     else:
-        bad = {"IG_REVIEWER_GROUP": "ig", "RIT_REVIEWER_GROUP": "rit", "DOWNLOAD_GROUPS": "download"}
+        bad = {
+            "IG_REVIEWER_GROUP": "ig",
+            "RIT_REVIEWER_GROUP": "rit",
+            "DOWNLOAD_GROUPS": "download",
+            "ADMIN_GROUP": "admin",
+        }
         assert not accepted[bad[case["error"]]], case
 
 
 def _error_text(case: dict) -> str:
     try:
-        gatelib.group_lists(case["ig"], case["rit"], case["download"])
+        gatelib.group_lists(*_settings(case))
     except gatelib.GateError as err:
         return str(err)
     return ""

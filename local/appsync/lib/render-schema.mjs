@@ -8,6 +8,8 @@ const PLACEHOLDER = /\$\{([A-Za-z0-9_]+)\}/g;
 // '_' or '-'; at most 10 download groups.
 const GROUP = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 const MAX_DOWNLOAD_GROUPS = 10;
+// AdminGroupName's default (the template's, the functions' and the fixture's).
+export const DEFAULT_ADMIN_GROUP = 'EgressAdmin';
 
 function checkGroup(name, source) {
   if (typeof name !== 'string' || !GROUP.test(name)) {
@@ -18,9 +20,9 @@ function checkGroup(name, source) {
   return name;
 }
 
-/** The three group lists: reviewer groups, download groups (default: the reviewer groups),
- * and every group with access to the API, without duplicates. */
-export function groupLists({ ig, rit, download }) {
+/** The group lists: reviewer groups, download groups (default: the reviewer groups), every
+ * group with access to the API without duplicates, and the admin group (revokeRelease). */
+export function groupLists({ ig, rit, download, admin = DEFAULT_ADMIN_GROUP }) {
   const reviewer = [checkGroup(ig, 'IG_REVIEWER_GROUP'), checkGroup(rit, 'RIT_REVIEWER_GROUP')];
   if (reviewer[0] === reviewer[1]) {
     throw new Error(
@@ -36,7 +38,13 @@ export function groupLists({ ig, rit, download }) {
     downloadGroups = [...new Set(listed)];
   }
   const api = [...new Set([...reviewer, ...downloadGroups])];
-  return { ReviewerGroups: reviewer, DownloadGroups: downloadGroups, ApiGroups: api };
+  const adminGroup = checkGroup(admin, 'ADMIN_GROUP');
+  if (reviewer.includes(adminGroup)) {
+    throw new Error(
+      `ADMIN_GROUP must differ from the reviewer groups (it is ${JSON.stringify(admin)}): revoking a release is not a review stage's power`,
+    );
+  }
+  return { ReviewerGroups: reviewer, DownloadGroups: downloadGroups, ApiGroups: api, AdminGroups: [adminGroup] };
 }
 
 /** The schema with each placeholder replaced by its quoted group list; any other

@@ -11,14 +11,20 @@ const SCHEMA = readFileSync(new URL('../../../infra/schema.graphql', import.meta
 
 test('when download groups are empty then they are the two reviewer groups', () => {
   const lists = groupLists({ ig: 'IG', rit: 'RIT', download: '' });
-  assert.deepEqual(lists, { ReviewerGroups: ['IG', 'RIT'], DownloadGroups: ['IG', 'RIT'], ApiGroups: ['IG', 'RIT'] });
+  assert.deepEqual(lists, {
+    ReviewerGroups: ['IG', 'RIT'],
+    DownloadGroups: ['IG', 'RIT'],
+    ApiGroups: ['IG', 'RIT'],
+    AdminGroups: ['EgressAdmin'],
+  });
 });
 
 test('when the shared group fixture is applied then every case gives its lists or names its setting', () => {
   const fixture = JSON.parse(readFileSync(new URL('../../../infra/fixtures/group-lists.json', import.meta.url), 'utf8'));
   assert.ok(fixture.cases.length >= 15);
   for (const c of fixture.cases) {
-    const groups = { ig: c.ig, rit: c.rit, download: c.download };
+    // A case naming no admin group gets the default, as a deployment without AdminGroupName.
+    const groups = { ig: c.ig, rit: c.rit, download: c.download, ...('admin' in c ? { admin: c.admin } : {}) };
     if (c.error) {
       assert.throws(() => groupLists(groups), (e) => e.message.startsWith(`${c.error} `), JSON.stringify(c));
     } else {
@@ -48,7 +54,7 @@ test('when the schema is rendered then the evidence queries name their groups an
   const type = (name) => doc.definitions.find((d) => d.name?.value === name);
   const fields = (name) => type(name).fields.map((f) => f.name.value);
   assert.deepEqual(fields('Query'), ['listRequests', 'requestChecks', 'requestEvidence', 'releaseSigningKey']);
-  assert.deepEqual(fields('Mutation'), ['updateRequest', 'downloadData']);
+  assert.deepEqual(fields('Mutation'), ['updateRequest', 'downloadData', 'revokeRelease']);
   assert.ok(fields('Finding').includes('sample') && !fields('Finding').includes('value'));
   assert.deepEqual(fields('AuditChain').slice(0, 2), ['valid', 'length']);
 });
@@ -56,4 +62,10 @@ test('when the schema is rendered then the evidence queries name their groups an
 test('when a placeholder is unknown or a group name is unsafe then rendering fails', () => {
   assert.throws(() => renderSchema('x: [${Admins}]', { ig: 'a', rit: 'b' }), /unknown placeholder/);
   assert.throws(() => renderSchema('[${ReviewerGroups}]', { ig: 'a"]) @aws_api_key #', rit: 'b' }), /invalid group name/);
+});
+
+test('when the schema is rendered then revokeRelease is for the admin group only', () => {
+  const text = renderSchema(SCHEMA, { ig: 'ig-reviewers', rit: 'rit-reviewers', download: '', admin: 'tre-admins' });
+  assert.match(text, /revokeRelease\(egress_request_id: String!, reason: String!\): String\s+@aws_auth\(cognito_groups: \["tre-admins"\]\)/);
+  assert.throws(() => renderSchema(SCHEMA, { ig: 'a', rit: 'b', admin: 'a' }), /^Error: ADMIN_GROUP must differ/);
 });

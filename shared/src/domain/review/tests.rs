@@ -880,7 +880,12 @@ fn when_the_shared_group_fixture_is_applied_then_every_case_gives_its_lists_or_n
     assert!(cases.len() >= 15);
     for case in cases {
         let text = |k: &str| case[k].as_str().unwrap().to_string();
-        let got = ReviewPolicy::from_groups(&text("ig"), &text("rit"), &text("download"), 3);
+        let admin = case
+            .get("admin")
+            .and_then(|a| a.as_str())
+            .unwrap_or(revoke::DEFAULT_ADMIN_GROUP);
+        let got = ReviewPolicy::from_groups(&text("ig"), &text("rit"), &text("download"), 3)
+            .and_then(|policy| policy.admin_group(admin).map(|a| (policy, a)));
         match case.get("error") {
             Some(var) => {
                 let err = got.expect_err(&case.to_string());
@@ -891,7 +896,7 @@ fn when_the_shared_group_fixture_is_applied_then_every_case_gives_its_lists_or_n
                 );
             }
             None => {
-                let policy = got.unwrap();
+                let (policy, admin) = got.unwrap();
                 let expect = &case["expect"];
                 let strings =
                     |k: &str| -> Vec<String> { serde_json::from_value(expect[k].clone()).unwrap() };
@@ -901,6 +906,7 @@ fn when_the_shared_group_fixture_is_applied_then_every_case_gives_its_lists_or_n
                 );
                 assert_eq!(policy.download_groups, strings("DownloadGroups"), "{case}");
                 assert_eq!(policy.api_groups(), strings("ApiGroups"), "{case}");
+                assert_eq!(vec![admin], strings("AdminGroups"), "{case}");
             }
         }
     }
