@@ -53,7 +53,12 @@ ROLES = {
     "both": ("both.reviewer", "Bo Both", ["ig", "rit"]),
     "researcher": ("researcher", "Rae Researcher", ["ig", "rit"]),
     "outsider": ("outsider", "Otto Outsider", []),
+    # The TRE admin who may revoke a release (revokeRelease; AdminGroupName).
+    "admin": ("egress.admin", "Ada Admin", ["admin"]),
 }
+
+# AdminGroupName's default, as the template's (a project may name another: `admin_group`).
+DEFAULT_ADMIN_GROUP = "EgressAdmin"
 
 
 def say(msg: str) -> None:
@@ -91,7 +96,11 @@ def create_web_client(idp, pool_id: str, settings: dict | None = None) -> dict:
 def seed_cognito(outputs: dict) -> dict:
     """Creates the pool, the groups, the web client and the users; returns their details."""
     project = outputs["project"]
-    groups = {"ig": project["ig_reviewer_group"], "rit": project["rit_reviewer_group"]}
+    groups = {
+        "ig": project["ig_reviewer_group"],
+        "rit": project["rit_reviewer_group"],
+        "admin": project.get("admin_group", DEFAULT_ADMIN_GROUP),
+    }
     idp = client("cognito-idp", outputs["endpoint"], outputs["region"])
     pool = idp.create_user_pool(
         PoolName=POOL_NAME,
@@ -200,6 +209,7 @@ def up() -> int:
         "IG_REVIEWER_GROUP": project["ig_reviewer_group"],
         "RIT_REVIEWER_GROUP": project["rit_reviewer_group"],
         "DOWNLOAD_GROUPS": project.get("download_groups", ""),
+        "ADMIN_GROUP": project.get("admin_group", DEFAULT_ADMIN_GROUP),
     }
     say(f"starting the reviewer API on 127.0.0.1:{port}")
     proc = stack.start(NAME, [node, str(HERE / "server.mjs")], env)

@@ -241,6 +241,8 @@ def function_environments(resources: dict, outputs: dict, approval_mode: str, re
         "APPROVAL_MODE": approval_mode,
         "IG_REVIEWER_GROUP": p["ig_reviewer_group"],
         "RIT_REVIEWER_GROUP": p["rit_reviewer_group"],
+        # revokeRelease's group (AdminGroupName); local/appsync seeds its admin user in it.
+        "ADMIN_GROUP": p.get("admin_group", "EgressAdmin"),
         "REVIEW_TIMEOUT_SECONDS": str(p["review_timeout_seconds"]),
         "APP_URL": p["app_url"],
         "ADMIN_EMAIL": resources["email"]["admin"],
