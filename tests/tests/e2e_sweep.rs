@@ -1,6 +1,6 @@
 //! End-to-end tests of the sweep (issue 14) against the local stack: reminders, escalation
 //! and the expiry warning of a waiting stage, and the reconciliation of drift planted by the
-//! test (written straight to the local DynamoDB and S3, or made by stopping an execution).
+//! test (written straight to the local DynamoDB and S3, or left by an execution that failed).
 //!
 //! The sweep is invoked directly through the local Lambda endpoint, as an admin would, rather
 //! than waiting for its schedule. The local stack's timings are in seconds (reminder after 4 s,
@@ -18,9 +18,10 @@ use e2e_tests::driver::{default_driver, ReviewDriver, Reviewer};
 use e2e_tests::fixture::{self, TIMEOUT};
 use e2e_tests::inspect;
 use e2e_tests::stack::Stack;
-use e2e_tests::swb::Mode;
+use e2e_tests::swb::{Mode, Submit};
 use e2e_tests::wait;
 use serde_json::{json, Value};
+use shared::domain::intake::build_workflow_input;
 use shared::model::{Decision, EgressRequest, EgressStatus, ReviewStage, SweepReport};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -317,19 +318,33 @@ async fn when_drift_is_planted_then_a_dry_run_reports_each_kind_and_a_repair_fix
     put_request(&stack, &r).await;
     put_store(&stack, &format!("store-lost-{u}"), &lost).await;
     put_object(&stack, &staging, &format!("{ws}/{lost}/results.csv")).await;
-    // 2. A real request whose execution is stopped while it waits (it stays PROCESSING).
-    let s = fixture::submit(&stack, Mode::Single);
+    // 2. A real execution that ended (FAILED: its store was missing) while its request was
+    // left PROCESSING, as when the failure path's own write is lost. (moto's interpreter does
+    // not end an execution on StopExecution, so the test makes one fail instead.)
+    let s = fixture::submit_as(
+        &stack,
+        &Submit {
+            publish_times: 0,
+            ..Submit::new(Mode::Single)
+        },
+    );
     let stopped = s.egress_request_id.clone();
-    fixture::parked(&stack, &stopped, ReviewStage::Ig).await;
+    let mut input = build_workflow_input(&s.message_json(), &fixture::intake_config(&stack, 600))
+        .expect("passes intake");
+    input.request.swb_egress_store_id = format!("{}-gone", s.egress_store_id);
+    fixture::start_execution(&stack, &input).await;
+    let end = fixture::ended(&stack, &stopped).await;
+    assert_eq!(end.status, ExecutionStatus::Failed, "{end:?}");
     stack
-        .sfn
-        .stop_execution()
-        .execution_arn(stack.outputs.execution_arn(&stopped))
+        .dynamodb
+        .update_item()
+        .table_name(stack.outputs.table("RequestsTable").expect("table"))
+        .key("egress_request_id", AttributeValue::S(stopped.clone()))
+        .update_expression("SET egress_status = :p REMOVE failure_error, failure_cause")
+        .expression_attribute_values(":p", AttributeValue::S("PROCESSING".into()))
         .send()
         .await
-        .expect("execution stopped");
-    let end = fixture::ended(&stack, &stopped).await;
-    assert_eq!(end.status, ExecutionStatus::Aborted);
+        .expect("the lost write planted");
     // 3. SWB's store locked by a request that does not exist.
     put_store(&stack, &format!("store-ghost-{u}"), &ghost).await;
     // 4. Staged objects of an ended request, and 5. an upload of it left open.
@@ -440,23 +455,18 @@ async fn when_drift_is_planted_then_a_dry_run_reports_each_kind_and_a_repair_fix
     assert!(!exists(&stack, &staging, &format!("{ws}/{lost}/results.csv")).await);
     let st = fixture::stored(&stack, &stopped).await;
     assert_eq!(st.egress_status, EgressStatus::Failed);
+    assert_eq!(
+        st.failure_error.as_deref(),
+        Some("SwbEgressStoreNotFound"),
+        "{st:?}"
+    );
     assert!(
         st.failure_cause
             .as_deref()
             .unwrap_or("")
-            .contains("Aborted"),
+            .contains("ended Failed"),
         "{st:?}"
     );
-    assert_eq!(
-        fixture::swb_status(&stack, &s.egress_store_id)
-            .await
-            .as_deref(),
-        Some("PENDING")
-    );
-    assert!(inspect::staged_keys(&stack, &s.workspace_id, &stopped)
-        .await
-        .expect("staging")
-        .is_empty());
     // 3, 4, 5.
     assert_eq!(
         fixture::swb_status(&stack, &format!("store-ghost-{u}"))
