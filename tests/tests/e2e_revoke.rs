@@ -62,7 +62,9 @@ async fn when_an_admin_revokes_an_approved_release_then_downloads_stop_and_the_a
     let row = api.row(&ig, &id).expect("listed");
     assert_eq!(row["egress_status"], "IGAPPROVED");
 
-    let done = api.call(Some(&admin), REVOKE, vars.clone()).expect("answers");
+    let done = api
+        .call(Some(&admin), REVOKE, vars.clone())
+        .expect("answers");
     assert!(done.error().is_none(), "{:?}", done.body);
     assert_eq!(done.data("revokeRelease"), "Release revoked");
 
@@ -70,7 +72,11 @@ async fn when_an_admin_revokes_an_approved_release_then_downloads_stop_and_the_a
     let row = api.row(&ig, &id).expect("listed");
     assert_eq!(row["egress_status"], "REVOKED", "{row}");
     let download = api
-        .call(Some(&ig), DOWNLOAD, json!({ "request": web_app_download(&row) }))
+        .call(
+            Some(&ig),
+            DOWNLOAD,
+            json!({ "request": web_app_download(&row) }),
+        )
         .expect("answers");
     let error = download.error().expect("the download is refused");
     assert!(error.contains("REVOKED"), "{error}");
