@@ -106,6 +106,10 @@ fn data_for(input: &Value) -> Value {
     data["run"] = json!({"id": "00000000-0000-4000-8000-000000000000"});
     data["swb_lock"] = json!({"held": true});
     data["archive_written"] = json!(false);
+    // A request past the output checks (a catch on the malware alert goes on to review).
+    data["checks"] = json!({"verdict": "block", "summary": "BLOCK (1 file(s))",
+        "policy_version": "default-1", "mode": "advise", "files_checked": 1, "report_key": "k",
+        "auto_reject": false, "rejection_reason": "", "malware_threats": 1});
     data
 }
 
@@ -442,6 +446,7 @@ fn when_a_function_answers_then_every_field_the_workflow_selects_exists() {
                 report_key: "k".into(),
                 auto_reject: false,
                 rejection_reason: String::new(),
+                malware_threats: 0,
             }),
         ),
         (

@@ -400,4 +400,19 @@ async fn when_the_scanner_tags_the_eicar_file_threats_found_under_enforce_then_t
         !summary.contains("malware-scan-not-finished"),
         "every staged object was tagged in time: {summary}"
     );
+    let alert = wait::until("the admin's malware alert", TIMEOUT, || async {
+        let p =
+            inspect::publications_about(&stack, "AdminAlertTopic", &s.egress_request_id).await?;
+        Ok(p.into_iter().find(|m| {
+            m.message
+                .contains("malware scanner found threats in 1 staged file")
+        }))
+    })
+    .await
+    .expect("the admin is alerted");
+    assert!(
+        alert.message.contains("checks/eicar.txt"),
+        "{}",
+        alert.message
+    );
 }

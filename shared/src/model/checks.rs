@@ -36,4 +36,7 @@ pub struct ChecksResult {
     /// What the researcher is told on an automatic rejection: which files and why (at most
     /// about 2 KiB); empty otherwise.
     pub rejection_reason: String,
+    /// Files the malware scanner tagged `THREATS_FOUND`: the workflow alerts the admin.
+    #[serde(default)]
+    pub malware_threats: u64,
 }

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::{step_audit, Step};
 use crate::checks::{
-    acro, FileChecker, MalwareScan, Mode, ProjectPolicies, Report, RequestChecker, Severity,
+    acro, rules, FileChecker, MalwareScan, Mode, ProjectPolicies, Report, RequestChecker, Severity,
 };
 use crate::domain::keys::StagingLayout;
 use crate::error::{EgressError, Result};
@@ -215,6 +215,11 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
             } else {
                 String::new()
             },
+            malware_threats: report
+                .files
+                .iter()
+                .filter(|f| f.findings.iter().any(|x| x.rule == rules::MALWARE_SCAN.id))
+                .count() as u64,
         };
         Ok((result, report))
     }
@@ -445,6 +450,7 @@ mod tests {
             out.rejection_reason
         );
         assert!(!out.rejection_reason.contains("clean.txt"));
+        assert_eq!(out.malware_threats, 1, "the workflow alerts the admin");
         let stored = s.objects.object(STAGING, &out.report_key).unwrap();
         let report: Report = serde_json::from_slice(&stored.data).unwrap();
         assert!(
