@@ -211,7 +211,10 @@ impl DriftKind {
 /// finally approved (IG in single mode, RIT in dual mode).
 pub fn is_ended(request: &EgressRequest) -> bool {
     match request.egress_status {
-        EgressStatus::Rejected | EgressStatus::Expired | EgressStatus::Failed => true,
+        EgressStatus::Rejected
+        | EgressStatus::Expired
+        | EgressStatus::Failed
+        | EgressStatus::Revoked => true,
         status => status == final_approval(request.approval_mode),
     }
 }
@@ -525,6 +528,16 @@ mod tests {
 
     fn at(seconds: i64) -> OffsetDateTime {
         T0 + Duration::seconds(seconds)
+    }
+
+    #[test]
+    fn when_a_release_was_revoked_then_the_request_has_ended() {
+        // A revoked request's store lock is no longer in flight: the sweep may release it.
+        let mut r = sample_request("req-1", ApprovalMode::Single);
+        r.egress_status = EgressStatus::Revoked;
+        assert!(is_ended(&r));
+        r.egress_status = EgressStatus::Processing;
+        assert!(!is_ended(&r));
     }
 
     #[test]

@@ -524,6 +524,7 @@ impl<O: ObjectStore> ArchiveJob<'_, O> {
         let checkpoint = match saved {
             Some(checkpoint) => checkpoint,
             None => {
+                self.abort_orphaned_uploads().await?;
                 let upload = self.objects.create_multipart(self.destination).await?;
                 let checkpoint = Checkpoint {
                     version: checkpoint::VERSION,
@@ -618,6 +619,24 @@ impl<O: ObjectStore> ArchiveJob<'_, O> {
                 Ok(Written::Partial(at))
             }
         }
+    }
+
+    /// Aborts the open uploads of this archive's key: an earlier run that was killed (or
+    /// timed out) before it could complete or abort its upload, and left no checkpoint to
+    /// continue from. Nobody else writes this key, so none of them can still be in use.
+    async fn abort_orphaned_uploads(&self) -> Result<()> {
+        let open = self
+            .objects
+            .list_multipart_uploads(&self.destination.bucket, &self.destination.key)
+            .await?;
+        for orphan in open.iter().filter(|o| o.upload.key == self.destination.key) {
+            tracing::warn!(
+                upload_id = %orphan.upload.upload_id,
+                "aborting the upload an earlier run of this archive left open"
+            );
+            self.objects.abort_multipart(&orphan.upload).await?;
+        }
+        Ok(())
     }
 
     async fn load_checkpoint(&self, part_size: u64) -> Result<Option<Checkpoint>> {
@@ -1069,6 +1088,33 @@ mod tests {
             "the part written after the checkpoint is written again"
         );
         assert!(step.objects.open_uploads().is_empty());
+    }
+
+    #[tokio::test]
+    async fn when_an_earlier_run_was_killed_with_its_upload_open_then_that_upload_is_aborted() {
+        // A run killed after CreateMultipartUpload and before its checkpoint leaves an upload
+        // nobody knows of: the next run must not leave it open beside its own.
+        let expected = one_run().await;
+        let step = staged();
+        let orphan = step
+            .objects
+            .create_multipart(&Destination::new("datalake", archive_key(), "dkms"))
+            .await
+            .unwrap();
+        until_complete(&step).await;
+        assert!(
+            step.objects.open_uploads().is_empty(),
+            "no upload left open"
+        );
+        assert_eq!(
+            count(
+                &step,
+                |c| matches!(c, ObjectCall::Abort { upload_id } if *upload_id == orphan.upload_id)
+            ),
+            1
+        );
+        let archive = step.objects.object("datalake", &archive_key()).unwrap();
+        assert_eq!(archive.data.as_ref(), expected.as_slice());
     }
 
     #[tokio::test]

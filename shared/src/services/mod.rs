@@ -10,8 +10,8 @@ pub mod notify;
 pub mod review_api;
 pub mod review_task;
 pub mod staging;
-pub mod sweep;
 mod step_audit;
+pub mod sweep;
 
 use std::future::Future;
 
