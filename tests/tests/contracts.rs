@@ -572,9 +572,19 @@ fn canonical_retry(resource: &str) -> Value {
     };
     let lambda = [&["TransientError"][..], &LAMBDA_SERVICE_ERRORS].concat();
     match resource {
-        "arn:aws:states:::lambda:invoke" => {
-            backoff([&lambda[..], &["States.Timeout"]].concat(), 2, 4, 30)
-        }
+        // A step is also retried when its function died (killed, out of memory: Lambda
+        // answers Runtime.ExitError) or ran past its timeout (Sandbox.Timedout): every step
+        // is idempotent (`make chaos` kills functions mid-copy and mid-archive).
+        "arn:aws:states:::lambda:invoke" => backoff(
+            [
+                &lambda[..],
+                &["Runtime.ExitError", "Sandbox.Timedout", "States.Timeout"],
+            ]
+            .concat(),
+            2,
+            4,
+            30,
+        ),
         "arn:aws:states:::lambda:invoke.waitForTaskToken" => backoff(lambda, 2, 4, 30),
         "arn:aws:states:::sns:publish" => backoff(
             vec![
