@@ -22,6 +22,8 @@ const REVOKE: &str = "mutation($id: String!, $reason: String!) { \
 const DOWNLOAD: &str = "mutation DownloadData($request: DownloadDataInput!) { \
     downloadData(request: $request) { presign_url } }";
 const REASON: &str = "Identifiable data found after release (e2e revoke test)";
+const EVIDENCE: &str = "query($id: String!) { requestEvidence(egress_request_id: $id) { \
+    egress_status audit_chain { valid events { action outcome } } } }";
 
 #[tokio::test]
 async fn when_an_admin_revokes_an_approved_release_then_downloads_stop_and_the_archive_leaves_its_key(
@@ -117,6 +119,30 @@ async fn when_an_admin_revokes_an_approved_release_then_downloads_stop_and_the_a
         .expect("the revocation is audited");
     assert_eq!(revoked.detail["reason"], REASON);
     assert_eq!(revoked.detail["moved_to"], format!("revoked/{key}"));
+
+    // The admin reads the evidence of what they revoked: the status, the verified chain
+    // ending in the revocation, and the signing key.
+    let evidence = api
+        .call(Some(&admin), EVIDENCE, json!({ "id": id }))
+        .expect("answers");
+    assert!(evidence.error().is_none(), "{:?}", evidence.body);
+    let pack = evidence.data("requestEvidence");
+    assert_eq!(pack["egress_status"], "REVOKED", "{pack}");
+    assert_eq!(pack["audit_chain"]["valid"], true, "{pack}");
+    assert!(
+        pack["audit_chain"]["events"]
+            .as_array()
+            .is_some_and(|events| events.iter().any(|e| e["action"] == "revoked")),
+        "{pack}"
+    );
+    let key_pem = api
+        .call(Some(&admin), "query { releaseSigningKey }", json!({}))
+        .expect("answers");
+    assert!(key_pem.error().is_none(), "{:?}", key_pem.body);
+    assert!(key_pem
+        .data("releaseSigningKey")
+        .as_str()
+        .is_some_and(|pem| pem.starts_with("-----BEGIN PUBLIC KEY-----")));
 
     // The requester and the reviewer who approved are told.
     let told: Vec<_> = inspect::emails_about(&stack, &id)

@@ -42,6 +42,7 @@ async fn main() -> Result<(), Error> {
             key: KmsReleaseSigner::from_config(&sdk, config.release_signing_key_id),
         },
         staging_bucket: config.staging_bucket,
+        admin_group: revocation.admin_group.clone(),
     };
     let service = ReviewService {
         store: DynamoDbRequestStore::new(dynamodb.clone(), config.requests_table),

@@ -46,10 +46,11 @@ test('when the repository schema is rendered then it parses and names the config
 
 test('when the schema is rendered then the evidence queries name their groups and leave the web app untouched', () => {
   const text = renderSchema(SCHEMA, { ig: 'ig-reviewers', rit: 'rit-reviewers', download: 'custodians' });
-  // Checks: reviewers only; the evidence and the key: every API group (download groups too).
+  // Checks: reviewers only; the evidence and the key: every API group (download groups too)
+  // and the admin group.
   assert.match(text, /requestChecks\(egress_request_id: String!\): ChecksReport\s+@aws_auth\(cognito_groups: \["ig-reviewers", "rit-reviewers"\]\)/);
-  assert.match(text, /requestEvidence\(egress_request_id: String!\): Evidence\s+@aws_auth\(cognito_groups: \["ig-reviewers", "rit-reviewers", "custodians"\]\)/);
-  assert.match(text, /releaseSigningKey: String\s+@aws_auth\(cognito_groups: \["ig-reviewers", "rit-reviewers", "custodians"\]\)/);
+  assert.match(text, /requestEvidence\(egress_request_id: String!\): Evidence\s+@aws_auth\(cognito_groups: \["ig-reviewers", "rit-reviewers", "custodians", "EgressAdmin"\]\)/);
+  assert.match(text, /releaseSigningKey: String\s+@aws_auth\(cognito_groups: \["ig-reviewers", "rit-reviewers", "custodians", "EgressAdmin"\]\)/);
   const doc = parse(text);
   const type = (name) => doc.definitions.find((d) => d.name?.value === name);
   const fields = (name) => type(name).fields.map((f) => f.name.value);
@@ -67,5 +68,6 @@ test('when a placeholder is unknown or a group name is unsafe then rendering fai
 test('when the schema is rendered then revokeRelease is for the admin group only', () => {
   const text = renderSchema(SCHEMA, { ig: 'ig-reviewers', rit: 'rit-reviewers', download: '', admin: 'tre-admins' });
   assert.match(text, /revokeRelease\(egress_request_id: String!, reason: String!\): String\s+@aws_auth\(cognito_groups: \["tre-admins"\]\)/);
+  assert.match(text, /requestEvidence\(egress_request_id: String!\): Evidence\s+@aws_auth\(cognito_groups: \["ig-reviewers", "rit-reviewers", "tre-admins"\]\)/);
   assert.throws(() => renderSchema(SCHEMA, { ig: 'a', rit: 'b', admin: 'a' }), /^Error: ADMIN_GROUP must differ/);
 });

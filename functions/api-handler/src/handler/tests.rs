@@ -103,6 +103,7 @@ fn evidence() -> Sources {
             key: LocalSigner::default(),
         },
         staging_bucket: "staging".into(),
+        admin_group: "EgressAdmin".into(),
     }
 }
 

@@ -4,7 +4,8 @@
 //! `releaseSigningKey` (the public half of the key that signs release records).
 //!
 //! Who may read: the output checks, the reviewer groups (IG, RIT); the evidence pack and the
-//! key, every API group (reviewers and download groups). As for decisions and downloads, the
+//! key, every API group (reviewers and download groups) and the admin group (`ADMIN_GROUP`,
+//! who answer auditors and may revoke a release, so must see what they revoke). As for decisions and downloads, the
 //! token's groups are a first gate (a caller in none of them learns nothing, not even whether
 //! the request exists) and the user pool's current groups decide, so a reviewer removed from a
 //! group is refused at once; a refusal after the request was found is audited.
@@ -100,6 +101,9 @@ pub struct Evidence<E> {
     pub sources: E,
     /// The staging bucket (the checks report of a request in review).
     pub staging_bucket: String,
+    /// The admin group (`ADMIN_GROUP`): its members read the evidence pack and the key as the
+    /// API groups do.
+    pub admin_group: String,
 }
 
 /// One rule's occurrences, all files together.
@@ -352,9 +356,13 @@ pub fn authorize_checks(policy: &ReviewPolicy, groups: &[String]) -> Result<()> 
 }
 
 /// `requestEvidence` and `releaseSigningKey`: members of any API group (the reviewer groups
-/// and the download groups).
-pub fn authorize_evidence(policy: &ReviewPolicy, groups: &[String]) -> Result<()> {
-    if in_any(groups, &policy.api_groups()) {
+/// and the download groups) or of the admin group.
+pub fn authorize_evidence(
+    policy: &ReviewPolicy,
+    admin_group: &str,
+    groups: &[String],
+) -> Result<()> {
+    if in_any(groups, &policy.api_groups()) || in_any(groups, &[admin_group]) {
         Ok(())
     } else {
         Err(EgressError::Forbidden(
@@ -640,19 +648,23 @@ where
         Ok(view)
     }
 
-    /// `requestEvidence`: the request's full record, for every API group.
+    /// `requestEvidence`: the request's full record, for every API group and the admins.
     pub async fn request_evidence<E: EvidenceStore>(
         &self,
         evidence: &Evidence<E>,
         caller: &CallerIdentity,
         egress_request_id: &str,
     ) -> Result<EvidenceView> {
-        authorize_evidence(&self.settings.policy, &caller.groups).inspect_err(|_| {
-            tracing::warn!(username = %caller.username, "requestEvidence refused: not in an API group");
+        authorize_evidence(&self.settings.policy, &evidence.admin_group, &caller.groups).inspect_err(|_| {
+            tracing::warn!(username = %caller.username, "requestEvidence refused: not in an API group nor the admin group");
         })?;
         let request = self.existing(egress_request_id).await?;
         let reviewer = self.reviewer(caller, &request, EVIDENCE_READ).await?;
-        if let Err(err) = authorize_evidence(&self.settings.policy, &reviewer.groups) {
+        if let Err(err) = authorize_evidence(
+            &self.settings.policy,
+            &evidence.admin_group,
+            &reviewer.groups,
+        ) {
             return Err(self
                 .refuse(&request, caller, Some(&reviewer), EVIDENCE_READ, err)
                 .await);
@@ -706,7 +718,7 @@ where
         evidence: &Evidence<E>,
         caller: &CallerIdentity,
     ) -> Result<String> {
-        authorize_evidence(&self.settings.policy, &caller.groups)?;
+        authorize_evidence(&self.settings.policy, &evidence.admin_group, &caller.groups)?;
         evidence.sources.release_public_key().await
     }
 

@@ -21,6 +21,7 @@ const RIT: &str = "ResearchITAdmin";
 const CUSTODIAN: &str = "DataCustodian";
 const STAGING: &str = "staging";
 const DATALAKE: &str = "datalake";
+const ADMIN: &str = "EgressAdmin";
 
 type Service = ReviewService<
     InMemoryRequestStore,
@@ -45,11 +46,13 @@ fn service(requests: Vec<EgressRequest>) -> Service {
         ("rita".to_string(), user("sub-rita", "rita@example.org")),
         ("cus".to_string(), user("sub-cus", "custodian@example.org")),
         ("other".to_string(), user("sub-other", "other@example.org")),
+        ("ada".to_string(), user("sub-ada", "admin@example.org")),
     ]);
     directory.set_groups("iris", &[IG]);
     directory.set_groups("rita", &[RIT]);
     directory.set_groups("cus", &[CUSTODIAN]);
     directory.set_groups("other", &["OtherProjectIG"]);
+    directory.set_groups("ada", &[ADMIN]);
     ReviewService {
         store: InMemoryRequestStore::with(requests),
         directory,
@@ -83,6 +86,7 @@ fn sources() -> Sources {
             key: LocalSigner::default(),
         },
         staging_bucket: STAGING.into(),
+        admin_group: ADMIN.into(),
     }
 }
 
@@ -423,6 +427,47 @@ async fn when_a_caller_outside_the_api_groups_asks_for_evidence_or_the_key_then_
         .await
         .unwrap();
     assert_eq!(pem, LocalSigner::default().pem());
+}
+
+#[tokio::test]
+async fn when_an_admin_asks_for_evidence_or_the_key_then_both_are_served_until_they_leave_the_group(
+) {
+    let svc = service(vec![released()]);
+    let evidence = sources();
+    let ada = caller("ada", &[ADMIN]);
+    let pack = svc
+        .request_evidence(&evidence, &ada, "req-1")
+        .await
+        .unwrap();
+    assert_eq!(pack.egress_request_id, "req-1");
+    assert!(pack.audit_chain.valid);
+    assert_eq!(
+        svc.release_signing_key(&evidence, &ada).await.unwrap(),
+        LocalSigner::default().pem()
+    );
+    // The admins cannot read the per-file findings (reviewers only).
+    let err = svc
+        .request_checks(&evidence, &ada, "req-1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Forbidden");
+
+    // The pool decides, not the token: removed from the group, refused (and audited).
+    svc.directory.set_groups("ada", &[]);
+    let err = svc
+        .request_evidence(&evidence, &ada, "req-1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Forbidden");
+    let refusal = svc.audit.events().pop().expect("the refusal is audited");
+    assert_eq!(
+        (
+            refusal.actor.as_str(),
+            refusal.action.as_str(),
+            refusal.outcome.as_str()
+        ),
+        ("ada", "evidence_read", "refused")
+    );
 }
 
 #[tokio::test]

@@ -330,6 +330,7 @@ async fn when_dispatched_then_revoke_release_takes_top_level_arguments() {
             key: crate::fakes::LocalSigner::default(),
         },
         staging_bucket: "staging".into(),
+        admin_group: ADMIN.into(),
     };
     let event = ApiEvent {
         field: "revokeRelease".into(),
