@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::classify;
 use super::dynamodb::DynamoDbRequestStore;
@@ -45,6 +45,45 @@ fn s(v: impl Into<String>) -> AttributeValue {
 fn parse_item(item: HashMap<String, AttributeValue>, what: &str) -> Result<EgressRequest> {
     serde_dynamo::from_item(item)
         .map_err(|e| EgressError::Internal(format!("{what}: item in an unexpected shape: {e}")))
+}
+
+/// When the item `now` (as a failed claim's condition found it) carries exactly `claim`, the
+/// item as it was before the claim; `None` when someone else's decision is there.
+///
+/// The SDK retries a write whose answer was lost (a connection reset, a timeout after
+/// DynamoDB applied it); the retry's condition then fails on the claim's own result. Without
+/// this the call would report a lost race while its claim stands with the task token pending
+/// and no one delivers the decision. The claim is recognised by its reviewer, decision and
+/// time (milliseconds) on the stage, with the token still pending. The item before it is
+/// rebuilt by undoing the update: the stage's reviewer fields and the pending token go, the
+/// status, handle and token come back. Only `updated_by`/`updated_dt` cannot be recovered
+/// (the claim overwrote them); they keep the claim's values, which only a roll-back uses.
+fn as_landed(
+    now: &HashMap<String, AttributeValue>,
+    claim: &DecisionClaim,
+) -> Option<HashMap<String, AttributeValue>> {
+    let p = prefix(claim.stage);
+    let text = |name: &str| {
+        now.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+    };
+    let ours = text("egress_status") == Some(claim.new_status.as_str())
+        && text(&format!("{p}_sub")) == Some(claim.reviewer_sub.as_str())
+        && text(&format!("{p}_dt")) == Some(claim.at.as_str())
+        && text(&format!("{p}_decision")) == Some(claim.decision.as_str())
+        && text("review_handle").is_none()
+        && text("sfn_task_token").is_none();
+    let token = text("pending_task_token").filter(|_| ours)?.to_string();
+    let mut previous = now.clone();
+    for suffix in REVIEWER_SUFFIXES {
+        previous.remove(&format!("{p}_{suffix}"));
+    }
+    previous.remove("pending_task_token");
+    previous.insert("egress_status".into(), s(claim.awaiting_status.as_str()));
+    previous.insert("review_handle".into(), s(&claim.expected_handle));
+    previous.insert("sfn_task_token".into(), s(token));
+    Some(previous)
 }
 
 /// The outcome of a conditional update: `Ok(None)` when the condition failed.
@@ -186,17 +225,35 @@ impl ReviewStore for DynamoDbRequestStore {
             // atomic step, so only the winner of the claim holds it; it stays on the item as
             // `pending_task_token` until the delivery is settled, so a winner that dies
             // before delivering does not take the decision with it.
-            .return_values(ReturnValue::AllOld);
+            .return_values(ReturnValue::AllOld)
+            // A failed condition returns the item as it is, so a claim that failed only
+            // because it had already landed is told from one a concurrent decision won.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         let what = format!(
             "recording the {} decision on {}",
             claim.stage, claim.egress_request_id
         );
-        let Some(out) = conditional(update, &what).await? else {
-            return Ok(ClaimOutcome::Lost);
+        let previous = match update.send().await {
+            Ok(out) => out.attributes.ok_or_else(|| {
+                EgressError::Internal(format!("{what}: no previous item returned"))
+            })?,
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    match failed.item().and_then(|now| as_landed(now, claim)) {
+                        Some(previous) => {
+                            tracing::warn!(
+                                egress_request_id = %claim.egress_request_id,
+                                stage = %claim.stage,
+                                "the claim had already landed (a retried write whose answer was lost): it is this call's"
+                            );
+                            previous
+                        }
+                        None => return Ok(ClaimOutcome::Lost),
+                    }
+                }
+                _ => return Err(classify(&what, err)),
+            },
         };
-        let previous = out
-            .attributes
-            .ok_or_else(|| EgressError::Internal(format!("{what}: no previous item returned")))?;
         Ok(ClaimOutcome::Won(Box::new(ClaimedDecision {
             previous: parse_item(previous, &what)?,
         })))
@@ -431,6 +488,82 @@ mod tests {
         assert_eq!(update.num_calls(), 1);
         let store = DynamoDbRequestStore::new(mock_client!(aws_sdk_dynamodb, [&gone]), "t");
         store.settle_decision("req-1").await.unwrap();
+    }
+
+    /// The item after `claim()` landed on a request parked at RIT with `sfn-token`.
+    fn claimed_item(reviewer_sub: &str, at: &str) -> HashMap<String, AttributeValue> {
+        let mut request = parked_at(
+            sample_request("req-1", ApprovalMode::Dual),
+            ReviewStage::Rit,
+            "sfn-token",
+            "handle-1",
+        );
+        request.egress_status = EgressStatus::RitApproved;
+        request.review_handle = None;
+        request.sfn_task_token = None;
+        request.pending_task_token = Some("sfn-token".into());
+        request.rit_reviewer_2_sub = Some(reviewer_sub.into());
+        request.rit_reviewer_2_dt = Some(at.into());
+        request.rit_reviewer_2_decision = Some(Decision::Approved);
+        request.rit_reviewer_2_email = Some("rita@example.org".into());
+        request.updated_dt = at.into();
+        item(&request)
+    }
+
+    fn condition_failed_on(now: HashMap<String, AttributeValue>) -> UpdateItemError {
+        UpdateItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder()
+                .message("The conditional request failed")
+                .set_item(Some(now))
+                .build(),
+        )
+    }
+
+    #[tokio::test]
+    async fn when_the_claims_answer_was_lost_and_the_retry_finds_it_landed_then_the_claim_is_won() {
+        // The first attempt landed but its answer was lost; the SDK's retry fails its
+        // condition on the claim's own result.
+        let now = claimed_item("sub-rita", "2024-05-03T12:00:00.000Z");
+        let update = mock!(aws_sdk_dynamodb::Client::update_item)
+            .match_requests(|r| {
+                r.return_values_on_condition_check_failure()
+                    == Some(&ReturnValuesOnConditionCheckFailure::AllOld)
+            })
+            .then_error(move || condition_failed_on(now.clone()));
+        let client = mock_client!(aws_sdk_dynamodb, [&update]);
+        let ClaimOutcome::Won(claimed) = DynamoDbRequestStore::new(client, "requests")
+            .claim_decision(&claim())
+            .await
+            .unwrap()
+        else {
+            panic!("the call's own landed claim was reported lost")
+        };
+        let before = &claimed.previous;
+        assert_eq!(before.sfn_task_token.as_deref(), Some("sfn-token"));
+        assert_eq!(before.review_handle.as_deref(), Some("handle-1"));
+        assert_eq!(before.egress_status, EgressStatus::IgApproved);
+        assert_eq!(before.pending_task_token, None);
+        assert_eq!(before.rit_reviewer_2_sub, None);
+        assert_eq!(before.rit_reviewer_2_decision, None);
+    }
+
+    #[tokio::test]
+    async fn when_another_reviewers_claim_is_found_then_the_claim_is_lost() {
+        for now in [
+            // Another reviewer, same millisecond.
+            claimed_item("sub-other", "2024-05-03T12:00:00.000Z"),
+            // The same reviewer's earlier decision (another call).
+            claimed_item("sub-rita", "2024-05-03T11:59:59.999Z"),
+        ] {
+            let update = mock!(aws_sdk_dynamodb::Client::update_item)
+                .then_error(move || condition_failed_on(now.clone()));
+            let client = mock_client!(aws_sdk_dynamodb, [&update]);
+            let outcome = DynamoDbRequestStore::new(client, "requests")
+                .claim_decision(&claim())
+                .await
+                .unwrap();
+            assert!(matches!(outcome, ClaimOutcome::Lost), "{outcome:?}");
+        }
     }
 
     #[tokio::test]
