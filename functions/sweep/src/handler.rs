@@ -5,6 +5,7 @@ use serde_json::Value;
 use shared::model::{SweepReport, SweepRequest};
 use shared::ports::{
     AuditLog, Clock, Executions, Mailer, ObjectStore, Publisher, SweepStore, UploadListing,
+    WorkflowCallbacks,
 };
 use shared::services::sweep::SweepService;
 use shared::EgressError;
@@ -12,13 +13,14 @@ use shared::EgressError;
 /// Runs one sweep. The input is [`SweepRequest`] (`{}`, `{"repair": true}`,
 /// `{"dry_run": true}`, optionally `egress_request_ids`); an unknown field is refused rather
 /// than ignored, so a mistyped `dry_run` never turns into a real run.
-pub(crate) async fn handle<St, Ex, O, U, A, P, M, C>(
-    sweep: &SweepService<St, Ex, O, U, A, P, M, C>,
+pub(crate) async fn handle<St, Ex, W, O, U, A, P, M, C>(
+    sweep: &SweepService<St, Ex, W, O, U, A, P, M, C>,
     event: LambdaEvent<Value>,
 ) -> Result<SweepReport, Diagnostic>
 where
     St: SweepStore,
     Ex: Executions,
+    W: WorkflowCallbacks,
     O: ObjectStore,
     U: UploadListing,
     A: AuditLog,
@@ -45,8 +47,8 @@ mod tests {
     use serde_json::json;
     use shared::domain::sweep::ReminderPolicy;
     use shared::fakes::{
-        FakeExecutions, FakeUploadListing, InMemoryAuditLog, InMemoryObjectStore,
-        InMemorySweepStore, RecordingMailer, RecordingPublisher,
+        FakeExecutions, FakeUploadListing, FakeWorkflowCallbacks, InMemoryAuditLog,
+        InMemoryObjectStore, InMemorySweepStore, RecordingMailer, RecordingPublisher,
     };
     use shared::model::SwbStoreItem;
     use shared::ports::SystemClock;
@@ -55,6 +57,7 @@ mod tests {
     type Sweep = SweepService<
         InMemorySweepStore,
         FakeExecutions,
+        FakeWorkflowCallbacks,
         InMemoryObjectStore,
         FakeUploadListing,
         InMemoryAuditLog,
@@ -73,6 +76,7 @@ mod tests {
         SweepService {
             store,
             executions: FakeExecutions::default(),
+            workflow: FakeWorkflowCallbacks::default(),
             objects: InMemoryObjectStore::new()
                 .with_bucket("staging", false)
                 .with_bucket("datalake", false),

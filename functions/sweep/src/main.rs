@@ -11,6 +11,7 @@ use shared::adapters::dynamodb_sweep::DynamoDbSweepStore;
 use shared::adapters::s3::S3ObjectStore;
 use shared::adapters::s3_uploads::S3UploadListing;
 use shared::adapters::ses::SesMailer;
+use shared::adapters::sfn::SfnWorkflowCallbacks;
 use shared::adapters::sfn_executions::SfnExecutions;
 use shared::adapters::sns::SnsPublisher;
 use shared::config::ProcessEnv;
@@ -26,13 +27,15 @@ async fn main() -> Result<(), Error> {
     let sdk = shared::aws::load_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let s3 = shared::aws::s3_client(&sdk);
+    let sfn = aws_sdk_sfn::Client::new(&sdk);
     let sweep = SweepService {
         store: DynamoDbSweepStore::new(
             dynamodb.clone(),
             config.requests_table,
             config.swb_egress_store_table,
         ),
-        executions: SfnExecutions::new(aws_sdk_sfn::Client::new(&sdk), &config.state_machine_arn),
+        executions: SfnExecutions::new(sfn.clone(), &config.state_machine_arn),
+        workflow: SfnWorkflowCallbacks::new(sfn),
         objects: S3ObjectStore::new(s3.clone()),
         uploads: S3UploadListing::new(s3),
         audit: DynamoDbAuditLog::new(dynamodb, config.audit_table),

@@ -83,19 +83,31 @@ fn mark_attributes(kind: &str) -> Result<(&'static str, &'static str, &'static s
     })
 }
 
-impl SweepStore for DynamoDbSweepStore {
-    async fn with_status(&self, status: EgressStatus) -> Result<Vec<EgressRequest>> {
+impl DynamoDbSweepStore {
+    /// Every request of the `by-status` index with `status`, submitted at or after `since`
+    /// when given (all pages).
+    async fn query_status(
+        &self,
+        status: EgressStatus,
+        since: Option<&str>,
+    ) -> Result<Vec<EgressRequest>> {
         let mut out = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
-            let page = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.requests_table)
                 .index_name(STATUS_INDEX)
-                .key_condition_expression("egress_status = :st")
                 .expression_attribute_values(":st", s(status.as_str()))
-                .set_exclusive_start_key(start.take())
+                .set_exclusive_start_key(start.take());
+            query = match since {
+                Some(since) => query
+                    .key_condition_expression("egress_status = :st AND requested_dt >= :since")
+                    .expression_attribute_values(":since", s(since)),
+                None => query.key_condition_expression("egress_status = :st"),
+            };
+            let page = query
                 .send()
                 .await
                 .map_err(|e| classify(&format!("Query {STATUS_INDEX} {status}"), e))?;
@@ -114,6 +126,29 @@ impl SweepStore for DynamoDbSweepStore {
             }
         }
         Ok(out)
+    }
+}
+
+impl SweepStore for DynamoDbSweepStore {
+    async fn with_status(&self, status: EgressStatus) -> Result<Vec<EgressRequest>> {
+        self.query_status(status, None).await
+    }
+
+    async fn with_status_since(
+        &self,
+        status: EgressStatus,
+        since: &str,
+    ) -> Result<Vec<EgressRequest>> {
+        self.query_status(status, Some(since)).await
+    }
+
+    async fn settle_decision(&self, id: &str, task_token: &str) -> Result<bool> {
+        let update = self
+            .update_request(id)
+            .update_expression("REMOVE pending_task_token")
+            .condition_expression("pending_task_token = :token")
+            .expression_attribute_values(":token", s(task_token));
+        conditional(update, &format!("settling the delivered decision of {id}")).await
     }
 
     async fn marked(&self, id: &str) -> Result<Option<(EgressRequest, NoticeMarks)>> {
@@ -308,6 +343,45 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(found.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn when_listing_a_status_since_a_time_then_the_sort_key_bounds_the_query() {
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(sample_request("req-1", ApprovalMode::Single)).unwrap();
+        let query = mock!(Client::query)
+            .match_requests(|r| {
+                r.index_name() == Some(STATUS_INDEX)
+                    && r.key_condition_expression()
+                        == Some("egress_status = :st AND requested_dt >= :since")
+                    && value(r.expression_attribute_values(), ":st") == Some("REJECTED")
+                    && value(r.expression_attribute_values(), ":since")
+                        == Some("2024-04-01T00:00:00.000Z")
+            })
+            .then_output(move || QueryOutput::builder().items(item.clone()).build());
+        let client = mock_client!(aws_sdk_dynamodb, [&query]);
+        let found = store(client)
+            .with_status_since(EgressStatus::Rejected, "2024-04-01T00:00:00.000Z")
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(query.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn when_settling_a_delivery_then_only_the_same_pending_token_is_removed() {
+        let settle = mock!(Client::update_item)
+            .match_requests(|r| {
+                r.update_expression() == Some("REMOVE pending_task_token")
+                    && r.condition_expression() == Some("pending_task_token = :token")
+                    && value(r.expression_attribute_values(), ":token") == Some("tok")
+            })
+            .then_output(|| UpdateItemOutput::builder().build());
+        let client = mock_client!(aws_sdk_dynamodb, [&settle]);
+        assert!(store(client).settle_decision("req-1", "tok").await.unwrap());
+        let gone = mock!(Client::update_item).then_error(failed_condition);
+        let client = mock_client!(aws_sdk_dynamodb, [&gone]);
+        assert!(!store(client).settle_decision("req-1", "tok").await.unwrap());
     }
 
     #[tokio::test]

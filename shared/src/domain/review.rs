@@ -547,6 +547,34 @@ pub fn review_outcome(claim: &DecisionClaim) -> ReviewOutcome {
     }
 }
 
+/// How old a claim with a pending delivery must be before another caller (the next API call
+/// on the request, or the sweep) delivers it: longer than the API function's timeout, so the
+/// call that claimed it has certainly ended.
+pub const PENDING_DELIVERY_GRACE: time::Duration = time::Duration::seconds(60);
+
+/// True when `request` holds a claimed decision whose delivery is still pending and older than
+/// [`PENDING_DELIVERY_GRACE`]: the call that claimed it died before `SendTaskSuccess`.
+pub fn is_stalled_claim(request: &EgressRequest, now: OffsetDateTime) -> bool {
+    request.pending_task_token.is_some()
+        && OffsetDateTime::parse(
+            &request.updated_dt,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .is_ok_and(|at| now - at > PENDING_DELIVERY_GRACE)
+}
+
+/// True when the last write of `request` was a decision on its review stage (the stage's
+/// decision time is the request's update time): the only requests that can hold a stalled
+/// claim. Read from the status index, which does not carry the pending token.
+pub fn last_write_was_a_decision(request: &EgressRequest) -> bool {
+    let decided_at = match request.review_stage {
+        Some(ReviewStage::Ig) => request.ig_reviewer_1_dt.as_deref(),
+        Some(ReviewStage::Rit) => request.rit_reviewer_2_dt.as_deref(),
+        None => None,
+    };
+    decided_at.is_some_and(|at| at == request.updated_dt)
+}
+
 /// The outcome a claimed decision stored on `request` sends to the workflow, when a claim's
 /// delivery is still pending (`pending_task_token`): what [`review_outcome`] sent, rebuilt
 /// from the reviewer fields the claim wrote. `None` when no complete decision is stored.

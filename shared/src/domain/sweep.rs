@@ -190,6 +190,9 @@ pub enum DriftKind {
     ApprovedWithoutArchive,
     /// An archive without a final approval.
     ArchiveWithoutApproval,
+    /// A decision claimed by an API call that died before it resumed the workflow (the
+    /// request shows it made; the execution still waits for it).
+    StalledDecision,
 }
 
 impl DriftKind {
@@ -203,6 +206,7 @@ impl DriftKind {
             DriftKind::StaleMultipartUpload => "stale_multipart_upload",
             DriftKind::ApprovedWithoutArchive => "approved_without_archive",
             DriftKind::ArchiveWithoutApproval => "archive_without_approval",
+            DriftKind::StalledDecision => "stalled_decision",
         }
     }
 }

@@ -59,6 +59,29 @@ impl SweepStore for InMemorySweepStore {
             .collect())
     }
 
+    async fn with_status_since(
+        &self,
+        status: crate::model::EgressStatus,
+        since: &str,
+    ) -> Result<Vec<EgressRequest>> {
+        Ok(lock(&self.requests)
+            .values()
+            .filter(|(r, _)| r.egress_status == status && r.requested_dt.as_str() >= since)
+            .map(|(r, _)| r.clone())
+            .collect())
+    }
+
+    async fn settle_decision(&self, id: &str, task_token: &str) -> Result<bool> {
+        let mut items = lock(&self.requests);
+        match items.get_mut(id) {
+            Some((r, _)) if r.pending_task_token.as_deref() == Some(task_token) => {
+                r.pending_task_token = None;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn marked(&self, id: &str) -> Result<Option<(EgressRequest, NoticeMarks)>> {
         Ok(self.get(id))
     }

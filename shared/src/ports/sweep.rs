@@ -54,6 +54,22 @@ pub trait SweepStore: Send + Sync {
         status: EgressStatus,
     ) -> impl Future<Output = Result<Vec<EgressRequest>>> + Send;
 
+    /// The requests with `status` submitted at or after `since` (ISO-8601): the index read
+    /// with a bound on its sort key, so its cost follows the window, not the table.
+    fn with_status_since(
+        &self,
+        status: EgressStatus,
+        since: &str,
+    ) -> impl Future<Output = Result<Vec<EgressRequest>>> + Send;
+
+    /// Removes a claimed decision's pending task token once Step Functions answered its
+    /// delivery, if the request still holds that token; `Ok(false)` otherwise.
+    fn settle_decision(
+        &self,
+        egress_request_id: &str,
+        task_token: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
     /// One request with the sweep's marks (strongly consistent), if it exists.
     fn marked(
         &self,

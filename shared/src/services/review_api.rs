@@ -17,9 +17,9 @@ use serde_json::{json, Value};
 use crate::domain::listing;
 use crate::domain::review::federation::{linked_identities, mapped_groups, IdpGroupMap};
 use crate::domain::review::{
-    authorize_download, authorize_list, list_filter, plan_decision, request_view, resolve_reviewer,
-    review_outcome, stored_outcome, user_pool_id, PoolStanding, ReviewPolicy, Reviewer,
-    DOWNLOAD_LIMIT_MESSAGE, STALE_REQUEST_MESSAGE, UPDATE_SUCCESS_MESSAGE,
+    authorize_download, authorize_list, is_stalled_claim, list_filter, plan_decision, request_view,
+    resolve_reviewer, review_outcome, stored_outcome, user_pool_id, PoolStanding, ReviewPolicy,
+    Reviewer, DOWNLOAD_LIMIT_MESSAGE, STALE_REQUEST_MESSAGE, UPDATE_SUCCESS_MESSAGE,
 };
 use crate::domain::transitions::final_approval;
 use crate::error::{EgressError, Result};
@@ -33,9 +33,7 @@ use crate::ports::{
     WorkflowCallbacks,
 };
 
-/// How old a claim with a pending delivery must be before another call delivers it: longer
-/// than the API function's timeout, so the call that claimed it has certainly ended.
-pub const PENDING_DELIVERY_GRACE: time::Duration = time::Duration::seconds(60);
+pub use crate::domain::review::PENDING_DELIVERY_GRACE;
 
 /// One page of `listRequests`.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -639,13 +637,7 @@ where
     /// [`PENDING_DELIVERY_GRACE`] (a younger one may still be delivered by its own call). Best
     /// effort: a failure leaves the token pending for the next call.
     async fn deliver_stalled(&self, request: &EgressRequest) {
-        let stalled = request.pending_task_token.is_some()
-            && time::OffsetDateTime::parse(
-                &request.updated_dt,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .is_ok_and(|at| self.clock.now() - at > PENDING_DELIVERY_GRACE);
-        if stalled {
+        if is_stalled_claim(request, self.clock.now()) {
             if let Err(e) = self.deliver_pending(request).await {
                 tracing::warn!(
                     egress_request_id = %request.egress_request_id,
@@ -662,45 +654,12 @@ where
     /// decision. Idempotent: a decision already delivered is refused by Step Functions as no
     /// longer waiting. Returns `None` when nothing is pending.
     pub async fn deliver_pending(&self, request: &EgressRequest) -> Result<Option<Delivery>> {
-        let (Some(token), Some(outcome)) = (
-            request.pending_task_token.as_deref(),
-            stored_outcome(request),
-        ) else {
-            return Ok(None);
-        };
-        let output = serde_json::to_string(&outcome)
-            .map_err(|e| EgressError::Internal(format!("decision output: {e}")))?;
-        let delivery = self.workflow.send_success(token, &output).await?;
-        self.settle(&request.egress_request_id).await;
-        tracing::warn!(
-            egress_request_id = %request.egress_request_id,
-            stage = %outcome.stage,
-            delivered = delivery == Delivery::Delivered,
-            "a claimed decision whose call died was delivered"
-        );
-        let (outcome_name, caller) = match delivery {
-            Delivery::Delivered => ("success", "recovered"),
-            Delivery::NoLongerWaiting => ("unknown", "no longer waiting"),
-        };
-        let event = AuditEvent {
-            egress_request_id: request.egress_request_id.clone(),
-            at: self.clock.now_iso(),
-            actor: outcome.reviewer.clone(),
-            actor_email: Some(outcome.reviewer_email.clone()),
-            action: DECISION.to_string(),
-            outcome: outcome_name.to_string(),
-            detail: json!({
-                "stage": outcome.stage,
-                "decision": outcome.decision,
-                "reason": outcome.reason,
-                "status_after": request.egress_status,
-                "delivery": caller,
-            }),
-        };
-        if let Err(e) = self.audit.append(&event).await {
-            tracing::error!(error = %e, "the recovered decision was not appended to the audit trail");
+        let delivery =
+            deliver_claimed(&self.workflow, &self.audit, &self.clock, request, "api").await?;
+        if delivery.is_some() {
+            self.settle(&request.egress_request_id).await;
         }
-        Ok(Some(delivery))
+        Ok(delivery)
     }
 
     async fn record(
@@ -730,6 +689,60 @@ where
         };
         self.audit.append(&event).await
     }
+}
+
+/// Delivers the decision claimed on `request` whose delivery is still pending: sends the
+/// outcome the claim stored with the pending token and audits the decision in the reviewer's
+/// name (`delivered_by`: who found it stalled, `api` or `sweep`). The caller then settles the
+/// token. Idempotent: a decision already delivered is refused by Step Functions as no longer
+/// waiting (audited with outcome `unknown`). `None` when nothing is pending.
+pub(crate) async fn deliver_claimed<W: WorkflowCallbacks, A: AuditLog, C: Clock>(
+    workflow: &W,
+    audit: &A,
+    clock: &C,
+    request: &EgressRequest,
+    delivered_by: &str,
+) -> Result<Option<Delivery>> {
+    let (Some(token), Some(outcome)) = (
+        request.pending_task_token.as_deref(),
+        stored_outcome(request),
+    ) else {
+        return Ok(None);
+    };
+    let output = serde_json::to_string(&outcome)
+        .map_err(|e| EgressError::Internal(format!("decision output: {e}")))?;
+    let delivery = workflow.send_success(token, &output).await?;
+    tracing::warn!(
+        egress_request_id = %request.egress_request_id,
+        stage = %outcome.stage,
+        delivered = delivery == Delivery::Delivered,
+        delivered_by,
+        "a claimed decision whose call died was delivered"
+    );
+    let (outcome_name, delivery_detail) = match delivery {
+        Delivery::Delivered => ("success", "recovered"),
+        Delivery::NoLongerWaiting => ("unknown", "no longer waiting"),
+    };
+    let event = AuditEvent {
+        egress_request_id: request.egress_request_id.clone(),
+        at: clock.now_iso(),
+        actor: outcome.reviewer.clone(),
+        actor_email: Some(outcome.reviewer_email.clone()),
+        action: DECISION.to_string(),
+        outcome: outcome_name.to_string(),
+        detail: json!({
+            "stage": outcome.stage,
+            "decision": outcome.decision,
+            "reason": outcome.reason,
+            "status_after": request.egress_status,
+            "delivery": delivery_detail,
+            "delivered_by": delivered_by,
+        }),
+    };
+    if let Err(e) = audit.append(&event).await {
+        tracing::error!(error = %e, "the recovered decision was not appended to the audit trail");
+    }
+    Ok(Some(delivery))
 }
 
 pub mod evidence;

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 
 use crate::domain::keys::StagingLayout;
+use crate::domain::review::{is_stalled_claim, last_write_was_a_decision, PENDING_DELIVERY_GRACE};
 use crate::domain::sweep::{
     archive_owner, escalation_text, expiry_warning_text, is_ended, is_final_approval, notices_due,
     reminder_text, request_drift, staged_owner, store_verdict, upload_is_stale, upload_owner,
@@ -23,9 +24,11 @@ use crate::model::{
     SweepReport, SweepRequest,
 };
 use crate::ports::{
-    AuditEvent, AuditLog, Clock, Email, Executions, Mailer, MultipartUpload, NoticeClaim,
-    ObjectRef, ObjectStore, Publisher, RequestEnd, SweepStore, UploadListing,
+    iso_millis, AuditEvent, AuditLog, Clock, Delivery, Email, Executions, Mailer, MultipartUpload,
+    NoticeClaim, ObjectRef, ObjectStore, Publisher, RequestEnd, SweepStore, UploadListing,
+    WorkflowCallbacks,
 };
+use crate::services::review_api::deliver_claimed;
 
 /// Who the audit trail names for the sweep.
 pub const ACTOR: &str = "system:sweep";
@@ -55,11 +58,13 @@ pub struct SweepSettings {
 
 /// The sweep with its ports.
 #[derive(Debug)]
-pub struct SweepService<St, Ex, O, U, A, P, M, C> {
+pub struct SweepService<St, Ex, W, O, U, A, P, M, C> {
     /// The requests and SWB's store.
     pub store: St,
     /// The workflow's executions.
     pub executions: Ex,
+    /// Resuming an execution with a stalled decision.
+    pub workflow: W,
     /// The buckets.
     pub objects: O,
     /// Open multipart uploads.
@@ -125,10 +130,11 @@ impl Run {
     }
 }
 
-impl<St, Ex, O, U, A, P, M, C> SweepService<St, Ex, O, U, A, P, M, C>
+impl<St, Ex, W, O, U, A, P, M, C> SweepService<St, Ex, W, O, U, A, P, M, C>
 where
     St: SweepStore,
     Ex: Executions,
+    W: WorkflowCallbacks,
     O: ObjectStore,
     U: UploadListing,
     A: AuditLog,
@@ -156,6 +162,7 @@ where
         };
         let open = self.open_requests(&run).await?;
         self.remind(&mut run, &open).await?;
+        self.deliver_stalled(&mut run, &open).await?;
         self.reconcile_requests(&mut run, &open).await?;
         self.reconcile_stores(&mut run).await?;
         self.reconcile_staging(&mut run).await?;
@@ -355,6 +362,77 @@ where
             .describe(id)
             .await?
             .is_some_and(|e| e.status == ExecutionStatus::Running))
+    }
+
+    /// Delivers the decisions whose API call died after claiming them. Candidates are the
+    /// open requests and those rejected within two review timeouts (a claim is made while a
+    /// stage waits, and a request waits at most that long), whose last write was a decision;
+    /// each is read again (the index does not carry the pending token) and delivered when
+    /// its claim is older than [`PENDING_DELIVERY_GRACE`]. Delivering is idempotent (a
+    /// decision already taken is refused by Step Functions), so two sweeps, or a sweep and
+    /// an API call, deliver once.
+    async fn deliver_stalled(&self, run: &mut Run, open: &[EgressRequest]) -> Result<()> {
+        let now = self.clock.now();
+        let window = time::Duration::seconds(
+            i64::try_from(self.settings.policy.review_timeout.saturating_mul(2))
+                .unwrap_or(i64::MAX / 2),
+        ) + PENDING_DELIVERY_GRACE;
+        let since = iso_millis(now - window);
+        let rejected = self
+            .store
+            .with_status_since(EgressStatus::Rejected, &since)
+            .await?;
+        for listed in open.iter().chain(&rejected) {
+            let id = listed.egress_request_id.as_str();
+            if !run.in_scope(id) || !last_write_was_a_decision(listed) {
+                continue;
+            }
+            let Some((request, _)) = self.store.marked(id).await? else {
+                continue;
+            };
+            if !is_stalled_claim(&request, now) {
+                continue;
+            }
+            let kind = DriftKind::StalledDecision;
+            let what = format!(
+                "the {} decision claimed at {} was never delivered to the workflow",
+                request.review_stage.map(|s| s.as_str()).unwrap_or("review"),
+                request.updated_dt
+            );
+            if !run.repair {
+                run.drift(kind, Some(id), id, "reported", what.clone());
+                self.audit_drift(run, id, kind, "reported", &what).await;
+                continue;
+            }
+            let (action, detail) = match deliver_claimed(
+                &self.workflow,
+                &self.audit,
+                &self.clock,
+                &request,
+                ACTOR,
+            )
+            .await
+            {
+                Ok(Some(delivery)) => {
+                    let token = request.pending_task_token.as_deref().unwrap_or_default();
+                    if let Err(e) = self.store.settle_decision(id, token).await {
+                        tracing::warn!(egress_request_id = id, error = %e, "the delivered decision's token could not be settled");
+                    }
+                    match delivery {
+                        Delivery::Delivered => ("repaired", format!("{what}: delivered")),
+                        Delivery::NoLongerWaiting => (
+                            "already_repaired",
+                            format!("{what}: the workflow no longer waits for it"),
+                        ),
+                    }
+                }
+                Ok(None) => ("reported", format!("{what}: no complete decision stored")),
+                Err(e) => ("failed", format!("{what}: {e}")),
+            };
+            run.drift(kind, Some(id), id, action, detail.clone());
+            self.audit_drift(run, id, kind, action, &detail).await;
+        }
+        Ok(())
     }
 
     async fn reconcile_requests(&self, run: &mut Run, open: &[EgressRequest]) -> Result<()> {
@@ -791,16 +869,18 @@ where
 mod tests {
     use super::*;
     use crate::fakes::{
-        parked_at, sample_request, FakeExecutions, FakeUploadListing, InMemoryAuditLog,
-        InMemoryObjectStore, InMemorySweepStore, RecordingMailer, RecordingPublisher,
+        parked_at, sample_request, FakeExecutions, FakeUploadListing, FakeWorkflowCallbacks,
+        InMemoryAuditLog, InMemoryObjectStore, InMemorySweepStore, RecordingMailer,
+        RecordingPublisher,
     };
-    use crate::model::{ApprovalMode, ExecutionInfo, SwbStoreItem};
+    use crate::model::{ApprovalMode, Decision, ExecutionInfo, SwbStoreItem};
     use crate::ports::{Destination, FixedClock, ListedUpload};
     use time::macros::datetime;
 
     type Service = SweepService<
         InMemorySweepStore,
         FakeExecutions,
+        FakeWorkflowCallbacks,
         InMemoryObjectStore,
         FakeUploadListing,
         InMemoryAuditLog,
@@ -814,6 +894,7 @@ mod tests {
         SweepService {
             store: InMemorySweepStore::default(),
             executions: FakeExecutions::default(),
+            workflow: FakeWorkflowCallbacks::default(),
             objects: InMemoryObjectStore::new()
                 .with_bucket("staging", true)
                 .with_bucket("datalake", false),
@@ -1026,6 +1107,108 @@ mod tests {
         let again = s.run(&REPAIR).await.unwrap();
         let kinds: Vec<&str> = again.drift.iter().map(|d| d.kind.as_str()).collect();
         assert_eq!(kinds, vec!["archive_without_approval"]);
+    }
+
+    /// A dual request whose IG decision (`decision`) was claimed at 09:00 by a call that died
+    /// before delivering it: the token is still pending, the execution still waits.
+    fn stalled(id: &str, decision: Decision) -> EgressRequest {
+        let mut r = parked_at(
+            sample_request(id, ApprovalMode::Dual),
+            ReviewStage::Ig,
+            &format!("tok-{id}"),
+            "h-1",
+        );
+        r.requested_dt = "2024-05-01T08:50:00.000Z".into();
+        r.egress_status = match decision {
+            Decision::Approved => EgressStatus::IgApproved,
+            Decision::Rejected => EgressStatus::Rejected,
+        };
+        r.pending_task_token = r.sfn_task_token.take();
+        r.review_handle = None;
+        r.updated_by = "iris".into();
+        r.updated_dt = "2024-05-01T09:00:00.000Z".into();
+        r.ig_reviewer_1_name = Some("Iris".into());
+        r.ig_reviewer_1_email = Some("iris@example.org".into());
+        r.ig_reviewer_1_sub = Some("sub-iris".into());
+        r.ig_reviewer_1_dt = Some(r.updated_dt.clone());
+        r.ig_reviewer_1_reason = Some("checked".into());
+        r.ig_reviewer_1_decision = Some(decision);
+        r
+    }
+
+    #[tokio::test]
+    async fn when_a_claimed_decision_was_never_delivered_then_the_sweep_delivers_it_once() {
+        let s = service(120);
+        for (id, decision) in [("req-a", Decision::Approved), ("req-r", Decision::Rejected)] {
+            s.store.put(stalled(id, decision));
+            s.executions.set(id, running());
+        }
+        let report = s.run(&REPAIR).await.unwrap();
+        let stalled: Vec<_> = report
+            .drift
+            .iter()
+            .filter(|d| d.kind == "stalled_decision")
+            .collect();
+        assert_eq!(stalled.len(), 2, "{:?}", report.drift);
+        assert!(
+            stalled.iter().all(|d| d.action == "repaired"),
+            "{stalled:?}"
+        );
+        let sent = s.workflow.completed();
+        for (id, decision) in [("req-a", "APPROVED"), ("req-r", "REJECTED")] {
+            let output: serde_json::Value =
+                serde_json::from_str(&sent[&format!("tok-{id}")]).unwrap();
+            assert_eq!(output["decision"], decision);
+            assert_eq!(output["reviewer"], "iris");
+            assert_eq!(s.store.get(id).unwrap().0.pending_task_token, None);
+        }
+        let decisions: Vec<_> = s
+            .audit
+            .events()
+            .into_iter()
+            .filter(|e| e.action == "decision")
+            .collect();
+        assert_eq!(decisions.len(), 2);
+        assert!(decisions.iter().all(|e| e.actor == "iris"
+            && e.outcome == "success"
+            && e.detail["delivered_by"] == ACTOR));
+
+        // Once: the next sweep finds nothing pending.
+        let again = s.run(&REPAIR).await.unwrap();
+        assert!(again.drift.iter().all(|d| d.kind != "stalled_decision"));
+        assert_eq!(s.workflow.completed().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn when_dry_running_or_the_claim_is_young_then_nothing_is_delivered() {
+        // A dry run reports the stalled claim and sends nothing.
+        let s = service(120);
+        s.store.put(stalled("req-a", Decision::Approved));
+        s.executions.set("req-a", running());
+        let report = s
+            .run(&SweepRequest {
+                dry_run: true,
+                repair: true,
+                egress_request_ids: None,
+            })
+            .await
+            .unwrap();
+        let found = report
+            .drift
+            .iter()
+            .find(|d| d.kind == "stalled_decision")
+            .expect("reported");
+        assert_eq!(found.action, "reported");
+        assert!(s.workflow.completed().is_empty());
+        assert!(s.store.get("req-a").unwrap().0.pending_task_token.is_some());
+
+        // Within the grace, the claiming call may still deliver it: left alone.
+        let s = service(30);
+        s.store.put(stalled("req-a", Decision::Approved));
+        s.executions.set("req-a", running());
+        let report = s.run(&REPAIR).await.unwrap();
+        assert!(report.drift.iter().all(|d| d.kind != "stalled_decision"));
+        assert!(s.workflow.completed().is_empty());
     }
 
     #[tokio::test]
