@@ -1,18 +1,29 @@
-"""moto's server, with Step Functions' context-object times as AWS writes them.
+"""moto's server, with Step Functions' context-object times as AWS writes them and DynamoDB
+transactions that cannot erase other writes.
 
     python -m egress_local.moto_launcher -H 127.0.0.1 -p 4566
 
 AWS gives `$$.State.EnteredTime` as ISO-8601 in UTC with milliseconds and `Z`
 (`2026-12-01T20:07:43.123Z`); moto's interpreter writes Python's `isoformat()` with
 microseconds and `+00:00`. The state machine stores that value as `updated_dt`, which the web
-app shows, so without this the local stack would show dates that AWS never produces. Nothing
-else of moto changes.
+app shows, so without this the local stack would show dates that AWS never produces.
+
+moto runs a `TransactWriteItems` by deep-copying every table it touches and, if any of its
+conditions fails, putting those copies back. moto's server serves requests on many threads, so
+a write another thread made in between (a `PutItem`, an `UpdateItem`, another transaction) is
+silently undone by the restore, something DynamoDB never does. `make chaos` found an audit
+event lost that way: written, acknowledged, then erased by a concurrent transaction refused
+on its once-marker. Here every DynamoDB write of the backend takes one lock, so a transaction
+and its restore are atomic with respect to the other writes, as DynamoDB's are. Nothing else
+of moto changes.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import sys
+import threading
 import types
 
 
@@ -38,8 +49,31 @@ def patch_entered_time() -> None:
     state.datetime = types.SimpleNamespace(datetime=AwsTimestamp, timezone=datetime.timezone)
 
 
+#: The DynamoDB backend's writes; a transaction calls some of them itself (a reentrant lock).
+SERIALISED_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+
+
+def patch_transaction_isolation() -> None:
+    """Makes moto's DynamoDB writes mutually exclusive (see the module's documentation)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend, "_egress_serialised", False):
+        return
+    lock = threading.RLock()
+    for name in SERIALISED_WRITES:
+        original = getattr(DynamoDBBackend, name)
+
+        def serialised(self, *args, _original=original, **kwargs):
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, functools.wraps(original)(serialised))
+    DynamoDBBackend._egress_serialised = True
+
+
 def main() -> None:
     patch_entered_time()
+    patch_transaction_isolation()
     from moto.server import main as moto_main
 
     moto_main(sys.argv[1:])

@@ -60,3 +60,66 @@ class StackStartsMotoThroughTheLauncherTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TransactionIsolationTest(unittest.TestCase):
+    def test_when_a_transaction_fails_while_another_thread_writes_then_that_write_survives(self):
+        try:
+            from moto.core import DEFAULT_ACCOUNT_ID
+            from moto.dynamodb import models
+        except ImportError:
+            self.skipTest("moto is not installed in this interpreter (run with the stack's python)")
+        import copy
+        import threading
+        import types
+        from unittest import mock
+
+        moto_launcher.patch_transaction_isolation()
+        backend = models.dynamodb_backends[DEFAULT_ACCOUNT_ID]["eu-west-2"]
+        backend.reset()
+        backend.create_table(
+            "t",
+            schema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            throughput=None,
+            attr=[{"AttributeName": "id", "AttributeType": "S"}],
+            global_indexes=None,
+            indexes=None,
+            streams=None,
+            billing_mode="PAY_PER_REQUEST",
+            sse_specification=None,
+            tags=[],
+            deletion_protection_enabled=False,
+            warm_throughput=None,
+        )
+        backend.put_item("t", {"id": {"S": "taken"}})
+        writer = threading.Thread(target=lambda: backend.put_item("t", {"id": {"S": "concurrent"}}))
+
+        def backup(value, *args):
+            # Just after the transaction took its backup, another thread writes; moto
+            # restores the backup when the transaction fails.
+            taken = copy.deepcopy(value, *args)
+            if isinstance(value, models.Table) and writer.ident is None:
+                writer.start()
+                writer.join(timeout=0.5)
+            return taken
+
+        with mock.patch.object(models, "copy", types.SimpleNamespace(deepcopy=backup)):
+            with self.assertRaises(Exception) as refused:
+                backend.transact_write_items(
+                    [
+                        {
+                            "Put": {
+                                "TableName": "t",
+                                "Item": {"id": {"S": "taken"}},
+                                "ConditionExpression": "attribute_not_exists(id)",
+                            }
+                        }
+                    ]
+                )
+        self.assertEqual(type(refused.exception).__name__, "TransactionCanceledException")
+        writer.join(timeout=5)
+        self.assertFalse(writer.is_alive())
+        self.assertIsNotNone(
+            backend.get_item("t", {"id": {"S": "concurrent"}}),
+            "the concurrent write was undone by the failed transaction",
+        )
