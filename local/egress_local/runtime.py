@@ -56,6 +56,10 @@ DEFAULT_TIMEOUT_SECONDS = 900.0
 QUEUE_SECONDS = 900.0
 
 
+#: What a held `next` poll gets when its instance has died.
+GONE = object()
+
+
 def log(msg: str) -> None:
     print(f"[lambda] {msg}", flush=True)
 
@@ -156,7 +160,8 @@ class Service:
         code = instance.process.wait()
         how = f"signal {-code}" if code < 0 else f"exit status {code}"
         with self.lock:
-            self.instances[instance.function].pop(instance.slot, None)
+            if self.instances[instance.function].get(instance.slot) is instance:
+                self.instances[instance.function].pop(instance.slot)
             current, instance.current = instance.current, None
             if self.stopping:
                 return
@@ -214,9 +219,21 @@ class Service:
 
     # -- the runtime API ---------------------------------------------------------------------
 
-    def next_invocation(self, function: str, slot: int) -> Invocation | None:
+    def instance(self, function: str, slot: int) -> Instance | None:
+        """The live instance in `slot`, if any."""
         with self.lock:
-            instance = self.instances[function].get(slot)
+            return self.instances[function].get(slot)
+
+    def alive(self, function: str, slot: int, instance: Instance) -> bool:
+        """`instance` still holds its slot and its process runs (lock held)."""
+        return self.instances[function].get(slot) is instance and instance.process.poll() is None
+
+    def next_invocation(self, function: str, slot: int, instance: Instance) -> Invocation | None | object:
+        """The next invocation for `instance`, `None` when none came within a poll, or `GONE`
+        when the instance died (its held poll must stop: the slot may serve a new instance)."""
+        with self.lock:
+            if not self.alive(function, slot, instance):
+                return GONE
             self.idle[function] += 1
         try:
             inv = self.queues[function].get(timeout=POLL_SECONDS)
@@ -229,9 +246,17 @@ class Service:
             # Refused while queued: take the next one on the next poll.
             return None
         with self.lock:
-            if instance is not None:
-                instance.current = inv
-                instance.taken += 1
+            if not self.alive(function, slot, instance):
+                # The instance died while its poll was held (killed while idle): its poll
+                # still counted as idle, so no instance was started for this invocation, and
+                # handing it to a dead connection would lose it until its timeout. Queue it
+                # again for a live instance.
+                self.queues[function].put(inv)
+                if self.idle[function] == 0:
+                    self.start_instance(function)
+                return GONE
+            instance.current = inv
+            instance.taken += 1
             inv.deadline = time.time() + self.timeouts.get(function, DEFAULT_TIMEOUT_SECONDS)
             inv.taken.set()
         return inv
@@ -298,8 +323,13 @@ def handler_for(service: Service):
             if target is None or target[2] != ["invocation", "next"]:
                 return self.reply(404, b'{"message":"not found"}')
             function, slot, _ = target
+            instance = service.instance(function, slot)
+            if instance is None:
+                return self.reply(410, b'{"message":"no such instance"}')
             while True:
-                inv = service.next_invocation(function, slot)
+                inv = service.next_invocation(function, slot, instance)
+                if inv is GONE:
+                    return self.reply(410, b'{"message":"instance stopped"}')
                 if inv is not None:
                     break
                 if service.stopping:

@@ -99,6 +99,23 @@ class LambdaServiceTest(unittest.TestCase):
         status, body = self.invoke("fn", {"n": 2})
         self.assertEqual((status, body["echo"]), (200, {"n": 2}))
 
+    def test_when_idle_instances_are_killed_then_the_next_invocation_starts_a_new_one(self):
+        # `make chaos` kills every process of a function; the idle ones die with their `next`
+        # poll held, and an invocation handed to such a poll would be lost until its timeout.
+        status, _ = self.invoke("fn", {"n": 1})
+        self.assertEqual(status, 200)
+        time.sleep(0.3)  # the instance is back in its `next` poll
+        with self.service.lock:
+            idle = [i.process for i in self.service.instances["fn"].values()]
+        self.assertTrue(idle)
+        for process in idle:
+            process.kill()
+            process.wait()
+        started = time.time()
+        status, body = self.invoke("fn", {"n": 2})
+        self.assertEqual((status, body["echo"]), (200, {"n": 2}))
+        self.assertLess(time.time() - started, 8.0, "the invocation waited for a dead instance")
+
     def test_when_invocations_overlap_then_they_run_on_separate_instances(self):
         results = []
         threads = [threading.Thread(target=lambda: results.append(self.invoke("fn", {"sleep": 1.0}))) for _ in range(3)]
