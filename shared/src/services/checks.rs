@@ -8,20 +8,20 @@
 //! and returns a bounded summary for the workflow, which stores it on the request, shows it to
 //! the reviewers, and in `enforce` mode rejects a request a finding blocks.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use futures::StreamExt;
-
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
 use super::{step_audit, Step};
 use crate::checks::{
-    acro, rules, FileChecker, MalwareScan, Mode, ProjectPolicies, Report, RequestChecker, Severity,
+    acro, rules, FileChecker, MalwareScan, Mode, Policy, ProjectPolicies, Report, RequestChecker,
+    Severity,
 };
 use crate::domain::keys::StagingLayout;
 use crate::error::{EgressError, Result};
-use crate::model::{ChecksInput, ChecksResult, Manifest};
+use crate::model::{ChecksInput, ChecksResult, Manifest, ManifestEntry};
 use crate::ports::{AuditLog, Clock, Destination, ObjectRef, ObjectStore};
 
 /// Who the audit trail names for this step.
@@ -37,6 +37,13 @@ pub const MALWARE_SCAN_TAG: &str = "GuardDutyMalwareScanStatus";
 pub const MALWARE_POLL: Duration = Duration::from_secs(2);
 /// Tag reads in flight at once.
 const TAG_READS: usize = 16;
+/// Staged files read ahead of the checker at once (small files only, each read whole): a
+/// request of many small files is bound by round trips, not bytes, so they overlap.
+const CHECK_READS: usize = 32;
+/// Largest file read whole ahead of the checker; larger ones are streamed when their turn
+/// comes, one at a time, with nothing read ahead meanwhile (no response left unread while a
+/// large file takes minutes). Bounds the read-ahead at `CHECK_READS` x this (32 MiB).
+const READ_AHEAD_FILE_BYTES: u64 = 1024 * 1024;
 
 /// `check-outputs` with its ports.
 #[derive(Debug)]
@@ -108,15 +115,16 @@ pub fn rejection_reason(report: &Report) -> String {
 
 impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
     /// Reads every staged object's scan tag, in rounds [`MALWARE_POLL`] apart, until each has
-    /// one or `wait` has passed; objects still without one are [`MalwareScan::NotFinished`].
-    /// The scanner started on each object when staging wrote it, so by the time the content
-    /// checks are done most results are there.
+    /// one or `wait` has passed since the content checks ended (`content_done`); objects
+    /// still without one are [`MalwareScan::NotFinished`]. Runs beside the content checks, so
+    /// the tag reads cost no time of their own when the scanner has finished: it started on
+    /// each object when staging wrote it.
     async fn malware_scans(
         &self,
         mut pending: Vec<(String, ObjectRef)>,
         wait: Duration,
+        content_done: &OnceLock<tokio::time::Instant>,
     ) -> Result<Vec<(String, MalwareScan)>> {
-        let deadline = tokio::time::Instant::now() + wait;
         let mut done = Vec::with_capacity(pending.len());
         loop {
             let rounds: Vec<Result<(String, ObjectRef, Option<String>)>> =
@@ -136,10 +144,12 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
                 }
             }
             let now = tokio::time::Instant::now();
-            if pending.is_empty() || now >= deadline {
+            let deadline = content_done.get().map(|at| *at + wait);
+            if pending.is_empty() || deadline.is_some_and(|d| now >= d) {
                 break;
             }
-            tokio::time::sleep(MALWARE_POLL.min(deadline - now)).await;
+            let left = deadline.map_or(MALWARE_POLL, |d| d - now);
+            tokio::time::sleep(MALWARE_POLL.min(left)).await;
         }
         done.extend(
             pending
@@ -147,6 +157,67 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
                 .map(|(path, _)| (path, MalwareScan::NotFinished)),
         );
         Ok(done)
+    }
+
+    /// Streams each staged file once through the engine, in manifest order. Runs of small
+    /// files are read whole, [`CHECK_READS`] at once, ahead of the checker; a larger file is
+    /// streamed on its own. The checker itself runs one file at a time, so its memory is one
+    /// file's whatever the request.
+    async fn check_content<'p>(
+        &self,
+        policy: &'p Policy,
+        files: &[ManifestEntry],
+        staged: &[(String, ObjectRef)],
+    ) -> Result<RequestChecker<'p>> {
+        let mut request = RequestChecker::new(policy);
+        let entries: Vec<(&ManifestEntry, &ObjectRef)> =
+            files.iter().zip(staged.iter().map(|(_, o)| o)).collect();
+        let small = |f: &ManifestEntry| f.size <= READ_AHEAD_FILE_BYTES;
+        for run in entries.chunk_by(|a, b| small(a.0) == small(b.0)) {
+            let mut reads = futures::stream::iter(run.iter().copied())
+                .map(|(file, object)| async move {
+                    if !small(file) {
+                        return Ok(None);
+                    }
+                    match self.objects.get_bytes(object, READ_AHEAD_FILE_BYTES).await {
+                        Ok(body) => Ok(Some(body)),
+                        // Grown since the manifest was written: streamed like a large file.
+                        Err(e) if e.error_type() == "Validation" => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                })
+                .buffered(CHECK_READS);
+            for (file, object) in run {
+                let read = reads.next().await.ok_or_else(|| {
+                    EgressError::Internal("a staged file's read was lost".into())
+                })??;
+                let mut checker = FileChecker::new(policy, &file.path);
+                match &read {
+                    Some(body) => checker.feed(body),
+                    None => {
+                        let mut stream = self.objects.get_stream(object).await?;
+                        while let Some(chunk) = stream.try_next().await? {
+                            checker.feed(&chunk);
+                        }
+                    }
+                }
+                request.add(checker.finish());
+                request.add_digest(&file.path, &file.sha256);
+                if acro::wanted(&file.path) && file.size <= acro::MAX_ACRO_FILE_BYTES {
+                    // ACRO's results and checksums: small files, already read or read again.
+                    let content = match read {
+                        Some(body) => body,
+                        None => {
+                            self.objects
+                                .get_bytes(object, acro::MAX_ACRO_FILE_BYTES)
+                                .await?
+                        }
+                    };
+                    request.add_acro_content(&file.path, content.to_vec());
+                }
+            }
+        }
+        Ok(request)
     }
 
     async fn check(&self, input: &ChecksInput) -> Result<(ChecksResult, Report)> {
@@ -162,32 +233,34 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
         let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|e| {
             EgressError::Internal(format!("the staging manifest is not readable: {e}"))
         })?;
-        let mut request = RequestChecker::new(policy);
-        let mut staged = Vec::with_capacity(manifest.files.len());
-        for file in &manifest.files {
-            let key = layout.staged_key(&file.path)?;
-            let object = ObjectRef::new(&self.staging_bucket, key);
-            let mut stream = self.objects.get_stream(&object).await?;
-            let mut checker = FileChecker::new(policy, &file.path);
-            while let Some(chunk) = stream.try_next().await? {
-                checker.feed(&chunk);
+        let staged = manifest
+            .files
+            .iter()
+            .map(|file| {
+                let key = layout.staged_key(&file.path)?;
+                Ok((file.path.clone(), ObjectRef::new(&self.staging_bucket, key)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // The content checks and the scan tags' reads run side by side (one task); the scan's
+        // wait only starts counting once the content is checked.
+        let content_done = OnceLock::new();
+        let content = async {
+            let checked = self.check_content(policy, &manifest.files, &staged).await;
+            let _ = content_done.set(tokio::time::Instant::now());
+            checked
+        };
+        let scans = async {
+            match self.malware_wait {
+                Some(wait) => self
+                    .malware_scans(staged.clone(), wait, &content_done)
+                    .await
+                    .map(Some),
+                None => Ok(None),
             }
-            request.add(checker.finish());
-            request.add_digest(&file.path, &file.sha256);
-            if acro::wanted(&file.path) && file.size <= acro::MAX_ACRO_FILE_BYTES {
-                // A second read of a small file: ACRO's results and checksums only.
-                let content = self
-                    .objects
-                    .get_bytes(&object, acro::MAX_ACRO_FILE_BYTES)
-                    .await?;
-                request.add_acro_content(&file.path, content.to_vec());
-            }
-            staged.push((file.path.clone(), object));
-        }
-        if let Some(wait) = self.malware_wait {
-            for (path, scan) in self.malware_scans(staged, wait).await? {
-                request.add_malware_scan(&path, scan);
-            }
+        };
+        let (mut request, scans) = tokio::try_join!(content, scans)?;
+        for (path, scan) in scans.into_iter().flatten() {
+            request.add_malware_scan(&path, scan);
         }
         let report = request.finish();
         let body = serde_json::to_vec_pretty(&report).map_err(|e| {
@@ -296,11 +369,14 @@ mod tests {
         s: &ChecksStep<InMemoryObjectStore, InMemoryAuditLog, FixedClock>,
         files: &[(&str, &[u8])],
     ) {
+        stage_into(&s.objects, files);
+    }
+
+    fn stage_into(objects: &InMemoryObjectStore, files: &[(&str, &[u8])]) {
         let layout = StagingLayout::new("ws-1", "req-1").unwrap();
         let mut entries = Vec::new();
         for (path, data) in files {
-            s.objects
-                .put_object(STAGING, &layout.staged_key(path).unwrap(), data.to_vec());
+            objects.put_object(STAGING, &layout.staged_key(path).unwrap(), data.to_vec());
             entries.push(ManifestEntry {
                 path: path.to_string(),
                 source_key: format!("ws-1/{path}"),
@@ -322,7 +398,7 @@ mod tests {
             snapshot_location: "arn:aws:s3:::n/s.json".into(),
             files: entries,
         };
-        s.objects.put_object(
+        objects.put_object(
             STAGING,
             layout.manifest_key(),
             serde_json::to_vec(&manifest).unwrap(),
@@ -594,6 +670,200 @@ mod tests {
                 .contains("acro/output_0.csv (block: acro-checksum-mismatch"),
             "{}",
             out.summary
+        );
+    }
+
+    /// The in-memory store, with every whole read pending once (as a network call would be),
+    /// counting the reads in flight and noting a stream opened while any is.
+    #[derive(Default)]
+    struct Overlapping {
+        inner: InMemoryObjectStore,
+        in_flight: std::sync::atomic::AtomicUsize,
+        most_in_flight: std::sync::atomic::AtomicUsize,
+        streamed_during_reads: std::sync::atomic::AtomicBool,
+    }
+
+    impl ObjectStore for Overlapping {
+        async fn head(&self, o: &ObjectRef) -> Result<Option<crate::ports::ObjectHead>> {
+            self.inner.head(o).await
+        }
+        async fn get_bytes(&self, o: &ObjectRef, max: u64) -> Result<bytes::Bytes> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, SeqCst);
+            tokio::task::yield_now().await;
+            let out = self.inner.get_bytes(o, max).await;
+            self.in_flight.fetch_sub(1, SeqCst);
+            out
+        }
+        async fn get_stream(&self, o: &ObjectRef) -> Result<crate::ports::ByteChunks> {
+            use std::sync::atomic::Ordering::SeqCst;
+            if self.in_flight.load(SeqCst) > 0 {
+                self.streamed_during_reads.store(true, SeqCst);
+            }
+            self.inner.get_stream(o).await
+        }
+        async fn get_tags(
+            &self,
+            o: &ObjectRef,
+        ) -> Result<std::collections::BTreeMap<String, String>> {
+            self.inner.get_tags(o).await
+        }
+        async fn put_bytes(&self, d: &Destination, body: bytes::Bytes) -> Result<Option<String>> {
+            self.inner.put_bytes(d, body).await
+        }
+        async fn copy(&self, s: &ObjectRef, d: &Destination) -> Result<()> {
+            self.inner.copy(s, d).await
+        }
+        async fn list_objects(
+            &self,
+            b: &str,
+            p: &str,
+            c: Option<&str>,
+        ) -> Result<crate::ports::ObjectPage> {
+            self.inner.list_objects(b, p, c).await
+        }
+        async fn create_multipart(&self, d: &Destination) -> Result<crate::ports::MultipartUpload> {
+            self.inner.create_multipart(d).await
+        }
+        async fn upload_part(
+            &self,
+            u: &crate::ports::MultipartUpload,
+            n: i32,
+            body: bytes::Bytes,
+        ) -> Result<crate::ports::UploadedPart> {
+            self.inner.upload_part(u, n, body).await
+        }
+        async fn upload_part_copy(
+            &self,
+            u: &crate::ports::MultipartUpload,
+            n: i32,
+            s: &ObjectRef,
+            r: std::ops::Range<u64>,
+        ) -> Result<crate::ports::UploadedPart> {
+            self.inner.upload_part_copy(u, n, s, r).await
+        }
+        async fn complete_multipart(
+            &self,
+            u: &crate::ports::MultipartUpload,
+            parts: &[crate::ports::UploadedPart],
+        ) -> Result<()> {
+            self.inner.complete_multipart(u, parts).await
+        }
+        async fn abort_multipart(&self, u: &crate::ports::MultipartUpload) -> Result<()> {
+            self.inner.abort_multipart(u).await
+        }
+        async fn list_multipart_uploads(
+            &self,
+            b: &str,
+            p: &str,
+        ) -> Result<Vec<crate::ports::OpenUpload>> {
+            self.inner.list_multipart_uploads(b, p).await
+        }
+        async fn list_versions(
+            &self,
+            b: &str,
+            p: &str,
+            c: Option<&crate::ports::ListCursor>,
+        ) -> Result<crate::ports::VersionPage> {
+            self.inner.list_versions(b, p, c).await
+        }
+        async fn delete_versions(&self, b: &str, o: &[crate::ports::VersionedKey]) -> Result<()> {
+            self.inner.delete_versions(b, o).await
+        }
+    }
+
+    #[tokio::test]
+    async fn when_many_small_files_and_a_large_one_are_staged_then_small_ones_are_read_ahead_in_bounds_and_all_reported_in_order(
+    ) {
+        let objects = Overlapping {
+            inner: InMemoryObjectStore::new().with_bucket(STAGING, false),
+            ..Overlapping::default()
+        };
+        // 50 small files, one just above the read-ahead bound with the test signature at its
+        // end (found only if it is streamed whole), 50 more small files.
+        let mut large = vec![b'x'; READ_AHEAD_FILE_BYTES as usize];
+        large.extend_from_slice(&eicar());
+        let names: Vec<String> = (0..101).map(|i| format!("d/f-{i:03}.txt")).collect();
+        let files: Vec<(&str, &[u8])> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let body: &[u8] = if i == 50 { &large } else { b"mean 3.2\n" };
+                (n.as_str(), body)
+            })
+            .collect();
+        stage_into(&objects.inner, &files);
+        let s = ChecksStep {
+            objects,
+            audit: InMemoryAuditLog::default(),
+            clock: FixedClock(datetime!(2024-03-03 09:00:00 UTC)),
+            staging_bucket: STAGING.into(),
+            staging_kms_key_arn: "k".into(),
+            policies: ProjectPolicies::default(),
+            malware_wait: None,
+        };
+        let out = s.run(&input()).await.unwrap();
+        use std::sync::atomic::Ordering::SeqCst;
+        assert_eq!(s.objects.most_in_flight.load(SeqCst), CHECK_READS);
+        assert!(
+            !s.objects.streamed_during_reads.load(SeqCst),
+            "nothing is read ahead while a large file streams"
+        );
+        let report: Report = serde_json::from_slice(
+            &s.objects
+                .inner
+                .object(STAGING, &out.report_key)
+                .unwrap()
+                .data,
+        )
+        .unwrap();
+        let paths: Vec<&str> = report.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, names, "manifest order");
+        assert_eq!(report.files[50].verdict, Severity::Block);
+        assert!(report
+            .files
+            .iter()
+            .enumerate()
+            .all(|(i, f)| i == 50 || f.verdict == Severity::Pass));
+        let reads = s
+            .objects
+            .inner
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, crate::fakes::ObjectCall::Get(_)))
+            .count();
+        assert_eq!(reads, 1 + 101, "the manifest, then each file once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_the_tags_are_read_while_the_content_is_checked_then_the_wait_counts_from_the_end_of_the_content(
+    ) {
+        let mut s = step(Policy::default());
+        s.malware_wait = Some(Duration::from_secs(10));
+        stage(&s, &[("a.txt", b"x\n")]);
+        let content_done = OnceLock::new();
+        let staged = vec![(
+            "a.txt".to_string(),
+            ObjectRef::new(STAGING, staged("a.txt")),
+        )];
+        let started = tokio::time::Instant::now();
+        let (scans, ()) = tokio::join!(
+            s.malware_scans(staged, s.malware_wait.unwrap(), &content_done),
+            async {
+                // The content takes 30 s: longer than the wait, which has not started yet.
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                content_done.set(tokio::time::Instant::now()).unwrap();
+            }
+        );
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(40) && waited < Duration::from_secs(43),
+            "{waited:?}"
+        );
+        assert_eq!(
+            scans.unwrap(),
+            [("a.txt".to_string(), MalwareScan::NotFinished)]
         );
     }
 }
