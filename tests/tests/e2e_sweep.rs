@@ -203,6 +203,82 @@ async fn when_a_stage_waits_then_reviewers_admin_and_requester_are_told_once_eac
     }
 }
 
+/// A decision whose `updateRequest` call died between its claim and `SendTaskSuccess`: the
+/// request shows it (status, reviewer fields) and keeps the task token as
+/// `pending_task_token`; the execution still waits. The sweep delivers it, once.
+#[tokio::test]
+async fn when_a_claimed_decision_was_never_delivered_then_the_sweep_resumes_the_workflow_once() {
+    let stack = fixture::connect().await;
+    let s = fixture::submit(&stack, Mode::Single);
+    let id = s.egress_request_id.clone();
+    let parked = fixture::parked(&stack, &id, ReviewStage::Ig).await;
+    let reviewer = Reviewer::ig(&stack);
+    // The claim as the API writes it, two minutes ago (older than the 60 s grace), by a call
+    // that then died: the token moved to pending_task_token, never delivered.
+    let at = shared::ports::iso_millis(OffsetDateTime::now_utc() - time::Duration::minutes(2));
+    let v = |x: &str| AttributeValue::S(x.to_string());
+    stack
+        .dynamodb
+        .update_item()
+        .table_name(stack.outputs.table("RequestsTable").expect("table"))
+        .key("egress_request_id", v(&id))
+        .update_expression(
+            "SET ig_reviewer_1_name = :name, ig_reviewer_1_email = :email, \
+             ig_reviewer_1_sub = :sub, ig_reviewer_1_dt = :at, ig_reviewer_1_reason = :reason, \
+             ig_reviewer_1_decision = :decision, egress_status = :approved, updated_by = :by, \
+             updated_dt = :at, pending_task_token = sfn_task_token \
+             REMOVE review_handle, sfn_task_token",
+        )
+        .condition_expression("review_handle = :handle")
+        .expression_attribute_values(":name", v("Ivy Governance"))
+        .expression_attribute_values(":email", v(&reviewer.email))
+        .expression_attribute_values(":sub", v("sub-of-the-dead-call"))
+        .expression_attribute_values(":at", v(&at))
+        .expression_attribute_values(":reason", v("claimed by a call that died"))
+        .expression_attribute_values(":decision", v("APPROVED"))
+        .expression_attribute_values(":approved", v("IGAPPROVED"))
+        .expression_attribute_values(":by", v("ig-reviewer"))
+        .expression_attribute_values(
+            ":handle",
+            v(parked.review_handle.as_deref().expect("parked")),
+        )
+        .send()
+        .await
+        .expect("the claim is planted");
+
+    let scope = json!({ "repair": true, "egress_request_ids": [id] });
+    let report = sweep(&stack, scope.clone());
+    let delivered = found(&report, "stalled_decision", &id);
+    assert_eq!(delivered.len(), 1, "{report:#?}");
+    assert_eq!(delivered[0].action, "repaired", "{report:#?}");
+
+    // The workflow resumed with that decision: approved, archived, ended.
+    let end = fixture::ended(&stack, &id).await;
+    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
+    let after = item(&stack, &id).await;
+    assert_eq!(text(&after, "egress_status").as_deref(), Some("IGAPPROVED"));
+    assert_eq!(text(&after, "pending_task_token"), None, "settled");
+    let key = inspect::archive_key(&s.workspace_id, &id);
+    let datalake = stack.outputs.bucket("DatalakeBucket").expect("datalake");
+    assert!(exists(&stack, datalake, &key).await, "archived at {key}");
+
+    // In the reviewer's name, once; a second sweep finds nothing to deliver.
+    let again = sweep(&stack, scope);
+    assert!(
+        found(&again, "stalled_decision", &id).is_empty(),
+        "{again:#?}"
+    );
+    let decisions: Vec<_> = inspect::audit_lines(&stack, &id)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|l| l.action == "decision")
+        .collect();
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(decisions[0].outcome, "success");
+    assert_eq!(decisions[0].actor, "ig-reviewer");
+}
+
 /// A request item as the workflow writes it, in a workspace of the test's own.
 fn planted(id: &str, workspace: &str, store: &str, status: EgressStatus) -> EgressRequest {
     let mut r = shared::testdata::request(id, status);
