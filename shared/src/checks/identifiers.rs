@@ -57,45 +57,65 @@ pub(crate) fn nhs_valid(d: &[u8; 10]) -> bool {
 }
 
 /// Digits of a number token starting at `i`: digits with single spaces or hyphens between
-/// groups. Returns the digits (up to 16), the group lengths, the separator and the end.
+/// groups. Holds the digits (up to 17), the group lengths, the separators and the end, in
+/// fixed arrays: a table has a number token in most cells, so this must not allocate.
 struct NumberToken {
-    digits: Vec<u8>,
-    groups: Vec<usize>,
-    separators: Vec<u8>,
+    digits: [u8; 17],
+    digit_count: usize,
+    groups: [usize; 5],
+    group_count: usize,
+    separators: [u8; 4],
+    separator_count: usize,
     end: usize,
 }
 
+impl NumberToken {
+    fn digits(&self) -> &[u8] {
+        &self.digits[..self.digit_count]
+    }
+
+    fn groups(&self) -> &[usize] {
+        &self.groups[..self.group_count]
+    }
+
+    fn separators(&self) -> &[u8] {
+        &self.separators[..self.separator_count]
+    }
+}
+
 fn number_token(line: &[u8], start: usize) -> NumberToken {
-    let mut digits = Vec::new();
-    let mut groups = vec![0usize];
-    let mut separators = Vec::new();
+    let mut t = NumberToken {
+        digits: [0; 17],
+        digit_count: 0,
+        groups: [0; 5],
+        group_count: 1,
+        separators: [0; 4],
+        separator_count: 0,
+        end: start,
+    };
     let mut i = start;
-    while i < line.len() && digits.len() <= 16 {
+    while i < line.len() && t.digit_count <= 16 {
         let b = line[i];
         if b.is_ascii_digit() {
-            digits.push(b - b'0');
-            if let Some(g) = groups.last_mut() {
-                *g += 1;
-            }
+            t.digits[t.digit_count] = b - b'0';
+            t.digit_count += 1;
+            t.groups[t.group_count - 1] += 1;
             i += 1;
         } else if (b == b' ' || b == b'-')
             && i + 1 < line.len()
             && line[i + 1].is_ascii_digit()
-            && separators.len() < 4
+            && t.separator_count < 4
         {
-            separators.push(b);
-            groups.push(0);
+            t.separators[t.separator_count] = b;
+            t.separator_count += 1;
+            t.group_count += 1;
             i += 1;
         } else {
             break;
         }
     }
-    NumberToken {
-        digits,
-        groups,
-        separators,
-        end: i,
-    }
+    t.end = i;
+    t
 }
 
 fn ends_cleanly(line: &[u8], end: usize) -> bool {
@@ -338,12 +358,13 @@ pub(crate) fn scan_line(line: &[u8], mut hit: impl FnMut(Hit)) {
             }
             let t = number_token(line, i);
             if ends_cleanly(line, t.end) {
-                let plus44 = i > 0 && line[i - 1] == b'+' && t.digits.starts_with(&[4, 4]);
-                let same_sep = t.separators.windows(2).all(|w| w[0] == w[1]);
-                if t.digits.len() == 10 && (t.groups == [10] || (t.groups == [3, 3, 4] && same_sep))
-                {
+                let digits = t.digits();
+                let plus44 = i > 0 && line[i - 1] == b'+' && digits.starts_with(&[4, 4]);
+                let same_sep = t.separators().windows(2).all(|w| w[0] == w[1]);
+                let groups = t.groups();
+                if digits.len() == 10 && (groups == [10] || (groups == [3, 3, 4] && same_sep)) {
                     let mut d = [0u8; 10];
-                    d.copy_from_slice(&t.digits);
+                    d.copy_from_slice(digits);
                     if nhs_valid(&d) {
                         hit(Hit {
                             rule: rules::NHS_NUMBER,
@@ -351,10 +372,10 @@ pub(crate) fn scan_line(line: &[u8], mut hit: impl FnMut(Hit)) {
                             shape: mask(&line[i..t.end]),
                         });
                     }
-                } else if (t.digits.len() == 11
-                    && t.digits[0] == 0
-                    && matches!(t.digits[1], 1 | 2 | 3 | 7))
-                    || (plus44 && t.digits.len() == 12 && matches!(t.digits[2], 1 | 2 | 3 | 7))
+                } else if (digits.len() == 11
+                    && digits[0] == 0
+                    && matches!(digits[1], 1 | 2 | 3 | 7))
+                    || (plus44 && digits.len() == 12 && matches!(digits[2], 1 | 2 | 3 | 7))
                 {
                     let s = if plus44 { i - 1 } else { i };
                     hit(Hit {
