@@ -265,7 +265,12 @@ pub fn verify(trail: &AuditTrail) -> ChainReport {
         }
         if event_hash(event, link.seq, &link.prev_hash) != link.hash {
             // Relabelled rather than edited: its hash holds at another position.
-            let written_at = (1..=max_seq.max(chained.len() as u64))
+            // Positions ever written are bounded by the events and locks present (a stored
+            // seq can be anything, up to u64::MAX: it must not set the search's length).
+            let positions = max_seq
+                .max(chained.len() as u64)
+                .min((chained.len() + trail.locks.len()) as u64);
+            let written_at = (1..=positions)
                 .find(|&s| s != link.seq && event_hash(event, s, &link.prev_hash) == link.hash);
             let broken = match written_at {
                 Some(written_at) => ChainBreak::ReorderedEvents {
@@ -295,7 +300,9 @@ pub fn verify(trail: &AuditTrail) -> ChainReport {
                 }
             } else {
                 // The predecessor was rewritten, its own hash recomputed to match.
-                ChainBreak::EditedEvent { seq: link.seq - 1 }
+                ChainBreak::EditedEvent {
+                    seq: link.seq.saturating_sub(1),
+                }
             };
             return report(Some(broken), i as u64, head);
         }
@@ -372,6 +379,43 @@ mod tests {
         assert!(r.valid, "{r:?}");
         assert_eq!(r.length, 4);
         assert_eq!(r.head, t.locks.last().cloned());
+    }
+
+    #[test]
+    fn when_an_edited_event_sits_before_a_huge_seq_then_the_verifier_answers_at_once() {
+        // Found by `make fuzz` (audit_chain): the search for where an edited event was written
+        // ran up to the largest stored seq, 2^64 hashes for a seq of u64::MAX.
+        let mut t = trail(2);
+        t.events[0].event.outcome = "edited".into();
+        if let Some(l) = t.events[1].link.as_mut() {
+            l.seq = u64::MAX;
+        }
+        let r = verify(&t);
+        assert_eq!(r.first_break, Some(ChainBreak::EditedEvent { seq: 1 }));
+    }
+
+    #[test]
+    fn when_an_event_claims_seq_0_with_a_foreign_predecessor_then_it_is_a_break_not_a_panic() {
+        // Found by `make fuzz` (audit_chain): `seq - 1` underflowed for a seq-0 event whose
+        // hash matches but whose prev_hash is not the genesis.
+        let e = event(1);
+        let prev = "ab".repeat(32);
+        let link = ChainLink {
+            seq: 0,
+            hash: event_hash(&e, 0, &prev),
+            prev_hash: prev,
+        };
+        let t = AuditTrail {
+            events: vec![StoredEvent {
+                event_key: "k".into(),
+                event: e,
+                link: Some(link),
+            }],
+            locks: Vec::new(),
+        };
+        let r = verify(&t);
+        assert!(!r.valid);
+        assert_eq!(r.first_break, Some(ChainBreak::EditedEvent { seq: 0 }));
     }
 
     #[test]
