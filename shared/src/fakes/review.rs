@@ -400,3 +400,89 @@ impl crate::ports::RevocationStore for InMemoryRequestStore {
         }
     }
 }
+
+/// The reviewer API on the in-memory fakes, as the unit tests here and in `api-handler`
+/// build it (one builder, so a new port or setting is added in one place).
+pub type FakeReviewService<W = super::FakeWorkflowCallbacks> =
+    crate::services::review_api::ReviewService<
+        InMemoryRequestStore,
+        InMemoryDirectory,
+        W,
+        super::InMemoryAuditLog,
+        FakeDownloadLinks,
+        crate::ports::FixedClock,
+    >;
+
+/// A directory of enabled users with verified e-mails, each `(username, sub, email, groups)`.
+pub fn directory_of(users: &[(&str, &str, &str, &[&str])]) -> InMemoryDirectory {
+    let directory = InMemoryDirectory::with(users.iter().map(|(username, sub, email, _)| {
+        (
+            username.to_string(),
+            DirectoryUser {
+                sub: sub.to_string(),
+                email: Some(email.to_string()),
+                email_verified: Some(true),
+                enabled: true,
+                ..Default::default()
+            },
+        )
+    }));
+    for (username, _, _, groups) in users {
+        directory.set_groups(username, groups);
+    }
+    directory
+}
+
+/// The reviewer API's settings for tests: the groups `ig`, `rit` and `download`,
+/// `max_downloads` per request, the `datalake` bucket, 300 s URLs, the test pool
+/// `eu-west-2_testpool`, no IdP group map.
+pub fn review_settings(
+    ig: &str,
+    rit: &str,
+    download: &[&str],
+    max_downloads: u32,
+) -> crate::services::review_api::ReviewSettings {
+    crate::services::review_api::ReviewSettings {
+        policy: crate::domain::review::ReviewPolicy {
+            ig_group: ig.into(),
+            rit_group: rit.into(),
+            download_groups: download.iter().map(|g| g.to_string()).collect(),
+            max_downloads,
+        },
+        datalake_bucket: "datalake".into(),
+        url_expiry: Duration::from_secs(300),
+        list_max_age_days: 0,
+        user_pool_id: Some("eu-west-2_testpool".into()),
+        idp_group_claim: "custom:idp_groups".into(),
+        idp_group_map: Default::default(),
+    }
+}
+
+/// The reviewer API over `requests` with `workflow`, `directory` and `settings`, its clock
+/// at 2024-05-03 12:00 UTC.
+pub fn review_service<W>(
+    workflow: W,
+    requests: impl IntoIterator<Item = EgressRequest>,
+    directory: InMemoryDirectory,
+    settings: crate::services::review_api::ReviewSettings,
+) -> FakeReviewService<W> {
+    crate::services::review_api::ReviewService {
+        store: InMemoryRequestStore::with(requests),
+        directory,
+        workflow,
+        audit: super::InMemoryAuditLog::default(),
+        links: FakeDownloadLinks::default(),
+        clock: crate::ports::FixedClock(time::macros::datetime!(2024-05-03 12:00:00 UTC)),
+        settings,
+    }
+}
+
+/// A caller whose token names `username` (sub `sub-<username>`) and `groups`.
+pub fn caller(username: &str, groups: &[&str]) -> crate::model::CallerIdentity {
+    crate::model::CallerIdentity {
+        sub: format!("sub-{username}"),
+        username: username.into(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        ..Default::default()
+    }
+}

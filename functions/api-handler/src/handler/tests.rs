@@ -4,22 +4,18 @@
 use super::*;
 use lambda_runtime::Context;
 use serde_json::json;
-use shared::domain::review::ReviewPolicy;
 use shared::fakes::{
-    approved, parked_at, sample_request, FakeDownloadLinks, FakeWorkflowCallbacks,
-    InMemoryAuditLog, InMemoryDirectory, InMemoryObjectStore, InMemoryRequestStore, LocalSigner,
-    RecordingMailer,
+    approved, directory_of, parked_at, review_service, review_settings, sample_request,
+    FakeReviewService, FakeWorkflowCallbacks, InMemoryObjectStore, LocalSigner, RecordingMailer,
 };
 use shared::model::{
     ApprovalMode, Decision, DownloadDataInput, EgressRequest, EgressStatus, RequestArgument,
     ReviewStage, UpdateRequestInput,
 };
-use shared::ports::{DirectoryUser, FixedClock};
+use shared::ports::DirectoryUser;
 use shared::services::review_api::evidence::EvidenceSources;
 use shared::services::review_api::revoke::Revocation;
 use shared::services::review_api::ReviewSettings;
-use std::time::Duration;
-use time::macros::datetime;
 
 const REQUEST_ID: &str = "8d3b9a57-4b8e-4a9e-9b7c-1f2d3e4a5b6c";
 const IG_SUB: &str = "7d1f0c4e-2b8a-4c61-9f3e-5a6b7c8d9e01";
@@ -28,14 +24,7 @@ const IG_HANDLE: &str = "3c9e2f4a-61b7-4d8e-a0f1-2b3c4d5e6f70";
 const RIT_HANDLE: &str = "e1d2c3b4-a596-4877-8695-a4b3c2d1e0f9";
 const TOKEN: &str = "AQCEAAAAKgAAAAMAAAAAAAAAA-secret";
 
-type Service = ReviewService<
-    InMemoryRequestStore,
-    InMemoryDirectory,
-    FakeWorkflowCallbacks,
-    InMemoryAuditLog,
-    FakeDownloadLinks,
-    FixedClock,
->;
+type Service = FakeReviewService;
 
 fn fixture_text(name: &str) -> String {
     let path = format!(
@@ -50,42 +39,30 @@ fn fixture(name: &str) -> Value {
 }
 
 fn service(request: EgressRequest) -> Service {
-    let user = |sub: &str, email: &str| DirectoryUser {
-        sub: sub.into(),
-        email: Some(email.into()),
-        email_verified: Some(true),
-        name: None,
-        enabled: true,
-        ..Default::default()
-    };
-    let directory = InMemoryDirectory::with([
-        (IG_SUB.to_string(), user(IG_SUB, "iris@example.org")),
-        (RIT_SUB.to_string(), user(RIT_SUB, "rita@example.org")),
+    let directory = directory_of(&[
+        (
+            IG_SUB,
+            IG_SUB,
+            "iris@example.org",
+            &["InformationGovernance"],
+        ),
+        (RIT_SUB, RIT_SUB, "rita@example.org", &["ResearchIT"]),
     ]);
-    directory.set_groups(IG_SUB, &["InformationGovernance"]);
-    directory.set_groups(RIT_SUB, &["ResearchIT"]);
-    ReviewService {
-        store: InMemoryRequestStore::with([request]),
+    let settings = ReviewSettings {
+        user_pool_id: None,
+        ..review_settings(
+            "InformationGovernance",
+            "ResearchIT",
+            &["InformationGovernance", "ResearchIT"],
+            3,
+        )
+    };
+    review_service(
+        FakeWorkflowCallbacks::default(),
+        [request],
         directory,
-        workflow: FakeWorkflowCallbacks::default(),
-        audit: InMemoryAuditLog::default(),
-        links: FakeDownloadLinks::default(),
-        clock: FixedClock(datetime!(2024-05-03 12:00:00 UTC)),
-        settings: ReviewSettings {
-            policy: ReviewPolicy {
-                ig_group: "InformationGovernance".into(),
-                rit_group: "ResearchIT".into(),
-                download_groups: vec!["InformationGovernance".into(), "ResearchIT".into()],
-                max_downloads: 3,
-            },
-            datalake_bucket: "datalake".into(),
-            url_expiry: Duration::from_secs(300),
-            list_max_age_days: 0,
-            user_pool_id: None,
-            idp_group_claim: "custom:idp_groups".into(),
-            idp_group_map: Default::default(),
-        },
-    }
+        settings,
+    )
 }
 
 fn request() -> EgressRequest {

@@ -7,77 +7,35 @@ use crate::domain::review::{
     APPROVED_NO_REVIEW_MESSAGE, DOWNLOAD_LIMIT_MESSAGE, STALE_REQUEST_MESSAGE,
 };
 use crate::fakes::{
-    approved, parked_at, sample_request, FailingWorkflowCallbacks, FakeDownloadLinks,
-    FakeWorkflowCallbacks, InMemoryAuditLog, InMemoryDirectory, InMemoryRequestStore,
+    approved, caller, directory_of, parked_at, review_service, review_settings, sample_request,
+    FailingWorkflowCallbacks, FakeReviewService, FakeWorkflowCallbacks, InMemoryDirectory,
 };
 use crate::model::{ApprovalMode, Decision, EgressStatus, ReviewOutcome, ReviewStage};
-use crate::ports::{DirectoryUser, FixedClock};
-use time::macros::datetime;
+use crate::ports::DirectoryUser;
 
 const IG: &str = "IGApprover";
 const RIT: &str = "ResearchITAdmin";
 const TOKEN: &str = "sfn-secret-token";
 const HANDLE: &str = "handle-1";
 
-type Service<W> = ReviewService<
-    InMemoryRequestStore,
-    InMemoryDirectory,
-    W,
-    InMemoryAuditLog,
-    FakeDownloadLinks,
-    FixedClock,
->;
+type Service<W> = FakeReviewService<W>;
 
 fn settings() -> ReviewSettings {
     ReviewSettings {
-        policy: ReviewPolicy {
-            ig_group: IG.into(),
-            rit_group: RIT.into(),
-            download_groups: vec![IG.into(), RIT.into()],
-            max_downloads: 2,
-        },
-        datalake_bucket: "datalake".into(),
-        url_expiry: Duration::from_secs(300),
-        list_max_age_days: 0,
-        user_pool_id: Some("eu-west-2_testpool".into()),
-        idp_group_claim: "custom:idp_groups".into(),
         idp_group_map: IdpGroupMap::parse("tre-ig=IGApprover,tre-rit=ResearchITAdmin", &[IG, RIT])
             .unwrap(),
+        ..review_settings(IG, RIT, &[IG, RIT], 2)
     }
 }
 
 fn directory() -> InMemoryDirectory {
-    let user = |sub: &str, email: &str| DirectoryUser {
-        sub: sub.into(),
-        email: Some(email.into()),
-        email_verified: Some(true),
-        name: None,
-        enabled: true,
-        ..Default::default()
-    };
-    let directory = InMemoryDirectory::with([
-        ("iris".to_string(), user("sub-iris", "iris@example.org")),
-        ("ian".to_string(), user("sub-ian", "ian@example.org")),
-        ("rita".to_string(), user("sub-rita", "rita@example.org")),
-        ("res".to_string(), user("sub-res", "researcher@example.org")),
-    ]);
     // Pool membership as the tokens of these tests say; tests of revocation change it.
-    directory.set_groups("iris", &[IG]);
-    directory.set_groups("ian", &[IG]);
-    directory.set_groups("rita", &[RIT]);
-    directory.set_groups("res", &[IG, RIT]);
-    directory
-}
-
-fn caller(username: &str, groups: &[&str]) -> CallerIdentity {
-    CallerIdentity {
-        sub: format!("sub-{username}"),
-        username: username.into(),
-        email: None,
-        name: None,
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-        issuer: None,
-    }
+    directory_of(&[
+        ("iris", "sub-iris", "iris@example.org", &[IG]),
+        ("ian", "sub-ian", "ian@example.org", &[IG]),
+        ("rita", "sub-rita", "rita@example.org", &[RIT]),
+        ("res", "sub-res", "researcher@example.org", &[IG, RIT]),
+    ])
 }
 
 fn service_with<W>(
@@ -85,15 +43,7 @@ fn service_with<W>(
     requests: Vec<EgressRequest>,
     settings: ReviewSettings,
 ) -> Service<W> {
-    ReviewService {
-        store: InMemoryRequestStore::with(requests),
-        directory: directory(),
-        workflow,
-        audit: InMemoryAuditLog::default(),
-        links: FakeDownloadLinks::default(),
-        clock: FixedClock(datetime!(2024-05-03 12:00:00 UTC)),
-        settings,
-    }
+    review_service(workflow, requests, directory(), settings)
 }
 
 fn service(requests: Vec<EgressRequest>) -> Service<FakeWorkflowCallbacks> {

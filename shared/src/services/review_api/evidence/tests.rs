@@ -1,20 +1,15 @@
 //! The evidence queries against the in-memory fakes: who may read, where the checks report
 //! is found in each phase of a request, and that the evidence pack verifies.
 
-use std::time::Duration;
-
 use super::*;
 use crate::checks::{FileChecker, Policy, RequestChecker};
-use crate::domain::review::federation::IdpGroupMap;
 use crate::evidence::release::{self, verify_record, ReleaseTarget};
 use crate::fakes::{
-    approved, sample_request, FakeDownloadLinks, FakeWorkflowCallbacks, InMemoryAuditLog,
-    InMemoryDirectory, InMemoryObjectStore, InMemoryRequestStore, LocalSigner,
+    approved, caller, directory_of, review_service, review_settings, sample_request,
+    FakeReviewService, FakeWorkflowCallbacks, InMemoryObjectStore, LocalSigner,
 };
 use crate::model::{ApprovalMode, EgressStatus, Manifest, ManifestEntry};
-use crate::ports::{AuditEvent, DirectoryUser, FixedClock};
-use crate::services::review_api::ReviewSettings;
-use time::macros::datetime;
+use crate::ports::AuditEvent;
 
 const IG: &str = "IGApprover";
 const RIT: &str = "ResearchITAdmin";
@@ -23,58 +18,29 @@ const STAGING: &str = "staging";
 const DATALAKE: &str = "datalake";
 const ADMIN: &str = "EgressAdmin";
 
-type Service = ReviewService<
-    InMemoryRequestStore,
-    InMemoryDirectory,
-    FakeWorkflowCallbacks,
-    InMemoryAuditLog,
-    FakeDownloadLinks,
-    FixedClock,
->;
+type Service = FakeReviewService;
 type Sources = Evidence<EvidenceSources<InMemoryObjectStore, LocalSigner>>;
 
 fn service(requests: Vec<EgressRequest>) -> Service {
-    let user = |sub: &str, email: &str| DirectoryUser {
-        sub: sub.into(),
-        email: Some(email.into()),
-        email_verified: Some(true),
-        enabled: true,
-        ..Default::default()
-    };
-    let directory = InMemoryDirectory::with([
-        ("iris".to_string(), user("sub-iris", "iris@example.org")),
-        ("rita".to_string(), user("sub-rita", "rita@example.org")),
-        ("cus".to_string(), user("sub-cus", "custodian@example.org")),
-        ("other".to_string(), user("sub-other", "other@example.org")),
-        ("ada".to_string(), user("sub-ada", "admin@example.org")),
+    let directory = directory_of(&[
+        ("iris", "sub-iris", "iris@example.org", &[IG]),
+        ("rita", "sub-rita", "rita@example.org", &[RIT]),
+        ("cus", "sub-cus", "custodian@example.org", &[CUSTODIAN]),
+        (
+            "other",
+            "sub-other",
+            "other@example.org",
+            &["OtherProjectIG"],
+        ),
+        ("ada", "sub-ada", "admin@example.org", &[ADMIN]),
     ]);
-    directory.set_groups("iris", &[IG]);
-    directory.set_groups("rita", &[RIT]);
-    directory.set_groups("cus", &[CUSTODIAN]);
-    directory.set_groups("other", &["OtherProjectIG"]);
-    directory.set_groups("ada", &[ADMIN]);
-    ReviewService {
-        store: InMemoryRequestStore::with(requests),
+    let settings = review_settings(IG, RIT, &[IG, CUSTODIAN], 3);
+    review_service(
+        FakeWorkflowCallbacks::default(),
+        requests,
         directory,
-        workflow: FakeWorkflowCallbacks::default(),
-        audit: InMemoryAuditLog::default(),
-        links: FakeDownloadLinks::default(),
-        clock: FixedClock(datetime!(2024-05-03 12:00:00 UTC)),
-        settings: ReviewSettings {
-            policy: ReviewPolicy {
-                ig_group: IG.into(),
-                rit_group: RIT.into(),
-                download_groups: vec![IG.into(), CUSTODIAN.into()],
-                max_downloads: 3,
-            },
-            datalake_bucket: DATALAKE.into(),
-            url_expiry: Duration::from_secs(300),
-            list_max_age_days: 0,
-            user_pool_id: Some("eu-west-2_testpool".into()),
-            idp_group_claim: "custom:idp_groups".into(),
-            idp_group_map: IdpGroupMap::default(),
-        },
-    }
+        settings,
+    )
 }
 
 fn sources() -> Sources {
@@ -87,15 +53,6 @@ fn sources() -> Sources {
         },
         staging_bucket: STAGING.into(),
         admin_group: ADMIN.into(),
-    }
-}
-
-fn caller(username: &str, groups: &[&str]) -> CallerIdentity {
-    CallerIdentity {
-        sub: format!("sub-{username}"),
-        username: username.into(),
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-        ..Default::default()
     }
 }
 

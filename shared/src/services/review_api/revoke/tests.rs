@@ -1,21 +1,12 @@
 //! `revokeRelease` against the in-memory fakes: who may revoke what, and every effect of a
 //! revocation (status, archive moved, audit, e-mails), once.
 
-use std::time::Duration;
-
-use time::macros::datetime;
-
 use super::*;
-use crate::domain::review::federation::IdpGroupMap;
-use crate::domain::review::ReviewPolicy;
 use crate::fakes::{
-    approved, parked_at, sample_request, FakeDownloadLinks, FakeWorkflowCallbacks,
-    InMemoryAuditLog, InMemoryDirectory, InMemoryObjectStore, InMemoryRequestStore,
-    RecordingMailer,
+    approved, caller, directory_of, parked_at, review_service, review_settings, sample_request,
+    FakeReviewService, FakeWorkflowCallbacks, InMemoryObjectStore, RecordingMailer,
 };
 use crate::model::{ApprovalMode, DownloadDataInput, ReviewStage};
-use crate::ports::{DirectoryUser, FixedClock};
-use crate::services::review_api::ReviewSettings;
 
 const IG: &str = "IGApprover";
 const RIT: &str = "ResearchITAdmin";
@@ -23,51 +14,20 @@ const ADMIN: &str = "EgressAdmin";
 const KEY: &str = "approved_egress/ws-1/req-1/egress_data.zip";
 const RECORD: &str = "approved_egress/ws-1/req-1/release_record.json";
 
-type Service = ReviewService<
-    InMemoryRequestStore,
-    InMemoryDirectory,
-    FakeWorkflowCallbacks,
-    InMemoryAuditLog,
-    FakeDownloadLinks,
-    FixedClock,
->;
+type Service = FakeReviewService;
 
 fn service(requests: Vec<EgressRequest>) -> Service {
-    let user = |sub: &str, email: &str| DirectoryUser {
-        sub: sub.into(),
-        email: Some(email.into()),
-        email_verified: Some(true),
-        enabled: true,
-        ..Default::default()
-    };
-    let directory = InMemoryDirectory::with([
-        ("ada".to_string(), user("sub-ada", "ada@example.org")),
-        ("iris".to_string(), user("sub-iris", "iris@example.org")),
+    let directory = directory_of(&[
+        ("ada", "sub-ada", "ada@example.org", &[ADMIN]),
+        ("iris", "sub-iris", "iris@example.org", &[IG]),
     ]);
-    directory.set_groups("ada", &[ADMIN]);
-    directory.set_groups("iris", &[IG]);
-    ReviewService {
-        store: InMemoryRequestStore::with(requests),
+    let settings = review_settings(IG, RIT, &[IG, RIT], 3);
+    review_service(
+        FakeWorkflowCallbacks::default(),
+        requests,
         directory,
-        workflow: FakeWorkflowCallbacks::default(),
-        audit: InMemoryAuditLog::default(),
-        links: FakeDownloadLinks::default(),
-        clock: FixedClock(datetime!(2024-05-03 12:00:00 UTC)),
-        settings: ReviewSettings {
-            policy: ReviewPolicy {
-                ig_group: IG.into(),
-                rit_group: RIT.into(),
-                download_groups: vec![IG.into(), RIT.into()],
-                max_downloads: 3,
-            },
-            datalake_bucket: "datalake".into(),
-            url_expiry: Duration::from_secs(300),
-            list_max_age_days: 0,
-            user_pool_id: Some("eu-west-2_testpool".into()),
-            idp_group_claim: "custom:idp_groups".into(),
-            idp_group_map: IdpGroupMap::default(),
-        },
-    }
+        settings,
+    )
 }
 
 fn revocation() -> Revocation<InMemoryObjectStore, RecordingMailer> {
@@ -80,15 +40,6 @@ fn revocation() -> Revocation<InMemoryObjectStore, RecordingMailer> {
         mailer: RecordingMailer::default(),
         admin_group: ADMIN.into(),
         datalake_kms_key_arn: "arn:aws:kms:eu-west-2:1:key/datalake".into(),
-    }
-}
-
-fn caller(username: &str, groups: &[&str]) -> CallerIdentity {
-    CallerIdentity {
-        sub: format!("sub-{username}"),
-        username: username.into(),
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-        ..Default::default()
     }
 }
 
