@@ -256,6 +256,10 @@ pub fn verify(trail: &AuditTrail) -> ChainReport {
         if i > 0 && chained[i - 1].1.seq == link.seq {
             return report(Some(ChainBreak::Forked { seq: link.seq }), i as u64, head);
         }
+        if link.seq == 0 {
+            // Chains start at 1: a seq-0 link was never written, whatever its hash says.
+            return report(Some(ChainBreak::EditedEvent { seq: 0 }), i as u64, head);
+        }
         if link.seq > expected {
             return report(
                 Some(ChainBreak::DeletedEvent { seq: expected }),
@@ -415,6 +419,21 @@ mod tests {
         };
         let r = verify(&t);
         assert!(!r.valid);
+        assert_eq!(r.first_break, Some(ChainBreak::EditedEvent { seq: 0 }));
+    }
+
+    #[test]
+    fn when_the_first_event_is_relabelled_seq_0_and_rehashed_then_the_chain_is_not_valid() {
+        // Found by `make fuzz` (audit_chain): with its lock gone, a chain starting at seq 0
+        // verified as valid, though chains are 1, 2, 3...
+        let mut t = trail(1);
+        let first = &mut t.events[0];
+        if let Some(l) = first.link.as_mut() {
+            l.seq = 0;
+            l.hash = event_hash(&first.event, 0, GENESIS);
+        }
+        t.locks.clear();
+        let r = verify(&t);
         assert_eq!(r.first_break, Some(ChainBreak::EditedEvent { seq: 0 }));
     }
 
