@@ -35,15 +35,41 @@ const MAX_REASON_CHARS: usize = 2_000;
 pub const MALWARE_SCAN_TAG: &str = "GuardDutyMalwareScanStatus";
 /// Time between two rounds of reading the staged objects' tags.
 pub const MALWARE_POLL: Duration = Duration::from_secs(2);
-/// Tag reads in flight at once.
-const TAG_READS: usize = 16;
-/// Staged files read ahead of the checker at once (small files only, each read whole): a
-/// request of many small files is bound by round trips, not bytes, so they overlap.
-const CHECK_READS: usize = 32;
+/// Tag reads in flight at once. Two requests per file (its content and its tag) against
+/// staging's one copy per file, 8 at a time: the check step keeps far more round trips in
+/// flight so that it costs a fraction of staging on a store that serves them in parallel.
+const TAG_READS: usize = 64;
+/// Staged files read ahead of the checker at once, at most (small files, each read whole):
+/// a request of many small files is bound by round trips, not bytes, so they overlap.
+const CHECK_READS: usize = 64;
+/// Bytes read ahead of the checker, at most: a run of files is read `READ_AHEAD_BYTES / its
+/// largest file` at a time (between 1 and [`CHECK_READS`]).
+const READ_AHEAD_BYTES: u64 = 32 * 1024 * 1024;
+/// Files up to this size are read ahead in runs of their own; up to [`READ_AHEAD_FILE_BYTES`]
+/// in runs of their own too, fewer at a time. One a little larger does not slow a run of
+/// tiny ones.
+const SMALL_FILE_BYTES: u64 = 512 * 1024;
 /// Largest file read whole ahead of the checker; larger ones are streamed when their turn
 /// comes, one at a time, with nothing read ahead meanwhile (no response left unread while a
-/// large file takes minutes). Bounds the read-ahead at `CHECK_READS` x this (32 MiB).
-const READ_AHEAD_FILE_BYTES: u64 = 1024 * 1024;
+/// large file takes minutes).
+const READ_AHEAD_FILE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// How a staged file is read: 0 and 1 ahead of the checker (small, middling), 2 streamed.
+fn read_class(size: u64) -> u8 {
+    match size {
+        s if s <= SMALL_FILE_BYTES => 0,
+        s if s <= READ_AHEAD_FILE_BYTES => 1,
+        _ => 2,
+    }
+}
+
+/// Reads in flight for a run of files whose largest is `largest` bytes.
+fn reads_at_once(largest: u64) -> usize {
+    let fit = READ_AHEAD_BYTES / largest.max(1);
+    usize::try_from(fit)
+        .unwrap_or(CHECK_READS)
+        .clamp(1, CHECK_READS)
+}
 
 /// `check-outputs` with its ports.
 #[derive(Debug)]
@@ -159,10 +185,11 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
         Ok(done)
     }
 
-    /// Streams each staged file once through the engine, in manifest order. Runs of small
-    /// files are read whole, [`CHECK_READS`] at once, ahead of the checker; a larger file is
-    /// streamed on its own. The checker itself runs one file at a time, so its memory is one
-    /// file's whatever the request.
+    /// Streams each staged file once through the engine, in manifest order. Runs of files up
+    /// to [`READ_AHEAD_FILE_BYTES`] are read whole ahead of the checker, as many at once as
+    /// [`READ_AHEAD_BYTES`] allows (at most [`CHECK_READS`]); a larger file is streamed on its
+    /// own. The checker itself runs one file at a time, so its memory is one file's whatever
+    /// the request, plus the read-ahead.
     async fn check_content<'p>(
         &self,
         policy: &'p Policy,
@@ -172,21 +199,23 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
         let mut request = RequestChecker::new(policy);
         let entries: Vec<(&ManifestEntry, &ObjectRef)> =
             files.iter().zip(staged.iter().map(|(_, o)| o)).collect();
-        let small = |f: &ManifestEntry| f.size <= READ_AHEAD_FILE_BYTES;
-        for run in entries.chunk_by(|a, b| small(a.0) == small(b.0)) {
+        for run in entries.chunk_by(|a, b| read_class(a.0.size) == read_class(b.0.size)) {
+            let largest = run.iter().map(|(f, _)| f.size).max().unwrap_or(0);
+            let max = largest.min(READ_AHEAD_FILE_BYTES);
+            let ahead = read_class(largest) < 2;
             let mut reads = futures::stream::iter(run.iter().copied())
-                .map(|(file, object)| async move {
-                    if !small(file) {
+                .map(|(_, object)| async move {
+                    if !ahead {
                         return Ok(None);
                     }
-                    match self.objects.get_bytes(object, READ_AHEAD_FILE_BYTES).await {
+                    match self.objects.get_bytes(object, max).await {
                         Ok(body) => Ok(Some(body)),
                         // Grown since the manifest was written: streamed like a large file.
                         Err(e) if e.error_type() == "Validation" => Ok(None),
                         Err(e) => Err(e),
                     }
                 })
-                .buffered(CHECK_READS);
+                .buffered(reads_at_once(largest));
             for (file, object) in run {
                 let read = reads.next().await.ok_or_else(|| {
                     EgressError::Internal("a staged file's read was lost".into())
@@ -681,6 +710,8 @@ mod tests {
         in_flight: std::sync::atomic::AtomicUsize,
         most_in_flight: std::sync::atomic::AtomicUsize,
         streamed_during_reads: std::sync::atomic::AtomicBool,
+        /// Each whole read's key and the reads in flight once it started.
+        started: std::sync::Mutex<Vec<(String, usize)>>,
     }
 
     impl ObjectStore for Overlapping {
@@ -691,6 +722,7 @@ mod tests {
             use std::sync::atomic::Ordering::SeqCst;
             let now = self.in_flight.fetch_add(1, SeqCst) + 1;
             self.most_in_flight.fetch_max(now, SeqCst);
+            self.started.lock().unwrap().push((o.key.clone(), now));
             tokio::task::yield_now().await;
             let out = self.inner.get_bytes(o, max).await;
             self.in_flight.fetch_sub(1, SeqCst);
@@ -780,16 +812,21 @@ mod tests {
             inner: InMemoryObjectStore::new().with_bucket(STAGING, false),
             ..Overlapping::default()
         };
-        // 50 small files, one just above the read-ahead bound with the test signature at its
-        // end (found only if it is streamed whole), 50 more small files.
+        // 100 small files, one just above the read-ahead bound with the test signature at its
+        // end (found only if it is streamed whole), 100 more small files, then 10 middling ones.
         let mut large = vec![b'x'; READ_AHEAD_FILE_BYTES as usize];
         large.extend_from_slice(&eicar());
-        let names: Vec<String> = (0..101).map(|i| format!("d/f-{i:03}.txt")).collect();
+        let middling = vec![b'y'; 4 * 1024 * 1024];
+        let names: Vec<String> = (0..211).map(|i| format!("d/f-{i:03}.txt")).collect();
         let files: Vec<(&str, &[u8])> = names
             .iter()
             .enumerate()
             .map(|(i, n)| {
-                let body: &[u8] = if i == 50 { &large } else { b"mean 3.2\n" };
+                let body: &[u8] = match i {
+                    100 => &large,
+                    201.. => &middling,
+                    _ => b"mean 3.2\n",
+                };
                 (n.as_str(), body)
             })
             .collect();
@@ -806,6 +843,20 @@ mod tests {
         let out = s.run(&input()).await.unwrap();
         use std::sync::atomic::Ordering::SeqCst;
         assert_eq!(s.objects.most_in_flight.load(SeqCst), CHECK_READS);
+        let middling_at_once = s
+            .objects
+            .started
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(key, _)| key.as_str() >= "ws-1/req-1/d/f-201.txt")
+            .map(|(_, n)| *n)
+            .max();
+        assert_eq!(
+            middling_at_once,
+            Some(8),
+            "4 MiB files: 32 MiB of read-ahead at most"
+        );
         assert!(
             !s.objects.streamed_during_reads.load(SeqCst),
             "nothing is read ahead while a large file streams"
@@ -820,12 +871,12 @@ mod tests {
         .unwrap();
         let paths: Vec<&str> = report.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, names, "manifest order");
-        assert_eq!(report.files[50].verdict, Severity::Block);
+        assert_eq!(report.files[100].verdict, Severity::Block);
         assert!(report
             .files
             .iter()
             .enumerate()
-            .all(|(i, f)| i == 50 || f.verdict == Severity::Pass));
+            .all(|(i, f)| i == 100 || f.verdict == Severity::Pass));
         let reads = s
             .objects
             .inner
@@ -833,7 +884,21 @@ mod tests {
             .iter()
             .filter(|c| matches!(c, crate::fakes::ObjectCall::Get(_)))
             .count();
-        assert_eq!(reads, 1 + 101, "the manifest, then each file once");
+        assert_eq!(reads, 1 + 211, "the manifest, then each file once");
+    }
+
+    #[test]
+    fn when_files_are_larger_then_fewer_are_read_ahead_and_never_more_than_the_byte_bound() {
+        assert_eq!(reads_at_once(0), CHECK_READS);
+        assert_eq!(reads_at_once(32 * 1024), CHECK_READS);
+        assert_eq!(reads_at_once(SMALL_FILE_BYTES), 64);
+        assert_eq!(reads_at_once(4 * 1024 * 1024), 8);
+        assert_eq!(reads_at_once(READ_AHEAD_FILE_BYTES), 4);
+        assert_eq!(reads_at_once(u64::MAX), 1);
+        assert_eq!(
+            [1, SMALL_FILE_BYTES + 1, READ_AHEAD_FILE_BYTES + 1].map(read_class),
+            [0, 1, 2]
+        );
     }
 
     #[tokio::test(start_paused = true)]
