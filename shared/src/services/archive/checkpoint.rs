@@ -64,7 +64,7 @@ impl Position {
     /// The CRC-32 of the entries before `entry`.
     pub(super) fn entry_crcs(&self) -> Result<Vec<u32>> {
         let bad = || EgressError::Internal("the archive checkpoint's CRC list is corrupt".into());
-        if self.crcs.len() != self.entry * 8 {
+        if self.entry.checked_mul(8) != Some(self.crcs.len()) {
             return Err(bad());
         }
         self.crcs
@@ -177,5 +177,15 @@ mod tests {
         };
         assert!(short.entry_crcs().is_err());
         assert!(decode_sha("zz").is_err());
+    }
+
+    #[test]
+    fn when_a_checkpoint_names_an_entry_past_usize_then_its_crc_list_is_refused_not_a_panic() {
+        // Found by `make fuzz` (archive_checkpoint): `entry * 8` overflowed.
+        let position = Position {
+            entry: usize::MAX,
+            ..Position::start()
+        };
+        assert!(position.entry_crcs().is_err());
     }
 }
