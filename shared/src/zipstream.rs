@@ -197,7 +197,8 @@ impl<W: Write> ZipStreamWriter<W> {
         if len == 0 {
             return Ok(());
         }
-        let end = self.offset + len;
+        // `len` comes from a checkpoint: past u64 it must be refused, not wrap.
+        let end = self.offset.checked_add(len).unwrap_or(u64::MAX);
         if end > self.skip_until {
             return Err(invalid(format!(
                 "cannot skip to {end}: the archive was written only to {}",
@@ -648,6 +649,16 @@ mod tests {
         zip.start_entry("a", Some(100), when).unwrap();
         assert!(zip.skip_data(50, 0).is_err());
         assert_eq!(DosDateTime::from_raw(when.to_raw()), when);
+    }
+
+    #[test]
+    fn when_skipping_more_than_u64_allows_then_it_is_refused_not_an_overflow() {
+        // Found by `make fuzz` (archive_checkpoint): a checkpoint's `data_done` of u64::MAX
+        // overflowed `offset + len` (and wrapped in release, accepting the skip).
+        let when = DosDateTime::from_datetime(WHEN);
+        let mut zip = ZipStreamWriter::resume(Vec::new(), [], when, 40).unwrap();
+        zip.start_entry("a", Some(100), when).unwrap();
+        assert!(zip.skip_data(u64::MAX, 0).is_err());
     }
 
     #[test]
