@@ -21,6 +21,10 @@ use super::Severity;
 /// How far a workbook's zip parts may expand, relative to the byte limit.
 const EXPANSION_FACTOR: u64 = 4;
 
+/// Most cells a sheet may span: calamine makes a sheet's cells one dense range, so two cells
+/// at opposite corners (`A1`, `XFD1048576`) of a 1 KiB file would ask for 17 billion cells.
+const MAX_SHEET_CELLS: u64 = 16 * 1024 * 1024;
+
 /// Extensions read as spreadsheets.
 pub(crate) const SPREADSHEET_EXTENSIONS: &[&str] = &["xlsx", "xlsm", "xlsb", "xls", "ods"];
 
@@ -108,6 +112,10 @@ impl SpreadsheetScan {
         let mut reports = Vec::new();
         let mut unreadable = Vec::new();
         for name in book.sheet_names() {
+            if sheet_area(&mut book, &name) > MAX_SHEET_CELLS {
+                unreadable.push(name);
+                continue;
+            }
             let range = match book.worksheet_range(&name) {
                 Ok(range) => range,
                 Err(_) => {
@@ -138,6 +146,40 @@ impl SpreadsheetScan {
         }
         reports
     }
+}
+
+/// The cells `name`'s range spans (rows × columns of its used cells), streamed from the
+/// sheet without building the range; 0 when unknown. Only .xlsx and .xlsb address cells
+/// freely: .xls is bounded by its format (65,536 × 256) and calamine caps .ods itself.
+fn sheet_area<RS: std::io::Read + std::io::Seek>(
+    book: &mut calamine::Sheets<RS>,
+    name: &str,
+) -> u64 {
+    let mut extent: Option<((u32, u32), (u32, u32))> = None;
+    let mut track = |(r, c): (u32, u32)| {
+        let ((r0, c0), (r1, c1)) = extent.unwrap_or(((r, c), (r, c)));
+        extent = Some(((r0.min(r), c0.min(c)), (r1.max(r), c1.max(c))));
+    };
+    match book {
+        calamine::Sheets::Xlsx(x) => {
+            if let Ok(mut cells) = x.worksheet_cells_reader(name) {
+                while let Ok(Some(cell)) = cells.next_cell() {
+                    track(cell.get_position());
+                }
+            }
+        }
+        calamine::Sheets::Xlsb(x) => {
+            if let Ok(mut cells) = x.worksheet_cells_reader(name) {
+                while let Ok(Some(cell)) = cells.next_cell() {
+                    track(cell.get_position());
+                }
+            }
+        }
+        _ => {}
+    }
+    extent.map_or(0, |((r0, c0), (r1, c1))| {
+        (u64::from(r1 - r0) + 1) * (u64::from(c1 - c0) + 1)
+    })
 }
 
 /// The sum of a zip's entries' uncompressed sizes, from its central directory.
@@ -336,6 +378,40 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("expand"));
+    }
+
+    #[test]
+    fn when_a_sheet_has_cells_at_opposite_corners_then_it_is_not_read_whole() {
+        // Found by `make fuzz` (checks_content): calamine made the two cells one dense range
+        // of 17 billion cells, and the allocation aborted the process.
+        let book = edited(&xlsx(&[("Far", rows(&[&["1", "2"]]))]), |part| {
+            part.replace(r#"r="B1""#, r#"r="XFD1048576""#)
+        });
+        let r = check_bytes(&Policy::default(), "out/far.xlsx", &book);
+        assert_eq!(r.len(), 1, "no sheet read: {r:?}");
+        let f = &r[0].findings;
+        assert!(
+            f.iter().any(|f| f.rule == "spreadsheet-not-checked"),
+            "{f:?}"
+        );
+    }
+
+    /// The workbook `book` with every part passed through `edit`.
+    fn edited(book: &[u8], edit: impl Fn(String) -> String) -> Vec<u8> {
+        let mut read = zip::ZipArchive::new(std::io::Cursor::new(book)).unwrap();
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for i in 0..read.len() {
+            let mut part = read.by_index(i).unwrap();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut part, &mut text).unwrap();
+            w.start_file(
+                part.name().unwrap().to_string(),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
+            w.write_all(edit(text).as_bytes()).unwrap();
+        }
+        w.finish().unwrap().into_inner()
     }
 
     #[test]
