@@ -101,6 +101,16 @@ impl SpreadsheetScan {
                     return Vec::new();
                 }
             }
+            let area = ods_area(&self.data, self.limit.saturating_mul(EXPANSION_FACTOR));
+            if area > MAX_SHEET_CELLS {
+                not_checked(
+                    findings,
+                    format!(
+                        "too large to check: a sheet spans {area} cells, limit {MAX_SHEET_CELLS}"
+                    ),
+                );
+                return Vec::new();
+            }
         }
         let mut book = match calamine::open_workbook_auto_from_rs(Cursor::new(&self.data[..])) {
             Ok(book) => book,
@@ -180,6 +190,74 @@ fn sheet_area<RS: std::io::Read + std::io::Seek>(
     extent.map_or(0, |((r0, c0), (r1, c1))| {
         (u64::from(r1 - r0) + 1) * (u64::from(c1 - c0) + 1)
     })
+}
+
+/// The most cells one table of an .ods (`content.xml`) spans once calamine expands its
+/// repeated rows and cells (`table:number-rows-repeated`, `table:number-columns-repeated`):
+/// from the first to the last row holding a value, by the widest such row up to its last
+/// value. Empty repeated cells and rows after the last value (as office suites write them)
+/// cost nothing. 0 when the workbook is not an .ods.
+fn ods_area(data: &[u8], max_bytes: u64) -> u64 {
+    let Ok(mut zip) = zip::ZipArchive::new(Cursor::new(data)) else {
+        return 0;
+    };
+    let mut xml = Vec::new();
+    match zip.by_name("content.xml") {
+        Ok(part) => {
+            if std::io::Read::read_to_end(&mut std::io::Read::take(part, max_bytes), &mut xml)
+                .is_err()
+            {
+                return 0;
+            }
+        }
+        Err(_) => return 0,
+    }
+    let repeated = |tag: &[u8], attr: &[u8]| -> u64 {
+        memchr::memmem::find(tag, attr)
+            .and_then(|i| {
+                let rest = tag.get(i + attr.len()..)?;
+                let end = rest.iter().position(|b| *b == b'"')?;
+                std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+            })
+            .unwrap_or(1)
+    };
+    let (mut largest, mut rows, mut width) = (0u64, 0u64, 0u64);
+    let (mut first, mut last) = (None::<u64>, 0u64);
+    let (mut row_start, mut at_col) = (0u64, 0u64);
+    let mut rest = &xml[..];
+    while let Some(i) = memchr::memchr(b'<', rest) {
+        rest = &rest[i + 1..];
+        let end = memchr::memchr(b'>', rest).unwrap_or(rest.len());
+        let tag = &rest[..end];
+        if tag.starts_with(b"table:table ") || tag.starts_with(b"table:table>") {
+            let span = first.map_or(0, |f| last.saturating_sub(f));
+            largest = largest.max(span.saturating_mul(width));
+            (rows, width, first, last) = (0, 0, None, 0);
+        } else if tag.starts_with(b"table:table-row")
+            && matches!(
+                tag.get(15),
+                None | Some(b' ' | b'/' | b'\n' | b'\t' | b'\r')
+            )
+        {
+            row_start = rows;
+            rows = rows.saturating_add(repeated(tag, b"table:number-rows-repeated=\""));
+            at_col = 0;
+        } else if tag.starts_with(b"table:table-cell")
+            || tag.starts_with(b"table:covered-table-cell")
+        {
+            at_col = at_col.saturating_add(repeated(tag, b"table:number-columns-repeated=\""));
+            let has_value =
+                memchr::memmem::find(tag, b"office:value-type").is_some() || !tag.ends_with(b"/");
+            if has_value {
+                width = width.max(at_col);
+                first = Some(first.unwrap_or(row_start));
+                last = rows;
+            }
+        }
+        rest = &rest[end.min(rest.len())..];
+    }
+    let span = first.map_or(0, |f| last.saturating_sub(f));
+    largest.max(span.saturating_mul(width))
 }
 
 /// The sum of a zip's entries' uncompressed sizes, from its central directory.
@@ -412,6 +490,52 @@ mod tests {
             w.write_all(edit(text).as_bytes()).unwrap();
         }
         w.finish().unwrap().into_inner()
+    }
+
+    /// A minimal .ods whose table holds `rows` (raw `table:table-row` XML).
+    fn ods(rows: &str) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        let mut put = |name: &str, body: &str| {
+            w.start_file(name, opts).unwrap();
+            w.write_all(body.as_bytes()).unwrap();
+        };
+        put("mimetype", "application/vnd.oasis.opendocument.spreadsheet");
+        put(
+            "META-INF/manifest.xml",
+            r#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#,
+        );
+        put(
+            "content.xml",
+            &format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet><table:table table:name="S">{rows}</table:table></office:spreadsheet></office:body></office:document-content>"#
+            ),
+        );
+        w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn when_an_ods_repeats_a_value_over_millions_of_cells_then_it_is_not_read_whole() {
+        // Found by `make fuzz` (checks_content): calamine expanded the repeated cells (up to
+        // its own cap of 100 million) and the allocation exhausted memory.
+        let bomb = ods(
+            r#"<table:table-row table:number-rows-repeated="1000000"><table:table-cell table:number-columns-repeated="1000" office:value-type="string"><text:p>x</text:p></table:table-cell></table:table-row>"#,
+        );
+        let r = check_bytes(&Policy::default(), "out/bomb.ods", &bomb);
+        assert_eq!(r.len(), 1, "no sheet read: {r:?}");
+        let f = &r[0].findings;
+        assert!(
+            f.iter().any(|f| f.rule == "spreadsheet-not-checked"),
+            "{f:?}"
+        );
+        // As office suites write them: trailing empty cells and rows repeated, nothing after.
+        let usual = ods(
+            r#"<table:table-row><table:table-cell office:value-type="float" office:value="4"><text:p>4</text:p></table:table-cell><table:table-cell table:number-columns-repeated="1023"/></table:table-row><table:table-row table:number-rows-repeated="1048575"><table:table-cell table:number-columns-repeated="1024"/></table:table-row>"#,
+        );
+        let r = check_bytes(&Policy::default(), "out/usual.ods", &usual);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert!(r[0].findings.is_empty(), "{:?}", r[0].findings);
     }
 
     #[test]
