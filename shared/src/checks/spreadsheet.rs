@@ -112,9 +112,11 @@ impl SpreadsheetScan {
                 return Vec::new();
             }
         }
-        let mut book = match calamine::open_workbook_auto_from_rs(Cursor::new(&self.data[..])) {
-            Ok(book) => book,
-            Err(_) => {
+        let opened =
+            guarded(|| calamine::open_workbook_auto_from_rs(Cursor::new(&self.data[..])).ok());
+        let mut book = match opened {
+            Some(book) => book,
+            None => {
                 not_checked(findings, "unreadable: not a valid workbook".into());
                 return Vec::new();
             }
@@ -122,13 +124,14 @@ impl SpreadsheetScan {
         let mut reports = Vec::new();
         let mut unreadable = Vec::new();
         for name in book.sheet_names() {
-            if sheet_area(&mut book, &name) > MAX_SHEET_CELLS {
+            if guarded(|| Some(sheet_area(&mut book, &name))).unwrap_or(u64::MAX) > MAX_SHEET_CELLS
+            {
                 unreadable.push(name);
                 continue;
             }
-            let range = match book.worksheet_range(&name) {
-                Ok(range) => range,
-                Err(_) => {
+            let range = match guarded(|| book.worksheet_range(&name).ok()) {
+                Some(range) => range,
+                None => {
                     unreadable.push(name);
                     continue;
                 }
@@ -190,6 +193,14 @@ fn sheet_area<RS: std::io::Read + std::io::Seek>(
     extent.map_or(0, |((r0, c0), (r1, c1))| {
         (u64::from(r1 - r0) + 1) * (u64::from(c1 - c0) + 1)
     })
+}
+
+/// Runs a calamine call: a panic inside it (an arithmetic overflow on a crafted cell
+/// reference, in builds with overflow checks) makes the workbook unreadable, not the step fail.
+fn guarded<T>(read: impl FnOnce() -> Option<T>) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))
+        .ok()
+        .flatten()
 }
 
 /// The most cells one table of an .ods (`content.xml`) spans once calamine expands its
@@ -490,6 +501,21 @@ mod tests {
             w.write_all(edit(text).as_bytes()).unwrap();
         }
         w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn when_a_cell_reference_overflows_calamine_then_the_sheet_is_unreadable_not_a_panic() {
+        // Found by `make fuzz` (checks_content): calamine's column arithmetic overflowed on
+        // `r="APPROVED"` (a panic where overflow checks are on: tests, the local stack).
+        let book = edited(&xlsx(&[("S", rows(&[&["1", "2"]]))]), |part| {
+            part.replace(r#"r="B1""#, r#"r="APPROVED""#)
+        });
+        let r = check_bytes(&Policy::default(), "out/ref.xlsx", &book);
+        let f = &r[0].findings;
+        assert!(
+            f.iter().any(|f| f.rule == "spreadsheet-not-checked"),
+            "{f:?}"
+        );
     }
 
     /// A minimal .ods whose table holds `rows` (raw `table:table-row` XML).
