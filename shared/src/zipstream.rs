@@ -198,7 +198,7 @@ impl<W: Write> ZipStreamWriter<W> {
             return Ok(());
         }
         // `len` comes from a checkpoint: past u64 it must be refused, not wrap.
-        let end = self.offset.checked_add(len).unwrap_or(u64::MAX);
+        let end = self.offset.saturating_add(len);
         if end > self.skip_until {
             return Err(invalid(format!(
                 "cannot skip to {end}: the archive was written only to {}",
