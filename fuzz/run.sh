@@ -5,12 +5,15 @@
 #   FUZZ_CASES  cases per target (default 1000000; the slow ZIP64 targets cap it themselves)
 #   FUZZ_SEED   replay a run: the seed printed for a target (PROPTEST_RNG_SEED)
 #   FUZZ_FILTER run only the targets whose test name contains this string
+#   FUZZ_TARGETS run only these, in this order: comma-separated pieces of test names
+#               (`policy::,chain::` runs every target of those two files)
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 CARGO=${CARGO:-cargo}
 CASES=${FUZZ_CASES:-1000000}
 FILTER=${FUZZ_FILTER:-}
+TARGETS=${FUZZ_TARGETS:-}
 OUT=$PWD/target/fuzz
 mkdir -p "$OUT"
 # `cargo test --release` builds with the bench profile; fat LTO and one codegen unit only make
@@ -28,7 +31,17 @@ bin=$("${test_cmd[@]}" --no-run --message-format=json \
 if [[ -z $bin || ! -x $bin ]]; then echo "make fuzz: the fuzz targets did not build" >&2; exit 2; fi
 cd fuzz # where cargo runs a package's tests
 mapfile -t tests < <("$bin" --list 2>/dev/null | sed -n 's/: test$//p' | grep -F -- "$FILTER")
-if [[ ${#tests[@]} -eq 0 ]]; then echo "no fuzz target matches '$FILTER'" >&2; exit 2; fi
+if [[ -n $TARGETS ]]; then
+  selected=()
+  IFS=',' read -ra wanted <<<"$TARGETS"
+  for w in "${wanted[@]}"; do
+    for t in "${tests[@]}"; do
+      if [[ $t == *"$w"* && " ${selected[*]} " != *" $t "* ]]; then selected+=("$t"); fi
+    done
+  done
+  tests=("${selected[@]}")
+fi
+if [[ ${#tests[@]} -eq 0 ]]; then echo "no fuzz target matches '$FILTER' '$TARGETS'" >&2; exit 2; fi
 
 started=$(date +%s)
 failed=0

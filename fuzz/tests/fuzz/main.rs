@@ -10,9 +10,15 @@
 //! seeds: printed on each `fuzz-result` line, replayed with `PROPTEST_RNG_SEED`.
 
 mod api;
+mod api_args;
+mod chain;
+mod checkpoint;
+mod checks;
 mod cognito;
 mod intake;
 mod keys;
+mod policy;
+mod release;
 mod snapshot;
 mod support;
 mod zipstream;

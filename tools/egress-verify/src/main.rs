@@ -64,7 +64,8 @@ fn main() -> ExitCode {
 /// An archive as read: its entries in order, and each entry's bytes by name.
 type ReadArchive = (Vec<ArchiveEntry>, BTreeMap<String, Vec<u8>>);
 
-fn read_archive(path: &str) -> Result<ReadArchive, String> {
+/// `pub(crate)`: `fuzz/tests/fuzz/release.rs` includes this file and fuzzes this reader.
+pub(crate) fn read_archive(path: &str) -> Result<ReadArchive, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
     let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| e.to_string())?;
     let mut entries = Vec::with_capacity(zip.len());
