@@ -283,10 +283,11 @@ fn when_the_checks_policy_is_hostile_json_then_it_is_valid_or_refused_naming_the
                         support::tally_refusal_size(&msg);
                         prop_assert_eq!(err.error_type(), "ValidationError", "{}", msg);
                         prop_assert!(msg.starts_with("the checks policy is not valid"), "{}", msg);
-                        let json_broken = serde_json::from_str::<Value>(&text).is_err();
+                        let parsed = serde_json::from_str::<Value>(&text);
+                        let json_broken = parsed.is_err();
                         if json_broken || names_a_member(&msg) {
                             support::tally("refused");
-                        } else if !value.is_object() {
+                        } else if parsed.is_ok_and(|v| !v.is_object()) {
                             // Not an object at all: serde says "invalid type", at the top.
                             support::tally("refused_not_an_object");
                         } else {
