@@ -19,6 +19,7 @@
 //! `bench-audit`, KMS key `BENCH_KMS_KEY`): the added latency is then a sleep before every S3
 //! call of the step (an `ObjectStore` wrapper) and of the baseline, not the router's.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -28,16 +29,19 @@ use e2e_tests::stack::Stack;
 use serde_json::json;
 use shared::adapters::dynamodb::{DynamoDbAuditLog, DynamoDbRequestStore};
 use shared::adapters::s3::S3ObjectStore;
+use shared::checks::ProjectPolicies;
 use shared::domain::review::federation::IdpGroupMap;
 use shared::domain::review::ReviewPolicy;
 use shared::fakes::{
     FakeDownloadLinks, FakeWorkflowCallbacks, InMemoryAuditLog, InMemoryDirectory,
+    InMemoryObjectStore, InMemoryRequestStore,
 };
-use shared::model::{CallerIdentity, EgressStatus, ReviewStage, StagingInput};
+use shared::model::{CallerIdentity, ChecksInput, EgressStatus, ReviewStage, StagingInput};
 use shared::ports::{
     ByteChunks, CopyReceipt, Destination, ListCursor, MultipartUpload, ObjectHead, ObjectPage,
     ObjectRef, ObjectStore, SystemClock, UploadedPart, VersionPage, VersionedKey,
 };
+use shared::services::checks::{ChecksStep, MALWARE_SCAN_TAG};
 use shared::services::review_api::{ReviewService, ReviewSettings};
 use shared::services::staging::{StagingSettings, StagingStep};
 use shared::services::Step;
@@ -121,7 +125,7 @@ impl Target {
 
 /// An [`ObjectStore`] whose every call waits `delay` first: added latency per request.
 struct Delayed<O> {
-    inner: O,
+    inner: Arc<O>,
     delay: Duration,
 }
 
@@ -145,6 +149,21 @@ impl<O: ObjectStore> ObjectStore for Delayed<O> {
     async fn get_stream(&self, o: &ObjectRef) -> shared::Result<ByteChunks> {
         self.wait().await;
         self.inner.get_stream(o).await
+    }
+    async fn get_range(
+        &self,
+        o: &ObjectRef,
+        r: std::ops::Range<u64>,
+    ) -> shared::Result<ByteChunks> {
+        self.wait().await;
+        self.inner.get_range(o, r).await
+    }
+    async fn get_tags(
+        &self,
+        o: &ObjectRef,
+    ) -> shared::Result<std::collections::BTreeMap<String, String>> {
+        self.wait().await;
+        self.inner.get_tags(o).await
     }
     async fn put_bytes(
         &self,
@@ -267,45 +286,119 @@ fn size_of(i: usize) -> usize {
     1024 + (i * 7919 % 31) * 1024 + i % 1024
 }
 
+/// Deterministic bytes that are not text (xorshift; zeros included), as a binary output.
+fn binary_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A generated aggregate table of exactly `len` bytes: a count column (one count in 40
+/// below 10, so the small-count rule has findings), a rate, text columns; no personal data.
+fn csv_bytes(len: usize, seed: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::with_capacity(len + 128);
+    out.extend_from_slice(b"area,year,sex,age_band,count,rate_per_1000,note\n");
+    let mut row = seed;
+    while out.len() < len {
+        let count = if row % 40 == 7 {
+            row % 9 + 1
+        } else {
+            10 + row * 7 % 990
+        };
+        // Writing to a Vec cannot fail.
+        let _ = writeln!(
+            out,
+            "area-{:03},{},{},{}-{},{},{}.{},aggregated over the reporting period",
+            row % 317,
+            2000 + row % 24,
+            ["female", "male"][row % 2],
+            row % 9 * 10,
+            row % 9 * 10 + 9,
+            count,
+            row % 97,
+            row % 10
+        );
+        row += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// The staging phase's objects: `files` objects of 1-32 KiB, one in four a CSV table.
+fn small_files(files: usize) -> Vec<(String, Vec<u8>)> {
+    (0..files)
+        .map(|i| {
+            let dir = i % 17;
+            if i % 4 == 0 {
+                (
+                    format!("bench/d{dir:02}/table-{i:05}.csv"),
+                    csv_bytes(size_of(i), i),
+                )
+            } else {
+                (
+                    format!("bench/d{dir:02}/file-{i:05}.parquet"),
+                    binary_bytes(size_of(i), i as u64),
+                )
+            }
+        })
+        .collect()
+}
+
 struct Staged {
     snapshot_location: String,
     keys: Vec<(String, String)>,
+    bytes: u64,
 }
 
-async fn upload_objects(t: &Target, files: usize) -> Result<Staged> {
+/// Puts `files` (paths relative to the workspace) into the egress store and a snapshot
+/// listing them (`set` names the snapshot) into the notification bucket.
+async fn upload_files(t: &Target, set: &str, files: Vec<(String, Vec<u8>)>) -> Result<Staged> {
     let egress = t.egress.clone();
     let notify = t.notify.clone();
-    let mut keys: Vec<(usize, String, String)> = Vec::with_capacity(files);
-    for chunk in (0..files).collect::<Vec<_>>().chunks(32) {
-        let mut set = JoinSet::new();
-        for &i in chunk {
+    let mut listed: Vec<(usize, String, String, usize)> = Vec::with_capacity(files.len());
+    let mut files = files.into_iter().enumerate().peekable();
+    while files.peek().is_some() {
+        let mut set_ = JoinSet::new();
+        for (i, (path, body)) in files.by_ref().take(32) {
             let (s3, egress) = (t.s3.clone(), egress.clone());
-            set.spawn(async move {
-                let key = format!("{WORKSPACE}/bench/d{:02}/file-{i:05}.csv", i % 17);
+            set_.spawn(async move {
+                let key = format!("{WORKSPACE}/{path}");
+                let size = body.len();
                 let out = s3
                     .put_object()
                     .bucket(&egress)
                     .key(&key)
-                    .body(ByteStream::from(vec![b'a' + (i % 26) as u8; size_of(i)]))
+                    .body(ByteStream::from(body))
                     .send()
                     .await
                     .context("PutObject")?;
-                Ok::<_, anyhow::Error>((i, key, out.version_id().unwrap_or_default().to_string()))
+                let version = out.version_id().unwrap_or_default().to_string();
+                Ok::<_, anyhow::Error>((i, key, version, size))
             });
         }
-        while let Some(done) = set.join_next().await {
-            keys.push(done??);
+        while let Some(done) = set_.join_next().await {
+            listed.push(done??);
         }
     }
-    let objects: Vec<serde_json::Value> = keys
+    listed.sort();
+    let objects: Vec<serde_json::Value> = listed
         .iter()
-        .map(|(i, k, v)| {
-            json!({"Key": k, "VersionId": v, "Size": size_of(*i), "ETag": "\"x\"",
+        .map(|(_, k, v, size)| {
+            json!({"Key": k, "VersionId": v, "Size": size, "ETag": "\"x\"",
                    "StorageClass": "STANDARD", "LastModified": "2024-05-01T00:00:00.000Z"})
         })
         .collect();
-    let keys: Vec<(String, String)> = keys.into_iter().map(|(_, k, v)| (k, v)).collect();
-    let snapshot_key = format!("{WORKSPACE}/bench-egress-store-ver1.json");
+    let bytes = listed.iter().map(|(_, _, _, size)| *size as u64).sum();
+    let keys: Vec<(String, String)> = listed.into_iter().map(|(_, k, v, _)| (k, v)).collect();
+    let snapshot_key = format!("{WORKSPACE}/bench-{set}-egress-store-ver1.json");
     t.s3.put_object()
         .bucket(&notify)
         .key(&snapshot_key)
@@ -318,6 +411,7 @@ async fn upload_objects(t: &Target, files: usize) -> Result<Staged> {
     Ok(Staged {
         snapshot_location: format!("arn:aws:s3:::{notify}/{snapshot_key}"),
         keys,
+        bytes,
     })
 }
 
@@ -342,7 +436,7 @@ async fn run_step(t: &Target, staged: &Staged, run: &str, delay: Duration) -> Re
     put_request(t, &id).await?;
     let step = StagingStep {
         objects: Delayed {
-            inner: S3ObjectStore::new(t.fn_s3.clone()),
+            inner: Arc::new(S3ObjectStore::new(t.fn_s3.clone())),
             delay,
         },
         requests: DynamoDbRequestStore::new(t.fn_dynamodb.clone(), &t.requests),
@@ -396,11 +490,10 @@ async fn copy_one_at_a_time(
 
 async fn bench_staging(t: &Target) -> Result<()> {
     let files = env_usize("BENCH_STAGING_FILES", 1000);
-    let staged = upload_objects(t, files).await?;
-    let bytes: usize = (0..files).map(size_of).sum();
+    let staged = upload_files(t, "small", small_files(files)).await?;
     println!(
         "staging {files} objects of 1-32 KiB ({:.1} MiB), COPY_CONCURRENCY 8",
-        bytes as f64 / 1048576.0
+        staged.bytes as f64 / 1048576.0
     );
     println!("| added latency per request | our step | one CopyObject per object, one at a time | ratio |");
     println!("|---|---|---|---|");
@@ -422,6 +515,263 @@ async fn bench_staging(t: &Target) -> Result<()> {
             baseline.as_secs_f64() / step.as_secs_f64()
         );
     }
+    Ok(())
+}
+
+/// The real check step, as `check-outputs` runs it (the function's adapters, the default
+/// policy), on the request `run_step` staged as `bench-{run}`; `scan` reads the malware
+/// scanner's tags too (the harness tagged every staged object, so nothing is waited for).
+async fn run_checks(t: &Target, run: &str, delay: Duration, scan: bool) -> Result<Duration> {
+    let step = ChecksStep {
+        objects: Delayed {
+            inner: Arc::new(S3ObjectStore::new(t.fn_s3.clone())),
+            delay,
+        },
+        audit: DynamoDbAuditLog::new(t.fn_dynamodb.clone(), &t.audit),
+        clock: SystemClock,
+        staging_bucket: t.staging.clone(),
+        staging_kms_key_arn: t.kms.clone(),
+        policies: ProjectPolicies::default(),
+        malware_wait: scan.then_some(Duration::from_secs(60)),
+    };
+    let input = ChecksInput {
+        egress_request_id: format!("bench-{run}"),
+        workspace_id: WORKSPACE.into(),
+        project_id: "bench-project".into(),
+    };
+    let started = Instant::now();
+    let result = step.run(&input).await?;
+    let took = started.elapsed();
+    anyhow::ensure!(
+        !result.summary.contains("malware-scan-not-finished"),
+        "a scan tag was missing: {}",
+        result.summary
+    );
+    eprintln!("checks {run} (scan tags {scan}): {}", result.summary);
+    Ok(took)
+}
+
+/// Tags every staged object of `bench-{run}` as the malware scanner would (untimed: the
+/// scanner's own latency is GuardDuty's, not the step's).
+async fn tag_staged(t: &Target, run: &str) -> Result<()> {
+    let prefix = format!("{WORKSPACE}/bench-{run}/");
+    let mut keys = Vec::new();
+    let mut pages =
+        t.s3.list_objects_v2()
+            .bucket(&t.staging)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
+    while let Some(page) = pages.next().await {
+        keys.extend(
+            page.context("ListObjectsV2 staging")?
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+    }
+    anyhow::ensure!(!keys.is_empty(), "nothing staged under {prefix}");
+    for chunk in keys.chunks(32) {
+        let mut set = JoinSet::new();
+        for key in chunk.iter().cloned() {
+            let (s3, bucket) = (t.s3.clone(), t.staging.clone());
+            set.spawn(async move {
+                let tag = aws_sdk_s3::types::Tag::builder()
+                    .key(MALWARE_SCAN_TAG)
+                    .value("NO_THREATS_FOUND")
+                    .build()?;
+                s3.put_object_tagging()
+                    .bucket(bucket)
+                    .key(key)
+                    .tagging(aws_sdk_s3::types::Tagging::builder().tag_set(tag).build()?)
+                    .send()
+                    .await
+                    .context("PutObjectTagging")?;
+                Ok::<_, anyhow::Error>(())
+            });
+        }
+        while let Some(done) = set.join_next().await {
+            done??;
+        }
+    }
+    Ok(())
+}
+
+/// The large request of the checks phase: one CSV of `BENCH_CHECKS_CSV_MIB` (256) MiB and
+/// `BENCH_CHECKS_BINARIES` (3) binaries of `BENCH_CHECKS_BINARY_MIB` (4) MiB.
+fn large_files() -> Vec<(String, Vec<u8>)> {
+    let mib = 1024 * 1024;
+    let mut files = vec![(
+        "large/table.csv".to_string(),
+        csv_bytes(env_usize("BENCH_CHECKS_CSV_MIB", 256) * mib, 0),
+    )];
+    for i in 0..env_usize("BENCH_CHECKS_BINARIES", 3) {
+        files.push((
+            format!("large/model-{i}.parquet"),
+            binary_bytes(env_usize("BENCH_CHECKS_BINARY_MIB", 4) * mib, 1 + i as u64),
+        ));
+    }
+    files
+}
+
+/// Issue 12's figure: the check step must not add more than 25% to the staging time of the
+/// same request. Stages each request with the real step, then times the real check step on
+/// it, scanner off (content only) and with the scan tags read, at loopback and 20 ms added.
+async fn bench_checks(t: &Target) -> Result<()> {
+    let files = env_usize("BENCH_STAGING_FILES", 1000);
+    let requests = [
+        (
+            "small",
+            format!("{files} objects of 1-32 KiB, one in four CSV"),
+            small_files(files),
+        ),
+        (
+            "large",
+            format!(
+                "one {} MiB CSV and {} binaries of {} MiB",
+                env_usize("BENCH_CHECKS_CSV_MIB", 256),
+                env_usize("BENCH_CHECKS_BINARIES", 3),
+                env_usize("BENCH_CHECKS_BINARY_MIB", 4)
+            ),
+            large_files(),
+        ),
+    ];
+    println!();
+    println!("output checks against staging, the same request (target: checks <= 25% of staging)");
+    println!("| request | added latency per request | staging | checks (content) | checks + scan tags | checks / staging | target <= 25% |");
+    println!("|---|---|---|---|---|---|---|");
+    for (set, label, content) in requests {
+        let staged = upload_files(t, set, content).await?;
+        let label = format!("{label} ({:.1} MiB)", staged.bytes as f64 / 1048576.0);
+        for latency in [0u64, 20] {
+            let run = format!("checks-{set}-l{latency}");
+            set_latency(t, latency)?;
+            let delay = match t.router {
+                Some(_) => Duration::ZERO,
+                None => Duration::from_millis(latency),
+            };
+            let staging = run_step(t, &staged, &run, delay).await;
+            let content = match &staging {
+                Ok(_) => run_checks(t, &run, delay, false).await,
+                Err(_) => Ok(Duration::ZERO),
+            };
+            // The scanner's tags are put at loopback, as the scanner would have by then.
+            set_latency(t, 0)?;
+            let tagged = match (&staging, &content) {
+                (Ok(_), Ok(_)) => tag_staged(t, &run).await,
+                _ => Ok(()),
+            };
+            set_latency(t, latency)?;
+            let scanned = match &tagged {
+                Ok(()) => run_checks(t, &run, delay, true).await,
+                Err(_) => Ok(Duration::ZERO),
+            };
+            set_latency(t, 0)?;
+            let (staging, content, scanned) = (staging?, content?, scanned?);
+            tagged?;
+            let share = scanned.as_secs_f64() / staging.as_secs_f64() * 100.0;
+            println!(
+                "| {label} | {latency} ms | {:.2} s | {:.2} s | {:.2} s | {share:.0}% ({:.0}% content only) | {} |",
+                staging.as_secs_f64(),
+                content.as_secs_f64(),
+                scanned.as_secs_f64(),
+                content.as_secs_f64() / staging.as_secs_f64() * 100.0,
+                if share <= 25.0 { "met" } else { "not met" }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The same two steps on the small request with an in-process store (the fakes' in-memory
+/// S3, requests table and audit log) and 20 ms slept before every S3 call: no server work at
+/// all, only round trips and our own CPU. A model of a store that serves requests in
+/// parallel (as S3 does, unlike moto), not a measurement of S3.
+async fn bench_checks_model() -> Result<()> {
+    let files = env_usize("BENCH_STAGING_FILES", 1000);
+    let store = Arc::new(
+        InMemoryObjectStore::new()
+            .with_bucket("egress", true)
+            .with_bucket("notify", false)
+            .with_bucket("staging", true),
+    );
+    let mut objects = Vec::with_capacity(files);
+    let mut bytes = 0;
+    for (path, body) in small_files(files) {
+        let key = format!("{WORKSPACE}/{path}");
+        let size = body.len();
+        bytes += size;
+        let version = store.put_object("egress", &key, body);
+        objects.push(json!({"Key": key, "VersionId": version, "Size": size, "ETag": "\"x\"",
+                            "StorageClass": "STANDARD", "LastModified": "2024-05-01T00:00:00.000Z"}));
+    }
+    store.put_object(
+        "notify",
+        "snapshot.json",
+        serde_json::to_vec(&json!({ "objects": objects }))?,
+    );
+    let id = "bench-model";
+    let mut request = shared::testdata::request(id, EgressStatus::Processing);
+    request.workspace_id = WORKSPACE.into();
+    let delay = Duration::from_millis(20);
+    let staging = StagingStep {
+        objects: Delayed {
+            inner: store.clone(),
+            delay,
+        },
+        requests: InMemoryRequestStore::with([request]),
+        audit: InMemoryAuditLog::default(),
+        clock: SystemClock,
+        settings: StagingSettings::new("staging", "k", 8),
+    };
+    let started = Instant::now();
+    staging
+        .run(&StagingInput {
+            egress_request_id: id.into(),
+            workspace_id: WORKSPACE.into(),
+            s3_egress_store_bucket: "egress".into(),
+            s3_egress_store_bucket_path: format!("{WORKSPACE}/"),
+            s3_egress_store_object_list_location: "arn:aws:s3:::notify/snapshot.json".into(),
+        })
+        .await?;
+    let staged = started.elapsed();
+    for key in store.keys("staging") {
+        store.set_tags("staging", &key, &[(MALWARE_SCAN_TAG, "NO_THREATS_FOUND")]);
+    }
+    let mut timings = Vec::new();
+    for scan in [false, true] {
+        let checks = ChecksStep {
+            objects: Delayed {
+                inner: store.clone(),
+                delay,
+            },
+            audit: InMemoryAuditLog::default(),
+            clock: SystemClock,
+            staging_bucket: "staging".into(),
+            staging_kms_key_arn: "k".into(),
+            policies: ProjectPolicies::default(),
+            malware_wait: scan.then_some(Duration::from_secs(60)),
+        };
+        let started = Instant::now();
+        checks
+            .run(&ChecksInput {
+                egress_request_id: id.into(),
+                workspace_id: WORKSPACE.into(),
+                project_id: "bench-project".into(),
+            })
+            .await?;
+        timings.push(started.elapsed());
+    }
+    let share = timings[1].as_secs_f64() / staged.as_secs_f64() * 100.0;
+    println!(
+        "| {files} objects of 1-32 KiB, one in four CSV ({:.1} MiB), in-process store (model) | 20 ms | {:.2} s | {:.2} s | {:.2} s | {share:.0}% ({:.0}% content only) | {} |",
+        bytes as f64 / 1048576.0,
+        staged.as_secs_f64(),
+        timings[0].as_secs_f64(),
+        timings[1].as_secs_f64(),
+        timings[0].as_secs_f64() / staged.as_secs_f64() * 100.0,
+        if share <= 25.0 { "met" } else { "not met" }
+    );
     Ok(())
 }
 
@@ -556,9 +906,13 @@ async fn bench_list(t: &Target) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let t = Target::new().await?;
-    let which = std::env::var("BENCH_E2E").unwrap_or_else(|_| "staging,list".into());
+    let which = std::env::var("BENCH_E2E").unwrap_or_else(|_| "staging,checks,list".into());
     if which.contains("staging") {
         bench_staging(&t).await?;
+    }
+    if which.contains("checks") {
+        bench_checks(&t).await?;
+        bench_checks_model().await?;
     }
     if which.contains("list") {
         bench_list(&t).await?;
