@@ -35,6 +35,9 @@ const MAX_REASON_CHARS: usize = 2_000;
 pub const MALWARE_SCAN_TAG: &str = "GuardDutyMalwareScanStatus";
 /// Time between two rounds of reading the staged objects' tags.
 pub const MALWARE_POLL: Duration = Duration::from_secs(2);
+/// Time between two rounds of tag reads while the content is still being checked: a long
+/// check of a large request does not multiply the reads of tags that have not come.
+pub const MALWARE_POLL_DURING_CONTENT: Duration = Duration::from_secs(10);
 /// Tag reads in flight at once. Two requests per file (its content and its tag) against
 /// staging's one copy per file, 8 at a time: the check step keeps far more round trips in
 /// flight so that it costs a fraction of staging on a store that serves them in parallel.
@@ -174,8 +177,11 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
             if pending.is_empty() || deadline.is_some_and(|d| now >= d) {
                 break;
             }
-            let left = deadline.map_or(MALWARE_POLL, |d| d - now);
-            tokio::time::sleep(MALWARE_POLL.min(left)).await;
+            let pause = match deadline {
+                Some(d) => MALWARE_POLL.min(d - now),
+                None => MALWARE_POLL_DURING_CONTENT,
+            };
+            tokio::time::sleep(pause).await;
         }
         done.extend(
             pending
