@@ -58,9 +58,14 @@ fn record(files: &[(String, Vec<u8>)]) -> Value {
 fn signature(signer: &LocalSigner, id: &str, name: &str, record_bytes: &[u8]) -> Vec<u8> {
     let digest = hex::encode(Sha256::digest(record_bytes));
     let rt = support::runtime();
+    // KMS (and the local signer) sign at most 4096 bytes: a forger's huge id gets no
+    // signature, which the verifiers must refuse like any other.
     let signed = rt
         .block_on(signer.sign(&signed_statement(id, &digest)))
-        .expect("signed");
+        .unwrap_or(shared::ports::Signed {
+            key_id: signer.key_id.clone(),
+            signature: Vec::new(),
+        });
     serde_json::to_vec(&json!({
         "format": SIGNATURE_FORMAT, "egress_request_id": id, "manifest_name": name,
         "manifest_sha256": digest, "key_id": signed.key_id,
