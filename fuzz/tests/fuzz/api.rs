@@ -6,22 +6,19 @@
 //! reviewer the user pool knows (never a client-sent name or e-mail), the Step Functions task
 //! token appears in no response and no error, and a refusal changes nothing.
 
-use std::time::Duration;
-
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseResult;
 use serde_json::Value;
 use shared::domain::review::federation::IdpGroupMap;
-use shared::domain::review::{ReviewPolicy, UPDATE_SUCCESS_MESSAGE};
+use shared::domain::review::UPDATE_SUCCESS_MESSAGE;
 use shared::fakes::{
-    approved, parked_at, sample_request, FakeDownloadLinks, FakeWorkflowCallbacks,
-    InMemoryAuditLog, InMemoryDirectory, InMemoryRequestStore,
+    approved, parked_at, review_service, review_settings, sample_request, FakeReviewService,
+    FakeWorkflowCallbacks, InMemoryDirectory,
 };
 use shared::model::ApiEvent;
 use shared::model::{ApprovalMode, Decision, EgressStatus, ReviewStage};
-use shared::ports::{DirectoryUser, FixedClock};
-use shared::services::review_api::{ReviewService, ReviewSettings};
-use time::macros::datetime;
+use shared::ports::DirectoryUser;
+use shared::services::review_api::ReviewSettings;
 
 use crate::support::{self, mutation, names_field, path, Mutation, Step};
 
@@ -38,14 +35,7 @@ const APPROVED: &str = "approved-1";
 const HANDLE: &str = "3c9e2f4a-61b7-4d8e-a0f1-2b3c4d5e6f70";
 const SFN_TOKEN: &str = "AQCEAAAAKgAAAAMAAAAAAAAAAS-secret-sfn-task-token";
 
-type Service = ReviewService<
-    InMemoryRequestStore,
-    InMemoryDirectory,
-    FakeWorkflowCallbacks,
-    InMemoryAuditLog,
-    FakeDownloadLinks,
-    FixedClock,
->;
+type Service = FakeReviewService;
 
 /// A fresh service per case: one request parked at the IG stage, one approved and archived.
 fn service() -> Service {
@@ -61,37 +51,27 @@ fn service() -> Service {
         },
     )]);
     directory.set_groups(REVIEWER, &[IG]);
-    ReviewService {
-        store: InMemoryRequestStore::with([
-            parked_at(
-                sample_request(PARKED, ApprovalMode::Dual),
-                ReviewStage::Ig,
-                SFN_TOKEN,
-                HANDLE,
-            ),
-            approved(sample_request(APPROVED, ApprovalMode::Single), 0),
-        ]),
+    let requests = [
+        parked_at(
+            sample_request(PARKED, ApprovalMode::Dual),
+            ReviewStage::Ig,
+            SFN_TOKEN,
+            HANDLE,
+        ),
+        approved(sample_request(APPROVED, ApprovalMode::Single), 0),
+    ];
+    let settings = ReviewSettings {
+        user_pool_id: Some(POOL.into()),
+        idp_group_map: IdpGroupMap::parse("tre-ig=InformationGovernance", &[IG, RIT])
+            .expect("a valid map"),
+        ..review_settings(IG, RIT, &[IG, RIT], 3)
+    };
+    review_service(
+        FakeWorkflowCallbacks::default(),
+        requests,
         directory,
-        workflow: FakeWorkflowCallbacks::default(),
-        audit: InMemoryAuditLog::default(),
-        links: FakeDownloadLinks::default(),
-        clock: FixedClock(datetime!(2024-05-03 12:00:00 UTC)),
-        settings: ReviewSettings {
-            policy: ReviewPolicy {
-                ig_group: IG.into(),
-                rit_group: RIT.into(),
-                download_groups: vec![IG.into(), RIT.into()],
-                max_downloads: 3,
-            },
-            datalake_bucket: "datalake".into(),
-            url_expiry: Duration::from_secs(300),
-            list_max_age_days: 0,
-            user_pool_id: Some(POOL.into()),
-            idp_group_claim: "custom:idp_groups".into(),
-            idp_group_map: IdpGroupMap::parse("tre-ig=InformationGovernance", &[IG, RIT])
-                .expect("a valid map"),
-        },
-    }
+        settings,
+    )
 }
 
 /// The three fixtures; the download one names the approved request.

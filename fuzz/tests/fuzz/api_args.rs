@@ -9,25 +9,18 @@
 //! holds at most `limit` requests with only the selected fields and no task token; a
 //! revocation happens only for an admin, on the approved request, with a valid reason.
 
-use std::time::Duration;
-
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseResult;
 use serde_json::{json, Value};
 use shared::domain::listing::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
-use shared::domain::review::federation::IdpGroupMap;
-use shared::domain::review::ReviewPolicy;
 use shared::fakes::{
-    approved, parked_at, sample_request, FakeDownloadLinks, FakeWorkflowCallbacks,
-    InMemoryAuditLog, InMemoryDirectory, InMemoryObjectStore, InMemoryRequestStore, LocalSigner,
-    RecordingMailer,
+    approved, directory_of, parked_at, review_service, review_settings, sample_request,
+    FakeReviewService, FakeWorkflowCallbacks, InMemoryObjectStore, LocalSigner, RecordingMailer,
 };
 use shared::model::{ApiEvent, ApprovalMode, EgressStatus, ReviewStage};
-use shared::ports::{DirectoryUser, FixedClock};
 use shared::services::review_api::evidence::{Evidence, EvidenceSources};
 use shared::services::review_api::revoke::Revocation;
-use shared::services::review_api::{ReviewService, ReviewSettings};
-use time::macros::datetime;
+use shared::services::review_api::ReviewSettings;
 
 use crate::support::{self, hostile_string, hostile_value, names_field};
 
@@ -39,59 +32,32 @@ const APPROVED: &str = "approved-1";
 const SFN_TOKEN: &str = "AQCEAAAAKgAAAAMAAAAAAAAAAS-secret-sfn-task-token";
 const ARCHIVE: &str = "approved_egress/ws-1/approved-1/egress_data.zip";
 
-type Service = ReviewService<
-    InMemoryRequestStore,
-    InMemoryDirectory,
-    FakeWorkflowCallbacks,
-    InMemoryAuditLog,
-    FakeDownloadLinks,
-    FixedClock,
->;
+type Service = FakeReviewService;
 
 fn service() -> Service {
-    let user = |sub: &str, email: &str| DirectoryUser {
-        sub: sub.into(),
-        email: Some(email.into()),
-        email_verified: Some(true),
-        enabled: true,
-        ..Default::default()
-    };
-    let directory = InMemoryDirectory::with([
-        ("iris".to_string(), user("sub-iris", "iris@example.org")),
-        ("ada".to_string(), user("sub-ada", "ada@example.org")),
+    let directory = directory_of(&[
+        ("iris", "sub-iris", "iris@example.org", &[IG]),
+        ("ada", "sub-ada", "ada@example.org", &[ADMIN]),
     ]);
-    directory.set_groups("iris", &[IG]);
-    directory.set_groups("ada", &[ADMIN]);
-    ReviewService {
-        store: InMemoryRequestStore::with([
-            parked_at(
-                sample_request(PARKED, ApprovalMode::Dual),
-                ReviewStage::Ig,
-                SFN_TOKEN,
-                "handle-1",
-            ),
-            approved(sample_request(APPROVED, ApprovalMode::Single), 0),
-        ]),
+    let requests = [
+        parked_at(
+            sample_request(PARKED, ApprovalMode::Dual),
+            ReviewStage::Ig,
+            SFN_TOKEN,
+            "handle-1",
+        ),
+        approved(sample_request(APPROVED, ApprovalMode::Single), 0),
+    ];
+    let settings = ReviewSettings {
+        user_pool_id: None,
+        ..review_settings(IG, RIT, &[IG, RIT], 3)
+    };
+    review_service(
+        FakeWorkflowCallbacks::default(),
+        requests,
         directory,
-        workflow: FakeWorkflowCallbacks::default(),
-        audit: InMemoryAuditLog::default(),
-        links: FakeDownloadLinks::default(),
-        clock: FixedClock(datetime!(2024-05-03 12:00:00 UTC)),
-        settings: ReviewSettings {
-            policy: ReviewPolicy {
-                ig_group: IG.into(),
-                rit_group: RIT.into(),
-                download_groups: vec![IG.into(), RIT.into()],
-                max_downloads: 3,
-            },
-            datalake_bucket: "datalake".into(),
-            url_expiry: Duration::from_secs(300),
-            list_max_age_days: 0,
-            user_pool_id: None,
-            idp_group_claim: "custom:idp_groups".into(),
-            idp_group_map: IdpGroupMap::default(),
-        },
-    }
+        settings,
+    )
 }
 
 fn evidence() -> Evidence<EvidenceSources<InMemoryObjectStore, LocalSigner>> {
