@@ -157,18 +157,19 @@ async fn when_a_request_holds_100000_files_then_every_step_result_stays_small() 
     // The archive removed the staged copies through the clean-up's own deletion; the
     // rejection path's clean-up result is a count whatever is left.
     assert_eq!(archived.deleted_staged_objects, FILES as u64 + 1);
-    let cleaned = cleanup::run(
-        &objects,
-        &audit,
-        &CLOCK,
-        "staging",
-        &CleanupInput {
+    let cleanup = cleanup::CleanupStep {
+        objects,
+        audit,
+        clock: CLOCK,
+        staging_bucket: "staging".into(),
+    };
+    let cleaned = cleanup
+        .run(&CleanupInput {
             egress_request_id: REQ.into(),
             workspace_id: WS.into(),
-        },
-    )
-    .await
-    .expect("cleaned");
+        })
+        .await
+        .expect("cleaned");
     size_of("CleanupResult", &cleaned);
 
     let notify = NotifyStep {

@@ -1,29 +1,21 @@
-//! SNS event → `shared::services::intake::start_one` per record.
+//! SNS event → [`Intake::start`] per record.
 
 use aws_lambda_events::event::sns::SnsEvent;
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use shared::domain::intake::IntakeConfig;
 use shared::ports::{StartOutcome, WorkflowStarter};
-
-/// What the handler needs, built once in `main`.
-pub(crate) struct Deps<S> {
-    pub(crate) starter: S,
-    pub(crate) intake: IntakeConfig,
-}
+use shared::services::intake::Intake;
 
 /// Starts one execution per record. Every record is attempted; if any fails, the invocation
 /// fails with the first error so Lambda's async retries and the dead-letter queue keep the
 /// message (records already started are duplicates on retry, which is a success).
 pub(crate) async fn handle<S: WorkflowStarter>(
-    deps: &Deps<S>,
+    intake: &Intake<S>,
     event: LambdaEvent<SnsEvent>,
 ) -> Result<(), Diagnostic> {
     let mut first_error = None;
     for record in &event.payload.records {
         let message_id = &record.sns.message_id;
-        match shared::services::intake::start_one(&deps.starter, &deps.intake, &record.sns.message)
-            .await
-        {
+        match intake.start(&record.sns.message).await {
             Ok(started) => match started.outcome {
                 StartOutcome::Started { execution_arn } => {
                     tracing::info!(
@@ -60,10 +52,10 @@ mod tests {
     use shared::domain::intake::workflow_config;
     use shared::fakes::FakeWorkflowStarter;
 
-    fn deps() -> Deps<FakeWorkflowStarter> {
-        Deps {
+    fn intake() -> Intake<FakeWorkflowStarter> {
+        Intake {
             starter: FakeWorkflowStarter::default(),
-            intake: IntakeConfig {
+            config: shared::domain::intake::IntakeConfig {
                 swb_notification_bucket: "swb-egress-notify-123456789012".into(),
                 swb_egress_store_bucket: "swb-egress-store-123456789012".into(),
                 workflow: workflow_config("single", "IG".into(), "RIT".into(), 60, String::new())
@@ -82,15 +74,15 @@ mod tests {
 
     #[tokio::test]
     async fn when_swb_publishes_a_request_then_one_execution_starts() {
-        let deps = deps();
+        let intake = intake();
         handle(
-            &deps,
+            &intake,
             LambdaEvent::new(fixture("sns-egress-request.json"), Context::default()),
         )
         .await
         .unwrap();
-        assert_eq!(deps.starter.executions().len(), 1);
-        assert!(deps
+        assert_eq!(intake.starter.executions().len(), 1);
+        assert!(intake
             .starter
             .executions()
             .contains_key("8d3b9a57-4b8e-4a9e-9b7c-1f2d3e4a5b6c"));
@@ -98,17 +90,17 @@ mod tests {
 
     #[tokio::test]
     async fn when_the_same_notification_arrives_twice_then_it_is_not_an_error() {
-        let deps = deps();
+        let intake = intake();
         shared::metrics::capture::start();
         for _ in 0..2 {
             handle(
-                &deps,
+                &intake,
                 LambdaEvent::new(fixture("sns-egress-request.json"), Context::default()),
             )
             .await
             .unwrap();
         }
-        assert_eq!(deps.starter.executions().len(), 1);
+        assert_eq!(intake.starter.executions().len(), 1);
         assert_eq!(
             shared::metrics::capture::values("RequestsSubmitted"),
             vec![1.0],
@@ -118,9 +110,9 @@ mod tests {
 
     #[tokio::test]
     async fn when_a_message_is_invalid_then_the_invocation_fails_with_a_validation_error() {
-        let deps = deps();
+        let intake = intake();
         let err = handle(
-            &deps,
+            &intake,
             LambdaEvent::new(fixture("sns-invalid-request.json"), Context::default()),
         )
         .await
@@ -131,6 +123,6 @@ mod tests {
             "{}",
             err.error_message
         );
-        assert!(deps.starter.executions().is_empty());
+        assert!(intake.starter.executions().is_empty());
     }
 }

@@ -14,9 +14,9 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %e, "start-workflow cannot start: invalid configuration");
     })?;
     let sdk = shared::aws::load_config().await;
-    let deps = handler::Deps {
+    let intake = shared::services::intake::Intake {
         starter: SfnWorkflowStarter::new(aws_sdk_sfn::Client::new(&sdk), config.state_machine_arn),
-        intake: config.intake,
+        config: config.intake,
     };
-    run(service_fn(|event| handler::handle(&deps, event))).await
+    run(service_fn(|event| handler::handle(&intake, event))).await
 }

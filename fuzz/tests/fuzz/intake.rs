@@ -1,6 +1,6 @@
 //! Intake: SWB's egress message (`shared::domain::intake::build_workflow_input`) and the SNS
 //! envelope around it (what `start-workflow` receives, through
-//! `shared::services::intake::start_one` per record, as its handler does).
+//! `shared::services::intake::Intake::start` per record, as its handler does).
 
 use std::collections::BTreeSet;
 
@@ -14,7 +14,7 @@ use shared::domain::intake::{
 use shared::fakes::FakeWorkflowStarter;
 use shared::model::WorkflowInput;
 use shared::ports::StartOutcome;
-use shared::services::intake::start_one;
+use shared::services::intake::Intake;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -380,10 +380,13 @@ fn when_sns_envelopes_are_hostile_then_each_record_starts_once_or_is_refused_by_
                 support::tally("envelope_refused_by_runtime");
                 return Ok(());
             };
-            let starter = FakeWorkflowStarter::default();
+            let intake = Intake {
+                starter: FakeWorkflowStarter::default(),
+                config: cfg.clone(),
+            };
             let mut started = BTreeSet::new();
             for record in &event.records {
-                match rt.block_on(start_one(&starter, &cfg, &record.sns.message)) {
+                match rt.block_on(intake.start(&record.sns.message)) {
                     Ok(s) => {
                         support::tally("record_started");
                         let first = started.insert(s.egress_request_id.clone());
@@ -398,7 +401,7 @@ fn when_sns_envelopes_are_hostile_then_each_record_starts_once_or_is_refused_by_
                     }
                 }
             }
-            let executions = starter.executions();
+            let executions = intake.starter.executions();
             prop_assert_eq!(executions.len(), started.len());
             for (name, input) in executions {
                 let input: WorkflowInput = serde_json::from_str(&input).expect("workflow input");

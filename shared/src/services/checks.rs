@@ -512,9 +512,13 @@ mod tests {
             egress_request_id: "req-1".into(),
             workspace_id: "ws-1".into(),
         };
-        crate::services::cleanup::run(&s.objects, &s.audit, &s.clock, STAGING, &cleanup)
-            .await
-            .unwrap();
+        let s = crate::services::cleanup::CleanupStep {
+            objects: s.objects,
+            audit: s.audit,
+            clock: s.clock,
+            staging_bucket: STAGING.into(),
+        };
+        s.run(&cleanup).await.unwrap();
         assert!(s.objects.object(STAGING, &out.report_key).is_none());
     }
 

@@ -32,7 +32,7 @@ use crate::ports::{
 /// Who the audit trail names for this step.
 pub const ACTOR: &str = "system:handle-rejection";
 
-/// `handle-rejection` with its ports: [`run`] as a [`Step`].
+/// `handle-rejection` with its ports, as a [`Step`].
 #[derive(Debug)]
 pub struct CleanupStep<O, A, C> {
     /// The buckets.
@@ -50,61 +50,32 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> Step for CleanupStep<O, A, C> {
     type Output = CleanupResult;
     const FAILED: &'static str = "deleting the staged data failed";
 
+    /// Deletes the staged files and the manifest of `input`'s request and audits it.
     async fn run(&self, input: &CleanupInput) -> Result<CleanupResult> {
-        run(
-            &self.objects,
+        let id = &input.egress_request_id;
+        let bucket = self.staging_bucket.as_str();
+        let outcome = match StagingLayout::new(&input.workspace_id, id) {
+            Ok(layout) => {
+                let (objects, audit, clock) = (&self.objects, &self.audit, &self.clock);
+                delete_staged_proved(objects, audit, clock, ACTOR, id, bucket, &layout).await
+            }
+            Err(err) => Err(err),
+        };
+        if let Ok(deleted_objects) = outcome {
+            tracing::info!(egress_request_id = %id, deleted_objects, "staged data deleted");
+        }
+        let deleted_objects = step_audit::audited(
             &self.audit,
             &self.clock,
-            &self.staging_bucket,
-            input,
+            id,
+            ACTOR,
+            "cleanup",
+            outcome,
+            |deleted_objects| json!({ "deleted_objects": deleted_objects, "staging_bucket": bucket }),
         )
-        .await
+        .await?;
+        Ok(CleanupResult { deleted_objects })
     }
-}
-
-/// Deletes the staged files and the manifest of `input`'s request and audits it.
-pub async fn run(
-    objects: &impl ObjectStore,
-    audit: &impl AuditLog,
-    clock: &impl Clock,
-    staging_bucket: &str,
-    input: &CleanupInput,
-) -> Result<CleanupResult> {
-    let outcome = match StagingLayout::new(&input.workspace_id, &input.egress_request_id) {
-        Ok(layout) => {
-            delete_staged_proved(
-                objects,
-                audit,
-                clock,
-                ACTOR,
-                &input.egress_request_id,
-                staging_bucket,
-                &layout,
-            )
-            .await
-        }
-        Err(err) => Err(err),
-    };
-    if let Ok(deleted_objects) = outcome {
-        tracing::info!(
-            egress_request_id = %input.egress_request_id,
-            deleted_objects,
-            "staged data deleted"
-        );
-    }
-    let deleted_objects = step_audit::audited(
-        audit,
-        clock,
-        &input.egress_request_id,
-        ACTOR,
-        "cleanup",
-        outcome,
-        |deleted_objects| {
-            json!({ "deleted_objects": deleted_objects, "staging_bucket": staging_bucket })
-        },
-    )
-    .await?;
-    Ok(CleanupResult { deleted_objects })
 }
 
 /// Deletes every version of everything under the request's staging prefix, then the
@@ -351,6 +322,17 @@ mod tests {
 
     const CLOCK: FixedClock = FixedClock(datetime!(2024-05-01 12:00:00 UTC));
 
+    fn step(
+        store: InMemoryObjectStore,
+    ) -> CleanupStep<InMemoryObjectStore, InMemoryAuditLog, FixedClock> {
+        CleanupStep {
+            objects: store,
+            audit: InMemoryAuditLog::default(),
+            clock: CLOCK,
+            staging_bucket: "staging".into(),
+        }
+    }
+
     fn input() -> CleanupInput {
         CleanupInput {
             egress_request_id: "req-1".into(),
@@ -369,20 +351,19 @@ mod tests {
         store.put_object("staging", ".manifests/ws-1/req-1.json.bak", "{}");
         store.put_object("staging", "ws-1/req-10/keep.csv", "x");
         store.put_object("staging", "ws-1/req-2/keep.csv", "x");
-        let audit = InMemoryAuditLog::default();
-        let result = run(&store, &audit, &CLOCK, "staging", &input())
-            .await
-            .unwrap();
+        let s = step(store);
+        let result = s.run(&input()).await.unwrap();
         assert_eq!(result.deleted_objects, 2346);
         assert_eq!(
-            store.keys("staging"),
+            s.objects.keys("staging"),
             [
                 ".manifests/ws-1/req-1.json.bak",
                 "ws-1/req-10/keep.csv",
                 "ws-1/req-2/keep.csv"
             ]
         );
-        let batches: Vec<usize> = store
+        let batches: Vec<usize> = s
+            .objects
             .calls()
             .into_iter()
             .filter_map(|c| match c {
@@ -391,7 +372,7 @@ mod tests {
             })
             .collect();
         assert_eq!(batches, [1000, 1000, 345, 1]);
-        let events = audit.events();
+        let events = s.audit.events();
         let last = events.last().unwrap();
         assert_eq!(last.action, "cleanup");
         assert_eq!(last.detail["deleted_objects"], 2346);
@@ -440,11 +421,9 @@ mod tests {
             ".manifests/ws-1/req-1.json",
             manifest_bytes.clone(),
         );
-        let audit = InMemoryAuditLog::default();
-        run(&store, &audit, &CLOCK, "staging", &input())
-            .await
-            .unwrap();
-        let events = audit.events();
+        let s = step(store);
+        s.run(&input()).await.unwrap();
+        let events = s.audit.events();
         let proof = &events[0];
         assert_eq!(proof.action, "deletion_proof");
         let objects = proof.detail["objects"].as_array().unwrap();
@@ -464,7 +443,8 @@ mod tests {
             hex::encode(Sha256::digest(&manifest_bytes)).as_str()
         );
         // The HEADs after the delete came back empty before the confirmation was chained.
-        let heads_after_delete = store
+        let heads_after_delete = s
+            .objects
             .calls()
             .into_iter()
             .skip_while(|c| !matches!(c, ObjectCall::Delete { .. }))
@@ -476,7 +456,7 @@ mod tests {
             events[1].detail["total_bytes"],
             5 + manifest_bytes.len() as u64
         );
-        let trail = audit.trail("req-1").await.unwrap();
+        let trail = s.audit.trail("req-1").await.unwrap();
         assert!(crate::evidence::chain::verify(&trail).valid);
     }
 
@@ -485,13 +465,12 @@ mod tests {
         let store = InMemoryObjectStore::new().with_bucket("staging", false);
         store.put_object("staging", "ws-1/req-1/a.csv", "x");
         store.ignore_deletes_of("ws-1/req-1/a.csv");
-        let audit = InMemoryAuditLog::default();
-        let err = run(&store, &audit, &CLOCK, "staging", &input())
-            .await
-            .unwrap_err();
+        let s = step(store);
+        let err = s.run(&input()).await.unwrap_err();
         assert_eq!(err.error_type(), "IntegrityError");
         assert!(err.to_string().contains("still answer HEAD"), "{err}");
-        assert!(!audit
+        assert!(!s
+            .audit
             .events()
             .iter()
             .any(|e| e.action == "deletion_confirmed"));
@@ -529,12 +508,11 @@ mod tests {
     #[tokio::test]
     async fn when_nothing_is_left_then_cleanup_succeeds_with_zero() {
         let store = InMemoryObjectStore::new().with_bucket("staging", false);
-        let audit = InMemoryAuditLog::default();
-        let result = run(&store, &audit, &CLOCK, "staging", &input())
-            .await
-            .unwrap();
+        let s = step(store);
+        let result = s.run(&input()).await.unwrap();
         assert_eq!(result.deleted_objects, 0);
-        assert!(!store
+        assert!(!s
+            .objects
             .calls()
             .iter()
             .any(|c| matches!(c, ObjectCall::Delete { .. })));
@@ -546,26 +524,22 @@ mod tests {
         store.put_object("staging", "ws-1/req-1/a.csv", "x");
         store.put_object("staging", "ws-1/req-1/locked.csv", "x");
         store.deny_delete("ws-1/req-1/locked.csv");
-        let audit = InMemoryAuditLog::default();
-        let err = run(&store, &audit, &CLOCK, "staging", &input())
-            .await
-            .unwrap_err();
+        let s = step(store);
+        let err = s.run(&input()).await.unwrap_err();
         assert!(err.to_string().contains("ws-1/req-1/locked.csv"), "{err}");
-        assert_eq!(audit.events().last().unwrap().outcome, "failed");
+        assert_eq!(s.audit.events().last().unwrap().outcome, "failed");
     }
 
     #[tokio::test]
     async fn when_the_ids_are_not_plain_then_nothing_is_listed_or_deleted() {
         let store = InMemoryObjectStore::new().with_bucket("staging", false);
-        let audit = InMemoryAuditLog::default();
         let bad = CleanupInput {
             egress_request_id: "..".into(),
             workspace_id: "ws-1".into(),
         };
-        let err = run(&store, &audit, &CLOCK, "staging", &bad)
-            .await
-            .unwrap_err();
+        let s = step(store);
+        let err = s.run(&bad).await.unwrap_err();
         assert_eq!(err.error_type(), "ValidationError");
-        assert!(store.calls().is_empty());
+        assert!(s.objects.calls().is_empty());
     }
 }

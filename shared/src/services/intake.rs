@@ -13,21 +13,28 @@ pub struct Started {
     pub outcome: StartOutcome,
 }
 
-/// Validates one SWB message and starts its execution. A duplicate delivery is a success.
-pub async fn start_one(
-    starter: &impl WorkflowStarter,
-    config: &IntakeConfig,
-    message: &str,
-) -> Result<Started> {
-    let input = build_workflow_input(message, config)?;
-    let json = serde_json::to_string(&input)
-        .map_err(|e| EgressError::Internal(format!("workflow input cannot be encoded: {e}")))?;
-    let id = input.request.egress_request_id;
-    let outcome = starter.start(&id, &json).await?;
-    Ok(Started {
-        egress_request_id: id,
-        outcome,
-    })
+/// `start-workflow` with its ports: one execution per SWB message.
+#[derive(Debug)]
+pub struct Intake<S> {
+    /// Starts executions.
+    pub starter: S,
+    /// The buckets and the workflow's configuration.
+    pub config: IntakeConfig,
+}
+
+impl<S: WorkflowStarter> Intake<S> {
+    /// Validates one SWB message and starts its execution. A duplicate delivery is a success.
+    pub async fn start(&self, message: &str) -> Result<Started> {
+        let input = build_workflow_input(message, &self.config)?;
+        let json = serde_json::to_string(&input)
+            .map_err(|e| EgressError::Internal(format!("workflow input cannot be encoded: {e}")))?;
+        let id = input.request.egress_request_id;
+        let outcome = self.starter.start(&id, &json).await?;
+        Ok(Started {
+            egress_request_id: id,
+            outcome,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -37,8 +44,8 @@ mod tests {
     use crate::fakes::FakeWorkflowStarter;
     use crate::model::WorkflowInput;
 
-    fn config() -> IntakeConfig {
-        IntakeConfig {
+    fn intake() -> Intake<FakeWorkflowStarter> {
+        let config = IntakeConfig {
             swb_notification_bucket: "swb-notify".into(),
             swb_egress_store_bucket: "swb-egress".into(),
             workflow: workflow_config(
@@ -49,6 +56,10 @@ mod tests {
                 "https://app".into(),
             )
             .unwrap(),
+        };
+        Intake {
+            starter: FakeWorkflowStarter::default(),
+            config,
         }
     }
 
@@ -65,12 +76,10 @@ mod tests {
 
     #[tokio::test]
     async fn when_a_message_is_valid_then_one_execution_named_after_the_request_starts() {
-        let starter = FakeWorkflowStarter::default();
-        let started = start_one(&starter, &config(), &message("req-1"))
-            .await
-            .unwrap();
+        let intake = intake();
+        let started = intake.start(&message("req-1")).await.unwrap();
         assert!(matches!(started.outcome, StartOutcome::Started { .. }));
-        let executions = starter.executions();
+        let executions = intake.starter.executions();
         let input: WorkflowInput = serde_json::from_str(&executions["req-1"]).unwrap();
         assert_eq!(input.request.egress_request_id, "req-1");
         assert_eq!(input.config.review_timeout_seconds, 60);
@@ -78,37 +87,31 @@ mod tests {
 
     #[tokio::test]
     async fn when_sns_delivers_twice_then_the_second_is_a_success_without_a_new_execution() {
-        let starter = FakeWorkflowStarter::default();
-        start_one(&starter, &config(), &message("req-1"))
-            .await
-            .unwrap();
-        let again = start_one(&starter, &config(), &message("req-1"))
-            .await
-            .unwrap();
+        let intake = intake();
+        intake.start(&message("req-1")).await.unwrap();
+        let again = intake.start(&message("req-1")).await.unwrap();
         assert_eq!(again.outcome, StartOutcome::AlreadyExists);
-        assert_eq!(starter.executions().len(), 1);
+        assert_eq!(intake.starter.executions().len(), 1);
     }
 
     #[tokio::test]
     async fn when_a_message_is_invalid_then_nothing_starts_and_the_error_names_the_field() {
-        let starter = FakeWorkflowStarter::default();
-        let err = start_one(&starter, &config(), r#"{"id":"x"}"#)
-            .await
-            .unwrap_err();
+        let intake = intake();
+        let err = intake.start(r#"{"id":"x"}"#).await.unwrap_err();
         assert_eq!(err.error_type(), "ValidationError");
         assert!(err.to_string().contains("egress_store_id"), "{err}");
-        assert!(starter.executions().is_empty());
+        assert!(intake.starter.executions().is_empty());
     }
 
     #[tokio::test]
     async fn when_a_message_points_at_another_workspaces_data_then_nothing_starts() {
-        let starter = FakeWorkflowStarter::default();
+        let intake = intake();
         let foreign =
             message("req-1").replace("\"s3_bucketpath\":\"ws1/\"", "\"s3_bucketpath\":\"ws2/\"");
         assert_ne!(foreign, message("req-1"));
-        let err = start_one(&starter, &config(), &foreign).await.unwrap_err();
+        let err = intake.start(&foreign).await.unwrap_err();
         assert_eq!(err.error_type(), "ValidationError");
         assert!(err.to_string().contains("s3_bucketpath"), "{err}");
-        assert!(starter.executions().is_empty());
+        assert!(intake.starter.executions().is_empty());
     }
 }
