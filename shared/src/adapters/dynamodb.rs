@@ -1,10 +1,12 @@
 //! DynamoDB adapters: the requests table (the audit table: [`super::dynamodb_audit`]).
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::classify;
+use super::dynamodb_review::s;
 use crate::error::{EgressError, Result};
 use crate::model::{EgressRequest, StagingResult};
 use crate::ports::{PendingReview, RequestStore};
@@ -35,11 +37,14 @@ impl DynamoDbRequestStore {
         &self.table
     }
 
+    /// An `UpdateItem` of request `egress_request_id` on this table.
+    pub(super) fn update_request_item(&self, egress_request_id: &str) -> UpdateItemFluentBuilder {
+        let (k, v) = Self::key(egress_request_id);
+        self.client.update_item().table_name(&self.table).key(k, v)
+    }
+
     fn key(id: &str) -> (String, AttributeValue) {
-        (
-            "egress_request_id".to_string(),
-            AttributeValue::S(id.to_string()),
-        )
+        ("egress_request_id".to_string(), s(id))
     }
 
     /// Runs an update whose condition includes `attribute_exists(egress_request_id)`, and
@@ -49,7 +54,7 @@ impl DynamoDbRequestStore {
         &self,
         id: &str,
         what: &str,
-        update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+        update: UpdateItemFluentBuilder,
     ) -> Result<()> {
         match update.send().await {
             Ok(_) => Ok(()),
@@ -107,12 +112,8 @@ impl RequestStore for DynamoDbRequestStore {
     }
 
     async fn record_pending_review(&self, p: &PendingReview<'_>) -> Result<()> {
-        let (k, v) = Self::key(p.egress_request_id);
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(k, v)
+            .update_request_item(p.egress_request_id)
             .update_expression(
                 "SET sfn_task_token = :token, review_handle = :handle, review_stage = :stage, \
                  current_reviewer_group = :grp, updated_dt = :at",
@@ -120,15 +121,12 @@ impl RequestStore for DynamoDbRequestStore {
             .condition_expression(
                 "attribute_exists(egress_request_id) AND egress_status = :awaiting",
             )
-            .expression_attribute_values(":token", AttributeValue::S(p.task_token.to_string()))
-            .expression_attribute_values(":handle", AttributeValue::S(p.review_handle.to_string()))
-            .expression_attribute_values(":stage", AttributeValue::S(p.stage.as_str().to_string()))
-            .expression_attribute_values(":grp", AttributeValue::S(p.reviewer_group.to_string()))
-            .expression_attribute_values(":at", AttributeValue::S(p.at.to_string()))
-            .expression_attribute_values(
-                ":awaiting",
-                AttributeValue::S(p.awaiting_status.as_str().to_string()),
-            );
+            .expression_attribute_values(":token", s(p.task_token))
+            .expression_attribute_values(":handle", s(p.review_handle))
+            .expression_attribute_values(":stage", s(p.stage.as_str()))
+            .expression_attribute_values(":grp", s(p.reviewer_group))
+            .expression_attribute_values(":at", s(p.at))
+            .expression_attribute_values(":awaiting", s(p.awaiting_status.as_str()));
         self.conditional_update(
             p.egress_request_id,
             &format!("recording the {} review task", p.stage),
@@ -144,12 +142,8 @@ impl RequestStore for DynamoDbRequestStore {
         manifest_version: Option<&str>,
         at: &str,
     ) -> Result<()> {
-        let (k, v) = Self::key(egress_request_id);
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(k, v)
+            .update_request_item(egress_request_id)
             .update_expression(
                 "SET staged_file_count = :count, staged_total_bytes = :bytes, \
                  staged_file_types = :types, staging_manifest_key = :manifest, \
@@ -164,16 +158,10 @@ impl RequestStore for DynamoDbRequestStore {
                 ":bytes",
                 AttributeValue::N(staging.total_bytes.to_string()),
             )
-            .expression_attribute_values(":types", AttributeValue::S(staging.file_types.clone()))
-            .expression_attribute_values(
-                ":manifest",
-                AttributeValue::S(staging.manifest_key.clone()),
-            )
-            .expression_attribute_values(
-                ":mver",
-                AttributeValue::S(manifest_version.unwrap_or("null").to_string()),
-            )
-            .expression_attribute_values(":at", AttributeValue::S(at.to_string()));
+            .expression_attribute_values(":types", s(&staging.file_types))
+            .expression_attribute_values(":manifest", s(&staging.manifest_key))
+            .expression_attribute_values(":mver", s(manifest_version.unwrap_or("null")))
+            .expression_attribute_values(":at", s(at));
         self.conditional_update(egress_request_id, "recording the staging result", update)
             .await
     }
@@ -184,16 +172,12 @@ impl RequestStore for DynamoDbRequestStore {
         archive_key: &str,
         at: &str,
     ) -> Result<()> {
-        let (k, v) = Self::key(egress_request_id);
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(k, v)
+            .update_request_item(egress_request_id)
             .update_expression("SET archive_key = :key, updated_dt = :at")
             .condition_expression("attribute_exists(egress_request_id)")
-            .expression_attribute_values(":key", AttributeValue::S(archive_key.to_string()))
-            .expression_attribute_values(":at", AttributeValue::S(at.to_string()));
+            .expression_attribute_values(":key", s(archive_key))
+            .expression_attribute_values(":at", s(at));
         self.conditional_update(egress_request_id, "recording the archive", update)
             .await
     }
@@ -261,32 +245,28 @@ mod tests {
         assert_eq!(update.num_calls(), 1);
     }
 
-    #[tokio::test]
-    async fn when_the_request_does_not_exist_then_recording_is_not_found() {
+    /// Recording the review task when its condition fails and the request reads as `now`.
+    async fn recording_refused_with(now: Option<EgressStatus>) -> EgressError {
         let update = mock!(Client::update_item).then_error(condition_failed);
-        let get = mock!(Client::get_item).then_output(|| GetItemOutput::builder().build());
+        let get = mock!(Client::get_item)
+            .then_output(move || GetItemOutput::builder().set_item(now.map(stored)).build());
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update, &get]);
-        let err = DynamoDbRequestStore::new(client, "requests")
+        DynamoDbRequestStore::new(client, "requests")
             .record_pending_review(&pending())
             .await
-            .unwrap_err();
+            .unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn when_the_request_does_not_exist_then_recording_is_not_found() {
+        let err = recording_refused_with(None).await;
         assert_eq!(err.error_type(), "NotFound");
         assert!(!err.to_string().contains("secret-token"));
     }
 
     #[tokio::test]
     async fn when_the_request_is_in_another_state_then_recording_is_a_conflict() {
-        let update = mock!(Client::update_item).then_error(condition_failed);
-        let get = mock!(Client::get_item).then_output(|| {
-            GetItemOutput::builder()
-                .set_item(Some(stored(EgressStatus::Rejected)))
-                .build()
-        });
-        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update, &get]);
-        let err = DynamoDbRequestStore::new(client, "requests")
-            .record_pending_review(&pending())
-            .await
-            .unwrap_err();
+        let err = recording_refused_with(Some(EgressStatus::Rejected)).await;
         assert_eq!(err.error_type(), "Conflict");
         assert!(err.to_string().contains("REJECTED"), "{err}");
     }

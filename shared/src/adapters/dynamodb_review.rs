@@ -38,7 +38,7 @@ fn prefix(stage: ReviewStage) -> &'static str {
 
 const REVIEWER_SUFFIXES: [&str; 6] = ["name", "email", "sub", "dt", "reason", "decision"];
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
@@ -97,15 +97,6 @@ async fn conditional(
             Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(None),
             _ => Err(classify(what, err)),
         },
-    }
-}
-
-impl DynamoDbRequestStore {
-    fn update_request_item(&self, egress_request_id: &str) -> UpdateItemFluentBuilder {
-        self.client()
-            .update_item()
-            .table_name(self.table())
-            .key("egress_request_id", s(egress_request_id))
     }
 }
 
@@ -381,7 +372,18 @@ mod tests {
     use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
     use aws_sdk_dynamodb::operation::query::QueryOutput;
     use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
-    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+
+    /// The `requests` table over a client that answers with `rule`.
+    pub(super) fn store_answering(rule: &Rule) -> DynamoDbRequestStore {
+        DynamoDbRequestStore::new(mock_client!(aws_sdk_dynamodb, [rule]), "requests")
+    }
+
+    /// `req-1` in dual mode, parked at RIT with `sfn-token` behind `handle-1`.
+    fn parked_at_rit() -> EgressRequest {
+        let dual = sample_request("req-1", ApprovalMode::Dual);
+        parked_at(dual, ReviewStage::Rit, "sfn-token", "handle-1")
+    }
 
     fn item(request: &EgressRequest) -> HashMap<String, AttributeValue> {
         serde_dynamo::to_item(request).unwrap()
@@ -422,12 +424,7 @@ mod tests {
     #[tokio::test]
     async fn when_a_decision_is_claimed_then_one_conditional_update_sets_reviewer_and_removes_the_token(
     ) {
-        let parked = parked_at(
-            sample_request("req-1", ApprovalMode::Dual),
-            ReviewStage::Rit,
-            "sfn-token",
-            "handle-1",
-        );
+        let parked = parked_at_rit();
         let old = item(&parked);
         let update = mock!(aws_sdk_dynamodb::Client::update_item)
             .match_requests(|r| {
@@ -453,8 +450,7 @@ mod tests {
                     .set_attributes(Some(old.clone()))
                     .build()
             });
-        let client = mock_client!(aws_sdk_dynamodb, [&update]);
-        let ClaimOutcome::Won(claimed) = DynamoDbRequestStore::new(client, "requests")
+        let ClaimOutcome::Won(claimed) = store_answering(&update)
             .claim_decision(&claim())
             .await
             .unwrap()
@@ -483,21 +479,16 @@ mod tests {
             })
             .then_output(|| UpdateItemOutput::builder().build());
         let gone = mock!(aws_sdk_dynamodb::Client::update_item).then_error(condition_failed);
-        let store = DynamoDbRequestStore::new(mock_client!(aws_sdk_dynamodb, [&update]), "t");
+        let store = store_answering(&update);
         store.settle_decision("req-1").await.unwrap();
         assert_eq!(update.num_calls(), 1);
-        let store = DynamoDbRequestStore::new(mock_client!(aws_sdk_dynamodb, [&gone]), "t");
+        let store = store_answering(&gone);
         store.settle_decision("req-1").await.unwrap();
     }
 
     /// The item after `claim()` landed on a request parked at RIT with `sfn-token`.
     fn claimed_item(reviewer_sub: &str, at: &str) -> HashMap<String, AttributeValue> {
-        let mut request = parked_at(
-            sample_request("req-1", ApprovalMode::Dual),
-            ReviewStage::Rit,
-            "sfn-token",
-            "handle-1",
-        );
+        let mut request = parked_at_rit();
         request.egress_status = EgressStatus::RitApproved;
         request.review_handle = None;
         request.sfn_task_token = None;
@@ -530,8 +521,7 @@ mod tests {
                     == Some(&ReturnValuesOnConditionCheckFailure::AllOld)
             })
             .then_error(move || condition_failed_on(now.clone()));
-        let client = mock_client!(aws_sdk_dynamodb, [&update]);
-        let ClaimOutcome::Won(claimed) = DynamoDbRequestStore::new(client, "requests")
+        let ClaimOutcome::Won(claimed) = store_answering(&update)
             .claim_decision(&claim())
             .await
             .unwrap()
@@ -557,8 +547,7 @@ mod tests {
         ] {
             let update = mock!(aws_sdk_dynamodb::Client::update_item)
                 .then_error(move || condition_failed_on(now.clone()));
-            let client = mock_client!(aws_sdk_dynamodb, [&update]);
-            let outcome = DynamoDbRequestStore::new(client, "requests")
+            let outcome = store_answering(&update)
                 .claim_decision(&claim())
                 .await
                 .unwrap();
@@ -569,8 +558,7 @@ mod tests {
     #[tokio::test]
     async fn when_a_concurrent_decision_won_then_the_claim_is_lost() {
         let update = mock!(aws_sdk_dynamodb::Client::update_item).then_error(condition_failed);
-        let client = mock_client!(aws_sdk_dynamodb, [&update]);
-        let outcome = DynamoDbRequestStore::new(client, "requests")
+        let outcome = store_answering(&update)
             .claim_decision(&claim())
             .await
             .unwrap();
@@ -600,12 +588,7 @@ mod tests {
     #[tokio::test]
     async fn when_rolling_back_then_status_handle_and_token_are_restored_only_if_the_claim_is_current(
     ) {
-        let parked = parked_at(
-            sample_request("req-1", ApprovalMode::Dual),
-            ReviewStage::Rit,
-            "sfn-token",
-            "handle-1",
-        );
+        let parked = parked_at_rit();
         let claimed = ClaimedDecision { previous: parked };
         let restore = mock!(aws_sdk_dynamodb::Client::update_item)
             .match_requests(|r| {
@@ -620,13 +603,11 @@ mod tests {
                     && value(v, ":token") == Some("sfn-token")
             })
             .then_output(|| UpdateItemOutput::builder().build());
-        let client = mock_client!(aws_sdk_dynamodb, [&restore]);
-        let store = DynamoDbRequestStore::new(client, "requests");
+        let store = store_answering(&restore);
         assert!(store.release_decision(&claim(), &claimed).await.unwrap());
 
         let moved_on = mock!(aws_sdk_dynamodb::Client::update_item).then_error(condition_failed);
-        let client = mock_client!(aws_sdk_dynamodb, [&moved_on]);
-        let store = DynamoDbRequestStore::new(client, "requests");
+        let store = store_answering(&moved_on);
         assert!(!store.release_decision(&claim(), &claimed).await.unwrap());
     }
 
@@ -651,45 +632,38 @@ mod tests {
                     .attributes("download_count", AttributeValue::N("2".into()))
                     .build()
             });
-        let client = mock_client!(aws_sdk_dynamodb, [&update]);
-        let count = DynamoDbRequestStore::new(client, "requests")
+        let count = store_answering(&update)
             .count_download("req-1", EgressStatus::IgApproved, 3)
             .await
             .unwrap();
         assert_eq!(count, DownloadCount::Counted(2));
     }
 
-    #[tokio::test]
-    async fn when_the_download_limit_is_reached_then_the_limit_is_reported() {
+    /// What counting a download (of at most 3) gives when its condition fails and the
+    /// request is then read as `now`.
+    async fn count_refused_with(now: &EgressRequest) -> DownloadCount {
         let update = mock!(aws_sdk_dynamodb::Client::update_item).then_error(condition_failed);
-        let exhausted = item(&approved(sample_request("req-1", ApprovalMode::Single), 3));
-        let get = mock!(aws_sdk_dynamodb::Client::get_item).then_output(move || {
-            GetItemOutput::builder()
-                .set_item(Some(exhausted.clone()))
-                .build()
-        });
+        let now = item(now);
+        let get = mock!(aws_sdk_dynamodb::Client::get_item)
+            .then_output(move || GetItemOutput::builder().set_item(Some(now.clone())).build());
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update, &get]);
-        let outcome = DynamoDbRequestStore::new(client, "requests")
+        DynamoDbRequestStore::new(client, "requests")
             .count_download("req-1", EgressStatus::IgApproved, 3)
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn when_the_download_limit_is_reached_then_the_limit_is_reported() {
+        let exhausted = approved(sample_request("req-1", ApprovalMode::Single), 3);
+        let outcome = count_refused_with(&exhausted).await;
         assert_eq!(outcome, DownloadCount::LimitReached);
     }
 
     #[tokio::test]
     async fn when_the_request_is_not_approved_then_the_download_is_unavailable_with_its_status() {
-        let update = mock!(aws_sdk_dynamodb::Client::update_item).then_error(condition_failed);
-        let in_review = item(&sample_request("req-1", ApprovalMode::Single));
-        let get = mock!(aws_sdk_dynamodb::Client::get_item).then_output(move || {
-            GetItemOutput::builder()
-                .set_item(Some(in_review.clone()))
-                .build()
-        });
-        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update, &get]);
-        let outcome = DynamoDbRequestStore::new(client, "requests")
-            .count_download("req-1", EgressStatus::IgApproved, 3)
-            .await
-            .unwrap();
+        let in_review = sample_request("req-1", ApprovalMode::Single);
+        let outcome = count_refused_with(&in_review).await;
         assert_eq!(
             outcome,
             DownloadCount::Unavailable(EgressStatus::Processing)
@@ -773,8 +747,7 @@ mod tests {
                     .count(2)
                     .build()
             });
-        let client = mock_client!(aws_sdk_dynamodb, [&query]);
-        let listed = DynamoDbRequestStore::new(client, "requests")
+        let listed = store_answering(&query)
             .list_page(&ListIndex::Status(EgressStatus::Processing), None, 10)
             .await
             .unwrap();
@@ -790,9 +763,10 @@ mod tests {
 
 #[cfg(test)]
 mod revoke_tests {
+    use super::tests::store_answering;
     use super::*;
     use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
-    use aws_smithy_mocks::{mock, mock_client};
+    use aws_smithy_mocks::mock;
 
     fn claim() -> RevocationClaim {
         RevocationClaim {
@@ -827,8 +801,7 @@ mod revoke_tests {
                     && r.return_values().is_none()
             })
             .then_output(|| UpdateItemOutput::builder().build());
-        let client = mock_client!(aws_sdk_dynamodb, [&update]);
-        let won = DynamoDbRequestStore::new(client, "requests")
+        let won = store_answering(&update)
             .claim_revocation(&claim())
             .await
             .unwrap();
@@ -845,8 +818,7 @@ mod revoke_tests {
                     .build(),
             )
         });
-        let client = mock_client!(aws_sdk_dynamodb, [&update]);
-        let won = DynamoDbRequestStore::new(client, "requests")
+        let won = store_answering(&update)
             .claim_revocation(&claim())
             .await
             .unwrap();
@@ -862,8 +834,7 @@ mod revoke_tests {
                     .build(),
             )
         });
-        let client = mock_client!(aws_sdk_dynamodb, [&update]);
-        let err = DynamoDbRequestStore::new(client, "requests")
+        let err = store_answering(&update)
             .claim_revocation(&claim())
             .await
             .unwrap_err();

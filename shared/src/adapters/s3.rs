@@ -279,25 +279,7 @@ impl ObjectStore for S3ObjectStore {
 
     async fn get_stream(&self, object: &ObjectRef) -> Result<ByteChunks> {
         let out = self.get(object).await?;
-        let name = object.to_string();
-        // Ends after the first error: a body that failed mid-way cannot resume.
-        let chunks = stream::unfold(Some(out.body), move |body| {
-            let name = name.clone();
-            async move {
-                let mut body = body?;
-                match body.next().await {
-                    None => None,
-                    Some(Ok(chunk)) => Some((Ok(chunk), Some(body))),
-                    Some(Err(e)) => Some((
-                        Err(EgressError::Transient(format!(
-                            "reading {name} failed: {e}"
-                        ))),
-                        None,
-                    )),
-                }
-            }
-        });
-        Ok(Box::pin(chunks))
+        Ok(body_chunks(out.body, object.to_string()))
     }
 
     async fn get_range(
@@ -734,7 +716,7 @@ mod tests {
     use aws_sdk_s3::types::error::{NoSuchKey, NotFound};
     use aws_sdk_s3::types::Object as S3Object;
     use aws_sdk_s3::types::{DeleteMarkerEntry, Error as S3Error, ObjectVersion};
-    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
     use std::io::Write;
     use std::time::Duration;
 
@@ -773,6 +755,22 @@ mod tests {
         )
     }
 
+    /// A copy whose names do not matter to the test.
+    fn any_copy() -> (ObjectRef, Destination) {
+        let source = ObjectRef::at_version("egress", "k", "v");
+        (source, Destination::new("staging", "k", KMS))
+    }
+
+    /// A copy of version `v-gone` of `ws/a.csv`, with the 404 S3 gives for it.
+    fn copy_of_a_gone_version() -> (ObjectRef, Destination, Rule) {
+        let copy = mock!(Client::copy_object).then_http_response(|| {
+            not_found("NoSuchVersion", "The specified version does not exist.")
+        });
+        let destination = Destination::new("staging", "ws/req/a.csv", KMS);
+        let source = ObjectRef::at_version("egress", "ws/a.csv", "v-gone");
+        (source, destination, copy)
+    }
+
     #[tokio::test]
     async fn when_the_key_does_not_exist_then_get_is_not_found_naming_the_key() {
         let get = mock!(Client::get_object)
@@ -802,17 +800,9 @@ mod tests {
 
     #[tokio::test]
     async fn when_copying_a_missing_version_then_the_error_is_not_found_naming_key_and_version() {
-        let copy = mock!(Client::copy_object).then_http_response(|| {
-            not_found("NoSuchVersion", "The specified version does not exist.")
-        });
+        let (source, destination, copy) = copy_of_a_gone_version();
         let store = S3ObjectStore::new(mock_client!(aws_sdk_s3, [&copy]));
-        let err = store
-            .copy(
-                &ObjectRef::at_version("egress", "ws/a.csv", "v-gone"),
-                &Destination::new("staging", "ws/req/a.csv", KMS),
-            )
-            .await
-            .unwrap_err();
+        let err = store.copy(&source, &destination).await.unwrap_err();
         assert_eq!(err.error_type(), "NotFound");
         let text = err.to_string();
         assert!(
@@ -826,13 +816,8 @@ mod tests {
         let copy = mock!(Client::copy_object)
             .then_http_response(|| not_found("NoSuchBucket", "no bucket"));
         let store = S3ObjectStore::new(mock_client!(aws_sdk_s3, [&copy]));
-        let err = store
-            .copy(
-                &ObjectRef::at_version("egress", "k", "v"),
-                &Destination::new("staging", "k", KMS),
-            )
-            .await
-            .unwrap_err();
+        let (source, destination) = any_copy();
+        let err = store.copy(&source, &destination).await.unwrap_err();
         assert_eq!(err.error_type(), "InternalError");
     }
 
@@ -912,28 +897,19 @@ mod tests {
                     .build()
             });
             let store = S3ObjectStore::new(mock_client!(aws_sdk_s3, [&copy]));
-            let receipt = store
-                .copy_with_sha256(
-                    &ObjectRef::at_version("egress", "k", "v"),
-                    &Destination::new("staging", "k", KMS),
-                )
-                .await
-                .unwrap();
+            let (source, destination) = any_copy();
+            let receipt = store.copy_with_sha256(&source, &destination).await;
+            let receipt = receipt.unwrap();
             assert_eq!(receipt.sha256, None);
         }
     }
 
     #[tokio::test]
     async fn when_copying_with_sha256_a_missing_version_then_the_error_is_not_found() {
-        let copy = mock!(Client::copy_object).then_http_response(|| {
-            not_found("NoSuchVersion", "The specified version does not exist.")
-        });
+        let (source, destination, copy) = copy_of_a_gone_version();
         let store = S3ObjectStore::new(mock_client!(aws_sdk_s3, [&copy]));
         let err = store
-            .copy_with_sha256(
-                &ObjectRef::at_version("egress", "ws/a.csv", "v-gone"),
-                &Destination::new("staging", "ws/req/a.csv", KMS),
-            )
+            .copy_with_sha256(&source, &destination)
             .await
             .unwrap_err();
         assert_eq!(err.error_type(), "NotFound");
@@ -988,13 +964,9 @@ mod tests {
             .output(|| CopyObjectOutput::builder().build())
             .build();
         let client = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&copy], retrying);
-        S3ObjectStore::new(client)
-            .copy(
-                &ObjectRef::at_version("egress", "k", "v"),
-                &Destination::new("staging", "k", KMS),
-            )
-            .await
-            .unwrap();
+        let (source, destination) = any_copy();
+        let store = S3ObjectStore::new(client);
+        store.copy(&source, &destination).await.unwrap();
         assert_eq!(copy.num_calls(), 2);
     }
 
@@ -1035,6 +1007,37 @@ mod tests {
         assert_eq!(version.as_deref(), Some("mv-1"));
     }
 
+    /// Streams `writes` into `destination` in parts of `part_size`, sending the full parts
+    /// after each write; the size uploaded.
+    async fn upload(
+        store: &S3ObjectStore,
+        destination: &Destination,
+        part_size: usize,
+        concurrency: usize,
+        writes: Vec<Vec<u8>>,
+    ) -> Result<u64> {
+        let settings = UploadSettings {
+            part_size,
+            concurrency,
+        };
+        let gauge = BufferGauge::default();
+        let sent = upload_stream(
+            store,
+            destination,
+            settings,
+            &gauge,
+            |mut sink| async move {
+                for write in writes {
+                    sink.write_all(&write)
+                        .map_err(|e| EgressError::Internal(e.to_string()))?;
+                    sink.send_full_parts().await?;
+                }
+                Ok(((), sink.finish().await?))
+            },
+        );
+        Ok(sent.await?.1)
+    }
+
     #[tokio::test]
     async fn when_a_part_upload_fails_then_the_multipart_upload_is_aborted() {
         let create = mock!(Client::create_multipart_upload)
@@ -1071,26 +1074,10 @@ mod tests {
         destination
             .metadata
             .insert("egress-request-id".into(), "req-1".into());
-        let settings = UploadSettings {
-            part_size: 1024,
-            concurrency: 1,
-        };
-        let err = upload_stream(
-            &store,
-            &destination,
-            settings,
-            &BufferGauge::default(),
-            |mut sink| async move {
-                for _ in 0..5 {
-                    sink.write_all(&[7u8; 700])
-                        .map_err(|e| EgressError::Internal(e.to_string()))?;
-                    sink.send_full_parts().await?;
-                }
-                Ok(((), sink.finish().await?))
-            },
-        )
-        .await
-        .unwrap_err();
+        let writes = vec![vec![7u8; 700]; 5];
+        let err = upload(&store, &destination, 1024, 1, writes)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("UploadPart 2"), "{err}");
         assert_eq!(create.num_calls(), 1);
         assert_eq!(abort.num_calls(), 1);
@@ -1121,24 +1108,10 @@ mod tests {
             .then_output(|| CompleteMultipartUploadOutput::builder().build());
         let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&create, &part, &complete]);
         let store = S3ObjectStore::new(client);
-        let settings = UploadSettings {
-            part_size: 1000,
-            concurrency: 2,
-        };
-        let ((), size) = upload_stream(
-            &store,
-            &Destination::new("datalake", "out.zip", KMS),
-            settings,
-            &BufferGauge::default(),
-            |mut sink| async move {
-                sink.write_all(&[1u8; 2500])
-                    .map_err(|e| EgressError::Internal(e.to_string()))?;
-                sink.send_full_parts().await?;
-                Ok(((), sink.finish().await?))
-            },
-        )
-        .await
-        .unwrap();
+        let destination = Destination::new("datalake", "out.zip", KMS);
+        let size = upload(&store, &destination, 1000, 2, vec![vec![1u8; 2500]])
+            .await
+            .unwrap();
         assert_eq!(size, 2500);
         assert_eq!(part.num_calls(), 3);
         assert_eq!(complete.num_calls(), 1);

@@ -193,9 +193,33 @@ mod tests {
     use aws_sdk_sfn::types::error::{
         ExecutionAlreadyExists, ExecutionLimitExceeded, InvalidOutput, TaskTimedOut,
     };
-    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use aws_smithy_mocks::{mock, mock_client, Rule};
 
     const ARN: &str = "arn:aws:states:eu-west-2:123456789012:stateMachine:egress";
+
+    /// Starts `req-1` with input `{}`, Step Functions answering as `start` says.
+    async fn start_req_1(start: &Rule) -> Result<StartOutcome> {
+        let client = mock_client!(aws_sdk_sfn, [start]);
+        SfnWorkflowStarter::new(client, ARN)
+            .start("req-1", "{}")
+            .await
+    }
+
+    /// Sends `{}` as the output of task `token`, Step Functions answering as `send` says.
+    async fn send_success(send: &Rule, token: &str) -> Result<Delivery> {
+        let client = mock_client!(aws_sdk_sfn, [send]);
+        SfnWorkflowCallbacks::new(client)
+            .send_success(token, "{}")
+            .await
+    }
+
+    /// A raw HTTP answer with `status` and `body`, as the SDK's retries see it.
+    fn http(status: u16, body: &'static str) -> HttpResponse {
+        HttpResponse::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap(),
+            aws_smithy_types::body::SdkBody::from(body),
+        )
+    }
 
     #[tokio::test]
     async fn when_starting_then_the_named_execution_of_the_configured_machine_starts() {
@@ -212,11 +236,7 @@ mod tests {
                     .build()
                     .unwrap()
             });
-        let client = mock_client!(aws_sdk_sfn, [&start]);
-        let outcome = SfnWorkflowStarter::new(client, ARN)
-            .start("req-1", "{}")
-            .await
-            .unwrap();
+        let outcome = start_req_1(&start).await.unwrap();
         assert_eq!(
             outcome,
             StartOutcome::Started {
@@ -230,11 +250,7 @@ mod tests {
         let start = mock!(aws_sdk_sfn::Client::start_execution).then_error(|| {
             StartExecutionError::ExecutionAlreadyExists(ExecutionAlreadyExists::builder().build())
         });
-        let client = mock_client!(aws_sdk_sfn, [&start]);
-        let outcome = SfnWorkflowStarter::new(client, ARN)
-            .start("req-1", "{}")
-            .await
-            .unwrap();
+        let outcome = start_req_1(&start).await.unwrap();
         assert_eq!(outcome, StartOutcome::AlreadyExists);
     }
 
@@ -243,11 +259,7 @@ mod tests {
         let start = mock!(aws_sdk_sfn::Client::start_execution).then_error(|| {
             StartExecutionError::ExecutionLimitExceeded(ExecutionLimitExceeded::builder().build())
         });
-        let client = mock_client!(aws_sdk_sfn, [&start]);
-        let err = SfnWorkflowStarter::new(client, ARN)
-            .start("req-1", "{}")
-            .await
-            .unwrap_err();
+        let err = start_req_1(&start).await.unwrap_err();
         assert_eq!(err.error_type(), "TransientError");
     }
 
@@ -256,11 +268,7 @@ mod tests {
         let send = mock!(aws_sdk_sfn::Client::send_task_success)
             .match_requests(|r| r.task_token() == Some("token") && r.output() == Some("{}"))
             .then_output(|| SendTaskSuccessOutput::builder().build());
-        let client = mock_client!(aws_sdk_sfn, [&send]);
-        let delivery = SfnWorkflowCallbacks::new(client)
-            .send_success("token", "{}")
-            .await
-            .unwrap();
+        let delivery = send_success(&send, "token").await.unwrap();
         assert_eq!(delivery, Delivery::Delivered);
     }
 
@@ -270,19 +278,10 @@ mod tests {
         // the retry finds the task no longer waiting: the first attempt resumed it.
         let send = mock!(aws_sdk_sfn::Client::send_task_success)
             .sequence()
-            .http_response(|| {
-                HttpResponse::new(
-                    aws_smithy_runtime_api::http::StatusCode::try_from(503).unwrap(),
-                    aws_smithy_types::body::SdkBody::from("{}"),
-                )
-            })
+            .http_response(|| http(503, "{}"))
             .error(|| SendTaskSuccessError::TaskTimedOut(TaskTimedOut::builder().build()))
             .build();
-        let client = mock_client!(aws_sdk_sfn, RuleMode::Sequential, [&send]);
-        let delivery = SfnWorkflowCallbacks::new(client)
-            .send_success("token", "{}")
-            .await
-            .unwrap();
+        let delivery = send_success(&send, "token").await.unwrap();
         assert_eq!(delivery, Delivery::Delivered);
         assert_eq!(send.num_calls(), 2);
     }
@@ -293,20 +292,14 @@ mod tests {
         let send = mock!(aws_sdk_sfn::Client::send_task_success)
             .sequence()
             .http_response(|| {
-                HttpResponse::new(
-                    aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
-                    aws_smithy_types::body::SdkBody::from(
-                        r#"{"__type":"ThrottlingException","message":"slow down"}"#,
-                    ),
+                http(
+                    400,
+                    r#"{"__type":"ThrottlingException","message":"slow down"}"#,
                 )
             })
             .error(|| SendTaskSuccessError::TaskTimedOut(TaskTimedOut::builder().build()))
             .build();
-        let client = mock_client!(aws_sdk_sfn, RuleMode::Sequential, [&send]);
-        let delivery = SfnWorkflowCallbacks::new(client)
-            .send_success("token", "{}")
-            .await
-            .unwrap();
+        let delivery = send_success(&send, "token").await.unwrap();
         assert_eq!(delivery, Delivery::NoLongerWaiting);
         assert_eq!(send.num_calls(), 2);
     }
@@ -315,11 +308,7 @@ mod tests {
     async fn when_the_task_timed_out_then_it_is_no_longer_waiting() {
         let send = mock!(aws_sdk_sfn::Client::send_task_success)
             .then_error(|| SendTaskSuccessError::TaskTimedOut(TaskTimedOut::builder().build()));
-        let client = mock_client!(aws_sdk_sfn, [&send]);
-        let delivery = SfnWorkflowCallbacks::new(client)
-            .send_success("token", "{}")
-            .await
-            .unwrap();
+        let delivery = send_success(&send, "token").await.unwrap();
         assert_eq!(delivery, Delivery::NoLongerWaiting);
     }
 
@@ -328,11 +317,7 @@ mod tests {
         let send = mock!(aws_sdk_sfn::Client::send_task_success).then_error(|| {
             SendTaskSuccessError::InvalidOutput(InvalidOutput::builder().message("bad").build())
         });
-        let client = mock_client!(aws_sdk_sfn, [&send]);
-        let err = SfnWorkflowCallbacks::new(client)
-            .send_success("secret-token", "{}")
-            .await
-            .unwrap_err();
+        let err = send_success(&send, "secret-token").await.unwrap_err();
         assert_eq!(err.error_type(), "InternalError");
         assert!(!err.to_string().contains("secret-token"), "{err}");
     }
