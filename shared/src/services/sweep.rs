@@ -936,13 +936,17 @@ mod tests {
         r
     }
 
-    fn running() -> ExecutionInfo {
+    fn execution(status: ExecutionStatus) -> ExecutionInfo {
         ExecutionInfo {
-            status: ExecutionStatus::Running,
+            status,
             error: None,
             cause: None,
             output: None,
         }
+    }
+
+    fn running() -> ExecutionInfo {
+        execution(ExecutionStatus::Running)
     }
 
     const REPAIR: SweepRequest = SweepRequest {
@@ -950,6 +954,15 @@ mod tests {
         repair: true,
         egress_request_ids: None,
     };
+
+    const DRY_RUN: SweepRequest = SweepRequest {
+        dry_run: true,
+        ..REPAIR
+    };
+
+    fn store_status(s: &Service, id: &str) -> Option<String> {
+        s.store.store(id).unwrap().status
+    }
 
     fn to(topic: &str, s: &Service) -> usize {
         s.publisher
@@ -1047,14 +1060,7 @@ mod tests {
     async fn when_dry_running_then_drift_is_reported_and_nothing_changes() {
         let s = service(120);
         plant_drift(&s);
-        let report = s
-            .run(&SweepRequest {
-                dry_run: true,
-                repair: true,
-                egress_request_ids: None,
-            })
-            .await
-            .unwrap();
+        let report = s.run(&DRY_RUN).await.unwrap();
         let kinds: Vec<&str> = report.drift.iter().map(|d| d.kind.as_str()).collect();
         assert!(kinds.contains(&"processing_without_execution"), "{kinds:?}");
         assert!(kinds.contains(&"swb_store_stuck"), "{kinds:?}");
@@ -1083,14 +1089,8 @@ mod tests {
         let lost = s.store.get("req-lost").unwrap().0;
         assert_eq!(lost.egress_status, EgressStatus::Failed);
         assert_eq!(lost.failure_error.as_deref(), Some("ExecutionMissing"));
-        assert_eq!(
-            s.store.store("store-1").unwrap().status.as_deref(),
-            Some("PENDING")
-        );
-        assert_eq!(
-            s.store.store("store-2").unwrap().status.as_deref(),
-            Some("PENDING")
-        );
+        assert_eq!(store_status(&s, "store-1").as_deref(), Some("PENDING"));
+        assert_eq!(store_status(&s, "store-2").as_deref(), Some("PENDING"));
         assert!(s.objects.object("staging", "ws-1/req-lost/a.csv").is_none());
         assert!(s
             .audit
@@ -1185,14 +1185,7 @@ mod tests {
         let s = service(120);
         s.store.put(stalled("req-a", Decision::Approved));
         s.executions.set("req-a", running());
-        let report = s
-            .run(&SweepRequest {
-                dry_run: true,
-                repair: true,
-                egress_request_ids: None,
-            })
-            .await
-            .unwrap();
+        let report = s.run(&DRY_RUN).await.unwrap();
         let found = report
             .drift
             .iter()
@@ -1232,15 +1225,8 @@ mod tests {
     async fn when_an_execution_was_stopped_then_its_request_fails_with_the_execution_error() {
         let s = service(10);
         s.store.put(waiting("req-1"));
-        s.executions.set(
-            "req-1",
-            ExecutionInfo {
-                status: ExecutionStatus::Aborted,
-                error: None,
-                cause: None,
-                output: None,
-            },
-        );
+        s.executions
+            .set("req-1", execution(ExecutionStatus::Aborted));
         let report = s.run(&REPAIR).await.unwrap();
         assert_eq!(report.drift[0].kind, "execution_ended_without_status");
         let r = s.store.get("req-1").unwrap().0;
@@ -1251,41 +1237,25 @@ mod tests {
     #[tokio::test]
     async fn when_an_upload_is_stale_then_it_is_aborted_and_a_young_one_is_kept() {
         let s = service(2 * 86_400);
-        let old = s
-            .objects
-            .create_multipart(&Destination::new(
-                "staging",
-                "ws-1/req-1/big.bin",
-                "arn:key",
-            ))
-            .await
-            .unwrap();
-        let young = s
-            .objects
-            .create_multipart(&Destination::new(
-                "staging",
-                "ws-1/req-2/big.bin",
-                "arn:key",
-            ))
-            .await
-            .unwrap();
-        *s.uploads.uploads.lock().unwrap() = vec![
-            ListedUpload {
+        let mut listed = Vec::new();
+        for (key, initiated) in [
+            ("ws-1/req-1/big.bin", datetime!(2024-05-01 09:00:00 UTC)),
+            ("ws-1/req-2/big.bin", datetime!(2024-05-03 08:59:00 UTC)),
+        ] {
+            let destination = Destination::new("staging", key, "arn:key");
+            let upload = s.objects.create_multipart(&destination).await.unwrap();
+            listed.push(ListedUpload {
                 bucket: "staging".into(),
-                key: old.key.clone(),
-                upload_id: old.upload_id.clone(),
-                initiated: datetime!(2024-05-01 09:00:00 UTC),
-            },
-            ListedUpload {
-                bucket: "staging".into(),
-                key: young.key.clone(),
-                upload_id: young.upload_id.clone(),
-                initiated: datetime!(2024-05-03 08:59:00 UTC),
-            },
-        ];
+                key: upload.key,
+                upload_id: upload.upload_id,
+                initiated,
+            });
+        }
+        let young = listed[1].upload_id.clone();
+        *s.uploads.uploads.lock().unwrap() = listed;
         let report = s.run(&REPAIR).await.unwrap();
         assert_eq!(report.drift_by_kind.get("stale_multipart_upload"), Some(&1));
-        assert_eq!(s.objects.open_uploads(), vec![young.upload_id]);
+        assert_eq!(s.objects.open_uploads(), vec![young]);
     }
 
     #[tokio::test]
@@ -1304,10 +1274,7 @@ mod tests {
             s.store.get("req-lost").unwrap().0.egress_status,
             EgressStatus::Processing
         );
-        assert_eq!(
-            s.store.store("store-2").unwrap().status.as_deref(),
-            Some("PENDING")
-        );
+        assert_eq!(store_status(&s, "store-2").as_deref(), Some("PENDING"));
         assert!(report.notices.is_empty());
     }
 }

@@ -124,6 +124,16 @@ fn request_in(state: State) -> EgressRequest {
     }
 }
 
+/// Whether `reviewer` may decide `request`, sending `handle`, under [`policy`].
+fn authorize(reviewer: &Reviewer, request: &EgressRequest, handle: &str) -> Result<ReviewStage> {
+    authorize_decision(&policy(), reviewer, request, handle)
+}
+
+/// What `role` plans when sending `sent` for `request` (at time `t`).
+fn plan(role: Role, request: &EgressRequest, sent: &UpdateRequestInput) -> Result<DecisionClaim> {
+    plan_decision(&policy(), &as_reviewer(role), request, sent, "t")
+}
+
 /// What an operation gives, by error name.
 fn verdict<T>(result: Result<T>) -> &'static str {
     match result {
@@ -326,25 +336,11 @@ fn when_the_handle_is_stale_then_the_web_apps_message_is_returned() {
     let request = request_in(State::IgStageDual);
     let mut stale = input(Ig, "APPROVED");
     stale.task_token = "handle-0".into();
-    let err = plan_decision(
-        &policy(),
-        &as_reviewer(Role::IgReviewer),
-        &request,
-        &stale,
-        "t",
-    )
-    .unwrap_err();
+    let err = plan(Role::IgReviewer, &request, &stale).unwrap_err();
     assert_eq!(err, EgressError::Conflict(STALE_REQUEST_MESSAGE.into()));
     // Sending the Step Functions token itself is no better than any other wrong handle.
     stale.task_token = "sfn-token".into();
-    let err = plan_decision(
-        &policy(),
-        &as_reviewer(Role::IgReviewer),
-        &request,
-        &stale,
-        "t",
-    )
-    .unwrap_err();
+    let err = plan(Role::IgReviewer, &request, &stale).unwrap_err();
     assert_eq!(err, EgressError::Conflict(STALE_REQUEST_MESSAGE.into()));
 }
 
@@ -387,14 +383,7 @@ fn when_the_client_resends_a_first_stage_decision_then_it_is_ignored() {
     let request = request_in(State::RitStage);
     let mut sent = input(Rit, "APPROVED");
     sent.ig_reviewer_1_decision = Some("REJECTED".into());
-    let claim = plan_decision(
-        &policy(),
-        &as_reviewer(Role::RitReviewer),
-        &request,
-        &sent,
-        "t",
-    )
-    .unwrap();
+    let claim = plan(Role::RitReviewer, &request, &sent).unwrap();
     assert_eq!(claim.stage, Rit);
     assert_eq!(claim.new_status, EgressStatus::RitApproved);
 }
@@ -402,14 +391,7 @@ fn when_the_client_resends_a_first_stage_decision_then_it_is_ignored() {
 #[test]
 fn when_a_reviewer_sends_the_other_stages_fields_then_the_decision_is_missing() {
     let request = request_in(State::IgStageDual);
-    let err = plan_decision(
-        &policy(),
-        &as_reviewer(Role::BothGroups),
-        &request,
-        &input(Rit, "APPROVED"),
-        "t",
-    )
-    .unwrap_err();
+    let err = plan(Role::BothGroups, &request, &input(Rit, "APPROVED")).unwrap_err();
     assert_eq!(err.error_type(), "ValidationError");
     assert!(err.to_string().contains("ig_reviewer_1_decision"), "{err}");
 }
@@ -420,14 +402,7 @@ fn when_rejecting_then_the_status_is_rejected_at_either_stage() {
         (State::IgStageDual, Role::IgReviewer, Ig),
         (State::RitStage, Role::RitReviewer, Rit),
     ] {
-        let claim = plan_decision(
-            &policy(),
-            &as_reviewer(role),
-            &request_in(state),
-            &input(stage, "REJECTED"),
-            "t",
-        )
-        .unwrap();
+        let claim = plan(role, &request_in(state), &input(stage, "REJECTED")).unwrap();
         assert_eq!(claim.new_status, EgressStatus::Rejected, "{state:?}");
         assert_eq!(claim.decision, Decision::Rejected);
     }
@@ -472,19 +447,11 @@ fn when_the_reason_is_too_short_too_long_or_has_control_characters_then_it_is_re
 fn when_the_store_owner_or_submitter_username_decides_then_it_is_forbidden() {
     let request = request_in(State::IgStageDual);
     let owner = reviewer("sub-own", "OWNER@example.org", &[IG]);
-    assert_eq!(
-        verdict(authorize_decision(&policy(), &owner, &request, HANDLE)),
-        "Forbidden"
-    );
+    assert_eq!(verdict(authorize(&owner, &request, HANDLE)), "Forbidden");
     let mut same_username = reviewer("sub-x", "x@example.org", &[IG]);
     same_username.username = "u-researcher".into();
     assert_eq!(
-        verdict(authorize_decision(
-            &policy(),
-            &same_username,
-            &request,
-            HANDLE
-        )),
+        verdict(authorize(&same_username, &request, HANDLE)),
         "Forbidden"
     );
 }
@@ -493,10 +460,7 @@ fn when_the_store_owner_or_submitter_username_decides_then_it_is_forbidden() {
 fn when_the_ig_reviewer_uses_a_second_account_with_the_same_email_then_rit_is_forbidden() {
     let request = request_in(State::RitStage);
     let second = reviewer("sub-other-account", "IVY@example.org", &[RIT]);
-    assert_eq!(
-        verdict(authorize_decision(&policy(), &second, &request, HANDLE)),
-        "Forbidden"
-    );
+    assert_eq!(verdict(authorize(&second, &request, HANDLE)), "Forbidden");
 }
 
 #[test]
@@ -504,12 +468,7 @@ fn when_the_rit_stage_lacks_an_ig_approval_then_it_is_a_conflict() {
     let mut request = request_in(State::RitStage);
     request.ig_reviewer_1_sub = None;
     assert_eq!(
-        verdict(authorize_decision(
-            &policy(),
-            &as_reviewer(Role::RitReviewer),
-            &request,
-            HANDLE
-        )),
+        verdict(authorize(&as_reviewer(Role::RitReviewer), &request, HANDLE)),
         "Conflict"
     );
 }
@@ -667,13 +626,7 @@ fn when_the_pool_no_longer_grants_a_token_group_then_the_reviewer_is_not_in_it()
     token.groups = vec![];
     let reviewer = resolve_reviewer(&token, Some(&user("s1")), &native()).unwrap();
     assert!(reviewer.groups.is_empty());
-    let err = authorize_decision(
-        &policy(),
-        &reviewer,
-        &request_in(State::IgStageDual),
-        HANDLE,
-    )
-    .unwrap_err();
+    let err = authorize(&reviewer, &request_in(State::IgStageDual), HANDLE).unwrap_err();
     assert_eq!(err.error_type(), "Forbidden");
 }
 
@@ -682,8 +635,7 @@ fn when_a_request_has_ended_then_a_decision_is_refused_saying_it_needs_no_review
     // The web app shows Approve/Reject to Research IT on final single-approval requests,
     // and sends back the empty handle `listRequests` gave it.
     let rit = as_reviewer(Role::RitReviewer);
-    let err =
-        authorize_decision(&policy(), &rit, &request_in(State::ApprovedSingle), "").unwrap_err();
+    let err = authorize(&rit, &request_in(State::ApprovedSingle), "").unwrap_err();
     assert_eq!(
         err,
         EgressError::Conflict(APPROVED_NO_REVIEW_MESSAGE.into())
@@ -695,7 +647,7 @@ fn when_a_request_has_ended_then_a_decision_is_refused_saying_it_needs_no_review
         (State::Expired, "expired"),
         (State::Failed, "failed"),
     ] {
-        let err = authorize_decision(&policy(), &rit, &request_in(state), "").unwrap_err();
+        let err = authorize(&rit, &request_in(state), "").unwrap_err();
         assert_eq!(err.error_type(), "Conflict");
         let text = err.to_string();
         assert!(
@@ -705,12 +657,10 @@ fn when_a_request_has_ended_then_a_decision_is_refused_saying_it_needs_no_review
         assert!(text.contains(says), "{state:?}: {text}");
     }
     // Whoever held the handle of the stage that just closed lost a race: the stale message.
-    let err = authorize_decision(&policy(), &rit, &request_in(State::ApprovedSingle), HANDLE)
-        .unwrap_err();
+    let err = authorize(&rit, &request_in(State::ApprovedSingle), HANDLE).unwrap_err();
     assert_eq!(err, EgressError::Conflict(STALE_REQUEST_MESSAGE.into()));
     // A request that will be reviewed but is not parked yet is still just stale.
-    let err =
-        authorize_decision(&policy(), &rit, &request_in(State::NotYetParked), "").unwrap_err();
+    let err = authorize(&rit, &request_in(State::NotYetParked), "").unwrap_err();
     assert_eq!(err, EgressError::Conflict(STALE_REQUEST_MESSAGE.into()));
 }
 

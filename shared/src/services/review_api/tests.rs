@@ -64,6 +64,33 @@ fn ig_decision(decision: &str) -> UpdateRequestInput {
     }
 }
 
+/// `who`, with an IG token, decides req-1 at its IG stage as the web app sends it.
+async fn ig_decides<W: WorkflowCallbacks>(
+    svc: &Service<W>,
+    who: &str,
+    decision: &str,
+) -> Result<String> {
+    svc.update_request(&caller(who, &[IG]), ig_decision(decision))
+        .await
+}
+
+/// `who`, with an IG token, downloads req-1's archive (the client echoing a count of 0).
+async fn downloads<W: WorkflowCallbacks>(svc: &Service<W>, who: &str) -> Result<PresignPayload> {
+    svc.download_data(&caller(who, &[IG]), download_input("0"))
+        .await
+}
+
+/// A RIT reviewer lists requests with `arguments` and no field selection.
+async fn rita_lists<W: WorkflowCallbacks>(svc: &Service<W>, arguments: Value) -> Result<Listed> {
+    svc.list_requests(&caller("rita", &[RIT]), &arguments, None)
+        .await
+}
+
+/// An audit event's action and outcome.
+fn kind(event: &AuditEvent) -> (&str, &str) {
+    (event.action.as_str(), event.outcome.as_str())
+}
+
 fn parked_ig() -> EgressRequest {
     parked_at(
         sample_request("req-1", ApprovalMode::Dual),
@@ -76,10 +103,7 @@ fn parked_ig() -> EgressRequest {
 #[tokio::test]
 async fn when_an_ig_reviewer_approves_then_the_item_the_workflow_and_the_audit_agree() {
     let svc = service(vec![parked_ig()]);
-    let result = svc
-        .update_request(&caller("iris", &[IG]), ig_decision("APPROVED"))
-        .await
-        .unwrap();
+    let result = ig_decides(&svc, "iris", "APPROVED").await.unwrap();
     assert_eq!(result, UPDATE_SUCCESS_MESSAGE);
 
     let item = svc.store.item("req-1").unwrap();
@@ -111,10 +135,7 @@ async fn when_an_ig_reviewer_approves_then_the_item_the_workflow_and_the_audit_a
 
     let events = svc.audit.events();
     assert_eq!(events.len(), 1);
-    assert_eq!(
-        (events[0].action.as_str(), events[0].outcome.as_str()),
-        ("decision", "success")
-    );
+    assert_eq!(kind(&events[0]), ("decision", "success"));
     assert_eq!(events[0].actor, "iris");
     assert!(!serde_json::to_string(&events).unwrap().contains(TOKEN));
 }
@@ -122,13 +143,8 @@ async fn when_an_ig_reviewer_approves_then_the_item_the_workflow_and_the_audit_a
 #[tokio::test]
 async fn when_the_same_handle_is_used_twice_then_the_second_is_stale() {
     let svc = service(vec![parked_ig()]);
-    svc.update_request(&caller("iris", &[IG]), ig_decision("APPROVED"))
-        .await
-        .unwrap();
-    let err = svc
-        .update_request(&caller("ian", &[IG]), ig_decision("REJECTED"))
-        .await
-        .unwrap_err();
+    ig_decides(&svc, "iris", "APPROVED").await.unwrap();
+    let err = ig_decides(&svc, "ian", "REJECTED").await.unwrap_err();
     assert_eq!(err, EgressError::Conflict(STALE_REQUEST_MESSAGE.into()));
     assert_eq!(svc.workflow.completed().len(), 1);
     assert_eq!(
@@ -169,10 +185,7 @@ async fn when_a_claim_was_never_delivered_then_the_next_decision_delivers_it_and
     let svc = service(vec![claimed_by_iris_and_stalled(
         "2024-05-03T11:58:00.000Z",
     )]);
-    let err = svc
-        .update_request(&caller("ian", &[IG]), ig_decision("REJECTED"))
-        .await
-        .unwrap_err();
+    let err = ig_decides(&svc, "ian", "REJECTED").await.unwrap_err();
     assert_eq!(err, EgressError::Conflict(STALE_REQUEST_MESSAGE.into()));
     let completed = svc.workflow.completed();
     let outcome: ReviewOutcome = serde_json::from_str(&completed[TOKEN]).unwrap();
@@ -202,9 +215,7 @@ async fn when_a_claim_is_recent_then_its_own_call_is_left_to_deliver_it() {
     let svc = service(vec![claimed_by_iris_and_stalled(
         "2024-05-03T11:59:30.000Z",
     )]);
-    svc.update_request(&caller("ian", &[IG]), ig_decision("REJECTED"))
-        .await
-        .unwrap_err();
+    ig_decides(&svc, "ian", "REJECTED").await.unwrap_err();
     assert!(svc.workflow.completed().is_empty());
     assert!(svc
         .store
@@ -241,10 +252,7 @@ async fn when_the_workflow_cannot_be_resumed_then_the_claim_is_rolled_back() {
         vec![parked_ig()],
         settings(),
     );
-    let err = svc
-        .update_request(&caller("iris", &[IG]), ig_decision("APPROVED"))
-        .await
-        .unwrap_err();
+    let err = ig_decides(&svc, "iris", "APPROVED").await.unwrap_err();
     assert_eq!(err.error_type(), "TransientError");
     assert!(err.to_string().contains("has not been recorded"), "{err}");
     assert_eq!(*svc.workflow.calls.lock().unwrap(), 1);
@@ -256,10 +264,7 @@ async fn when_the_workflow_cannot_be_resumed_then_the_claim_is_rolled_back() {
         "the request is back as it was before the claim"
     );
     let last = svc.audit.events().pop().unwrap();
-    assert_eq!(
-        (last.action.as_str(), last.outcome.as_str()),
-        ("decision", "failed")
-    );
+    assert_eq!(kind(&last), ("decision", "failed"));
     assert_eq!(last.detail["claim_released"], true);
 }
 
@@ -270,10 +275,7 @@ async fn when_the_review_task_has_expired_then_the_caller_is_told_to_refresh() {
         vec![parked_ig()],
         settings(),
     );
-    let err = svc
-        .update_request(&caller("iris", &[IG]), ig_decision("APPROVED"))
-        .await
-        .unwrap_err();
+    let err = ig_decides(&svc, "iris", "APPROVED").await.unwrap_err();
     assert_eq!(err.error_type(), "Conflict");
     assert!(err.to_string().contains("refresh"), "{err}");
     // The task may already have taken this decision (an SDK retry after a delivered
@@ -283,10 +285,7 @@ async fn when_the_review_task_has_expired_then_the_caller_is_told_to_refresh() {
     assert_eq!(item.ig_reviewer_1_decision, Some(Decision::Approved));
     assert!(item.sfn_task_token.is_none() && item.review_handle.is_none());
     let last = svc.audit.events().pop().unwrap();
-    assert_eq!(
-        (last.action.as_str(), last.outcome.as_str()),
-        ("decision", "unknown")
-    );
+    assert_eq!(kind(&last), ("decision", "unknown"));
     assert_eq!(last.detail["claim_released"], false);
 }
 
@@ -296,10 +295,7 @@ async fn when_the_request_names_no_submitter_email_then_nobody_may_decide_it() {
     request.requested_by_email = None;
     request.store_owner_email = None;
     let svc = service(vec![request.clone()]);
-    let err = svc
-        .update_request(&caller("iris", &[IG]), ig_decision("APPROVED"))
-        .await
-        .unwrap_err();
+    let err = ig_decides(&svc, "iris", "APPROVED").await.unwrap_err();
     assert_eq!(err.error_type(), "Forbidden");
     assert!(err.to_string().contains("separation of duties"), "{err}");
     assert_eq!(svc.store.item("req-1").unwrap(), request);
@@ -309,10 +305,7 @@ async fn when_the_request_names_no_submitter_email_then_nobody_may_decide_it() {
 #[tokio::test]
 async fn when_the_submitter_decides_then_it_is_forbidden_and_audited() {
     let svc = service(vec![parked_ig()]);
-    let err = svc
-        .update_request(&caller("res", &[IG]), ig_decision("APPROVED"))
-        .await
-        .unwrap_err();
+    let err = ig_decides(&svc, "res", "APPROVED").await.unwrap_err();
     assert_eq!(err.error_type(), "Forbidden");
     assert_eq!(svc.store.item("req-1").unwrap(), parked_ig());
     assert!(svc.workflow.completed().is_empty());
@@ -326,10 +319,7 @@ async fn when_the_submitter_decides_then_it_is_forbidden_and_audited() {
 #[tokio::test]
 async fn when_the_token_user_is_not_in_the_pool_then_it_is_forbidden() {
     let svc = service(vec![parked_ig()]);
-    let err = svc
-        .update_request(&caller("mallory", &[IG]), ig_decision("APPROVED"))
-        .await
-        .unwrap_err();
+    let err = ig_decides(&svc, "mallory", "APPROVED").await.unwrap_err();
     assert_eq!(err.error_type(), "Forbidden");
     assert!(svc.workflow.completed().is_empty());
 }
@@ -337,10 +327,7 @@ async fn when_the_token_user_is_not_in_the_pool_then_it_is_forbidden() {
 #[tokio::test]
 async fn when_the_request_does_not_exist_then_not_found() {
     let svc = service(vec![]);
-    let err = svc
-        .update_request(&caller("iris", &[IG]), ig_decision("APPROVED"))
-        .await
-        .unwrap_err();
+    let err = ig_decides(&svc, "iris", "APPROVED").await.unwrap_err();
     assert_eq!(err.error_type(), "NotFound");
 }
 
@@ -359,10 +346,7 @@ fn download_input(count: &str) -> DownloadDataInput {
 #[tokio::test]
 async fn when_downloading_then_the_stored_archive_is_presigned_and_counted() {
     let svc = service(vec![approved_request(0)]);
-    let payload = svc
-        .download_data(&caller("iris", &[IG]), download_input("0"))
-        .await
-        .unwrap();
+    let payload = downloads(&svc, "iris").await.unwrap();
     assert!(payload
         .presign_url
         .contains("approved_egress/ws-1/req-1/egress_data.zip"));
@@ -377,10 +361,7 @@ async fn when_downloading_then_the_stored_archive_is_presigned_and_counted() {
     );
     assert_eq!(svc.store.item("req-1").unwrap().download_count, 1);
     let event = svc.audit.events().pop().unwrap();
-    assert_eq!(
-        (event.action.as_str(), event.outcome.as_str()),
-        ("download", "success")
-    );
+    assert_eq!(kind(&event), ("download", "success"));
     assert_eq!(event.detail["download_count"], 1);
     assert!(
         !serde_json::to_string(&event)
@@ -393,14 +374,10 @@ async fn when_downloading_then_the_stored_archive_is_presigned_and_counted() {
 #[tokio::test]
 async fn when_the_client_sends_a_low_count_then_the_server_count_still_limits() {
     let svc = service(vec![approved_request(0)]);
-    let iris = caller("iris", &[IG]);
     for _ in 0..2 {
-        svc.download_data(&iris, download_input("0")).await.unwrap();
+        downloads(&svc, "iris").await.unwrap();
     }
-    let err = svc
-        .download_data(&iris, download_input("0"))
-        .await
-        .unwrap_err();
+    let err = downloads(&svc, "iris").await.unwrap_err();
     assert_eq!(err, EgressError::Conflict(DOWNLOAD_LIMIT_MESSAGE.into()));
     assert_eq!(svc.store.item("req-1").unwrap().download_count, 2);
     assert_eq!(
@@ -420,19 +397,14 @@ async fn when_the_configured_expiry_is_too_long_then_it_is_capped() {
         vec![approved_request(0)],
         long,
     );
-    svc.download_data(&caller("iris", &[IG]), download_input("0"))
-        .await
-        .unwrap();
+    downloads(&svc, "iris").await.unwrap();
     assert_eq!(svc.links.issued()[0].2, MAX_URL_EXPIRY);
 }
 
 #[tokio::test]
 async fn when_an_unapproved_request_is_downloaded_then_it_is_refused() {
     let svc = service(vec![parked_ig()]);
-    let err = svc
-        .download_data(&caller("iris", &[IG]), download_input("0"))
-        .await
-        .unwrap_err();
+    let err = downloads(&svc, "iris").await.unwrap_err();
     assert_eq!(err.error_type(), "Conflict");
     assert!(svc.links.issued().is_empty());
 }
@@ -443,10 +415,7 @@ async fn when_listing_then_reviewers_see_handles_and_outsiders_are_refused() {
     older.egress_request_id = "req-0".into();
     older.requested_dt = "2024-04-01T00:00:00.000Z".into();
     let svc = service(vec![older, parked_ig()]);
-    let listed = svc
-        .list_requests(&caller("rita", &[RIT]), &json!({}), None)
-        .await
-        .unwrap();
+    let listed = rita_lists(&svc, json!({})).await.unwrap();
     let ids: Vec<&str> = listed
         .items
         .iter()
@@ -563,10 +532,7 @@ async fn when_a_page_would_pass_the_byte_cap_then_it_ends_before_it() {
         requests.push(r);
     }
     let svc = service(requests);
-    let listed = svc
-        .list_requests(&caller("rita", &[RIT]), &json!({"limit": 1000}), None)
-        .await
-        .unwrap();
+    let listed = rita_lists(&svc, json!({"limit": 1000})).await.unwrap();
     assert!(listed.truncated);
     assert!(listed.bytes <= crate::domain::listing::MAX_LIST_BYTES);
     assert!(listed.items.len() < 41 && !listed.items.is_empty());
@@ -579,20 +545,12 @@ async fn when_the_next_token_is_older_than_the_window_then_the_page_is_empty() {
     old.requested_dt = "2020-01-01T00:00:00.000Z".into();
     let mut svc = service(vec![old, parked_ig()]);
     svc.settings.list_max_age_days = 30;
-    let listed = svc
-        .list_requests(
-            &caller("rita", &[RIT]),
-            &json!({"nextToken": "req-old"}),
-            None,
-        )
+    let listed = rita_lists(&svc, json!({"nextToken": "req-old"}))
         .await
         .unwrap();
     assert!(listed.items.is_empty());
     assert_eq!(listed.read, 0);
-    let first = svc
-        .list_requests(&caller("rita", &[RIT]), &json!({}), None)
-        .await
-        .unwrap();
+    let first = rita_lists(&svc, json!({})).await.unwrap();
     assert_eq!(
         first.items.len(),
         1,
@@ -603,8 +561,7 @@ async fn when_the_next_token_is_older_than_the_window_then_the_page_is_empty() {
 #[tokio::test]
 async fn when_the_next_token_names_no_request_then_it_is_a_validation_error() {
     let svc = service(many(2));
-    let err = svc
-        .list_requests(&caller("rita", &[RIT]), &json!({"nextToken": "nope"}), None)
+    let err = rita_lists(&svc, json!({"nextToken": "nope"}))
         .await
         .unwrap_err();
     assert_eq!(err.error_type(), "ValidationError");
@@ -671,9 +628,7 @@ async fn when_a_federated_reviewer_with_an_unverified_email_decides_then_it_is_r
     svc.directory.add_provider("corp-saml");
     svc.directory
         .put(JANE, federated_user("[all-staff, tre-ig]", JANE_IDENTITIES));
-    svc.update_request(&caller(JANE, &[IG]), ig_decision("APPROVED"))
-        .await
-        .unwrap();
+    ig_decides(&svc, JANE, "APPROVED").await.unwrap();
     let item = svc.store.item("req-1").unwrap();
     assert_eq!(item.egress_status, EgressStatus::IgApproved);
     assert_eq!(
@@ -703,10 +658,7 @@ async fn when_a_federated_users_provider_is_not_configured_or_identities_are_mal
         svc.directory
             .put(JANE, federated_user("tre-ig", identities));
         svc.directory.set_groups(JANE, &[IG]);
-        let err = svc
-            .update_request(&caller(JANE, &[IG]), ig_decision("APPROVED"))
-            .await
-            .unwrap_err();
+        let err = ig_decides(&svc, JANE, "APPROVED").await.unwrap_err();
         assert_eq!(err.error_type(), "Forbidden", "{identities}");
         assert!(err.to_string().contains(expect), "{identities}: {err}");
         assert_eq!(svc.store.item("req-1").unwrap(), parked_ig());
@@ -719,10 +671,7 @@ async fn when_a_reviewer_was_removed_from_the_group_in_the_pool_then_their_token
     let svc = service(vec![parked_ig()]);
     // AdminRemoveUserFromGroup: the token still says IG for up to an hour.
     svc.directory.set_groups("iris", &[]);
-    let err = svc
-        .update_request(&caller("iris", &[IG]), ig_decision("APPROVED"))
-        .await
-        .unwrap_err();
+    let err = ig_decides(&svc, "iris", "APPROVED").await.unwrap_err();
     assert_eq!(err.error_type(), "Forbidden");
     assert_eq!(svc.store.item("req-1").unwrap(), parked_ig());
     assert!(svc.workflow.completed().is_empty());
@@ -733,10 +682,7 @@ async fn when_a_reviewer_was_removed_from_the_group_in_the_pool_then_their_token
 async fn when_a_reviewer_was_removed_from_the_group_in_the_pool_then_they_cannot_download() {
     let svc = service(vec![approved_request(0)]);
     svc.directory.set_groups("iris", &["SomeOtherGroup"]);
-    let err = svc
-        .download_data(&caller("iris", &[IG]), download_input("0"))
-        .await
-        .unwrap_err();
+    let err = downloads(&svc, "iris").await.unwrap_err();
     assert_eq!(err.error_type(), "Forbidden");
     assert!(svc.links.issued().is_empty());
     assert_eq!(svc.store.item("req-1").unwrap().download_count, 0);
@@ -751,10 +697,7 @@ async fn when_a_federated_reviewers_idp_groups_no_longer_map_then_their_token_no
     for groups in ["[all-staff, tre-ig-old]", "x, tre-ig", ""] {
         svc.directory
             .put(JANE, federated_user(groups, JANE_IDENTITIES));
-        let err = svc
-            .update_request(&caller(JANE, &[IG]), ig_decision("APPROVED"))
-            .await
-            .unwrap_err();
+        let err = ig_decides(&svc, JANE, "APPROVED").await.unwrap_err();
         assert_eq!(err.error_type(), "Forbidden", "{groups}");
     }
     assert_eq!(svc.store.item("req-1").unwrap(), parked_ig());
@@ -786,9 +729,7 @@ async fn when_research_it_decides_a_final_single_approval_then_it_needs_no_furth
     request.approval_mode = ApprovalMode::Single;
     request.is_single_approval_enabled = true;
     let svc = service(vec![request]);
-    svc.update_request(&caller("iris", &[IG]), ig_decision("APPROVED"))
-        .await
-        .unwrap();
+    ig_decides(&svc, "iris", "APPROVED").await.unwrap();
     // What the web app sends for a RIT member: the RIT fields, the (now empty) handle.
     let input = UpdateRequestInput {
         egress_request_id: "req-1".into(),
