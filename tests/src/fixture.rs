@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use aws_sdk_sfn::types::ExecutionStatus;
+
 use shared::domain::intake::IntakeConfig;
 use shared::model::{ApprovalMode, EgressRequest, ReviewStage, WorkflowConfig, WorkflowInput};
 
@@ -85,6 +87,16 @@ pub async fn ended(stack: &Stack, id: &str) -> inspect::ExecutionEnd {
     inspect::execution_end(stack, &stack.outputs.execution_arn(id), TIMEOUT)
         .await
         .expect("the execution ends")
+}
+
+/// The execution of request `id` once it has ended, asserted to have succeeded.
+///
+/// # Panics
+/// When it does not end within [`TIMEOUT`], or ends otherwise than succeeded.
+pub async fn succeeded(stack: &Stack, id: &str) -> inspect::ExecutionEnd {
+    let end = ended(stack, id).await;
+    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
+    end
 }
 
 /// The status of SWB's egress store item, `None` when there is no such item.

@@ -9,8 +9,7 @@
 
 use std::sync::Barrier;
 
-use aws_sdk_sfn::types::ExecutionStatus;
-use e2e_tests::fixture::{parked, setup, stored, submit, TIMEOUT};
+use e2e_tests::fixture::{parked, setup, stored, submit, succeeded};
 use e2e_tests::graphql::{
     claims_of, mint_token, moto_signing_key, web_app_decision, web_app_download, Api, ApiUser,
     DOWNLOAD_DATA, LIST_REQUESTS, UPDATE_REQUEST,
@@ -35,6 +34,17 @@ fn token(api: &Api, role: &str) -> (ApiUser, String) {
 fn decide(api: &Api, token: &str, request: Value) -> e2e_tests::graphql::Answer {
     api.call(Some(token), UPDATE_REQUEST, json!({ "request": request }))
         .expect("the API answers")
+}
+
+/// Downloads as the web app does, sending `request` as its variables.
+fn download(api: &Api, token: &str, request: &Value) -> e2e_tests::graphql::Answer {
+    api.call(Some(token), DOWNLOAD_DATA, json!({ "request": request }))
+        .expect("the API answers")
+}
+
+/// What the web app sends when `who` approves `row` at `stage` with [`REASON`].
+fn approval(row: &Value, stage: ReviewStage, who: &ApiUser) -> Value {
+    web_app_decision(row, stage, who, Decision::Approved, REASON)
 }
 
 fn refused(answer: &e2e_tests::graphql::Answer) -> String {
@@ -205,7 +215,7 @@ async fn when_research_it_acts_at_the_ig_stage_or_anyone_downloads_early_then_it
     let row = api.row(&access, &s.egress_request_id).unwrap();
 
     for as_stage in [ReviewStage::Rit, ReviewStage::Ig] {
-        let request = web_app_decision(&row, as_stage, &rit, Decision::Approved, REASON);
+        let request = approval(&row, as_stage, &rit);
         let error = refused(&decide(&api, &access, request));
         assert!(
             error.contains("awaiting Information Governance review"),
@@ -213,13 +223,7 @@ async fn when_research_it_acts_at_the_ig_stage_or_anyone_downloads_early_then_it
         );
     }
     let (_, ig_access) = token(&api, "ig");
-    let early = api
-        .call(
-            Some(&ig_access),
-            DOWNLOAD_DATA,
-            json!({"request": web_app_download(&row)}),
-        )
-        .unwrap();
+    let early = download(&api, &ig_access, &web_app_download(&row));
     assert!(
         early
             .error()
@@ -250,13 +254,7 @@ async fn when_the_submitter_approves_then_it_is_forbidden_and_audited() {
     );
     let row = api.row(&access, &s.egress_request_id).unwrap();
 
-    let request = web_app_decision(
-        &row,
-        ReviewStage::Ig,
-        &researcher,
-        Decision::Approved,
-        REASON,
-    );
+    let request = approval(&row, ReviewStage::Ig, &researcher);
     let error = refused(&decide(&api, &access, request));
     assert!(error.contains("You submitted this request"), "{error}");
     assert_eq!(
@@ -285,7 +283,7 @@ async fn when_one_person_tries_both_stages_and_forges_fields_then_only_server_va
     let ig_row = api.row(&both_access, &s.egress_request_id).unwrap();
 
     // IG stage: the web app sends its own name, e-mail and a toUTCString() date; forge them.
-    let mut request = web_app_decision(&ig_row, ReviewStage::Ig, &both, Decision::Approved, REASON);
+    let mut request = approval(&ig_row, ReviewStage::Ig, &both);
     request["ig_reviewer_1_email"] = json!("someone.else@tre.example.org");
     request["ig_reviewer_1_name"] = json!("Someone Else");
     request["ig_reviewer_1_dt"] = json!("Wed, 01 Jan 2020 00:00:00 GMT");
@@ -315,35 +313,21 @@ async fn when_one_person_tries_both_stages_and_forges_fields_then_only_server_va
         rit_row["task_token"],
         at_rit.sfn_task_token.clone().unwrap().as_str()
     );
-    let request = web_app_decision(
-        &rit_row,
-        ReviewStage::Rit,
-        &both,
-        Decision::Approved,
-        REASON,
-    );
+    let request = approval(&rit_row, ReviewStage::Rit, &both);
     let error = refused(&decide(&api, &both_access, request));
     assert!(error.contains("a different person"), "{error}");
 
     // The first stage's handle is stale at the second stage.
     let (rit, rit_access) = token(&api, "rit");
-    let stale = web_app_decision(&ig_row, ReviewStage::Rit, &rit, Decision::Approved, REASON);
+    let stale = approval(&ig_row, ReviewStage::Rit, &rit);
     assert_eq!(refused(&decide(&api, &rit_access, stale)), STALE);
 
     // A different RIT reviewer approves; the forged first-stage decision is ignored.
-    let mut request =
-        web_app_decision(&rit_row, ReviewStage::Rit, &rit, Decision::Approved, REASON);
+    let mut request = approval(&rit_row, ReviewStage::Rit, &rit);
     request["ig_reviewer_1_decision"] = json!("REJECTED");
     let answer = decide(&api, &rit_access, request);
     assert_eq!(answer.error(), None, "{:?}", answer.body);
-    let end = inspect::execution_end(
-        &stack,
-        &stack.outputs.execution_arn(&s.egress_request_id),
-        TIMEOUT,
-    )
-    .await
-    .unwrap();
-    assert_eq!(end.status, ExecutionStatus::Succeeded);
+    succeeded(&stack, &s.egress_request_id).await;
     let done = stored(&stack, &s.egress_request_id).await;
     assert_eq!(done.egress_status, EgressStatus::RitApproved);
     assert_eq!(done.ig_reviewer_1_decision, Some(Decision::Approved));
@@ -361,20 +345,9 @@ async fn when_the_web_app_downloads_then_the_server_counts_and_the_client_count_
     parked(&stack, &s.egress_request_id, ReviewStage::Ig).await;
     let (ig, access) = token(&api, "ig");
     let row = api.row(&access, &s.egress_request_id).unwrap();
-    let answer = decide(
-        &api,
-        &access,
-        web_app_decision(&row, ReviewStage::Ig, &ig, Decision::Approved, REASON),
-    );
+    let answer = decide(&api, &access, approval(&row, ReviewStage::Ig, &ig));
     assert_eq!(answer.error(), None, "{:?}", answer.body);
-    let end = inspect::execution_end(
-        &stack,
-        &stack.outputs.execution_arn(&s.egress_request_id),
-        TIMEOUT,
-    )
-    .await
-    .unwrap();
-    assert_eq!(end.status, ExecutionStatus::Succeeded);
+    succeeded(&stack, &s.egress_request_id).await;
 
     let row = api.row(&access, &s.egress_request_id).unwrap();
     assert_eq!(row["download_count"], "0");
@@ -383,13 +356,7 @@ async fn when_the_web_app_downloads_then_the_server_counts_and_the_client_count_
     let mut variables = web_app_download(&row);
     variables["workspace_id"] = json!("another-workspace");
     for n in 1..=max {
-        let answer = api
-            .call(
-                Some(&access),
-                DOWNLOAD_DATA,
-                json!({ "request": variables }),
-            )
-            .unwrap();
+        let answer = download(&api, &access, &variables);
         assert_eq!(answer.error(), None, "download {n}: {:?}", answer.body);
         let url = answer.data("downloadData")["presign_url"]
             .as_str()
@@ -410,23 +377,11 @@ async fn when_the_web_app_downloads_then_the_server_counts_and_the_client_count_
             n.to_string().as_str()
         );
     }
-    let over = api
-        .call(
-            Some(&access),
-            DOWNLOAD_DATA,
-            json!({ "request": variables }),
-        )
-        .unwrap();
+    let over = download(&api, &access, &variables);
     assert!(over.data("downloadData").is_null());
     assert_eq!(over.error().as_deref(), Some(LIMIT));
     let (_, rit_access) = token(&api, "rit");
-    let other = api
-        .call(
-            Some(&rit_access),
-            DOWNLOAD_DATA,
-            json!({ "request": variables }),
-        )
-        .unwrap();
+    let other = download(&api, &rit_access, &variables);
     assert_eq!(
         other.error().as_deref(),
         Some(LIMIT),
@@ -458,7 +413,7 @@ async fn when_two_reviewers_decide_at_once_then_one_wins_and_the_workflow_resume
     let (ig, ig_access) = token(&api, "ig");
     let (ig2, ig2_access) = token(&api, "ig2");
     let row = api.row(&ig_access, &s.egress_request_id).unwrap();
-    let approve = web_app_decision(&row, ReviewStage::Ig, &ig, Decision::Approved, REASON);
+    let approve = approval(&row, ReviewStage::Ig, &ig);
     let reject = web_app_decision(&row, ReviewStage::Ig, &ig2, Decision::Rejected, REASON);
 
     let barrier = Barrier::new(2);
@@ -483,14 +438,7 @@ async fn when_two_reviewers_decide_at_once_then_one_wins_and_the_workflow_resume
     assert_eq!(loser, STALE);
     let winner = if a.error().is_none() { &ig } else { &ig2 };
 
-    let end = inspect::execution_end(
-        &stack,
-        &stack.outputs.execution_arn(&s.egress_request_id),
-        TIMEOUT,
-    )
-    .await
-    .unwrap();
-    assert_eq!(end.status, ExecutionStatus::Succeeded);
+    succeeded(&stack, &s.egress_request_id).await;
     let events = inspect::history(&stack, &stack.outputs.execution_arn(&s.egress_request_id))
         .await
         .unwrap();

@@ -9,15 +9,14 @@
 
 use std::time::Duration;
 
-use aws_sdk_sfn::types::ExecutionStatus;
-use e2e_tests::fixture::{parked, setup, stored, TIMEOUT};
+use e2e_tests::fixture::{parked, setup, stored, succeeded, TIMEOUT};
 use e2e_tests::inspect;
 use e2e_tests::stack::Stack;
 use e2e_tests::swb::{self, Mode, Scenario, Submission, Submit};
 use e2e_tests::wait;
 use serde_json::{json, Value};
 use shared::checks::Report;
-use shared::model::{EgressStatus, ReviewStage};
+use shared::model::{EgressRequest, EgressStatus, ReviewStage};
 
 fn submit(stack: &Stack, mode: Mode) -> Submission {
     let mut how = Submit::new(mode);
@@ -53,6 +52,17 @@ fn rules(report: &Report, path: &str) -> Vec<String> {
         .iter()
         .map(|f| f.rule.clone())
         .collect()
+}
+
+/// A dual-approval (`enforce`) submission, once its execution succeeded with the request
+/// rejected by the checks.
+async fn rejected_under_enforce() -> (Stack, Submission, EgressRequest) {
+    let (stack, _api) = setup().await;
+    let s = submit(&stack, Mode::Dual);
+    succeeded(&stack, &s.egress_request_id).await;
+    let request = stored(&stack, &s.egress_request_id).await;
+    assert_eq!(request.egress_status, EgressStatus::Rejected);
+    (stack, s, request)
 }
 
 #[tokio::test]
@@ -140,27 +150,14 @@ async fn when_advised_then_the_findings_reach_the_report_the_request_the_notific
 #[tokio::test]
 async fn when_enforced_and_a_file_blocks_then_the_request_is_rejected_and_the_researcher_told_why()
 {
-    let (stack, _api) = setup().await;
-    let s = submit(&stack, Mode::Dual);
-    let end = inspect::execution_end(
-        &stack,
-        &stack.outputs.execution_arn(&s.egress_request_id),
-        TIMEOUT,
-    )
-    .await
-    .expect("the execution ends without a reviewer");
-    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
-    let request = stored(&stack, &s.egress_request_id).await;
-    assert_eq!(request.egress_status, EgressStatus::Rejected);
+    let (stack, s, request) = rejected_under_enforce().await;
     assert_eq!(request.checks_mode.as_deref(), Some("enforce"));
     assert!(
         request.ig_reviewer_1_decision.is_none(),
         "no reviewer decided"
     );
-    let reason = request
-        .checks_rejection_reason
-        .clone()
-        .expect("reason stored");
+    let reason = request.checks_rejection_reason.clone();
+    let reason = reason.expect("reason stored");
     assert!(reason.contains("checks/eicar.txt: "), "{reason}");
     assert!(reason.contains("malware-signature"), "{reason}");
     assert!(
@@ -286,14 +283,7 @@ async fn when_a_reviewer_queries_checks_and_evidence_after_approval_then_finding
         )
         .await
         .expect("the decision is accepted");
-    let end = inspect::execution_end(
-        &stack,
-        &stack.outputs.execution_arn(&s.egress_request_id),
-        TIMEOUT,
-    )
-    .await
-    .expect("the execution ends");
-    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
+    succeeded(&stack, &s.egress_request_id).await;
     driver
         .download(&s.egress_request_id, &Reviewer::ig(&stack))
         .await
@@ -370,22 +360,9 @@ async fn when_a_reviewer_queries_checks_and_evidence_after_approval_then_finding
 #[tokio::test]
 async fn when_the_scanner_tags_the_eicar_file_threats_found_under_enforce_then_the_request_is_rejected_naming_the_scan(
 ) {
-    let (stack, _api) = setup().await;
-    let s = submit(&stack, Mode::Dual);
-    let end = inspect::execution_end(
-        &stack,
-        &stack.outputs.execution_arn(&s.egress_request_id),
-        TIMEOUT,
-    )
-    .await
-    .expect("the execution ends without a reviewer");
-    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
-    let request = stored(&stack, &s.egress_request_id).await;
-    assert_eq!(request.egress_status, EgressStatus::Rejected);
-    let reason = request
-        .checks_rejection_reason
-        .clone()
-        .expect("reason stored");
+    let (stack, s, request) = rejected_under_enforce().await;
+    let reason = request.checks_rejection_reason.clone();
+    let reason = reason.expect("reason stored");
     assert!(
         reason
             .contains("checks/eicar.txt: malware-scan (1x): The staging bucket's malware scanner"),

@@ -253,8 +253,7 @@ async fn when_a_claimed_decision_was_never_delivered_then_the_sweep_resumes_the_
     assert_eq!(delivered[0].action, "repaired", "{report:#?}");
 
     // The workflow resumed with that decision: approved, archived, ended.
-    let end = fixture::ended(&stack, &id).await;
-    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
+    fixture::succeeded(&stack, &id).await;
     let after = item(&stack, &id).await;
     assert_eq!(text(&after, "egress_status").as_deref(), Some("IGAPPROVED"));
     assert_eq!(text(&after, "pending_task_token"), None, "settled");
@@ -362,17 +361,10 @@ fn found<'a>(report: &'a SweepReport, kind: &str, id: &str) -> Vec<&'a shared::m
 async fn when_drift_is_planted_then_a_dry_run_reports_each_kind_and_a_repair_fixes_what_is_safe_once(
 ) {
     let stack = fixture::connect().await;
-    let staging = stack
-        .outputs
-        .bucket("StagingBucket")
-        .expect("bucket")
-        .to_string();
-    let datalake = stack
-        .outputs
-        .bucket("DatalakeBucket")
-        .expect("bucket")
-        .to_string();
+    let bucket = |name: &str| stack.outputs.bucket(name).expect("bucket").to_string();
+    let (staging, datalake) = (bucket("StagingBucket"), bucket("DatalakeBucket"));
     let u = uuid_suffix();
+    let store = |what: &str| format!("store-{what}-{u}");
     let ws = format!("ws-sweep-{u}");
     let (lost, ghost, ended, approved, orphan) = (
         format!("sweep-lost-{u}"),
@@ -383,16 +375,11 @@ async fn when_drift_is_planted_then_a_dry_run_reports_each_kind_and_a_repair_fix
     );
 
     // 1. A request PROCESSING with no execution, holding its store, with staged data.
-    let mut r = planted(
-        &lost,
-        &ws,
-        &format!("store-lost-{u}"),
-        EgressStatus::Processing,
-    );
+    let mut r = planted(&lost, &ws, &store("lost"), EgressStatus::Processing);
     r.review_stage = Some(ReviewStage::Ig);
     r.review_handle = Some(format!("handle-{u}"));
     put_request(&stack, &r).await;
-    put_store(&stack, &format!("store-lost-{u}"), &lost).await;
+    put_store(&stack, &store("lost"), &lost).await;
     put_object(&stack, &staging, &format!("{ws}/{lost}/results.csv")).await;
     // 2. A real execution that ended (FAILED: its store was missing) while its request was
     // left PROCESSING, as when the failure path's own write is lost. (moto's interpreter does
@@ -422,18 +409,10 @@ async fn when_drift_is_planted_then_a_dry_run_reports_each_kind_and_a_repair_fix
         .await
         .expect("the lost write planted");
     // 3. SWB's store locked by a request that does not exist.
-    put_store(&stack, &format!("store-ghost-{u}"), &ghost).await;
+    put_store(&stack, &store("ghost"), &ghost).await;
     // 4. Staged objects of an ended request, and 5. an upload of it left open.
-    put_request(
-        &stack,
-        &planted(
-            &ended,
-            &ws,
-            &format!("store-ended-{u}"),
-            EgressStatus::Rejected,
-        ),
-    )
-    .await;
+    let r = planted(&ended, &ws, &store("ended"), EgressStatus::Rejected);
+    put_request(&stack, &r).await;
     put_object(&stack, &staging, &format!("{ws}/{ended}/table.csv")).await;
     put_object(&stack, &staging, &format!(".manifests/{ws}/{ended}.json")).await;
     let big = format!("{ws}/{ended}/big.bin");
@@ -446,16 +425,8 @@ async fn when_drift_is_planted_then_a_dry_run_reports_each_kind_and_a_repair_fix
         .await
         .expect("upload opened");
     // 6. A final approval without its archive, and 7. an archive nobody approved.
-    put_request(
-        &stack,
-        &planted(
-            &approved,
-            &ws,
-            &format!("store-approved-{u}"),
-            EgressStatus::IgApproved,
-        ),
-    )
-    .await;
+    let r = planted(&approved, &ws, &store("approved"), EgressStatus::IgApproved);
+    put_request(&stack, &r).await;
     let orphan_key = format!("approved_egress/{ws}/{orphan}/egress_data.zip");
     put_object(&stack, &datalake, &orphan_key).await;
     // The upload is stale after 5 s locally.
@@ -490,7 +461,7 @@ async fn when_drift_is_planted_then_a_dry_run_reports_each_kind_and_a_repair_fix
         EgressStatus::Processing
     );
     assert_eq!(
-        fixture::swb_status(&stack, &format!("store-ghost-{u}"))
+        fixture::swb_status(&stack, &store("ghost"))
             .await
             .as_deref(),
         Some("PROCESSING")
@@ -523,9 +494,7 @@ async fn when_drift_is_planted_then_a_dry_run_reports_each_kind_and_a_repair_fix
         (EgressStatus::Failed, Some("ExecutionMissing"))
     );
     assert_eq!(
-        fixture::swb_status(&stack, &format!("store-lost-{u}"))
-            .await
-            .as_deref(),
+        fixture::swb_status(&stack, &store("lost")).await.as_deref(),
         Some("PENDING")
     );
     assert!(!exists(&stack, &staging, &format!("{ws}/{lost}/results.csv")).await);
@@ -545,7 +514,7 @@ async fn when_drift_is_planted_then_a_dry_run_reports_each_kind_and_a_repair_fix
     );
     // 3, 4, 5.
     assert_eq!(
-        fixture::swb_status(&stack, &format!("store-ghost-{u}"))
+        fixture::swb_status(&stack, &store("ghost"))
             .await
             .as_deref(),
         Some("PENDING")

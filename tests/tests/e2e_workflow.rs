@@ -10,7 +10,7 @@
 
 use aws_sdk_sfn::types::ExecutionStatus;
 use e2e_tests::driver::{default_driver, ReviewDriver, Reviewer};
-use e2e_tests::fixture::{self, ended, TIMEOUT};
+use e2e_tests::fixture::{self, ended, succeeded, TIMEOUT};
 use e2e_tests::inspect::{self, Archive};
 use e2e_tests::stack::Stack;
 use e2e_tests::swb::{Mode, Scenario, Submission, Submit};
@@ -25,6 +25,15 @@ async fn stack() -> Stack {
 
 fn submit(stack: &Stack, how: Submit) -> Submission {
     fixture::submit_as(stack, &how)
+}
+
+/// A single-mode submission whose message SWB publishes `times` times.
+fn submit_published(stack: &Stack, times: u32) -> Submission {
+    let how = Submit {
+        publish_times: times,
+        ..Submit::new(Mode::Single)
+    };
+    submit(stack, how)
 }
 
 async fn stored(stack: &Stack, id: &str) -> EgressRequest {
@@ -66,6 +75,13 @@ fn assert_never_visits(visited: &[String], forbidden: &[&str]) {
     }
 }
 
+/// The execution entered the `expected` states in this order and none of the `forbidden`.
+async fn assert_path(stack: &Stack, s: &Submission, expected: &[&str], forbidden: &[&str]) {
+    let visited = states(stack, &s.egress_request_id).await;
+    assert_visits_in_order(&visited, expected);
+    assert_never_visits(&visited, forbidden);
+}
+
 async fn email_to_requester(stack: &Stack, s: &Submission, word: &str) -> inspect::SentEmail {
     let id = s.egress_request_id.clone();
     let to = s.submitter.email.clone();
@@ -83,7 +99,9 @@ async fn email_to_requester(stack: &Stack, s: &Submission, word: &str) -> inspec
     .expect("the requester is e-mailed")
 }
 
-fn assert_email(email: &inspect::SentEmail, stack: &Stack, words: &[&str]) {
+/// The requester's `word` e-mail came from the verified sender and mentions all `words`.
+async fn assert_emailed(stack: &Stack, s: &Submission, word: &str, words: &[&str]) {
+    let email = email_to_requester(stack, s, word).await;
     assert_eq!(
         email.source, stack.outputs.email.sender,
         "sent from the verified sender"
@@ -101,16 +119,20 @@ fn assert_email(email: &inspect::SentEmail, stack: &Stack, words: &[&str]) {
 /// PENDING (the researcher may revise and resubmit), nothing is left staged nor archived, and
 /// the requester is told `reason`.
 async fn assert_rejected(stack: &Stack, s: &Submission, reason: &str) -> EgressRequest {
-    let end = ended(stack, &s.egress_request_id).await;
-    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
+    succeeded(stack, &s.egress_request_id).await;
     let request = stored(stack, &s.egress_request_id).await;
     assert_eq!(request.egress_status, EgressStatus::Rejected);
     assert!(request.archive_key.is_none());
     assert_eq!(swb_status(stack, s).await, "PENDING");
     assert_staging_empty(stack, s).await;
     assert_no_archive(stack, s).await;
-    let email = email_to_requester(stack, s, "rejection").await;
-    assert_email(&email, stack, &[&s.egress_request_id, "rejected", reason]);
+    assert_emailed(
+        stack,
+        s,
+        "rejection",
+        &[&s.egress_request_id, "rejected", reason],
+    )
+    .await;
     request
 }
 
@@ -157,21 +179,33 @@ async fn assert_archive(stack: &Stack, s: &Submission) -> Archive {
     archive
 }
 
+/// The stage's reviewer (IG's or RIT's) decides, once the request awaits that stage.
 async fn decide(
     stack: &Stack,
     s: &Submission,
     stage: ReviewStage,
-    reviewer: &Reviewer,
     decision: Decision,
     reason: &str,
 ) {
+    let reviewer = match stage {
+        ReviewStage::Ig => Reviewer::ig(stack),
+        ReviewStage::Rit => Reviewer::rit(stack),
+    };
     inspect::awaiting_review(stack, &s.egress_request_id, stage, TIMEOUT)
         .await
         .expect("the request awaits the decision");
     default_driver(stack)
-        .decide(&s.egress_request_id, reviewer, decision, reason)
+        .decide(&s.egress_request_id, &reviewer, decision, reason)
         .await
         .expect("the decision is accepted");
+}
+
+async fn approve(stack: &Stack, s: &Submission, stage: ReviewStage, reason: &str) {
+    decide(stack, s, stage, Decision::Approved, reason).await;
+}
+
+async fn reject(stack: &Stack, s: &Submission, stage: ReviewStage, reason: &str) {
+    decide(stack, s, stage, Decision::Rejected, reason).await;
 }
 
 async fn reviewer_notified(
@@ -182,6 +216,11 @@ async fn reviewer_notified(
     inspect::publications_about(stack, topic, &s.egress_request_id)
         .await
         .expect("publications readable")
+}
+
+async fn assert_not_notified(stack: &Stack, topic: &str, s: &Submission, why: &str) {
+    let published = reviewer_notified(stack, topic, s).await;
+    assert!(published.is_empty(), "{why}: {published:?}");
 }
 
 #[tokio::test]
@@ -220,17 +259,8 @@ async fn when_single_mode_ig_approves_then_the_submitted_files_are_archived_and_
     );
     assert!(ig_message[0].message.contains(&s.total_bytes().to_string()));
 
-    decide(
-        &stack,
-        &s,
-        ReviewStage::Ig,
-        &ig,
-        Decision::Approved,
-        "aggregate outputs only",
-    )
-    .await;
-    let end = ended(&stack, &s.egress_request_id).await;
-    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
+    approve(&stack, &s, ReviewStage::Ig, "aggregate outputs only").await;
+    succeeded(&stack, &s.egress_request_id).await;
 
     let request = stored(&stack, &s.egress_request_id).await;
     assert_eq!(request.egress_status, EgressStatus::IgApproved);
@@ -254,19 +284,15 @@ async fn when_single_mode_ig_approves_then_the_submitted_files_are_archived_and_
     assert_eq!(swb_status(&stack, &s).await, "PROCESSED");
     assert_staging_empty(&stack, &s).await;
     let archive = assert_archive(&stack, &s).await;
-    assert!(
-        reviewer_notified(&stack, "RitNotificationTopic", &s)
-            .await
-            .is_empty(),
-        "no RIT stage in single mode"
-    );
+    let rit = "RitNotificationTopic";
+    assert_not_notified(&stack, rit, &s, "no RIT stage in single mode").await;
 
-    let email = email_to_requester(&stack, &s, "approval").await;
-    assert_email(
-        &email,
-        &stack,
-        &[&s.egress_request_id, "approved", "aggregate outputs only"],
-    );
+    let words = [
+        s.egress_request_id.as_str(),
+        "approved",
+        "aggregate outputs only",
+    ];
+    assert_emailed(&stack, &s, "approval", &words).await;
 
     let downloaded = default_driver(&stack)
         .download(&s.egress_request_id, &ig)
@@ -283,9 +309,9 @@ async fn when_single_mode_ig_approves_then_the_submitted_files_are_archived_and_
         "counted server-side"
     );
 
-    let visited = states(&stack, &s.egress_request_id).await;
-    assert_visits_in_order(
-        &visited,
+    assert_path(
+        &stack,
+        &s,
         &[
             "SaveRequest",
             "AuditSubmitted",
@@ -301,11 +327,9 @@ async fn when_single_mode_ig_approves_then_the_submitted_files_are_archived_and_
             "NotifyRequesterApproved",
             "Approved",
         ],
-    );
-    assert_never_visits(
-        &visited,
         &["NotifyRitReviewers", "MarkFailed", "CleanUpRejected"],
-    );
+    )
+    .await;
     timer.finish();
 }
 
@@ -314,20 +338,12 @@ async fn when_single_mode_ig_rejects_then_staging_is_cleaned_and_swb_pending() {
     let timer = Timer::start("single_mode_reject");
     let stack = stack().await;
     let s = submit(&stack, Submit::new(Mode::Single));
-    decide(
-        &stack,
-        &s,
-        ReviewStage::Ig,
-        &Reviewer::ig(&stack),
-        Decision::Rejected,
-        "row-level data in summary.csv",
-    )
-    .await;
+    reject(&stack, &s, ReviewStage::Ig, "row-level data in summary.csv").await;
     let request = assert_rejected(&stack, &s, "row-level data in summary.csv").await;
     assert_eq!(request.ig_reviewer_1_decision, Some(Decision::Rejected));
-    let visited = states(&stack, &s.egress_request_id).await;
-    assert_visits_in_order(
-        &visited,
+    assert_path(
+        &stack,
+        &s,
         &[
             "AwaitIgDecision",
             "SaveIgRejection",
@@ -336,8 +352,9 @@ async fn when_single_mode_ig_rejects_then_staging_is_cleaned_and_swb_pending() {
             "NotifyRequesterRejected",
             "Rejected",
         ],
-    );
-    assert_never_visits(&visited, &["CopyToDatalake", "MarkFailed"]);
+        &["CopyToDatalake", "MarkFailed"],
+    )
+    .await;
     timer.finish();
 }
 
@@ -346,16 +363,7 @@ async fn when_dual_mode_both_approve_then_research_it_decides_second_and_files_a
     let timer = Timer::start("dual_mode_approve_approve");
     let stack = stack().await;
     let s = submit(&stack, Submit::new(Mode::Dual));
-    let (ig, rit) = (Reviewer::ig(&stack), Reviewer::rit(&stack));
-    decide(
-        &stack,
-        &s,
-        ReviewStage::Ig,
-        &ig,
-        Decision::Approved,
-        "IG: aggregate outputs only",
-    )
-    .await;
+    approve(&stack, &s, ReviewStage::Ig, "IG: aggregate outputs only").await;
     let between = inspect::awaiting_review(&stack, &s.egress_request_id, ReviewStage::Rit, TIMEOUT)
         .await
         .expect("awaits RIT");
@@ -373,18 +381,9 @@ async fn when_dual_mode_both_approve_then_research_it_decides_second_and_files_a
         "RIT sees the IG reason: {:?}",
         rit_message[0]
     );
-    decide(
-        &stack,
-        &s,
-        ReviewStage::Rit,
-        &rit,
-        Decision::Approved,
-        "RIT: file formats are safe",
-    )
-    .await;
+    approve(&stack, &s, ReviewStage::Rit, "RIT: file formats are safe").await;
 
-    let end = ended(&stack, &s.egress_request_id).await;
-    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
+    succeeded(&stack, &s.egress_request_id).await;
     let request = stored(&stack, &s.egress_request_id).await;
     assert_eq!(request.approval_mode, ApprovalMode::Dual);
     assert!(!request.is_single_approval_enabled);
@@ -393,16 +392,15 @@ async fn when_dual_mode_both_approve_then_research_it_decides_second_and_files_a
     assert_eq!(request.rit_reviewer_2_decision, Some(Decision::Approved));
     assert_eq!(
         request.rit_reviewer_2_name.as_deref(),
-        Some(rit.name.as_str())
+        Some(Reviewer::rit(&stack).name.as_str())
     );
     assert_eq!(swb_status(&stack, &s).await, "PROCESSED");
     assert_staging_empty(&stack, &s).await;
     assert_archive(&stack, &s).await;
-    let email = email_to_requester(&stack, &s, "approval").await;
-    assert_email(&email, &stack, &[&s.egress_request_id, "approved"]);
-    let visited = states(&stack, &s.egress_request_id).await;
-    assert_visits_in_order(
-        &visited,
+    assert_emailed(&stack, &s, "approval", &[&s.egress_request_id, "approved"]).await;
+    assert_path(
+        &stack,
+        &s,
         &[
             "AwaitIgDecision",
             "SaveIgApproval",
@@ -414,7 +412,9 @@ async fn when_dual_mode_both_approve_then_research_it_decides_second_and_files_a
             "MarkSwbProcessed",
             "Approved",
         ],
-    );
+        &[],
+    )
+    .await;
     timer.finish();
 }
 
@@ -423,29 +423,17 @@ async fn when_dual_mode_ig_rejects_then_research_it_is_never_asked() {
     let timer = Timer::start("dual_mode_ig_reject");
     let stack = stack().await;
     let s = submit(&stack, Submit::new(Mode::Dual));
-    decide(
-        &stack,
-        &s,
-        ReviewStage::Ig,
-        &Reviewer::ig(&stack),
-        Decision::Rejected,
-        "IG: identifiable individuals",
-    )
-    .await;
+    reject(&stack, &s, ReviewStage::Ig, "IG: identifiable individuals").await;
     let request = assert_rejected(&stack, &s, "IG: identifiable individuals").await;
     assert!(request.rit_reviewer_2_decision.is_none());
-    assert!(
-        reviewer_notified(&stack, "RitNotificationTopic", &s)
-            .await
-            .is_empty(),
-        "RIT never notified"
-    );
-    let visited = states(&stack, &s.egress_request_id).await;
-    assert_visits_in_order(
-        &visited,
+    assert_not_notified(&stack, "RitNotificationTopic", &s, "RIT never notified").await;
+    assert_path(
+        &stack,
+        &s,
         &["SaveIgRejection", "CleanUpRejected", "Rejected"],
-    );
-    assert_never_visits(&visited, &["NotifyRitReviewers", "AwaitRitDecision"]);
+        &["NotifyRitReviewers", "AwaitRitDecision"],
+    )
+    .await;
     timer.finish();
 }
 
@@ -454,24 +442,8 @@ async fn when_dual_mode_rit_rejects_then_the_ig_approval_is_kept_and_nothing_is_
     let timer = Timer::start("dual_mode_rit_reject");
     let stack = stack().await;
     let s = submit(&stack, Submit::new(Mode::Dual));
-    decide(
-        &stack,
-        &s,
-        ReviewStage::Ig,
-        &Reviewer::ig(&stack),
-        Decision::Approved,
-        "IG: aggregate outputs only",
-    )
-    .await;
-    decide(
-        &stack,
-        &s,
-        ReviewStage::Rit,
-        &Reviewer::rit(&stack),
-        Decision::Rejected,
-        "RIT: executable content",
-    )
-    .await;
+    approve(&stack, &s, ReviewStage::Ig, "IG: aggregate outputs only").await;
+    reject(&stack, &s, ReviewStage::Rit, "RIT: executable content").await;
     let request = assert_rejected(&stack, &s, "RIT: executable content").await;
     assert_eq!(request.ig_reviewer_1_decision, Some(Decision::Approved));
     assert_eq!(request.rit_reviewer_2_decision, Some(Decision::Rejected));
@@ -479,9 +451,9 @@ async fn when_dual_mode_rit_rejects_then_the_ig_approval_is_kept_and_nothing_is_
         request.rit_reviewer_2_reason.as_deref(),
         Some("RIT: executable content")
     );
-    let visited = states(&stack, &s.egress_request_id).await;
-    assert_visits_in_order(
-        &visited,
+    assert_path(
+        &stack,
+        &s,
         &[
             "SaveIgApproval",
             "NotifyRitReviewers",
@@ -489,8 +461,9 @@ async fn when_dual_mode_rit_rejects_then_the_ig_approval_is_kept_and_nothing_is_
             "CleanUpRejected",
             "Rejected",
         ],
-    );
-    assert_never_visits(&visited, &["CopyToDatalake"]);
+        &["CopyToDatalake"],
+    )
+    .await;
     timer.finish();
 }
 
@@ -500,24 +473,14 @@ async fn when_nobody_decides_within_the_review_timeout_then_the_request_expires(
     let stack = stack().await;
     // Prepared as SWB does, but started directly: the review timeout is captured at intake
     // and a test cannot wait the project's 14 days.
-    let s = submit(
-        &stack,
-        Submit {
-            publish_times: 0,
-            ..Submit::new(Mode::Single)
-        },
-    );
+    let s = submit_published(&stack, 0);
     let config = fixture::intake_config(&stack, 3);
     let input = build_workflow_input(&s.message_json(), &config)
         .expect("the simulator's message passes intake");
     fixture::start_execution(&stack, &input).await;
 
-    let end = ended(&stack, &s.egress_request_id).await;
-    assert_eq!(
-        end.status,
-        ExecutionStatus::Succeeded,
-        "expiry is a handled outcome: {end:?}"
-    );
+    // Expiry is a handled outcome.
+    succeeded(&stack, &s.egress_request_id).await;
     let request = stored(&stack, &s.egress_request_id).await;
     assert_eq!(request.egress_status, EgressStatus::Expired);
     assert!(
@@ -528,8 +491,7 @@ async fn when_nobody_decides_within_the_review_timeout_then_the_request_expires(
     assert_eq!(swb_status(&stack, &s).await, "PENDING");
     assert_staging_empty(&stack, &s).await;
     assert_no_archive(&stack, &s).await;
-    let email = email_to_requester(&stack, &s, "expiry").await;
-    assert_email(&email, &stack, &[&s.egress_request_id, "expired"]);
+    assert_emailed(&stack, &s, "expiry", &[&s.egress_request_id, "expired"]).await;
     let audit = inspect::audit_trail(&stack, &s.egress_request_id)
         .await
         .expect("audit");
@@ -537,9 +499,9 @@ async fn when_nobody_decides_within_the_review_timeout_then_the_request_expires(
         audit.iter().any(|(action, _, _)| action == "expired"),
         "expiry audited: {audit:?}"
     );
-    let visited = states(&stack, &s.egress_request_id).await;
-    assert_visits_in_order(
-        &visited,
+    assert_path(
+        &stack,
+        &s,
         &[
             "AwaitIgDecision",
             "MarkExpired",
@@ -549,8 +511,9 @@ async fn when_nobody_decides_within_the_review_timeout_then_the_request_expires(
             "NotifyRequesterExpired",
             "Expired",
         ],
-    );
-    assert_never_visits(&visited, &["IgDecision", "MarkFailed"]);
+        &["IgDecision", "MarkFailed"],
+    )
+    .await;
     timer.finish();
 }
 
@@ -594,22 +557,13 @@ async fn when_a_submitted_version_is_missing_then_the_request_fails_cleanly_and_
     let alerts = reviewer_notified(&stack, "AdminAlertTopic", &s).await;
     assert_eq!(alerts.len(), 1, "the admin is alerted once: {alerts:?}");
     assert!(alerts[0].message.contains("NotFound"), "{:?}", alerts[0]);
-    assert!(
-        reviewer_notified(&stack, "IgNotificationTopic", &s)
-            .await
-            .is_empty(),
-        "reviewers are not asked"
-    );
-    let email = email_to_requester(&stack, &s, "failure").await;
-    assert_email(
-        &email,
-        &stack,
-        &[
-            &s.egress_request_id,
-            "could not be processed",
-            &stack.outputs.email.admin,
-        ],
-    );
+    assert_not_notified(&stack, "IgNotificationTopic", &s, "reviewers are not asked").await;
+    let words = [
+        s.egress_request_id.as_str(),
+        "could not be processed",
+        stack.outputs.email.admin.as_str(),
+    ];
+    assert_emailed(&stack, &s, "failure", &words).await;
 
     let events = inspect::history(&stack, &stack.outputs.execution_arn(&s.egress_request_id))
         .await
@@ -619,9 +573,9 @@ async fn when_a_submitted_version_is_missing_then_the_request_fails_cleanly_and_
         vec!["NotFound".to_string()],
         "not retried: NotFound is permanent"
     );
-    let visited = inspect::states_entered(&events);
-    assert_visits_in_order(
-        &visited,
+    assert_path(
+        &stack,
+        &s,
         &[
             "CopyToStaging",
             "MarkFailed",
@@ -632,8 +586,9 @@ async fn when_a_submitted_version_is_missing_then_the_request_fails_cleanly_and_
             "NotifyRequesterFailed",
             "WorkflowFailed",
         ],
-    );
-    assert_never_visits(&visited, &["NotifyIgReviewers", "AwaitIgDecision"]);
+        &["NotifyIgReviewers", "AwaitIgDecision"],
+    )
+    .await;
     timer.finish();
 }
 
@@ -641,13 +596,7 @@ async fn when_a_submitted_version_is_missing_then_the_request_fails_cleanly_and_
 async fn when_sns_delivers_the_same_message_twice_then_one_execution_runs() {
     let timer = Timer::start("duplicate_sns_delivery");
     let stack = stack().await;
-    let s = submit(
-        &stack,
-        Submit {
-            publish_times: 2,
-            ..Submit::new(Mode::Single)
-        },
-    );
+    let s = submit_published(&stack, 2);
     let deliveries = inspect::deliveries_finished(&stack, &s.published_message_ids, TIMEOUT)
         .await
         .expect("both deliveries handled");
@@ -663,17 +612,8 @@ async fn when_sns_delivers_the_same_message_twice_then_one_execution_runs() {
         1,
         "one execution per request"
     );
-    decide(
-        &stack,
-        &s,
-        ReviewStage::Ig,
-        &Reviewer::ig(&stack),
-        Decision::Rejected,
-        "duplicate delivery test",
-    )
-    .await;
-    let end = ended(&stack, &s.egress_request_id).await;
-    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
+    reject(&stack, &s, ReviewStage::Ig, "duplicate delivery test").await;
+    succeeded(&stack, &s.egress_request_id).await;
     assert_eq!(
         reviewer_notified(&stack, "IgNotificationTopic", &s)
             .await
@@ -706,17 +646,8 @@ async fn when_a_file_changes_after_submission_then_the_archive_holds_the_submitt
         .expect("the simulator changes a file")
         .clone();
     assert_ne!(changed.submitted_version, changed.latest_version);
-    decide(
-        &stack,
-        &s,
-        ReviewStage::Ig,
-        &Reviewer::ig(&stack),
-        Decision::Approved,
-        "submitted version approved",
-    )
-    .await;
-    let end = ended(&stack, &s.egress_request_id).await;
-    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
+    approve(&stack, &s, ReviewStage::Ig, "submitted version approved").await;
+    succeeded(&stack, &s.egress_request_id).await;
 
     let archive = assert_archive(&stack, &s).await;
     let path = changed
@@ -757,13 +688,7 @@ async fn when_a_file_changes_after_submission_then_the_archive_holds_the_submitt
 async fn when_the_swb_egress_store_does_not_exist_then_the_request_fails_and_no_store_is_created() {
     let timer = Timer::start("swb_store_missing_failed");
     let stack = stack().await;
-    let s = submit(
-        &stack,
-        Submit {
-            publish_times: 0,
-            ..Submit::new(Mode::Single)
-        },
-    );
+    let s = submit_published(&stack, 0);
     let ghost_store = format!("{}-gone", s.egress_store_id);
     let config = fixture::intake_config(&stack, 600);
     // Intake binds the store to the workspace, so the ghost store is put into the workflow
@@ -799,9 +724,9 @@ async fn when_the_swb_egress_store_does_not_exist_then_the_request_fails_and_no_
         "{:?}",
         alerts[0]
     );
-    let visited = states(&stack, &s.egress_request_id).await;
-    assert_visits_in_order(
-        &visited,
+    assert_path(
+        &stack,
+        &s,
         &[
             "MarkSwbProcessing",
             "SwbEgressStoreMissing",
@@ -809,7 +734,8 @@ async fn when_the_swb_egress_store_does_not_exist_then_the_request_fails_and_no_
             "AlertAdminOfFailure",
             "WorkflowFailed",
         ],
-    );
-    assert_never_visits(&visited, &["CopyToStaging"]);
+        &["CopyToStaging"],
+    )
+    .await;
     timer.finish();
 }
