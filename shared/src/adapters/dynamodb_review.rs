@@ -389,7 +389,7 @@ mod tests {
         serde_dynamo::to_item(request).unwrap()
     }
 
-    fn condition_failed() -> UpdateItemError {
+    pub(super) fn condition_failed() -> UpdateItemError {
         UpdateItemError::ConditionalCheckFailedException(
             ConditionalCheckFailedException::builder()
                 .message("The conditional request failed")
@@ -763,9 +763,8 @@ mod tests {
 
 #[cfg(test)]
 mod revoke_tests {
-    use super::tests::store_answering;
+    use super::tests::{condition_failed, store_answering};
     use super::*;
-    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
     use aws_smithy_mocks::mock;
 
     fn claim() -> RevocationClaim {
@@ -811,13 +810,7 @@ mod revoke_tests {
 
     #[tokio::test]
     async fn when_the_request_is_no_longer_approved_then_the_revocation_is_lost_not_an_error() {
-        let update = mock!(aws_sdk_dynamodb::Client::update_item).then_error(|| {
-            UpdateItemError::ConditionalCheckFailedException(
-                ConditionalCheckFailedException::builder()
-                    .message("The conditional request failed")
-                    .build(),
-            )
-        });
+        let update = mock!(aws_sdk_dynamodb::Client::update_item).then_error(condition_failed);
         let won = store_answering(&update)
             .claim_revocation(&claim())
             .await

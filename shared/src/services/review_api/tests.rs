@@ -50,6 +50,11 @@ fn service(requests: Vec<EgressRequest>) -> Service<FakeWorkflowCallbacks> {
     service_with(FakeWorkflowCallbacks::default(), requests, settings())
 }
 
+/// The service over `req-1` parked at IG, with a workflow that fails as `workflow` does.
+fn failing(workflow: FailingWorkflowCallbacks) -> Service<FailingWorkflowCallbacks> {
+    service_with(workflow, vec![parked_ig()], settings())
+}
+
 fn ig_decision(decision: &str) -> UpdateRequestInput {
     UpdateRequestInput {
         egress_request_id: "req-1".into(),
@@ -247,11 +252,9 @@ async fn when_two_reviewers_decide_at_once_then_exactly_one_wins_and_the_workflo
 
 #[tokio::test]
 async fn when_the_workflow_cannot_be_resumed_then_the_claim_is_rolled_back() {
-    let svc = service_with(
-        FailingWorkflowCallbacks::new(|| EgressError::Transient("throttled".into())),
-        vec![parked_ig()],
-        settings(),
-    );
+    let svc = failing(FailingWorkflowCallbacks::new(|| {
+        EgressError::Transient("throttled".into())
+    }));
     let err = ig_decides(&svc, "iris", "APPROVED").await.unwrap_err();
     assert_eq!(err.error_type(), "TransientError");
     assert!(err.to_string().contains("has not been recorded"), "{err}");
@@ -270,11 +273,7 @@ async fn when_the_workflow_cannot_be_resumed_then_the_claim_is_rolled_back() {
 
 #[tokio::test]
 async fn when_the_review_task_has_expired_then_the_caller_is_told_to_refresh() {
-    let svc = service_with(
-        FailingWorkflowCallbacks::no_longer_waiting(),
-        vec![parked_ig()],
-        settings(),
-    );
+    let svc = failing(FailingWorkflowCallbacks::no_longer_waiting());
     let err = ig_decides(&svc, "iris", "APPROVED").await.unwrap_err();
     assert_eq!(err.error_type(), "Conflict");
     assert!(err.to_string().contains("refresh"), "{err}");
