@@ -57,6 +57,8 @@ for t in "${tests[@]}"; do
   field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
   target=$(field target); cases=$(field cases); seed=$(field seed); result=$(field result)
   outcomes=$(field outcomes)
+  # A process abort (out of memory) leaves no result line: the seed printed at the start.
+  if [[ -z $seed ]]; then seed=$(sed -n 's/.*fuzz-seed .* seed=\([0-9]*\).*/\1/p' "$log" | head -1); fi
   if [[ $rc -ne 0 || $result != pass ]]; then
     failed=1
     result="FAIL (rc $rc, log $log)"

@@ -88,9 +88,35 @@ where
         max_shrink_time: 60_000,
         ..Config::default()
     };
+    // Printed first: a run the process aborts on (out of memory, a stack overflow) never
+    // reaches its result line.
+    eprintln!("fuzz-seed target={target} seed={seed}");
     let started = Instant::now();
     let mut runner = TestRunner::new(config);
-    let outcome = runner.run(&strategy, test);
+    // To find the input a process abort (out of memory, a stack overflow) ended on: replay the
+    // seed with FUZZ_TRACE=1 (each case's number on stderr before it runs), then with
+    // FUZZ_DUMP_CASE=<n> (that case's input written to target/fuzz/<target>.case-<n>.txt).
+    let trace = std::env::var_os("FUZZ_TRACE").is_some();
+    let dump = std::env::var("FUZZ_DUMP_CASE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    let case = std::cell::Cell::new(0u64);
+    let outcome = runner.run(&strategy, |value| {
+        case.set(case.get() + 1);
+        if trace {
+            eprintln!("fuzz-case {target} {}", case.get());
+        }
+        if dump == Some(case.get()) {
+            let file = format!(
+                "{}/../target/fuzz/{target}.case-{}.txt",
+                env!("CARGO_MANIFEST_DIR"),
+                case.get()
+            );
+            let written = std::fs::write(&file, format!("{value:#?}"));
+            eprintln!("fuzz-case {target} {}: {file}: {written:?}", case.get());
+        }
+        test(value)
+    });
     let seconds = started.elapsed().as_secs_f64();
     let tally = take_tally();
     match outcome {
