@@ -5,12 +5,14 @@
 //!
 //! A workbook can only be read whole, so its bytes are kept up to the policy's
 //! `tables.max_spreadsheet_bytes`; past it (or when its zip parts would expand past 4 times
-//! that) the workbook is reported "too large to check" for a reviewer instead of being read:
-//! memory stays bounded whatever the file.
+//! that, or, in an .ods, its repeated cells would span more than 16M cells or their values'
+//! copies more than 4 times the limit) the workbook is reported "too large to check" for a
+//! reviewer instead of being read: memory stays bounded whatever the file.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
-use calamine::{Data, Reader};
+use calamine::{Data, DataRef, Reader, ReaderRef};
 
 use super::file::FileChecker;
 use super::policy::Policy;
@@ -24,6 +26,9 @@ const EXPANSION_FACTOR: u64 = 4;
 /// Most cells a sheet may span: calamine makes a sheet's cells one dense range, so two cells
 /// at opposite corners (`A1`, `XFD1048576`) of a 1 KiB file would ask for 17 billion cells.
 const MAX_SHEET_CELLS: u64 = 16 * 1024 * 1024;
+
+/// A sheet's CSV rendering is fed to its checker in pieces of about this size.
+const FEED_BYTES: usize = 64 * 1024;
 
 /// Extensions read as spreadsheets.
 pub(crate) const SPREADSHEET_EXTENSIONS: &[&str] = &["xlsx", "xlsm", "xlsb", "xls", "ods"];
@@ -101,12 +106,24 @@ impl SpreadsheetScan {
                     return Vec::new();
                 }
             }
-            let area = ods_area(&self.data, self.limit.saturating_mul(EXPANSION_FACTOR));
-            if area > MAX_SHEET_CELLS {
+            let expand_limit = self.limit.saturating_mul(EXPANSION_FACTOR);
+            let ods = ods_cost(&self.data, expand_limit);
+            if ods.cells > MAX_SHEET_CELLS {
                 not_checked(
                     findings,
                     format!(
-                        "too large to check: a sheet spans {area} cells, limit {MAX_SHEET_CELLS}"
+                        "too large to check: its sheets span {} cells, limit {MAX_SHEET_CELLS}",
+                        ods.cells
+                    ),
+                );
+                return Vec::new();
+            }
+            if ods.value_bytes > expand_limit {
+                not_checked(
+                    findings,
+                    format!(
+                        "too large to check: its repeated values expand to {} bytes, limit {expand_limit}",
+                        ods.value_bytes
                     ),
                 );
                 return Vec::new();
@@ -123,33 +140,48 @@ impl SpreadsheetScan {
         };
         let mut reports = Vec::new();
         let mut unreadable = Vec::new();
+        let mut too_large = Vec::new();
+        let expand_limit = self.limit.saturating_mul(EXPANSION_FACTOR);
+        // .xlsx and .xlsb: the cells as read, a shared string once however many cells show it
+        // (`worksheet_range` would copy it into each of them).
+        let by_ref = matches!(book, calamine::Sheets::Xlsx(_) | calamine::Sheets::Xlsb(_));
         for name in book.sheet_names() {
             if guarded(|| Some(sheet_area(&mut book, &name))).unwrap_or(u64::MAX) > MAX_SHEET_CELLS
             {
                 unreadable.push(name);
                 continue;
             }
-            let range = match guarded(|| book.worksheet_range(&name).ok()) {
-                Some(range) => range,
-                None => {
-                    unreadable.push(name);
-                    continue;
-                }
+            let sheet_path = format!("{path}!/{name}");
+            let read = if by_ref {
+                guarded(|| {
+                    let range = book.worksheet_range_ref(&name).ok()?;
+                    Some(read_sheet(
+                        policy,
+                        &sheet_path,
+                        depth,
+                        &range,
+                        expand_limit,
+                        ref_text,
+                    ))
+                })
+            } else {
+                guarded(|| {
+                    let range = book.worksheet_range(&name).ok()?;
+                    Some(read_sheet(
+                        policy,
+                        &sheet_path,
+                        depth,
+                        &range,
+                        expand_limit,
+                        |c: &Data| Cow::Owned(c.to_string()),
+                    ))
+                })
             };
-            let mut sheet = FileChecker::sheet(policy, &format!("{path}!/{name}"), depth + 1);
-            let mut line = Vec::new();
-            for row in range.rows() {
-                line.clear();
-                for (i, cell) in row.iter().enumerate() {
-                    if i > 0 {
-                        line.push(b',');
-                    }
-                    csv_cell(&mut line, cell);
-                }
-                line.push(b'\n');
-                sheet.feed(&line);
+            match read {
+                Some(Ok(sheet)) => reports.extend(sheet),
+                Some(Err(bytes)) => too_large.push(bytes),
+                None => unreadable.push(name),
             }
-            reports.extend(sheet.finish());
         }
         if !unreadable.is_empty() {
             not_checked(
@@ -157,7 +189,69 @@ impl SpreadsheetScan {
                 format!("unreadable sheet(s): {}", unreadable.len()),
             );
         }
+        if let Some(largest) = too_large.iter().max() {
+            not_checked(
+                findings,
+                format!(
+                    "too large to check: {} sheet(s), the largest's cells come to {largest} bytes, limit {expand_limit}",
+                    too_large.len()
+                ),
+            );
+        }
         reports
+    }
+}
+
+/// A sheet rendered as CSV through the table and identifier rules, or, when its cells' text
+/// comes to more than `limit` bytes (a long shared string shown in many cells), that size:
+/// the text is measured before any of it is rendered.
+fn read_sheet<T>(
+    policy: &Policy,
+    path: &str,
+    depth: u32,
+    range: &calamine::Range<T>,
+    limit: u64,
+    text: impl Fn(&T) -> Cow<'_, str>,
+) -> Result<Vec<FileReport>, u64>
+where
+    T: calamine::CellType,
+{
+    let mut bytes = 0u64;
+    for row in range.rows() {
+        for cell in row {
+            // The text, a separator or line end, and quotes.
+            bytes = bytes.saturating_add(text(cell).len() as u64 + 3);
+        }
+    }
+    if bytes > limit {
+        return Err(bytes);
+    }
+    let mut sheet = FileChecker::sheet(policy, path, depth + 1);
+    let mut line = Vec::new();
+    for row in range.rows() {
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push(b',');
+            }
+            csv_cell(&mut line, &text(cell));
+            if line.len() >= FEED_BYTES {
+                sheet.feed(&line);
+                line.clear();
+            }
+        }
+        line.push(b'\n');
+        sheet.feed(&line);
+        line.clear();
+    }
+    Ok(sheet.finish())
+}
+
+/// A cell of `worksheet_range_ref` as text, a shared string borrowed.
+fn ref_text<'a>(cell: &'a DataRef<'_>) -> Cow<'a, str> {
+    match cell {
+        DataRef::SharedString(s) => Cow::Borrowed(s),
+        DataRef::String(s) => Cow::Borrowed(s),
+        other => Cow::Owned(Data::from(other.clone()).to_string()),
     }
 }
 
@@ -203,14 +297,29 @@ fn guarded<T>(read: impl FnOnce() -> Option<T>) -> Option<T> {
         .flatten()
 }
 
-/// The most cells one table of an .ods (`content.xml`) spans once calamine expands its
-/// repeated rows and cells (`table:number-rows-repeated`, `table:number-columns-repeated`):
-/// from the first to the last row holding a value, by the widest such row up to its last
-/// value. Empty repeated cells and rows after the last value (as office suites write them)
-/// cost nothing. 0 when the workbook is not an .ods.
-fn ods_area(data: &[u8], max_bytes: u64) -> u64 {
+/// calamine's caps on an .ods table: the columns of a row, the rows of a table.
+const ODS_MAX_COLUMNS: u64 = 16_384;
+const ODS_MAX_ROWS: u64 = 1_048_576;
+
+/// What calamine holds once it has opened an .ods: it reads every table of `content.xml` at
+/// once, expanding repeated rows and cells (`table:number-rows-repeated`,
+/// `table:number-columns-repeated`), and a repeated value is copied into every cell it covers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct OdsCost {
+    /// The cells of all tables: in each, from the first to the last row holding a value, by
+    /// the widest such row up to its last value. Empty repeated cells and rows after the last
+    /// value (as office suites write them) cost nothing.
+    cells: u64,
+    /// The bytes of the values once copied (each cell element's bytes, times its repeats).
+    value_bytes: u64,
+}
+
+/// The [`OdsCost`] of a workbook (zero when it is not an .ods), from `content.xml` read up to
+/// `max_bytes`.
+fn ods_cost(data: &[u8], max_bytes: u64) -> OdsCost {
+    let mut cost = OdsCost::default();
     let Ok(mut zip) = zip::ZipArchive::new(Cursor::new(data)) else {
-        return 0;
+        return cost;
     };
     let mut xml = Vec::new();
     match zip.by_name("content.xml") {
@@ -218,10 +327,10 @@ fn ods_area(data: &[u8], max_bytes: u64) -> u64 {
             if std::io::Read::read_to_end(&mut std::io::Read::take(part, max_bytes), &mut xml)
                 .is_err()
             {
-                return 0;
+                return cost;
             }
         }
-        Err(_) => return 0,
+        Err(_) => return cost,
     }
     let repeated = |tag: &[u8], attr: &[u8]| -> u64 {
         memchr::memmem::find(tag, attr)
@@ -232,17 +341,23 @@ fn ods_area(data: &[u8], max_bytes: u64) -> u64 {
             })
             .unwrap_or(1)
     };
-    let (mut largest, mut rows, mut width) = (0u64, 0u64, 0u64);
+    let (mut rows, mut width) = (0u64, 0u64);
     let (mut first, mut last) = (None::<u64>, 0u64);
-    let (mut row_start, mut at_col) = (0u64, 0u64);
+    let (mut row_start, mut row_repeats, mut at_col) = (0u64, 1u64, 0u64);
+    // The open cell holding a value: where its element starts, and the copies made of it.
+    let mut open_cell: Option<(usize, u64)> = None;
+    let table_cells = |first: Option<u64>, last: u64, width: u64| {
+        first.map_or(0, |f| last.saturating_sub(f).saturating_mul(width))
+    };
     let mut rest = &xml[..];
     while let Some(i) = memchr::memchr(b'<', rest) {
+        let tag_start = xml.len() - rest.len() + i;
         rest = &rest[i + 1..];
         let end = memchr::memchr(b'>', rest).unwrap_or(rest.len());
         let tag = &rest[..end];
+        let tag_end = tag_start + 1 + end + 1;
         if tag.starts_with(b"table:table ") || tag.starts_with(b"table:table>") {
-            let span = first.map_or(0, |f| last.saturating_sub(f));
-            largest = largest.max(span.saturating_mul(width));
+            cost.cells = cost.cells.saturating_add(table_cells(first, last, width));
             (rows, width, first, last) = (0, 0, None, 0);
         } else if tag.starts_with(b"table:table-row")
             && matches!(
@@ -251,24 +366,51 @@ fn ods_area(data: &[u8], max_bytes: u64) -> u64 {
             )
         {
             row_start = rows;
-            rows = rows.saturating_add(repeated(tag, b"table:number-rows-repeated=\""));
+            row_repeats = repeated(tag, b"table:number-rows-repeated=\"").min(ODS_MAX_ROWS);
+            rows = rows.saturating_add(row_repeats);
             at_col = 0;
         } else if tag.starts_with(b"table:table-cell")
             || tag.starts_with(b"table:covered-table-cell")
         {
-            at_col = at_col.saturating_add(repeated(tag, b"table:number-columns-repeated=\""));
-            let has_value =
-                memchr::memmem::find(tag, b"office:value-type").is_some() || !tag.ends_with(b"/");
+            let columns = repeated(tag, b"table:number-columns-repeated=\"");
+            at_col = at_col.saturating_add(columns);
+            let closed = tag.ends_with(b"/");
+            let has_value = memchr::memmem::find(tag, b"office:value-type").is_some() || !closed;
             if has_value {
                 width = width.max(at_col);
                 first = Some(first.unwrap_or(row_start));
                 last = rows;
+                let copies = columns.min(ODS_MAX_COLUMNS).saturating_mul(row_repeats);
+                if closed {
+                    let bytes = (tag_end - tag_start) as u64;
+                    cost.value_bytes = cost
+                        .value_bytes
+                        .saturating_add(bytes.saturating_mul(copies));
+                } else {
+                    open_cell = Some((tag_start, copies));
+                }
+            }
+        } else if tag.starts_with(b"/table:table-cell")
+            || tag.starts_with(b"/table:covered-table-cell")
+        {
+            if let Some((start, copies)) = open_cell.take() {
+                let bytes = tag_end.saturating_sub(start) as u64;
+                cost.value_bytes = cost
+                    .value_bytes
+                    .saturating_add(bytes.saturating_mul(copies));
             }
         }
         rest = &rest[end.min(rest.len())..];
     }
-    let span = first.map_or(0, |f| last.saturating_sub(f));
-    largest.max(span.saturating_mul(width))
+    if let Some((start, copies)) = open_cell {
+        // Cut short: the cell runs to the end of what was read.
+        let bytes = xml.len().saturating_sub(start) as u64;
+        cost.value_bytes = cost
+            .value_bytes
+            .saturating_add(bytes.saturating_mul(copies));
+    }
+    cost.cells = cost.cells.saturating_add(table_cells(first, last, width));
+    cost
 }
 
 /// The sum of a zip's entries' uncompressed sizes, from its central directory.
@@ -281,9 +423,9 @@ fn expanded_size(data: &[u8]) -> Option<u64> {
     Some(total)
 }
 
-/// Appends a cell as a CSV field (quoted when it holds a delimiter, a quote or a line break).
-fn csv_cell(out: &mut Vec<u8>, cell: &Data) {
-    let text = cell.to_string();
+/// Appends a cell's text as a CSV field (quoted when it holds a delimiter, a quote or a line
+/// break).
+fn csv_cell(out: &mut Vec<u8>, text: &str) {
     if text.contains([',', '"', '\n', '\r']) {
         out.push(b'"');
         out.extend_from_slice(text.replace('"', "\"\"").as_bytes());
@@ -562,6 +704,91 @@ mod tests {
         let r = check_bytes(&Policy::default(), "out/usual.ods", &usual);
         assert_eq!(r.len(), 2, "{r:?}");
         assert!(r[0].findings.is_empty(), "{:?}", r[0].findings);
+    }
+
+    #[test]
+    fn when_an_ods_repeats_a_long_value_then_its_copies_count_and_it_is_not_read_whole() {
+        // Found by `make fuzz` (checks_content, seed 1796220045065723711, case 35,028): a
+        // 38 KB string in cells repeated 480 times in rows repeated 480 times, 7 million cells
+        // (under the cell limit), which calamine copies into every cell it covers: a 230 KB
+        // file asked for 8.7 GB and the process ran out of memory. Here 64 KB in 16 × 16,384
+        // cells: 17 GB from a 64 KB file.
+        let long = "1,".repeat(32 * 1024);
+        let cell = |repeats: u32| {
+            format!(
+                r#"<table:table-cell table:number-columns-repeated="{repeats}" office:value-type="string"><text:p>{long}</text:p></table:table-cell>"#
+            )
+        };
+        let bomb = ods(&format!(
+            r#"<table:table-row table:number-rows-repeated="16">{}</table:table-row>"#,
+            cell(16_384)
+        ));
+        assert!(bomb.len() < 70 * 1024, "{}", bomb.len());
+        let r = check_bytes(&Policy::default(), "out/bomb.ods", &bomb);
+        assert_eq!(r.len(), 1, "no sheet read: {r:?}");
+        let f = &r[0].findings[0];
+        assert_eq!(f.rule, "spreadsheet-not-checked");
+        let detail = f.detail.as_deref().unwrap();
+        assert!(
+            detail.starts_with("too large to check: its repeated values expand to"),
+            "{detail}"
+        );
+        // The same value repeated within the limit: read.
+        let fits = ods(&format!("<table:table-row>{}</table:table-row>", cell(2)));
+        let r = check_bytes(&Policy::default(), "out/fits.ods", &fits);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert!(r[0].findings.is_empty(), "{:?}", r[0].findings);
+    }
+
+    /// `book` with the part `name` added.
+    fn with_part(book: &[u8], name: &str, body: &str) -> Vec<u8> {
+        let mut read = zip::ZipArchive::new(std::io::Cursor::new(book)).unwrap();
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for i in 0..read.len() {
+            w.raw_copy_file(read.by_index(i).unwrap()).unwrap();
+        }
+        w.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(body.as_bytes()).unwrap();
+        w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn when_a_long_shared_string_fills_many_cells_then_the_sheet_is_too_large_to_check() {
+        // One 100 KB shared string shown in `cells` cells: calamine's `worksheet_range` copied
+        // it into every cell (200 MB for 2,000 cells of a 110 KB file), and all of it was
+        // then scanned. Now the cells are read by reference and their text measured first.
+        let book = |cells: u32| {
+            let cell_rows: String = (1..=cells)
+                .map(|r| format!(r#"<row r="{r}"><c r="A{r}" t="s"><v>0</v></c></row>"#))
+                .collect();
+            let book = edited(&xlsx(&[("S", rows(&[&["1"]]))]), |part| {
+                part.replace(r#"<row r="1"><c r="A1"><v>1</v></c></row>"#, &cell_rows)
+            });
+            with_part(
+                &book,
+                "xl/sharedStrings.xml",
+                &format!(
+                    r#"<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="{cells}" uniqueCount="1"><si><t>{}</t></si></sst>"#,
+                    "x".repeat(100 * 1024)
+                ),
+            )
+        };
+        let bomb = book(2_000);
+        assert!(bomb.len() < 200 * 1024, "{}", bomb.len());
+        let r = check_bytes(&Policy::default(), "out/shared.xlsx", &bomb);
+        assert_eq!(r.len(), 1, "no sheet read: {:?}", r[0].findings);
+        let f = &r[0].findings[0];
+        assert_eq!(f.rule, "spreadsheet-not-checked");
+        let detail = f.detail.as_deref().unwrap();
+        assert!(
+            detail.starts_with("too large to check: 1 sheet(s)"),
+            "{detail}"
+        );
+        // A few cells showing it: read, each row the whole string.
+        let r = check_bytes(&Policy::default(), "out/shared.xlsx", &book(10));
+        assert_eq!(r.len(), 2, "{:?}", r[0].findings);
+        assert_eq!(r[1].path, "out/shared.xlsx!/S");
     }
 
     #[test]
