@@ -53,6 +53,14 @@ const IN_FLIGHT: usize = 16;
 const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How many times a reviewer reloads a list that failed.
 const LIST_ATTEMPTS: u32 = 5;
+/// How many times a reviewer clicks again after a decision whose answer was lost (an error
+/// that is neither the success nor the web app's refusal: the API's 30 s timeout when the
+/// stack is saturated). The decision may have landed or not; the next call settles it.
+const DECISION_ATTEMPTS: u32 = 5;
+/// How often the scheduled sweep runs while the run waits for every request to end (the
+/// template schedules it; the local stack does not, so the run invokes it): it delivers a
+/// decision whose call died between its claim and `SendTaskSuccess`.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How often the requests table is read to see requests change state.
 const OBSERVE_EVERY: Duration = Duration::from_millis(250);
 const REASON: &str = "Aggregate tables only; small cells suppressed.";
@@ -141,6 +149,8 @@ struct DecisionCall {
     returned_at: f64,
     /// `None` when it won; the refusal otherwise.
     refusal: Option<String>,
+    /// Attempts before the last whose answer was lost (retried).
+    lost_answers: u32,
     contested: bool,
     /// The answer's body (checked for leaks).
     response: String,
@@ -228,6 +238,7 @@ async fn run() -> Result<bool> {
         &ids,
         "every request to await its IG review",
         |s| s.at_ig,
+        None,
     )
     .await?;
     let parked_seconds = all_parked - published.started;
@@ -238,7 +249,9 @@ async fn run() -> Result<bool> {
     let mut listed = Vec::new();
     let rows = list_rows(&api, &tokens["ig"], &mut listed).await?;
     let mut calls = decide_stage(&api, &tokens, &requests, &rows, ReviewStage::Ig).await?;
-    let ig_winners = winners(&calls);
+    // Who decided is what the table says (a call whose answer was lost may have won).
+    let ig_winners = winners(&calls, &stored_requests(&stack).await?);
+    let mut swept_at_ig = 0;
     let rit_requests: Vec<Request> = requests
         .iter()
         .filter(|r| {
@@ -258,6 +271,7 @@ async fn run() -> Result<bool> {
         &at_rit,
         "the IG-approved dual requests to await RIT",
         |s| s.at_rit,
+        Some((&stack, &mut swept_at_ig)),
     )
     .await?;
     let rows = list_rows(&api, &tokens["rit"], &mut listed).await?;
@@ -265,7 +279,8 @@ async fn run() -> Result<bool> {
     let decide_seconds = now() - decide_started;
 
     // 4. Every request ends.
-    let ended = wait_for_executions(&stack, &ids).await?;
+    let (ended, swept_at_end) = wait_for_executions(&stack, &ids).await?;
+    let swept = swept_at_ig + swept_at_end;
     watcher.abort();
     let all_ended = ended
         .values()
@@ -278,11 +293,7 @@ async fn run() -> Result<bool> {
         .lock()
         .map_err(|_| anyhow::anyhow!("observations poisoned"))?
         .clone();
-    let stored: HashMap<String, EgressRequest> = scan_requests(&stack)
-        .await?
-        .into_iter()
-        .map(|r| (r.egress_request_id.clone(), r))
-        .collect();
+    let stored = stored_requests(&stack).await?;
     let promises = check(&stack, &requests, &calls, &stored).await?;
     // The promises, checked by the shared checker (tests/src/promises.rs).
     let tracked: Vec<Tracked> = requests
@@ -290,7 +301,7 @@ async fn run() -> Result<bool> {
         .map(|r| Tracked {
             submission: r.submission.clone(),
             mode: r.plan.mode,
-            expect: match expected_end(r, &calls) {
+            expect: match expected_end(r, &calls, &stored) {
                 Some(EgressStatus::Rejected) => Expect::Rejected,
                 Some(EgressStatus::IgApproved | EgressStatus::RitApproved) => Expect::Approved,
                 _ => Expect::Decided,
@@ -370,6 +381,20 @@ async fn run() -> Result<bool> {
                 .collect(),
         )
     };
+    line(
+        &mut out,
+        "decision answers lost, clicked again",
+        format!(
+            "{} on {} calls",
+            calls.iter().map(|c| c.lost_answers).sum::<u32>(),
+            calls.iter().filter(|c| c.lost_answers > 0).count()
+        ),
+    );
+    line(
+        &mut out,
+        "stalled decisions the sweep delivered",
+        swept.to_string(),
+    );
     let _ = writeln!(out, "{:<46} {:>18}", "latency (s)", "p50 / p95 / max");
     line(&mut out, "updateRequest, every call", latency(&|_| true));
     line(
@@ -766,6 +791,15 @@ async fn observe(stack: Stack, ids: Vec<String>, observed: Observed) {
     }
 }
 
+/// The requests table by request id.
+async fn stored_requests(stack: &Stack) -> Result<HashMap<String, EgressRequest>> {
+    Ok(scan_requests(stack)
+        .await?
+        .into_iter()
+        .map(|r| (r.egress_request_id.clone(), r))
+        .collect())
+}
+
 async fn scan_requests(stack: &Stack) -> Result<Vec<EgressRequest>> {
     let table = stack.outputs.table("RequestsTable")?;
     let mut items = Vec::new();
@@ -798,10 +832,13 @@ async fn wait_for(
     ids: &[String],
     what: &str,
     when: impl Fn(&Seen) -> Option<f64>,
+    swept: Option<(&Stack, &mut usize)>,
 ) -> Result<f64> {
     let deadline = Instant::now() + PHASE_TIMEOUT;
+    let mut next_sweep = Instant::now() + SWEEP_EVERY;
+    let mut swept = swept;
     loop {
-        {
+        let waiting: Vec<String> = {
             let seen = observed
                 .lock()
                 .map_err(|_| anyhow::anyhow!("observations poisoned"))?;
@@ -832,14 +869,31 @@ async fn wait_for(
                     &missing[..missing.len().min(5)]
                 ));
             }
+            ids.iter()
+                .filter(|id| seen.get(*id).and_then(&when).is_none())
+                .cloned()
+                .collect()
+        };
+        // Past a decision, the sweep's schedule delivers one whose call died after its claim.
+        if let Some((stack, delivered)) = swept.as_mut() {
+            if Instant::now() > next_sweep {
+                **delivered += sweep(stack, waiting).await?;
+                next_sweep = Instant::now() + SWEEP_EVERY;
+            }
         }
         tokio::time::sleep(OBSERVE_EVERY).await;
     }
 }
 
-/// Waits until every request's execution has ended; their ends by request id.
-async fn wait_for_executions(stack: &Stack, ids: &[String]) -> Result<HashMap<String, Execution>> {
+/// Waits until every request's execution has ended, running the sweep every [`SWEEP_EVERY`]
+/// as its schedule would; their ends by request id, and the decisions the sweep delivered.
+async fn wait_for_executions(
+    stack: &Stack,
+    ids: &[String],
+) -> Result<(HashMap<String, Execution>, usize)> {
     let deadline = Instant::now() + PHASE_TIMEOUT;
+    let mut next_sweep = Instant::now() + SWEEP_EVERY;
+    let mut delivered = 0;
     loop {
         let ended: HashMap<String, Execution> = executions(stack)
             .await?
@@ -847,17 +901,51 @@ async fn wait_for_executions(stack: &Stack, ids: &[String]) -> Result<HashMap<St
             .filter(|e| e.status != ExecutionStatus::Running && ids.contains(&e.name))
             .map(|e| (e.name.clone(), e))
             .collect();
-        let running = ids.len() - ended.len();
-        if running == 0 {
-            return Ok(ended);
+        let running: Vec<String> = ids
+            .iter()
+            .filter(|id| !ended.contains_key(*id))
+            .cloned()
+            .collect();
+        if running.is_empty() {
+            return Ok((ended, delivered));
         }
         if Instant::now() > deadline {
             return Err(anyhow::anyhow!(
-                "{running} executions still running after {PHASE_TIMEOUT:?}"
+                "{} executions still running after {PHASE_TIMEOUT:?}: {}",
+                running.len(),
+                running.join(", ")
             ));
+        }
+        if Instant::now() > next_sweep {
+            delivered += sweep(stack, running).await?;
+            next_sweep = Instant::now() + SWEEP_EVERY;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// Runs the sweep with repairs on `ids` (Lambda `Invoke`, as the schedule does); how many
+/// stalled decisions it delivered.
+async fn sweep(stack: &Stack, ids: Vec<String>) -> Result<usize> {
+    let url = format!(
+        "{}/2015-03-31/functions/sweep/invocations",
+        stack.outputs.endpoint
+    );
+    let input = json!({ "repair": true, "egress_request_ids": ids }).to_string();
+    let report: shared::model::SweepReport = tokio::task::spawn_blocking(move || {
+        let mut response = ureq::post(&url).send(input)?;
+        if response.headers().get("X-Amz-Function-Error").is_some() {
+            let body = response.body_mut().read_to_string()?;
+            return Err(anyhow::anyhow!("the sweep failed: {body}"));
+        }
+        Ok(serde_json::from_slice(&response.body_mut().read_to_vec()?)?)
+    })
+    .await??;
+    Ok(report
+        .drift
+        .iter()
+        .filter(|d| d.kind == "stalled_decision" && d.action == "repaired")
+        .count())
 }
 
 /// An execution of the state machine.
@@ -935,35 +1023,47 @@ fn decide_blocking(
     contested: bool,
 ) -> Result<DecisionCall> {
     let request = web_app_decision(row, stage, user, decision, REASON);
-    let started = Instant::now();
-    let answer = api.call(
-        Some(&tokens.access),
-        UPDATE_REQUEST,
-        json!({ "request": request }),
-    )?;
-    let seconds = started.elapsed().as_secs_f64();
-    let refusal = match (answer.error(), answer.data("updateRequest").as_str()) {
-        (None, Some(UPDATE_SUCCESS_MESSAGE)) => None,
-        (Some(error), _) => Some(error),
-        (None, other) => Some(format!(
-            "unexpected answer {other:?} (HTTP {})",
-            answer.status
-        )),
-    };
-    Ok(DecisionCall {
-        id: row["egress_request_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        stage,
-        reviewer: role.to_string(),
-        decision,
-        seconds,
-        returned_at: now(),
-        refusal,
-        contested,
-        response: answer.body.to_string(),
-    })
+    let mut lost_answers = 0;
+    loop {
+        let started = Instant::now();
+        let answer = api.call(
+            Some(&tokens.access),
+            UPDATE_REQUEST,
+            json!({ "request": request }),
+        )?;
+        let seconds = started.elapsed().as_secs_f64();
+        let refusal = match (answer.error(), answer.data("updateRequest").as_str()) {
+            (None, Some(UPDATE_SUCCESS_MESSAGE)) => None,
+            (Some(error), _) => Some(error),
+            (None, other) => Some(format!(
+                "unexpected answer {other:?} (HTTP {})",
+                answer.status
+            )),
+        };
+        let lost = refusal
+            .as_deref()
+            .is_some_and(|e| e != STALE_REQUEST_MESSAGE);
+        if lost && lost_answers + 1 < DECISION_ATTEMPTS {
+            lost_answers += 1;
+            std::thread::sleep(Duration::from_secs(3));
+            continue;
+        }
+        return Ok(DecisionCall {
+            id: row["egress_request_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            stage,
+            reviewer: role.to_string(),
+            decision,
+            seconds,
+            returned_at: now(),
+            refusal,
+            lost_answers,
+            contested,
+            response: answer.body.to_string(),
+        });
+    }
 }
 
 /// Decides `stage` of every request: uncontested ones by one reviewer, [`IN_FLIGHT`] at a
@@ -1038,10 +1138,51 @@ async fn decide_stage(
 }
 
 /// The decision that won each request's stage (the one call that was not refused).
-fn winners(calls: &[DecisionCall]) -> HashMap<String, Decision> {
+/// The stored decision of `stage` on `stored`, and the e-mail of who made it.
+fn stored_decision(stored: &EgressRequest, stage: ReviewStage) -> (Option<Decision>, &str) {
+    match stage {
+        ReviewStage::Ig => (
+            stored.ig_reviewer_1_decision,
+            stored.ig_reviewer_1_email.as_deref().unwrap_or_default(),
+        ),
+        ReviewStage::Rit => (
+            stored.rit_reviewer_2_decision,
+            stored.rit_reviewer_2_email.as_deref().unwrap_or_default(),
+        ),
+    }
+}
+
+/// The start of the e-mail of the API user of `role` (local/appsync seeds them).
+fn email_of(role: &str) -> &'static str {
+    match role {
+        "ig" => "ig.reviewer@",
+        "ig2" => "ig.second@",
+        "rit" => "rit.reviewer@",
+        _ => "both.reviewer@",
+    }
+}
+
+/// True when `c` decided its request: it was answered with the success, or its answer was
+/// lost (and the retry refused) while the stored decision is its reviewer's own.
+fn won_call(c: &DecisionCall, stored: &HashMap<String, EgressRequest>) -> bool {
+    if c.refusal.is_none() {
+        return true;
+    }
+    c.lost_answers > 0
+        && stored.get(&c.id).is_some_and(|r| {
+            let (decision, email) = stored_decision(r, c.stage);
+            decision == Some(c.decision) && email.starts_with(email_of(&c.reviewer))
+        })
+}
+
+/// The decision of each request's stage: its winner's, where a call can claim it.
+fn winners(
+    calls: &[DecisionCall],
+    stored: &HashMap<String, EgressRequest>,
+) -> HashMap<String, Decision> {
     calls
         .iter()
-        .filter(|c| c.refusal.is_none())
+        .filter(|c| won_call(c, stored))
         .map(|c| (c.id.clone(), c.decision))
         .collect()
 }
@@ -1058,11 +1199,15 @@ fn percentiles(mut v: Vec<f64>) -> (f64, f64, f64) {
 }
 
 /// What the request's end must be, given who won each stage.
-fn expected_end(r: &Request, calls: &[DecisionCall]) -> Option<EgressStatus> {
+fn expected_end(
+    r: &Request,
+    calls: &[DecisionCall],
+    stored: &HashMap<String, EgressRequest>,
+) -> Option<EgressStatus> {
     let won = |stage: ReviewStage| {
         calls
             .iter()
-            .find(|c| c.id == r.id() && c.stage == stage && c.refusal.is_none())
+            .find(|c| c.id == r.id() && c.stage == stage && won_call(c, stored))
             .map(|c| c.decision)
     };
     match (r.plan.mode, won(ReviewStage::Ig)?) {
@@ -1167,7 +1312,7 @@ async fn check(
         if let Some(s) = status {
             *ended.entry(s.as_str()).or_default() += 1;
         }
-        let expected = expected_end(r, calls);
+        let expected = expected_end(r, calls, stored);
         if status.is_none() || status != expected {
             lost.push(format!(
                 "{}: {:?}, expected {:?}",
@@ -1190,7 +1335,12 @@ async fn check(
             .iter()
             .filter(|c| c.id == r.id() && c.contested)
             .collect();
-        let won: Vec<&&DecisionCall> = racers.iter().filter(|c| c.refusal.is_none()).collect();
+        // At most one racer is told it won; when the winner's answer was lost (and its retry
+        // refused), the stored decision must be one of those racers' own.
+        let mut won: Vec<&&DecisionCall> = racers.iter().filter(|c| c.refusal.is_none()).collect();
+        if won.is_empty() {
+            won.extend(racers.iter().filter(|c| won_call(c, stored)).take(1));
+        }
         winners_total += won.len();
         if won.len() != 1 || racers.len() != RACERS {
             contest.push(format!(
@@ -1204,6 +1354,7 @@ async fn check(
             c.refusal
                 .as_deref()
                 .is_some_and(|e| e != STALE_REQUEST_MESSAGE)
+                && !won_call(c, stored)
         }) {
             contest.push(format!(
                 "{} ({}): refused with {:?}",
@@ -1214,11 +1365,7 @@ async fn check(
         }
         // The stored IG decision is the winner's.
         if let (Some(w), Some(last)) = (won.first(), stored.get(r.id())) {
-            let user = match w.reviewer.as_str() {
-                "ig" => "ig.reviewer@",
-                "ig2" => "ig.second@",
-                _ => "both.reviewer@",
-            };
+            let user = email_of(&w.reviewer);
             if last.ig_reviewer_1_decision != Some(w.decision)
                 || !last
                     .ig_reviewer_1_email
@@ -1245,7 +1392,7 @@ async fn check(
     ));
     let refused: Vec<String> = calls
         .iter()
-        .filter(|c| !c.contested)
+        .filter(|c| !c.contested && !won_call(c, stored))
         .filter_map(|c| {
             c.refusal
                 .as_ref()
