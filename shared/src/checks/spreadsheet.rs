@@ -324,11 +324,9 @@ fn ods_cost(data: &[u8], max_bytes: u64) -> OdsCost {
     let mut xml = Vec::new();
     match zip.by_name("content.xml") {
         Ok(part) => {
-            if std::io::Read::read_to_end(&mut std::io::Read::take(part, max_bytes), &mut xml)
-                .is_err()
-            {
-                return cost;
-            }
+            // A read error (a damaged entry's checksum, found only at its end) keeps what was
+            // read: calamine parses the same bytes before it sees the error.
+            let _ = std::io::Read::read_to_end(&mut std::io::Read::take(part, max_bytes), &mut xml);
         }
         Err(_) => return cost,
     }
@@ -738,6 +736,31 @@ mod tests {
         let r = check_bytes(&Policy::default(), "out/fits.ods", &fits);
         assert_eq!(r.len(), 2, "{r:?}");
         assert!(r[0].findings.is_empty(), "{:?}", r[0].findings);
+    }
+
+    #[test]
+    fn when_an_ods_bomb_has_a_bad_checksum_then_it_is_still_measured_and_not_read() {
+        // Found by `make fuzz` (checks_content, seed 1796221479727402139, case 29,497): the
+        // repeated value damaged, content.xml failed its CRC only at its end, so the pre-scan
+        // measured nothing while calamine had already expanded the cells.
+        let long = "1,".repeat(32 * 1024);
+        let mut bomb = ods(&format!(
+            r#"<table:table-row table:number-rows-repeated="16"><table:table-cell table:number-columns-repeated="16384" office:value-type="string"><text:p>{long}</text:p></table:table-cell></table:table-row>"#
+        ));
+        let at = bomb.windows(4).position(|w| w == b"1,1,").unwrap() + 1000;
+        bomb[at] = b'2';
+        let r = check_bytes(&Policy::default(), "out/bomb.ods", &bomb);
+        assert_eq!(r.len(), 1, "no sheet read: {r:?}");
+        let f = &r[0].findings[0];
+        assert_eq!(f.rule, "spreadsheet-not-checked");
+        assert!(
+            f.detail
+                .as_deref()
+                .unwrap()
+                .starts_with("too large to check"),
+            "{:?}",
+            f.detail
+        );
     }
 
     /// `book` with the part `name` added.
