@@ -1026,11 +1026,20 @@ fn decide_blocking(
     let mut lost_answers = 0;
     loop {
         let started = Instant::now();
-        let answer = api.call(
+        let answer = match api.call(
             Some(&tokens.access),
             UPDATE_REQUEST,
             json!({ "request": request }),
-        )?;
+        ) {
+            Ok(answer) => answer,
+            // No answer at all (the API's own 408 when the stack is saturated): lost too.
+            Err(_) if lost_answers + 1 < DECISION_ATTEMPTS => {
+                lost_answers += 1;
+                std::thread::sleep(Duration::from_secs(3));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let seconds = started.elapsed().as_secs_f64();
         let refusal = match (answer.error(), answer.data("updateRequest").as_str()) {
             (None, Some(UPDATE_SUCCESS_MESSAGE)) => None,
