@@ -14,8 +14,14 @@ a write another thread made in between (a `PutItem`, an `UpdateItem`, another tr
 silently undone by the restore, something DynamoDB never does. `make chaos` found an audit
 event lost that way: written, acknowledged, then erased by a concurrent transaction refused
 on its once-marker. Here every DynamoDB write of the backend takes one lock, so a transaction
-and its restore are atomic with respect to the other writes, as DynamoDB's are. Nothing else
-of moto changes.
+and its restore are atomic with respect to the other writes, as DynamoDB's are.
+
+moto's `ListMultipartUploads` says every upload was initiated on 2010-11-10, so the sweep,
+which aborts uploads open longer than a threshold, aborted uploads the archive had opened a
+moment before (the CI failure of 2026-12-02). And an `UploadPart` to an aborted upload is a
+500 from a `KeyError` in moto where S3 answers 404 `NoSuchUpload`. Here each upload lists the
+time it was created, and parts sent to an upload that is gone get `NoSuchUpload`. Nothing
+else of moto changes.
 """
 
 from __future__ import annotations
@@ -71,9 +77,59 @@ def patch_transaction_isolation() -> None:
     DynamoDBBackend._egress_serialised = True
 
 
+def patch_multipart_uploads() -> None:
+    """Gives uploads their real `Initiated` time and S3's `NoSuchUpload` (see above)."""
+    from moto.s3.exceptions import NoSuchUpload
+    from moto.s3.models import FakeMultipart, S3Backend
+    from moto.s3.responses import S3Response
+
+    if getattr(FakeMultipart, "_egress_initiated", False):
+        return
+    create = FakeMultipart.__init__
+
+    def created(self, *args, **kwargs):
+        create(self, *args, **kwargs)
+        self.egress_initiated = aws_isoformat(datetime.datetime.now(datetime.timezone.utc))
+
+    FakeMultipart.__init__ = functools.wraps(create)(created)
+
+    for name in ("upload_part", "upload_part_copy"):
+        original = getattr(S3Backend, name)
+
+        def to_open_upload(self, bucket_name, multipart_id, *args, _original=original, **kwargs):
+            if multipart_id not in self.get_bucket(bucket_name).multiparts:
+                raise NoSuchUpload(upload_id=multipart_id)
+            return _original(self, bucket_name, multipart_id, *args, **kwargs)
+
+        setattr(S3Backend, name, functools.wraps(original)(to_open_upload))
+
+    list_uploads = S3Response.list_multipart_uploads
+
+    def listed(self):
+        serialize = self.serialized
+
+        def with_initiated(action_result):
+            open_uploads = self.backend.list_multipart_uploads(self.bucket_name)
+            for upload in action_result.result.get("Uploads", []):
+                found = open_uploads.get(upload["UploadId"])
+                if found is not None:
+                    upload["Initiated"] = getattr(found, "egress_initiated", upload["Initiated"])
+            return serialize(action_result)
+
+        self.serialized = with_initiated
+        try:
+            return list_uploads(self)
+        finally:
+            del self.serialized
+
+    S3Response.list_multipart_uploads = functools.wraps(list_uploads)(listed)
+    FakeMultipart._egress_initiated = True
+
+
 def main() -> None:
     patch_entered_time()
     patch_transaction_isolation()
+    patch_multipart_uploads()
     from moto.server import main as moto_main
 
     moto_main(sys.argv[1:])

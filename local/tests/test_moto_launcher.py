@@ -123,3 +123,39 @@ class TransactionIsolationTest(unittest.TestCase):
             backend.get_item("t", {"id": {"S": "concurrent"}}),
             "the concurrent write was undone by the failed transaction",
         )
+
+
+class MultipartUploadsTest(unittest.TestCase):
+    """Uploads list when they were created, and a part sent to an aborted one is a 404."""
+
+    def setUp(self):
+        try:
+            import boto3
+            from moto import mock_aws
+        except ImportError:
+            self.skipTest("moto is not installed in this interpreter (run with the stack's python)")
+        moto_launcher.patch_multipart_uploads()
+        mock = mock_aws()
+        mock.start()
+        self.addCleanup(mock.stop)
+        self.s3 = boto3.client("s3", region_name="eu-west-2")
+        self.s3.create_bucket(Bucket="uploads", CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
+
+    def test_when_an_upload_was_just_opened_then_it_lists_as_initiated_now(self):
+        before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        upload_id = self.s3.create_multipart_upload(Bucket="uploads", Key="k")["UploadId"]
+        uploads = self.s3.list_multipart_uploads(Bucket="uploads")["Uploads"]
+        self.assertEqual([u["UploadId"] for u in uploads], [upload_id])
+        initiated = uploads[0]["Initiated"]
+        self.assertGreaterEqual(initiated, before)
+        self.assertLess(initiated - before, datetime.timedelta(seconds=30))
+
+    def test_when_a_part_goes_to_an_aborted_upload_then_s3_answers_no_such_upload(self):
+        from botocore.exceptions import ClientError
+
+        upload_id = self.s3.create_multipart_upload(Bucket="uploads", Key="k")["UploadId"]
+        self.s3.abort_multipart_upload(Bucket="uploads", Key="k", UploadId=upload_id)
+        with self.assertRaises(ClientError) as raised:
+            self.s3.upload_part(Bucket="uploads", Key="k", UploadId=upload_id, PartNumber=1, Body=b"x")
+        self.assertEqual(raised.exception.response["Error"]["Code"], "NoSuchUpload")
+        self.assertEqual(raised.exception.response["ResponseMetadata"]["HTTPStatusCode"], 404)

@@ -551,6 +551,19 @@ impl<O: ObjectStore> ArchiveJob<'_, O> {
         };
         match self.continue_upload(&upload, &checkpoint).await {
             Ok(written) => Ok(written),
+            Err(EgressError::NotFound(what)) if !self.is_open(&upload).await? => {
+                // The upload itself was aborted under the archive (the sweep, a bucket's
+                // lifecycle rule): nothing of it can be kept, but nothing is lost either.
+                // The state machine retries, and the retry starts a new upload.
+                if let Err(e) = remove_checkpoint(self.objects, self.checkpoint_ref).await {
+                    tracing::warn!(error = %e, "removing the archive checkpoint failed");
+                }
+                Err(EgressError::Transient(format!(
+                    "the archive's multipart upload {} was aborted while it was written \
+                     ({what}); the retry starts it again",
+                    upload.upload_id
+                )))
+            }
             Err(err) => {
                 // A transient failure of a bounded invocation is retried by the state
                 // machine from the checkpoint; anything else ends the archive.
@@ -619,6 +632,15 @@ impl<O: ObjectStore> ArchiveJob<'_, O> {
                 Ok(Written::Partial(at))
             }
         }
+    }
+
+    /// True while `upload` is still open (neither completed nor aborted).
+    async fn is_open(&self, upload: &MultipartUpload) -> Result<bool> {
+        let open = self
+            .objects
+            .list_multipart_uploads(&upload.bucket, &upload.key)
+            .await?;
+        Ok(open.iter().any(|o| o.upload.upload_id == upload.upload_id))
     }
 
     /// Aborts the open uploads of this archive's key: an earlier run that was killed (or
@@ -1115,6 +1137,36 @@ mod tests {
         );
         let archive = step.objects.object("datalake", &archive_key()).unwrap();
         assert_eq!(archive.data.as_ref(), expected.as_slice());
+    }
+
+    #[tokio::test]
+    async fn when_its_upload_is_aborted_between_invocations_then_the_retry_starts_a_new_one() {
+        // The sweep or a lifecycle rule aborted the upload a checkpoint names: the next run
+        // must not fail for good on NoSuchUpload, nor keep the checkpoint of a dead upload.
+        let expected = one_run().await;
+        let step = staged();
+        let deadline = SystemTime::now() + Duration::from_secs(900);
+        assert!(!step.until(deadline).run(&input()).await.unwrap().complete);
+        let aborted = step.objects.open_uploads();
+        assert_eq!(aborted.len(), 1);
+        step.objects
+            .abort_multipart(&MultipartUpload {
+                bucket: "datalake".into(),
+                key: archive_key(),
+                upload_id: aborted[0].clone(),
+            })
+            .await
+            .unwrap();
+
+        let err = step.until(deadline).run(&input()).await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(err.to_string().contains(&aborted[0]), "{err}");
+        assert!(step.objects.object("staging", &checkpoint_key()).is_none());
+
+        until_complete(&step).await;
+        let archive = step.objects.object("datalake", &archive_key()).unwrap();
+        assert_eq!(archive.data.as_ref(), expected.as_slice());
+        assert!(step.objects.open_uploads().is_empty());
     }
 
     #[tokio::test]
