@@ -75,7 +75,11 @@ test-e2e: setup api-setup validate-asl build-debug ## end-to-end tests (workflow
 	  $(API) up; \
 	  (cd $(ROOT)/local/tests && EGRESS_REQUIRE_STACK=1 PYTHONPATH=$(ROOT)/local $(STACK_PYTHON) -m unittest -q test_webapp_env.LiveStackTest); \
 	  up=$$(date +%s); \
-	  $(CARGO) test -p e2e-tests --features e2e,e2e-api --locked -- --test-threads $(E2E_TEST_THREADS); \
+	  $(CARGO) test -p e2e-tests --features e2e,e2e-api --locked -- --test-threads $(E2E_TEST_THREADS) || { \
+	    status=$$?; \
+	    echo "e2e: failed; the local AWS's server errors (whole logs in $(STACK_DIR)/logs):"; \
+	    grep -hE '" 5[0-9][0-9] -|^[A-Za-z_.]+(Error|Exception): ' $(STACK_DIR)/logs/moto.log $(STACK_DIR)/logs/router.log | tail -40 || true; \
+	    exit $$status; }; \
 	  done=$$(date +%s); \
 	  echo "e2e: stack up in $$((up - started))s, tests in $$((done - up))s"; \
 	  if [ -d $(STACK_DIR)/e2e-timings ]; then echo "e2e: time per test:"; cat $(STACK_DIR)/e2e-timings/* | sort; fi
