@@ -14,7 +14,8 @@ a write another thread made in between (a `PutItem`, an `UpdateItem`, another tr
 silently undone by the restore, something DynamoDB never does. `make chaos` found an audit
 event lost that way: written, acknowledged, then erased by a concurrent transaction refused
 on its once-marker. Here every DynamoDB write of the backend takes one lock, so a transaction
-and its restore are atomic with respect to the other writes, as DynamoDB's are.
+and its restore are atomic with respect to the other writes, as DynamoDB's are. And the
+backup is of the transaction's own items, not of whole tables (`patch_item_rollback`).
 
 moto's `ListMultipartUploads` says every upload was initiated on 2010-11-10, so the sweep,
 which aborts uploads open longer than a threshold, aborted uploads the archive had opened a
@@ -26,6 +27,7 @@ else of moto changes.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import faulthandler
 import functools
@@ -61,12 +63,75 @@ def patch_entered_time() -> None:
 SERIALISED_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
 
 
+def transaction_keys(backend, transact_items) -> list[tuple[str, dict]]:
+    """The (table, key) of every item a `TransactWriteItems` names, in order."""
+    keys = []
+    for entry in transact_items:
+        for op_type, op in entry.items():
+            table = backend.tables.get(op.get("TableName")) if isinstance(op, dict) else None
+            if table is None:
+                continue
+            try:
+                if op_type == "Put":
+                    key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                    if table.range_key_attr is not None:
+                        key[table.range_key_attr] = op["Item"][table.range_key_attr]
+                else:
+                    key = op["Key"]
+            except (KeyError, TypeError):
+                continue  # moto's own validation names what is wrong
+            keys.append((table.name, key))
+    return keys
+
+
+def patch_item_rollback() -> None:
+    """Rolls a failed transaction back item by item instead of table by table.
+
+    moto backs up every table a transaction touches with `copy.deepcopy` before it starts, so
+    each transaction costs time and memory in proportion to the whole table: under `make load`
+    the audit table's thousands of items were copied for every audit event, moto's memory grew
+    by half a GiB a minute until the kernel killed it, and every call queued behind the copies.
+    Here moto's table backup is skipped and the items the transaction names are saved instead
+    (as DynamoDB JSON) and put back, or deleted if they did not exist, when it fails. Writes are
+    serialised (below), so nothing else can change those items in between.
+    """
+    from moto.dynamodb import models
+    from moto.dynamodb.models.table import Table
+
+    original = models.DynamoDBBackend.transact_write_items
+    models.copy = types.SimpleNamespace(
+        deepcopy=lambda value, memo=None: value if isinstance(value, Table) else copy.deepcopy(value, memo)
+    )
+
+    def transact_write_items(self, transact_items):
+        saved = []
+        for table_name, key in transaction_keys(self, transact_items):
+            try:
+                current = self.get_item(table_name, key)
+            except Exception:  # an invalid key: the transaction itself reports it
+                continue
+            saved.append((table_name, key, None if current is None else current.to_json()["Attributes"]))
+        try:
+            return original(self, transact_items)
+        except Exception:
+            for table_name, key, attributes in reversed(saved):
+                if attributes is None:
+                    self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, attributes)
+            raise
+
+    models.DynamoDBBackend.transact_write_items = functools.wraps(original)(transact_write_items)
+
+
 def patch_transaction_isolation() -> None:
-    """Makes moto's DynamoDB writes mutually exclusive (see the module's documentation)."""
+    """Makes moto's DynamoDB writes mutually exclusive (see the module's documentation), and
+    rolls failed transactions back by item (`patch_item_rollback`)."""
     from moto.dynamodb.models import DynamoDBBackend
 
     if getattr(DynamoDBBackend, "_egress_serialised", False):
         return
+    patch_item_rollback()
     lock = threading.RLock()
     for name in SERIALISED_WRITES:
         original = getattr(DynamoDBBackend, name)

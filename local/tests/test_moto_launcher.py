@@ -125,6 +125,88 @@ class TransactionIsolationTest(unittest.TestCase):
         )
 
 
+class ItemRollbackTest(unittest.TestCase):
+    """A failed transaction undoes its own items, without copying the table."""
+
+    def setUp(self):
+        try:
+            from moto.core import DEFAULT_ACCOUNT_ID
+            from moto.dynamodb import models
+        except ImportError:
+            self.skipTest("moto is not installed in this interpreter (run with the stack's python)")
+        moto_launcher.patch_transaction_isolation()
+        self.backend = models.dynamodb_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"]
+        self.backend.reset()
+        self.backend.create_table(
+            "audit",
+            schema=[{"AttributeName": "id", "KeyType": "HASH"}, {"AttributeName": "seq", "KeyType": "RANGE"}],
+            throughput=None,
+            attr=[{"AttributeName": "id", "AttributeType": "S"}, {"AttributeName": "seq", "AttributeType": "N"}],
+            global_indexes=None,
+            indexes=None,
+            streams=None,
+            billing_mode="PAY_PER_REQUEST",
+            sse_specification=None,
+            tags=[],
+            deletion_protection_enabled=False,
+            warm_throughput=None,
+        )
+        for n in range(50):
+            self.backend.put_item("audit", {"id": {"S": "other"}, "seq": {"N": str(n)}})
+        self.backend.put_item("audit", {"id": {"S": "r"}, "seq": {"N": "1"}, "v": {"S": "before"}})
+
+    def item(self, seq):
+        found = self.backend.get_item("audit", {"id": {"S": "r"}, "seq": {"N": str(seq)}})
+        return None if found is None else found.to_json()["Attributes"]
+
+    def test_when_a_transaction_fails_then_its_items_are_as_before_and_the_table_is_not_copied(self):
+        table = self.backend.tables["audit"]
+        before = self.item(1)
+        with self.assertRaises(Exception) as refused:
+            self.backend.transact_write_items(
+                [
+                    {"Put": {"TableName": "audit", "Item": {"id": {"S": "r"}, "seq": {"N": "2"}}}},
+                    {
+                        "Update": {
+                            "TableName": "audit",
+                            "Key": {"id": {"S": "r"}, "seq": {"N": "1"}},
+                            "UpdateExpression": "SET v = :v",
+                            "ExpressionAttributeValues": {":v": {"S": "after"}},
+                        }
+                    },
+                    {
+                        "ConditionCheck": {
+                            "TableName": "audit",
+                            "Key": {"id": {"S": "other"}, "seq": {"N": "0"}},
+                            "ConditionExpression": "attribute_not_exists(id)",
+                        }
+                    },
+                ]
+            )
+        self.assertEqual(type(refused.exception).__name__, "TransactionCanceledException")
+        self.assertIsNone(self.item(2), "the put of a new item is undone")
+        self.assertEqual(self.item(1), before, "the update is undone")
+        self.assertIs(self.backend.tables["audit"], table, "the table itself was kept, not a copy")
+        self.assertEqual(len(list(self.backend.tables["audit"].all_items())), 51)
+
+    def test_when_a_transaction_succeeds_then_every_item_is_written(self):
+        self.backend.transact_write_items(
+            [
+                {"Put": {"TableName": "audit", "Item": {"id": {"S": "r"}, "seq": {"N": "2"}}}},
+                {
+                    "Update": {
+                        "TableName": "audit",
+                        "Key": {"id": {"S": "r"}, "seq": {"N": "1"}},
+                        "UpdateExpression": "SET v = :v",
+                        "ExpressionAttributeValues": {":v": {"S": "after"}},
+                    }
+                },
+            ]
+        )
+        self.assertIsNotNone(self.item(2))
+        self.assertEqual(self.item(1)["v"], {"S": "after"})
+
+
 class MultipartUploadsTest(unittest.TestCase):
     """Uploads list when they were created, and a part sent to an aborted one is a 404."""
 
