@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import copy
 import datetime
-import faulthandler
 import functools
-import signal
 import sys
 import threading
 import types
@@ -194,9 +192,6 @@ def patch_multipart_uploads() -> None:
 
 
 def main() -> None:
-    # `kill -USR1 <moto>` writes every thread's stack to moto's log: what a stuck or growing
-    # moto is doing, without stopping it.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
     patch_entered_time()
     patch_transaction_isolation()
     patch_multipart_uploads()
