@@ -468,7 +468,10 @@ fn decision_breach(o: &Observed) -> Option<String> {
     let audited = o
         .audit
         .iter()
-        .filter(|l| l.action == "decision" && l.outcome == "success")
+        // A decision that stands: delivered (`success`), or claimed and sent but unconfirmed
+        // by Step Functions (`unknown`, e.g. a call that died after delivering it). The API
+        // audits each stage's standing decision once.
+        .filter(|l| l.action == "decision" && matches!(l.outcome.as_str(), "success" | "unknown"))
         .count();
     let expected = match (request.egress_status, o.tracked.mode) {
         (EgressStatus::IgApproved, _) => Some(1),

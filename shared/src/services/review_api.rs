@@ -25,7 +25,7 @@ use crate::domain::transitions::final_approval;
 use crate::error::{EgressError, Result};
 use crate::model::{
     ApiEvent, CallerIdentity, DownloadDataInput, EgressRequest, PresignPayload, RequestArgument,
-    UpdateRequestInput,
+    ReviewStage, UpdateRequestInput,
 };
 use crate::ports::{
     AuditEvent, AuditLog, ClaimOutcome, ClaimedDecision, Clock, DecisionClaim, Delivery,
@@ -306,10 +306,6 @@ where
             )),
             Err(e) => Err(EgressError::Internal(format!("decision output: {e}"))),
         };
-        if resumed.is_ok() {
-            // Step Functions answered: the pending token has served.
-            self.settle(&claim.egress_request_id).await;
-        }
         match resumed {
             Ok(Delivery::Delivered) => {}
             // Step Functions says the task is no longer waiting. Either the review timed out
@@ -318,7 +314,9 @@ where
             // cases releasing the claim would be wrong: in the second it would erase a
             // decision the workflow is acting on.
             Ok(Delivery::NoLongerWaiting) => {
-                return Err(self.unconfirmed(&request, caller, &reviewer, &claim).await)
+                let refused = self.unconfirmed(&request, caller, &reviewer, &claim).await;
+                self.settle(&claim.egress_request_id).await;
+                return Err(refused);
             }
             Err(err) => {
                 return Err(self
@@ -334,11 +332,11 @@ where
             "decision recorded and workflow resumed"
         );
         crate::metrics::decision(&request, claim.stage, claim.decision, &claim.at);
-        self.record(
+        self.record_decision(
             &request,
             caller,
-            Some(&reviewer),
-            DECISION,
+            &reviewer,
+            claim.stage,
             "success",
             json!({
                 "stage": claim.stage,
@@ -353,6 +351,9 @@ where
             // finds it on the item and in the execution history.
             tracing::error!(error = %e, "decision made but not appended to the audit trail");
         });
+        // Settled only once audited: a call that dies in between leaves the token pending, and
+        // whoever finds it stalled (the next call, the sweep) delivers and audits it, once.
+        self.settle(&claim.egress_request_id).await;
         Ok(UPDATE_SUCCESS_MESSAGE.to_string())
     }
 
@@ -564,7 +565,7 @@ where
             "claim_released": false,
         });
         if let Err(e) = self
-            .record(request, caller, Some(reviewer), DECISION, "unknown", detail)
+            .record_decision(request, caller, reviewer, claim.stage, "unknown", detail)
             .await
         {
             tracing::error!(error = %e, "unconfirmed decision not appended to the audit trail");
@@ -662,6 +663,24 @@ where
         Ok(delivery)
     }
 
+    /// Audits the decision of `stage` that stands (delivered, or unconfirmed), once per
+    /// stage: a recovery of the same decision does not audit it twice.
+    async fn record_decision(
+        &self,
+        request: &EgressRequest,
+        caller: &CallerIdentity,
+        reviewer: &Reviewer,
+        stage: ReviewStage,
+        outcome: &str,
+        detail: Value,
+    ) -> Result<()> {
+        let event = self.event(request, caller, Some(reviewer), DECISION, outcome, detail);
+        self.audit
+            .append_once(&event, &decision_once(stage))
+            .await
+            .map(|_| ())
+    }
+
     async fn record(
         &self,
         request: &EgressRequest,
@@ -671,10 +690,23 @@ where
         outcome: &str,
         detail: Value,
     ) -> Result<()> {
+        let event = self.event(request, caller, reviewer, action, outcome, detail);
+        self.audit.append(&event).await
+    }
+
+    fn event(
+        &self,
+        request: &EgressRequest,
+        caller: &CallerIdentity,
+        reviewer: Option<&Reviewer>,
+        action: &str,
+        outcome: &str,
+        detail: Value,
+    ) -> AuditEvent {
         let actor_email = reviewer
             .map(|r| r.email.clone())
             .or_else(|| caller.email.clone());
-        let event = AuditEvent {
+        AuditEvent {
             egress_request_id: request.egress_request_id.clone(),
             at: self.clock.now_iso(),
             actor: if caller.username.is_empty() {
@@ -686,9 +718,13 @@ where
             action: action.to_string(),
             outcome: outcome.to_string(),
             detail,
-        };
-        self.audit.append(&event).await
+        }
     }
+}
+
+/// The once key of a stage's standing decision in the audit trail.
+fn decision_once(stage: ReviewStage) -> String {
+    format!("decision:{stage}")
 }
 
 /// Delivers the decision claimed on `request` whose delivery is still pending: sends the
@@ -739,7 +775,10 @@ pub(crate) async fn deliver_claimed<W: WorkflowCallbacks, A: AuditLog, C: Clock>
             "delivered_by": delivered_by,
         }),
     };
-    if let Err(e) = audit.append(&event).await {
+    if let Err(e) = audit
+        .append_once(&event, &decision_once(outcome.stage))
+        .await
+    {
         tracing::error!(error = %e, "the recovered decision was not appended to the audit trail");
     }
     Ok(Some(delivery))

@@ -216,6 +216,41 @@ async fn when_a_claim_was_never_delivered_then_the_next_decision_delivers_it_and
 }
 
 #[tokio::test]
+async fn when_a_call_died_after_its_decision_was_delivered_and_audited_then_the_recovery_adds_no_second_decision(
+) {
+    // Delivered and audited, then the function timed out before it settled the token: the
+    // next call finds the claim stalled and delivers again (no longer waiting).
+    let svc = service_with(
+        FailingWorkflowCallbacks::no_longer_waiting(),
+        vec![claimed_by_iris_and_stalled("2024-05-03T11:58:00.000Z")],
+        settings(),
+    );
+    let delivered = AuditEvent {
+        egress_request_id: "req-1".into(),
+        at: "2024-05-03T11:58:01.000Z".into(),
+        actor: "iris".into(),
+        actor_email: Some("iris@example.org".into()),
+        action: "decision".into(),
+        outcome: "success".into(),
+        detail: json!({"stage": "IG", "decision": "APPROVED"}),
+    };
+    svc.audit
+        .append_once(&delivered, &decision_once(ReviewStage::Ig))
+        .await
+        .unwrap();
+    ig_decides(&svc, "ian", "REJECTED").await.unwrap_err();
+    let decisions: Vec<_> = svc
+        .audit
+        .events()
+        .into_iter()
+        .filter(|e| e.action == "decision" && e.outcome != "refused")
+        .collect();
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(kind(&decisions[0]), ("decision", "success"));
+    assert_eq!(svc.store.item("req-1").unwrap().pending_task_token, None);
+}
+
+#[tokio::test]
 async fn when_a_claim_is_recent_then_its_own_call_is_left_to_deliver_it() {
     let svc = service(vec![claimed_by_iris_and_stalled(
         "2024-05-03T11:59:30.000Z",
