@@ -826,6 +826,13 @@ async fn scan_requests(stack: &Stack) -> Result<Vec<EgressRequest>> {
     }
 }
 
+/// The API's final answer to a decision on a stage that was already decided: the stale
+/// wording, or, once a dual-mode request moved on to Research IT, that stage's wording
+/// (`shared::domain::review`). Not a lost answer: clicking again gets the same.
+fn already_decided(refusal: &str) -> bool {
+    refusal == STALE_REQUEST_MESSAGE || refusal.starts_with("This request is awaiting ")
+}
+
 /// Waits until `when` gives a time for every id; returns the latest of those times.
 async fn wait_for(
     observed: &Observed,
@@ -1049,9 +1056,7 @@ fn decide_blocking(
                 answer.status
             )),
         };
-        let lost = refusal
-            .as_deref()
-            .is_some_and(|e| e != STALE_REQUEST_MESSAGE);
+        let lost = refusal.as_deref().is_some_and(|e| !already_decided(e));
         if lost && lost_answers + 1 < DECISION_ATTEMPTS {
             lost_answers += 1;
             std::thread::sleep(Duration::from_secs(3));
@@ -1360,10 +1365,7 @@ async fn check(
             ));
         }
         for c in racers.iter().filter(|c| {
-            c.refusal
-                .as_deref()
-                .is_some_and(|e| e != STALE_REQUEST_MESSAGE)
-                && !won_call(c, stored)
+            c.refusal.as_deref().is_some_and(|e| !already_decided(e)) && !won_call(c, stored)
         }) {
             contest.push(format!(
                 "{} ({}): refused with {:?}",
