@@ -74,6 +74,9 @@ INVOKE_SUFFIX = "/invocations"
 # How long one invocation may run before the router gives up on `cargo lambda watch`. The
 # first invocation of a function may have to wait for cargo (shared target/ dir).
 INVOKE_TIMEOUT_SECONDS = 900
+#: Seconds before the first retry of a failed asynchronous invocation (twice that before the
+#: second); Lambda waits a minute or more, which would only slow the local tests down.
+ASYNC_RETRY_DELAY = 1.0
 
 COGNITO_TARGET = "AWSCognitoIdentityProviderService."
 UPDATE_USER_ATTRIBUTES = COGNITO_TARGET + "UpdateUserAttributes"
@@ -318,6 +321,11 @@ class Router:
         self.region: str = config.get("region") or "us-east-1"
         self._lock = threading.Lock()
         self._invocations: list[dict] = []
+        # Lambda retries a failed asynchronous invocation (an error, a timeout, a crash) as
+        # often as the function's EventInvokeConfig says (2 by default), after a delay: a
+        # minute or more in AWS, `async_retry_delay` seconds (then twice that) here.
+        self.async_retries: dict[str, int] = {k: int(v) for k, v in config.get("async_retries", {}).items()}
+        self.async_retry_delay: float = float(config.get("async_retry_delay", ASYNC_RETRY_DELAY))
         self._emails: list[dict] = []
         # Off unless EGRESS_FAULT_* says otherwise (the stack passes its environment on).
         self.faults = faults.Injector(faults.Settings.from_env())
@@ -362,18 +370,30 @@ class Router:
             self._invocations.append(record)
 
         def run() -> None:
-            started = time.monotonic()
-            status, headers, body = self.invoke(profile, function, payload)
-            outcome = {"state": "done", "seconds": round(time.monotonic() - started, 3), "status": status}
-            if "X-Amz-Function-Error" in headers or status >= 300:
-                outcome["state"] = "error"
-                try:
-                    outcome["error"] = json.loads(body)
-                except ValueError:
-                    outcome["error"] = body.decode("utf-8", "replace")
-            with self._lock:
-                record.update(outcome)
-            LOG.info("async %s (%s) for %s: %s", function, profile, source, outcome)
+            retries = self.async_retries.get(function, 2)
+            for attempt in range(1, retries + 2):
+                started = time.monotonic()
+                status, headers, body = self.invoke(profile, function, payload)
+                outcome = {
+                    "state": "done",
+                    "seconds": round(time.monotonic() - started, 3),
+                    "status": status,
+                    "attempts": attempt,
+                }
+                if "X-Amz-Function-Error" in headers or status >= 300:
+                    try:
+                        outcome["error"] = json.loads(body)
+                    except ValueError:
+                        outcome["error"] = body.decode("utf-8", "replace")
+                    outcome["state"] = "retrying" if attempt <= retries else "error"
+                with self._lock:
+                    if outcome["state"] == "retrying":
+                        record.setdefault("retried_errors", []).append(outcome["error"])
+                    record.update(outcome)
+                LOG.info("async %s (%s) for %s, attempt %d: %s", function, profile, source, attempt, outcome)
+                if outcome["state"] != "retrying":
+                    return
+                time.sleep(self.async_retry_delay * attempt)
 
         threading.Thread(target=run, name=f"async-{function}", daemon=True).start()
         return request_id

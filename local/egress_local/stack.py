@@ -297,6 +297,7 @@ def up() -> int:
             "profiles": {"single": ports.watch_single, "dual": ports.watch_dual},
             "default_profile": "single",
             "region": region,
+            "async_retries": function_async_retries(template.load()),
         }
         state_path("router.json").write_text(json.dumps(router_config, indent=2), encoding="utf-8")
         say(f"starting the edge router on 127.0.0.1:{ports.edge}")
@@ -371,6 +372,18 @@ def function_timeouts(template_resources: dict) -> dict[str, float]:
     default = float(template.load_globals().get("Function", {}).get("Timeout", 3))
     return {
         res["Properties"]["CodeUri"].rstrip("/").rsplit("/", 1)[-1]: float(res["Properties"].get("Timeout", default))
+        for res in template_resources.values()
+        if res.get("Type") == "AWS::Serverless::Function"
+    }
+
+
+def function_async_retries(template_resources: dict) -> dict[str, int]:
+    """Function crate -> how often Lambda retries a failed asynchronous invocation: the
+    template's `EventInvokeConfig.MaximumRetryAttempts`, else Lambda's default, 2."""
+    return {
+        res["Properties"]["CodeUri"].rstrip("/").rsplit("/", 1)[-1]: int(
+            res["Properties"].get("EventInvokeConfig", {}).get("MaximumRetryAttempts", 2)
+        )
         for res in template_resources.values()
         if res.get("Type") == "AWS::Serverless::Function"
     }

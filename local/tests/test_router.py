@@ -5,6 +5,7 @@ import base64
 import http.client
 import json
 import threading
+import time
 import unittest
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -289,3 +290,55 @@ class SubstitutionTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AsyncRetryTest(unittest.TestCase):
+    """A failed asynchronous invocation is retried as the function's EventInvokeConfig says."""
+
+    def router(self, retries: dict, answers: list) -> Router:
+        router = Router(
+            {
+                "stack_id": "test",
+                "moto_port": 9,
+                "functions": ["start-workflow"],
+                "profiles": {"single": 9},
+                "default_profile": "single",
+                "async_retries": retries,
+                "async_retry_delay": 0.01,
+            }
+        )
+        calls = iter(answers)
+        router.invoke = lambda profile, function, payload: next(calls)
+        return router
+
+    def finished(self, router: Router) -> dict:
+        for _ in range(500):
+            record = router.invocations()[0]
+            if record["state"] in ("done", "error"):
+                return record
+            time.sleep(0.01)
+        self.fail(f"still {router.invocations()[0]['state']}")
+
+    def test_when_the_first_attempt_times_out_then_the_retry_runs_it_and_it_is_done(self):
+        timed_out = (200, {"X-Amz-Function-Error": "Unhandled"}, b'{"errorType":"Sandbox.Timedout"}')
+        router = self.router({"start-workflow": 2}, [timed_out, (200, {}, b"null")])
+        router.invoke_async("single", "start-workflow", b"{}", source="SNS")
+        record = self.finished(router)
+        self.assertEqual((record["state"], record["attempts"]), ("done", 2))
+        self.assertEqual(record["retried_errors"], [{"errorType": "Sandbox.Timedout"}])
+
+    def test_when_every_attempt_fails_then_it_ends_in_error_after_the_last_retry(self):
+        refused = (200, {"X-Amz-Function-Error": "Unhandled"}, b'{"errorType":"ValidationError"}')
+        router = self.router({"start-workflow": 2}, [refused] * 3)
+        router.invoke_async("single", "start-workflow", b"{}", source="SNS")
+        record = self.finished(router)
+        self.assertEqual((record["state"], record["attempts"]), ("error", 3))
+        self.assertEqual(record["error"], {"errorType": "ValidationError"})
+
+    def test_when_the_function_allows_no_retry_then_the_first_failure_is_final(self):
+        refused = (200, {"X-Amz-Function-Error": "Unhandled"}, b'{"errorType":"ValidationError"}')
+        router = self.router({"start-workflow": 0}, [refused])
+        router.invoke_async("single", "start-workflow", b"{}", source="SNS")
+        record = self.finished(router)
+        self.assertEqual((record["state"], record["attempts"]), ("error", 1))
+        self.assertNotIn("retried_errors", record)

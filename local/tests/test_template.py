@@ -75,3 +75,12 @@ class ClientAttributesTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AsyncRetriesTest(unittest.TestCase):
+    def test_when_the_stack_starts_then_the_router_retries_as_each_function_is_configured(self):
+        from egress_local import stack, template
+
+        retries = stack.function_async_retries(template.load())
+        self.assertEqual(retries["start-workflow"], 2, "the template's EventInvokeConfig")
+        self.assertEqual(retries["copy-to-staging"], 2, "Lambda's default where the template sets none")

@@ -549,11 +549,15 @@ pub struct AsyncInvocation {
     pub function: String,
     /// What triggered it (names the SNS message id).
     pub source: String,
-    /// `running`, `done` or `error`.
+    /// `running`, `retrying` (failed, Lambda's retry pending), `done` or `error` (failed on
+    /// its last attempt).
     pub state: String,
     /// The function's error, when it failed.
     #[serde(default)]
     pub error: Option<serde_json::Value>,
+    /// The errors of the attempts Lambda retried.
+    #[serde(default)]
+    pub retried_errors: Vec<serde_json::Value>,
 }
 
 /// Every asynchronous invocation so far.
@@ -573,10 +577,9 @@ pub async fn deliveries_finished(
             .into_iter()
             .filter(|i| message_ids.iter().any(|m| i.source.contains(m.as_str())))
             .collect();
-        Ok(
-            (done.len() == message_ids.len() && done.iter().all(|i| i.state != "running"))
-                .then_some(done),
-        )
+        Ok((done.len() == message_ids.len()
+            && done.iter().all(|i| i.state == "done" || i.state == "error"))
+        .then_some(done))
     })
     .await
 }

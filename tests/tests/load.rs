@@ -1297,8 +1297,8 @@ async fn check(
         .collect();
     let unfinished: Vec<String> = starts
         .iter()
-        .filter(|i| i.state == "running")
-        .map(|i| format!("still running: {}", i.source))
+        .filter(|i| i.state == "running" || i.state == "retrying")
+        .map(|i| format!("still {}: {}", i.state, i.source))
         .collect();
     promises.push(Promise::new(
         "SWB deliveries handled",
