@@ -9,7 +9,8 @@ every call, from the interpreter, the functions, the tests and the demo alike, a
   differs from Lambda: a function error comes back as HTTP 200 with
   `X-Amz-Function-Error: Unhandled` and the error JSON (which is how Step Functions learns the
   `errorType` its `Retry`/`Catch` match on); ARNs and qualifiers map to the binary name;
-  `X-Amz-Invocation-Type: Event` is answered 202 and run in the background;
+  `X-Amz-Invocation-Type: Event` is answered 202 and run in the background, and retried
+  when it fails as Lambda retries it (the function's `EventInvokeConfig`, 2 by default);
 - turns SNS `http` deliveries to `/_sns/<profile>/<function>` into SNS Lambda events and
   invokes the function asynchronously, as Lambda's SNS trigger does;
 - enforces what moto's Cognito does not: a user's own `UpdateUserAttributes` (access token)
