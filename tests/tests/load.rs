@@ -827,10 +827,13 @@ async fn scan_requests(stack: &Stack) -> Result<Vec<EgressRequest>> {
 }
 
 /// The API's final answer to a decision on a stage that was already decided: the stale
-/// wording, or, once a dual-mode request moved on to Research IT, that stage's wording
+/// wording, or, once a dual-mode request moved on to Research IT, that stage's wording, or
+/// (to a reviewer in both groups who made the IG decision) the separation of duties
 /// (`shared::domain::review`). Not a lost answer: clicking again gets the same.
 fn already_decided(refusal: &str) -> bool {
-    refusal == STALE_REQUEST_MESSAGE || refusal.starts_with("This request is awaiting ")
+    refusal == STALE_REQUEST_MESSAGE
+        || refusal.starts_with("This request is awaiting ")
+        || refusal.starts_with("You made the Information Governance decision on this request")
 }
 
 /// Waits until `when` gives a time for every id; returns the latest of those times.
