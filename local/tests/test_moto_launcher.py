@@ -62,6 +62,25 @@ if __name__ == "__main__":
     unittest.main()
 
 
+def create_table(backend, name: str, key: dict[str, str]) -> None:
+    """An on-demand table in moto's backend keyed by `key` (hash, then range: name -> type)."""
+    names = list(key)
+    backend.create_table(
+        name,
+        schema=[{"AttributeName": n, "KeyType": t} for n, t in zip(names, ("HASH", "RANGE"))],
+        throughput=None,
+        attr=[{"AttributeName": n, "AttributeType": key[n]} for n in names],
+        global_indexes=None,
+        indexes=None,
+        streams=None,
+        billing_mode="PAY_PER_REQUEST",
+        sse_specification=None,
+        tags=[],
+        deletion_protection_enabled=False,
+        warm_throughput=None,
+    )
+
+
 class TransactionIsolationTest(unittest.TestCase):
     def test_when_a_transaction_fails_while_another_thread_writes_then_that_write_survives(self):
         try:
@@ -77,20 +96,7 @@ class TransactionIsolationTest(unittest.TestCase):
         moto_launcher.patch_transaction_isolation()
         backend = models.dynamodb_backends[DEFAULT_ACCOUNT_ID]["eu-west-2"]
         backend.reset()
-        backend.create_table(
-            "t",
-            schema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            throughput=None,
-            attr=[{"AttributeName": "id", "AttributeType": "S"}],
-            global_indexes=None,
-            indexes=None,
-            streams=None,
-            billing_mode="PAY_PER_REQUEST",
-            sse_specification=None,
-            tags=[],
-            deletion_protection_enabled=False,
-            warm_throughput=None,
-        )
+        create_table(backend, "t", {"id": "S"})
         backend.put_item("t", {"id": {"S": "taken"}})
         writer = threading.Thread(target=lambda: backend.put_item("t", {"id": {"S": "concurrent"}}))
 
@@ -137,20 +143,7 @@ class ItemRollbackTest(unittest.TestCase):
         moto_launcher.patch_transaction_isolation()
         self.backend = models.dynamodb_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"]
         self.backend.reset()
-        self.backend.create_table(
-            "audit",
-            schema=[{"AttributeName": "id", "KeyType": "HASH"}, {"AttributeName": "seq", "KeyType": "RANGE"}],
-            throughput=None,
-            attr=[{"AttributeName": "id", "AttributeType": "S"}, {"AttributeName": "seq", "AttributeType": "N"}],
-            global_indexes=None,
-            indexes=None,
-            streams=None,
-            billing_mode="PAY_PER_REQUEST",
-            sse_specification=None,
-            tags=[],
-            deletion_protection_enabled=False,
-            warm_throughput=None,
-        )
+        create_table(self.backend, "audit", {"id": "S", "seq": "N"})
         for n in range(50):
             self.backend.put_item("audit", {"id": {"S": "other"}, "seq": {"N": str(n)}})
         self.backend.put_item("audit", {"id": {"S": "r"}, "seq": {"N": "1"}, "v": {"S": "before"}})
