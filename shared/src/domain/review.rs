@@ -564,8 +564,7 @@ pub fn is_stalled_claim(request: &EgressRequest, now: OffsetDateTime) -> bool {
 }
 
 /// True when the last write of `request` was a decision on its review stage (the stage's
-/// decision time is the request's update time): the only requests that can hold a stalled
-/// claim. Read from the status index, which does not carry the pending token.
+/// decision time is the request's update time).
 pub fn last_write_was_a_decision(request: &EgressRequest) -> bool {
     let decided_at = match request.review_stage {
         Some(ReviewStage::Ig) => request.ig_reviewer_1_dt.as_deref(),
@@ -575,11 +574,40 @@ pub fn last_write_was_a_decision(request: &EgressRequest) -> bool {
     decided_at.is_some_and(|at| at == request.updated_dt)
 }
 
+/// True when a review decision of `request` (either stage) was made at or after `since`:
+/// the only requests that can still hold a pending claim once the workflow has moved on
+/// (its later writes change the update time, so the decision is no longer the last write).
+/// Read from the status index, which does not carry the pending token.
+pub fn decided_since(request: &EgressRequest, since: OffsetDateTime) -> bool {
+    [&request.ig_reviewer_1_dt, &request.rit_reviewer_2_dt]
+        .into_iter()
+        .flatten()
+        .filter_map(|at| {
+            OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .any(|at| at >= since)
+}
+
+/// The review stage whose claimed decision the pending task token of `request` belongs to:
+/// the review stage when its decision is stored (a claim writes both in one update), or IG
+/// when the workflow has since moved on to wait for RIT (a claim's token stays until its
+/// delivery is settled, and only RIT's own claim replaces it). `None` when no token is
+/// pending or no decision is stored for it.
+pub fn pending_stage(request: &EgressRequest) -> Option<ReviewStage> {
+    request.pending_task_token.as_ref()?;
+    match request.review_stage? {
+        ReviewStage::Ig => request.ig_reviewer_1_decision.map(|_| ReviewStage::Ig),
+        ReviewStage::Rit if request.rit_reviewer_2_decision.is_some() => Some(ReviewStage::Rit),
+        ReviewStage::Rit => request.ig_reviewer_1_decision.map(|_| ReviewStage::Ig),
+    }
+}
+
 /// The outcome a claimed decision stored on `request` sends to the workflow, when a claim's
-/// delivery is still pending (`pending_task_token`): what [`review_outcome`] sent, rebuilt
-/// from the reviewer fields the claim wrote. `None` when no complete decision is stored.
+/// delivery is still pending (`pending_task_token`, of the [`pending_stage`]): what
+/// [`review_outcome`] sent, rebuilt from the reviewer fields the claim wrote. `None` when
+/// nothing is pending or no complete decision is stored.
 pub fn stored_outcome(request: &EgressRequest) -> Option<ReviewOutcome> {
-    let stage = request.review_stage?;
+    let stage = pending_stage(request)?;
     let (name, email, sub, dt, reason, decision) = match stage {
         ReviewStage::Ig => (
             &request.ig_reviewer_1_name,
@@ -601,8 +629,13 @@ pub fn stored_outcome(request: &EgressRequest) -> Option<ReviewOutcome> {
     Some(ReviewOutcome {
         stage,
         decision: decision?,
-        // The claim wrote updated_by; nothing else writes the item until the workflow moves.
-        reviewer: request.updated_by.clone(),
+        // The claim wrote updated_by, but the workflow's later writes replace it; the
+        // reviewer's sub names them as surely.
+        reviewer: if last_write_was_a_decision(request) && request.review_stage == Some(stage) {
+            request.updated_by.clone()
+        } else {
+            format!("sub:{}", sub.as_deref()?)
+        },
         reviewer_name: name.clone()?,
         reviewer_sub: sub.clone()?,
         reviewer_email: email.clone()?,

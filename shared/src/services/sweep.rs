@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 
 use crate::domain::keys::StagingLayout;
-use crate::domain::review::{is_stalled_claim, last_write_was_a_decision, PENDING_DELIVERY_GRACE};
+use crate::domain::review::{
+    decided_since, is_stalled_claim, pending_stage, PENDING_DELIVERY_GRACE,
+};
 use crate::domain::sweep::{
     archive_owner, escalation_text, expiry_warning_text, is_ended, is_final_approval, notices_due,
     reminder_text, request_drift, staged_owner, store_verdict, upload_is_stale, upload_owner,
@@ -364,13 +366,15 @@ where
             .is_some_and(|e| e.status == ExecutionStatus::Running))
     }
 
-    /// Delivers the decisions whose API call died after claiming them. Candidates are the
-    /// open requests and those rejected within two review timeouts (a claim is made while a
-    /// stage waits, and a request waits at most that long), whose last write was a decision;
-    /// each is read again (the index does not carry the pending token) and delivered when
-    /// its claim is older than [`PENDING_DELIVERY_GRACE`]. Delivering is idempotent (a
-    /// decision already taken is refused by Step Functions), so two sweeps, or a sweep and
-    /// an API call, deliver once.
+    /// Delivers the decisions whose API call died after claiming them, and audits those whose
+    /// call died after delivering them but before settling (the workflow has moved on: its
+    /// later writes make the decision no longer the last write). Candidates are the open
+    /// requests and those rejected within two review timeouts (a claim is made while a stage
+    /// waits, and a request waits at most that long) with a decision made within that
+    /// window; each is read again (the index does not carry the pending token) and, when it
+    /// still holds a pending token older than [`PENDING_DELIVERY_GRACE`], delivered. Delivering
+    /// is idempotent (a decision already taken is refused by Step Functions, and then only
+    /// audited, once per stage), so two sweeps, or a sweep and an API call, deliver once.
     async fn deliver_stalled(&self, run: &mut Run, open: &[EgressRequest]) -> Result<()> {
         let now = self.clock.now();
         let window = time::Duration::seconds(
@@ -384,7 +388,7 @@ where
             .await?;
         for listed in open.iter().chain(&rejected) {
             let id = listed.egress_request_id.as_str();
-            if !run.in_scope(id) || !last_write_was_a_decision(listed) {
+            if !run.in_scope(id) || !decided_since(listed, now - window) {
                 continue;
             }
             let Some((request, _)) = self.store.marked(id).await? else {
@@ -396,7 +400,9 @@ where
             let kind = DriftKind::StalledDecision;
             let what = format!(
                 "the {} decision claimed at {} was never delivered to the workflow",
-                request.review_stage.map(|s| s.as_str()).unwrap_or("review"),
+                pending_stage(&request)
+                    .map(|s| s.as_str())
+                    .unwrap_or("review"),
                 request.updated_dt
             );
             if !run.repair {
@@ -1177,6 +1183,87 @@ mod tests {
         let again = s.run(&REPAIR).await.unwrap();
         assert!(again.drift.iter().all(|d| d.kind != "stalled_decision"));
         assert_eq!(s.workflow.completed().len(), 2);
+    }
+
+    /// The call that claimed a decision delivered it and died before auditing it or settling
+    /// the token; the workflow then moved on: a rejection saved and ended (`req-r`, single
+    /// mode), an IG approval saved and parked at RIT with a new token (`req-d`, dual). The
+    /// decision is no longer the requests' last write, yet the sweep audits each once, in
+    /// the reviewer's name, and settles the token without touching RIT's.
+    #[tokio::test]
+    async fn when_a_delivered_decision_was_never_audited_and_the_workflow_moved_on_then_the_sweep_audits_it_once(
+    ) {
+        let s = service(120);
+        let mut rejected = stalled("req-r", Decision::Rejected);
+        rejected.approval_mode = ApprovalMode::Single;
+        rejected.updated_dt = "2024-05-01T09:00:01.000Z".into();
+        let mut at_rit = stalled("req-d", Decision::Approved);
+        at_rit.review_stage = Some(ReviewStage::Rit);
+        at_rit.sfn_task_token = Some("tok-rit".into());
+        at_rit.review_handle = Some("h-rit".into());
+        at_rit.updated_dt = "2024-05-01T09:00:02.000Z".into();
+        for request in [rejected, at_rit] {
+            let id = request.egress_request_id.clone();
+            let token = request.pending_task_token.clone().unwrap();
+            // Delivered: Step Functions no longer waits for this token.
+            s.workflow
+                .completed
+                .lock()
+                .unwrap()
+                .insert(token, "{}".into());
+            s.executions.set(
+                &id,
+                execution(if id == "req-r" {
+                    ExecutionStatus::Succeeded
+                } else {
+                    ExecutionStatus::Running
+                }),
+            );
+            s.store.put(request);
+        }
+
+        let report = s.run(&REPAIR).await.unwrap();
+        let found: Vec<_> = report
+            .drift
+            .iter()
+            .filter(|d| d.kind == "stalled_decision")
+            .collect();
+        assert_eq!(found.len(), 2, "{:?}", report.drift);
+        assert!(
+            found
+                .iter()
+                .all(|d| d.action == "already_repaired" && d.detail.contains("the IG decision")),
+            "{found:?}"
+        );
+        let decisions: Vec<_> = s
+            .audit
+            .events()
+            .into_iter()
+            .filter(|e| e.action == "decision")
+            .collect();
+        assert_eq!(decisions.len(), 2, "{decisions:?}");
+        for e in &decisions {
+            assert_eq!(e.actor, "sub:sub-iris", "{e:?}");
+            assert_eq!(e.outcome, "unknown");
+            assert_eq!(e.detail["stage"], "IG");
+        }
+        for id in ["req-r", "req-d"] {
+            assert_eq!(s.store.get(id).unwrap().0.pending_task_token, None);
+        }
+        let parked = s.store.get("req-d").unwrap().0;
+        assert_eq!(parked.sfn_task_token.as_deref(), Some("tok-rit"));
+        assert!(!s.workflow.completed().contains_key("tok-rit"));
+
+        // Once: nothing is pending any more.
+        let again = s.run(&REPAIR).await.unwrap();
+        assert!(again.drift.iter().all(|d| d.kind != "stalled_decision"));
+        let audited = s
+            .audit
+            .events()
+            .iter()
+            .filter(|e| e.action == "decision")
+            .count();
+        assert_eq!(audited, 2);
     }
 
     #[tokio::test]

@@ -861,3 +861,60 @@ fn when_the_shared_group_fixture_is_applied_then_every_case_gives_its_lists_or_n
         }
     }
 }
+
+/// A dual request whose IG approval was claimed by Iris at 09:00 and is still pending.
+fn claimed_at_ig() -> EgressRequest {
+    let mut r = parked_at(sample_request("req-1", Dual), Ig, "tok-ig", HANDLE);
+    r.egress_status = EgressStatus::IgApproved;
+    r.pending_task_token = r.sfn_task_token.take();
+    r.review_handle = None;
+    r.updated_by = "iris".into();
+    r.updated_dt = "2024-05-01T09:00:00.000Z".into();
+    r.ig_reviewer_1_name = Some("Iris".into());
+    r.ig_reviewer_1_email = Some("iris@example.org".into());
+    r.ig_reviewer_1_sub = Some("sub-iris".into());
+    r.ig_reviewer_1_dt = Some(r.updated_dt.clone());
+    r.ig_reviewer_1_reason = Some("checked".into());
+    r.ig_reviewer_1_decision = Some(Decision::Approved);
+    r
+}
+
+#[test]
+fn when_a_claim_is_pending_then_its_stage_and_outcome_are_rebuilt_even_after_the_workflow_moved_on()
+{
+    // Just claimed: the last write, in the claiming reviewer's name.
+    let claimed = claimed_at_ig();
+    assert!(last_write_was_a_decision(&claimed));
+    assert_eq!(pending_stage(&claimed), Some(Ig));
+    let outcome = stored_outcome(&claimed).expect("an outcome");
+    assert_eq!((outcome.stage, outcome.reviewer.as_str()), (Ig, "iris"));
+
+    // The workflow saved it and parked at RIT with a new token: the pending token is still
+    // IG's, and the reviewer is named by their sub (updated_by is no longer the claim's).
+    let mut moved_on = claimed_at_ig();
+    moved_on.review_stage = Some(Rit);
+    moved_on.sfn_task_token = Some("tok-rit".into());
+    moved_on.updated_dt = "2024-05-01T09:00:02.000Z".into();
+    assert!(!last_write_was_a_decision(&moved_on));
+    assert_eq!(pending_stage(&moved_on), Some(Ig));
+    let outcome = stored_outcome(&moved_on).expect("an outcome");
+    assert_eq!(outcome.stage, Ig);
+    assert_eq!(outcome.reviewer, "sub:sub-iris");
+    assert_eq!(outcome.decision, Decision::Approved);
+
+    // Decided at 09:00: within a window from 08:59, not from 09:01.
+    assert!(decided_since(&moved_on, datetime!(2024-05-01 08:59:00 UTC)));
+    assert!(!decided_since(
+        &moved_on,
+        datetime!(2024-05-01 09:01:00 UTC)
+    ));
+
+    // Nothing pending, or no decision stored for the token: no stage, no outcome.
+    let mut settled = claimed_at_ig();
+    settled.pending_task_token = None;
+    assert_eq!(pending_stage(&settled), None);
+    assert!(stored_outcome(&settled).is_none());
+    let mut undecided = parked_at(sample_request("req-2", Single), Ig, "tok", HANDLE);
+    undecided.pending_task_token = Some("tok".into());
+    assert_eq!(pending_stage(&undecided), None);
+}
