@@ -6,8 +6,10 @@
 //! A workbook can only be read whole, so its bytes are kept up to the policy's
 //! `tables.max_spreadsheet_bytes`; past it (or when its zip parts would expand past 4 times
 //! that, or, in an .ods, its repeated cells would span more than 16M cells or their values'
-//! copies more than 4 times the limit) the workbook is reported "too large to check" for a
-//! reviewer instead of being read: memory stays bounded whatever the file.
+//! copies more than 4 times the limit; in an .xls, its cells, their dense ranges or the text
+//! calamine copies into them, shared strings once per cell, past the same limits, measured by
+//! the [`xls`] pre-scan) the workbook is reported "too large to check" for a reviewer instead
+//! of being read: memory stays bounded whatever the file.
 
 use std::borrow::Cow;
 use std::io::Cursor;
@@ -19,6 +21,8 @@ use super::policy::Policy;
 use super::report::{FileReport, Findings};
 use super::rules;
 use super::Severity;
+
+mod xls;
 
 /// How far a workbook's zip parts may expand, relative to the byte limit.
 const EXPANSION_FACTOR: u64 = 4;
@@ -127,6 +131,44 @@ impl SpreadsheetScan {
                     ),
                 );
                 return Vec::new();
+            }
+        }
+        if self.data.starts_with(xls::CFB_MAGIC) {
+            // An .xls (whatever its name: calamine tries one first): calamine reads all its
+            // sheets when it opens it, shared strings copied into every cell showing them.
+            let expand_limit = self.limit.saturating_mul(EXPANSION_FACTOR);
+            match xls::xls_cost(&self.data, expand_limit) {
+                xls::XlsScan::Damaged(why) => {
+                    not_checked(
+                        findings,
+                        format!("unreadable: damaged compound file ({why})"),
+                    );
+                    return Vec::new();
+                }
+                xls::XlsScan::NoWorkbook => {}
+                xls::XlsScan::Cost(cost) => {
+                    let cells = cost.cells.max(cost.span).max(cost.reserve);
+                    let why = if cells > MAX_SHEET_CELLS {
+                        Some(format!(
+                            "too large to check: its sheets span {cells} cells, limit {MAX_SHEET_CELLS}"
+                        ))
+                    } else if cost.string_bytes > expand_limit {
+                        Some(format!(
+                            "too large to check: its cells' text expands to {} bytes, limit {expand_limit}",
+                            cost.string_bytes
+                        ))
+                    } else if cost.walked > expand_limit {
+                        Some(format!(
+                            "too large to check: its sheets' records come to more than {expand_limit} bytes"
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        not_checked(findings, why);
+                        return Vec::new();
+                    }
+                }
             }
         }
         let opened =
@@ -256,8 +298,9 @@ fn ref_text<'a>(cell: &'a DataRef<'_>) -> Cow<'a, str> {
 }
 
 /// The cells `name`'s range spans (rows × columns of its used cells), streamed from the
-/// sheet without building the range; 0 when unknown. Only .xlsx and .xlsb address cells
-/// freely: .xls is bounded by its format (65,536 × 256) and calamine caps .ods itself.
+/// sheet without building the range; 0 when unknown. Only .xlsx and .xlsb are measured here:
+/// an .xls is read whole when it is opened (its pre-scan measured its ranges first: calamine
+/// takes a column as 16 bits, so 65,536 × 65,536) and calamine caps .ods itself.
 fn sheet_area<RS: std::io::Read + std::io::Seek>(
     book: &mut calamine::Sheets<RS>,
     name: &str,
@@ -812,6 +855,99 @@ mod tests {
         let r = check_bytes(&Policy::default(), "out/shared.xlsx", &book(10));
         assert_eq!(r.len(), 2, "{:?}", r[0].findings);
         assert_eq!(r[1].path, "out/shared.xlsx!/S");
+    }
+
+    #[test]
+    fn when_an_xls_has_sheets_then_each_goes_through_the_table_and_identifier_rules() {
+        use super::xls::tests::{label, label_sst, number, xls};
+        let nhs = synthetic_nhs(5);
+        let counts = [
+            label_sst(0, 0, 0),
+            label_sst(0, 1, 1),
+            label_sst(1, 0, 2),
+            number(1, 1, 4.0),
+            label_sst(2, 0, 3),
+            number(2, 1, 120.0),
+        ]
+        .concat();
+        let ids = [label(0, 0, "note"), label(1, 0, &format!("id {nhs}"))].concat();
+        let book = xls(
+            &["area", "count", "north", "south"],
+            &[("Counts", counts), ("Ids", ids)],
+        );
+        let r = check_bytes(&Policy::default(), "out/old.xls", &book);
+        let paths: Vec<&str> = r.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["out/old.xls", "out/old.xls!/Counts", "out/old.xls!/Ids"]
+        );
+        assert!(r[0].findings.is_empty(), "{:?}", r[0].findings);
+        let small = &r[1].findings[0];
+        assert_eq!(
+            (small.rule.as_str(), small.count),
+            ("table-small-counts", 1)
+        );
+        assert_eq!(small.locations[0].line, 2, "row 2 of the sheet");
+        assert_eq!(r[2].findings[0].rule, "pii-nhs-number");
+    }
+
+    #[test]
+    fn when_an_xls_shows_a_long_shared_string_in_many_cells_then_it_is_not_read() {
+        // One 30 KB shared string in 5,000 `LabelSst` cells: a 100 KB file that calamine made
+        // 150 MB of when it opened it (100,000 cells: 3 GB, the pre-scan's own test). Now the
+        // copies are counted from the records and calamine is not asked.
+        use super::xls::tests::{label_sst, xls};
+        let long = "1,".repeat(15 * 1024);
+        let book = |cells: u32| {
+            let cells: Vec<u8> = (0..cells)
+                .flat_map(|i| label_sst((i / 2) as u16, (i % 2) as u16, 0))
+                .collect();
+            xls(&[&long], &[("S", cells)])
+        };
+        let bomb = book(5_000);
+        assert!(bomb.len() < 110 * 1024, "{}", bomb.len());
+        let started = std::time::Instant::now();
+        let r = check_bytes(&Policy::default(), "out/bomb.xls", &bomb);
+        assert_eq!(r.len(), 1, "no sheet read: {r:?}");
+        let f = &r[0].findings[0];
+        assert_eq!(f.rule, "spreadsheet-not-checked");
+        let detail = f.detail.as_deref().unwrap();
+        assert_eq!(
+            detail,
+            "too large to check: its cells' text expands to 153600000 bytes, limit 134217728"
+        );
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+        // The same string in a few cells: read.
+        let r = check_bytes(&Policy::default(), "out/fits.xls", &book(10));
+        assert_eq!(r.len(), 2, "{:?}", r[0].findings);
+        assert!(r[0].findings.is_empty(), "{:?}", r[0].findings);
+    }
+
+    #[test]
+    fn when_an_xls_compound_file_is_damaged_or_has_no_workbook_then_it_is_unreadable() {
+        use super::xls::tests::cfb;
+        let r = check_bytes(
+            &Policy::default(),
+            "out/doc.xls",
+            &cfb("WordDocument", b"x"),
+        );
+        assert_eq!(r[0].findings[0].rule, "spreadsheet-not-checked");
+        assert!(r[0].findings[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .starts_with("unreadable"));
+        // The header lists the allocation table's sector many times (calamine copies it each
+        // time: 127 times the file for a file of DIFAT sectors).
+        let mut book = cfb("Workbook", b"");
+        for i in 0..109 {
+            book[76 + 4 * i..][..4].copy_from_slice(&0u32.to_le_bytes());
+        }
+        let r = check_bytes(&Policy::default(), "out/fat.xls", &book);
+        assert_eq!(
+            r[0].findings[0].detail.as_deref(),
+            Some("unreadable: damaged compound file (an allocation table larger than the file)")
+        );
     }
 
     #[test]
