@@ -1,5 +1,5 @@
 //! The output checks' content readers (`shared::checks`) on hostile bytes: spreadsheets
-//! (`calamine`), images' EXIF/XMP (`kamadak-exif`), CSV/TSV and text scanning, zip archives
+//! (`calamine`; .xlsx, .ods and .xls, the latter BIFF8 records in a compound file built here), images' EXIF/XMP (`kamadak-exif`), CSV/TSV and text scanning, zip archives
 //! inside a submission (read as a stream, nested), and ACRO's `results.json` with its
 //! `checksums/` (through `RequestChecker`, as `check-outputs` and `egress-check` run them).
 //!
@@ -253,6 +253,230 @@ fn png(tiff: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A BIFF record.
+fn biff(typ: u16, data: &[u8]) -> Vec<u8> {
+    let mut r = typ.to_le_bytes().to_vec();
+    r.extend_from_slice(&(data.len().min(0xFFFF) as u16).to_le_bytes());
+    r.extend_from_slice(&data[..data.len().min(0xFFFF)]);
+    r
+}
+
+/// A cell record of a generated .xls.
+#[derive(Debug, Clone)]
+enum XlsCell {
+    /// `LabelSst` (row, column, shared string index), repeated this many times.
+    Shared(u16, u16, u32, u16),
+    Number(u16, u16, f64),
+    Label(u16, u16, String),
+    /// `MulRk` (row, first column, values).
+    MulRk(u16, u16, u8),
+    /// `Dimensions` (first row, last row + 1, first column, last column + 1).
+    Dimensions(u32, u32, u16, u16),
+}
+
+/// The characters of an SST string or label: one byte each if all are Latin-1 (flags 0),
+/// else UTF-16 (flags 1).
+fn xls_chars(s: &str) -> (u16, u8, Vec<u8>) {
+    if s.chars().all(|c| (c as u32) < 0x100) {
+        let b: Vec<u8> = s.chars().take(0xFFFF).map(|c| c as u8).collect();
+        (b.len() as u16, 0, b)
+    } else {
+        let u: Vec<u16> = s.encode_utf16().take(0xFFFF).collect();
+        (
+            u.len() as u16,
+            1,
+            u.iter().flat_map(|u| u.to_le_bytes()).collect(),
+        )
+    }
+}
+
+/// The SST of `strings`, continued in `Continue` records past 8,224 bytes (a string's
+/// characters going on after a new flags byte).
+fn xls_sst(strings: &[String]) -> Vec<u8> {
+    const MAX: usize = 8224;
+    let n = (strings.len() as u32).to_le_bytes();
+    let mut records = vec![(0x00FCu16, [n, n].concat())];
+    for s in strings {
+        let (cch, flags, body) = xls_chars(s);
+        let step = if flags == 1 { 2 } else { 1 };
+        let mut chars = &body[..];
+        if records.last().map_or(0, |r| r.1.len()) + 3 + step > MAX {
+            records.push((0x003C, Vec::new()));
+        }
+        if let Some(r) = records.last_mut() {
+            r.1.extend_from_slice(&cch.to_le_bytes());
+            r.1.push(flags);
+        }
+        while let Some(r) = records.last_mut() {
+            let room = (MAX - r.1.len()) / step * step;
+            let take = room.min(chars.len());
+            r.1.extend_from_slice(&chars[..take]);
+            chars = &chars[take..];
+            if chars.is_empty() {
+                break;
+            }
+            records.push((0x003C, vec![flags]));
+        }
+    }
+    records.iter().flat_map(|(t, d)| biff(*t, d)).collect()
+}
+
+/// A minimal .xls (BIFF8 in a version 3 compound file): shared strings and sheets of cells.
+fn xls(strings: &[String], sheets: &[(String, Vec<XlsCell>)]) -> Vec<u8> {
+    let head = |row: u16, col: u16| [row.to_le_bytes(), col.to_le_bytes(), [0, 0]].concat();
+    let bof = |dt: u16| {
+        biff(
+            0x0809,
+            &[&0x0600u16.to_le_bytes()[..], &dt.to_le_bytes(), &[0; 12]].concat(),
+        )
+    };
+    let bound = |pos: u32, name: &str| {
+        let (cch, flags, body) = xls_chars(name);
+        let cch = cch.min(255);
+        let body = &body[..body.len().min(usize::from(cch) * (usize::from(flags) + 1))];
+        biff(
+            0x0085,
+            &[&pos.to_le_bytes()[..], &[0, 0, cch as u8, flags], body].concat(),
+        )
+    };
+    let bodies: Vec<Vec<u8>> = sheets
+        .iter()
+        .map(|(_, cells)| {
+            let mut out = bof(0x10);
+            for c in cells {
+                match c {
+                    XlsCell::Shared(r, c, i, n) => {
+                        for k in 0..*n {
+                            let d =
+                                [head(r.wrapping_add(k), *c), i.to_le_bytes().to_vec()].concat();
+                            out.extend(biff(0x00FD, &d));
+                            if out.len() > MAX_INPUT {
+                                break;
+                            }
+                        }
+                    }
+                    XlsCell::Number(r, c, v) => out.extend(biff(
+                        0x0203,
+                        &[head(*r, *c), v.to_le_bytes().to_vec()].concat(),
+                    )),
+                    XlsCell::Label(r, c, s) => {
+                        let (cch, flags, body) = xls_chars(s);
+                        let d =
+                            [head(*r, *c), cch.to_le_bytes().to_vec(), vec![flags], body].concat();
+                        out.extend(biff(0x0204, &d));
+                    }
+                    XlsCell::MulRk(r, c, n) => {
+                        let mut d = [r.to_le_bytes(), c.to_le_bytes()].concat();
+                        for k in 0..*n {
+                            d.extend_from_slice(&[0, 0]);
+                            d.extend_from_slice(&((u32::from(k) << 2) | 2).to_le_bytes());
+                        }
+                        d.extend_from_slice(
+                            &c.wrapping_add(u16::from(*n)).wrapping_sub(1).to_le_bytes(),
+                        );
+                        out.extend(biff(0x00BD, &d));
+                    }
+                    XlsCell::Dimensions(rf, rl, cf, cl) => {
+                        let d = [
+                            &rf.to_le_bytes()[..],
+                            &rl.to_le_bytes(),
+                            &cf.to_le_bytes(),
+                            &cl.to_le_bytes(),
+                            &[0, 0],
+                        ]
+                        .concat();
+                        out.extend(biff(0x0200, &d));
+                    }
+                }
+            }
+            out.extend(biff(0x000A, &[]));
+            out
+        })
+        .collect();
+    let sst = xls_sst(strings);
+    let globals_len =
+        bof(5).len() + sheets.iter().map(|(n, _)| bound(0, n).len()).sum::<usize>() + sst.len() + 4;
+    let mut stream = bof(5);
+    let mut pos = globals_len;
+    for ((name, _), body) in sheets.iter().zip(&bodies) {
+        stream.extend(bound(pos as u32, name));
+        pos += body.len();
+    }
+    stream.extend(sst);
+    stream.extend(biff(0x000A, &[]));
+    for body in bodies {
+        stream.extend(body);
+    }
+    stream.truncate(MAX_INPUT);
+    cfb_of("Workbook", &stream)
+}
+
+/// A compound file (version 3, 512-byte sectors) of one stream, padded to 4,096 bytes or
+/// more (out of the mini stream).
+fn cfb_of(name: &str, body: &[u8]) -> Vec<u8> {
+    const END: u32 = 0xFFFF_FFFE;
+    let mut body = body.to_vec();
+    body.resize(body.len().max(4096).div_ceil(512) * 512, 0);
+    let n = body.len() / 512;
+    let mut fat_sectors = 1;
+    while fat_sectors * 128 < fat_sectors + 1 + n {
+        fat_sectors += 1;
+    }
+    let dir = fat_sectors as u32;
+    let mut h = vec![0u8; 512];
+    h[..8].copy_from_slice(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1");
+    for (at, v) in [(24, 0x3E), (26, 3), (28, 0xFFFE), (30, 9), (32, 6)] {
+        h[at..at + 2].copy_from_slice(&(v as u16).to_le_bytes());
+    }
+    for (at, v) in [
+        (44, fat_sectors as u32),
+        (48, dir),
+        (56, 4096),
+        (60, END),
+        (68, END),
+    ] {
+        h[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    for i in 0..109 {
+        let id = if i < fat_sectors { i as u32 } else { u32::MAX };
+        h[76 + 4 * i..80 + 4 * i].copy_from_slice(&id.to_le_bytes());
+    }
+    let mut fat = vec![u32::MAX; fat_sectors * 128];
+    fat[..fat_sectors].fill(0xFFFF_FFFD);
+    fat[dir as usize] = END;
+    for i in 0..n {
+        let id = dir as usize + 1 + i;
+        fat[id] = if i + 1 == n { END } else { id as u32 + 1 };
+    }
+    let entry = |name: &str, typ: u8, child: u32, start: u32, len: u32| {
+        let mut e = vec![0u8; 128];
+        let units: Vec<u16> = name.encode_utf16().collect();
+        for (i, u) in units.iter().enumerate() {
+            e[2 * i..2 * i + 2].copy_from_slice(&u.to_le_bytes());
+        }
+        e[64..66].copy_from_slice(&((units.len() as u16 + 1) * 2).to_le_bytes());
+        e[66] = typ;
+        e[67] = 1;
+        for (at, v) in [
+            (68, u32::MAX),
+            (72, u32::MAX),
+            (76, child),
+            (116, start),
+            (120, len),
+        ] {
+            e[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        e
+    };
+    let mut out = h;
+    out.extend(fat.iter().flat_map(|w| w.to_le_bytes()));
+    out.extend(entry("Root Entry", 5, 1, END, 0));
+    out.extend(entry(name, 2, u32::MAX, dir + 1, body.len() as u32));
+    out.extend(vec![0u8; 256]);
+    out.extend(body);
+    out
+}
+
 /// A zip of the given entries (stored), to be nested or damaged.
 fn zip_of(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
@@ -299,6 +523,7 @@ enum Seed {
     Text(String, Vec<String>, bool),
     Xlsx(String, Vec<(String, Vec<(String, String)>)>, Option<String>),
     Ods(Vec<Vec<String>>, Option<u32>),
+    Xls(String, Vec<String>, Vec<(String, Vec<XlsCell>)>),
     Jpeg(Vec<(u16, String)>, bool, Option<String>),
     Png(Vec<(u16, String)>, bool),
     Tiff(Vec<(u16, String)>, bool),
@@ -309,7 +534,7 @@ enum Seed {
 impl Seed {
     fn name(&self) -> String {
         match self {
-            Seed::Text(n, ..) | Seed::Xlsx(n, ..) | Seed::Raw(n, _) => n.clone(),
+            Seed::Text(n, ..) | Seed::Xlsx(n, ..) | Seed::Xls(n, ..) | Seed::Raw(n, _) => n.clone(),
             Seed::Ods(..) => "tables/book.ods".into(),
             Seed::Jpeg(..) => "figures/photo.jpg".into(),
             Seed::Png(..) => "figures/plot.png".into(),
@@ -323,6 +548,7 @@ impl Seed {
             Seed::Text(_, lines, tab) => text(lines.clone(), *tab),
             Seed::Xlsx(_, sheets, dim) => xlsx(sheets, dim.as_deref()),
             Seed::Ods(rows, repeat) => ods(rows, *repeat),
+            Seed::Xls(_, strings, sheets) => xls(strings, sheets),
             Seed::Jpeg(tags, gps, xmp) => jpeg(&tiff(tags, *gps), xmp.as_deref()),
             Seed::Png(tags, gps) => png(&tiff(tags, *gps)),
             Seed::Tiff(tags, gps) => tiff(tags, *gps),
@@ -346,6 +572,21 @@ fn cell_ref() -> impl Strategy<Value = String> {
         1 => Just("XFD1".to_string()),
         1 => "[A-Z]{0,4}[0-9]{0,8}",
         1 => hostile_string(),
+    ]
+}
+
+/// A cell record of a generated .xls: ordinary, repeated many times, at the far corner, or a
+/// `Dimensions` record out of range.
+fn xls_cell() -> impl Strategy<Value = XlsCell> {
+    let at = prop_oneof![4 => (0u16..50, 0u16..8), 1 => Just((u16::MAX, u16::MAX)), 1 => (any::<u16>(), any::<u16>())];
+    prop_oneof![
+        4 => (at.clone(), 0u32..6, prop_oneof![4 => 1u16..4, 1 => 1u16..20_000])
+            .prop_map(|((r, c), i, n)| XlsCell::Shared(r, c, i, n)),
+        3 => (at.clone(), any::<f64>()).prop_map(|((r, c), v)| XlsCell::Number(r, c, v)),
+        2 => (at.clone(), text_line()).prop_map(|((r, c), s)| XlsCell::Label(r, c, s)),
+        1 => (at, 1u8..40).prop_map(|((r, c), n)| XlsCell::MulRk(r, c, n)),
+        1 => (any::<u32>(), any::<u32>(), any::<u16>(), any::<u16>())
+            .prop_map(|(a, b, c, d)| XlsCell::Dimensions(a, b, c, d)),
     ]
 }
 
@@ -387,6 +628,21 @@ fn seed() -> impl Strategy<Value = Seed> {
             prop_oneof![4 => Just(None), 1 => prop_oneof![Just(1_000_000u32), Just(u32::MAX), 0u32..5000].prop_map(Some)],
         )
             .prop_map(|(r, n)| Seed::Ods(r, n)),
+        3 => (
+            proptest::sample::select(&["tables/old.xls", "tables/old.xlsx"][..]),
+            proptest::collection::vec(
+                prop_oneof![3 => text_line(), 1 => (1usize..65_535).prop_map(|n| "x".repeat(n))],
+                0..4,
+            ),
+            proptest::collection::vec(
+                (
+                    prop_oneof![4 => "[A-Za-z0-9 ]{1,12}", 1 => hostile_string()],
+                    proptest::collection::vec(xls_cell(), 0..12),
+                ),
+                0..3,
+            ),
+        )
+            .prop_map(|(n, s, c)| Seed::Xls(n.to_string(), s, c)),
         2 => (exif_tags(), any::<bool>(), proptest::option::of(prop_oneof![
             Just(r#"<x:xmpmeta><rdf:Description exif:GPSLatitude="51,30N" exif:GPSLongitude="0,7W" dc:creator="Ann"/></x:xmpmeta>"#.to_string()),
             hostile_string(),
@@ -595,6 +851,20 @@ fn when_submitted_files_are_hostile_bytes_then_every_reader_reports_and_none_pan
                 "damaged"
             });
             tally_findings(&reports);
+            if matches!(seed, Seed::Xls(..)) {
+                let not_checked = reports[0]
+                    .findings
+                    .iter()
+                    .find(|f| f.rule == "spreadsheet-not-checked")
+                    .and_then(|f| f.detail.as_deref());
+                support::tally(match not_checked {
+                    _ if reports.len() > 1 => "xls_sheets_read",
+                    Some(d) if d.starts_with("too large") => "xls_too_large",
+                    Some(d) if d.contains("compound file") => "xls_damaged_cfb",
+                    None => "xls_no_sheet",
+                    _ => "xls_unreadable",
+                });
+            }
             check_reports(&path, data.len(), &reports)
         },
     );
