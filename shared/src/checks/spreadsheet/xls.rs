@@ -735,6 +735,78 @@ pub(in crate::checks) mod tests {
         out
     }
 
+    /// A compound file holding one stream `name` of `body` (under 4,096 bytes) in the mini
+    /// stream: 64-byte mini sectors inside the root entry's stream, chained by the mini FAT.
+    fn cfb_mini(name: &str, body: &[u8]) -> Vec<u8> {
+        assert!(body.len() < 4096);
+        let minis = body.len().div_ceil(64);
+        let container = (minis * 64).div_ceil(512);
+        // Sectors: the FAT (0), the directory (1), the mini FAT (2), the mini stream (3..).
+        let mut h = cfb("x", b"")[..512].to_vec();
+        h[44..48].copy_from_slice(&1u32.to_le_bytes());
+        h[48..52].copy_from_slice(&1u32.to_le_bytes());
+        h[60..64].copy_from_slice(&2u32.to_le_bytes());
+        h[64..68].copy_from_slice(&1u32.to_le_bytes());
+        for i in 1..109 {
+            h[76 + 4 * i..80 + 4 * i].copy_from_slice(&u32::MAX.to_le_bytes());
+        }
+        let mut fat = vec![u32::MAX; 128];
+        fat[0] = 0xFFFF_FFFD;
+        fat[1] = ENDOFCHAIN;
+        fat[2] = ENDOFCHAIN;
+        for i in 0..container {
+            fat[3 + i] = if i + 1 == container {
+                ENDOFCHAIN
+            } else {
+                4 + i as u32
+            };
+        }
+        let mut minifat = vec![u32::MAX; 128];
+        for (i, next) in minifat.iter_mut().enumerate().take(minis) {
+            *next = if i + 1 == minis {
+                ENDOFCHAIN
+            } else {
+                i as u32 + 1
+            };
+        }
+        let full = cfb(name, b"");
+        let mut dirs = full[1024..1536].to_vec();
+        dirs[116..120].copy_from_slice(&3u32.to_le_bytes());
+        dirs[120..124].copy_from_slice(&((minis * 64) as u32).to_le_bytes());
+        dirs[128 + 116..128 + 120].copy_from_slice(&0u32.to_le_bytes());
+        dirs[128 + 120..128 + 124].copy_from_slice(&(body.len() as u32).to_le_bytes());
+        let mut stream = body.to_vec();
+        stream.resize(container * 512, 0);
+        [
+            h,
+            fat.iter().flat_map(|w| w.to_le_bytes()).collect(),
+            dirs,
+            minifat.iter().flat_map(|w| w.to_le_bytes()).collect(),
+            stream,
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn when_the_workbook_is_in_the_mini_stream_then_it_is_read_as_calamine_reads_it() {
+        let stream = workbook(
+            &sst(&["area", "north"]),
+            &[(
+                "S",
+                [label_sst(0, 0, 0), label_sst(1, 0, 1), number(1, 1, 4.0)].concat(),
+            )],
+        );
+        assert!(stream.len() < 4096);
+        let book = cfb_mini("Workbook", &stream);
+        let c = cost(&book);
+        assert_eq!((c.string_bytes, c.cells, c.span), (9, 3, 4));
+        assert_eq!(calamine_text(&book), (9, 3));
+        // A mini sector past the mini stream: damaged.
+        let mut bad = book.clone();
+        bad[512 + 512 + 128 + 116..][..4].copy_from_slice(&1000u32.to_le_bytes());
+        assert!(matches!(xls_cost(&bad, u64::MAX), XlsScan::Damaged(_)));
+    }
+
     /// An .xls of `sheets` (raw cell records) over the shared strings `strings`.
     pub(in crate::checks) fn xls(strings: &[&str], sheets: &[(&str, Vec<u8>)]) -> Vec<u8> {
         cfb("Workbook", &workbook(&sst(strings), sheets))
