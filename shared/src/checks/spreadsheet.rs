@@ -925,7 +925,7 @@ mod tests {
 
     #[test]
     fn when_an_xls_compound_file_is_damaged_or_has_no_workbook_then_it_is_unreadable() {
-        use super::xls::tests::cfb;
+        use super::xls::tests::{cfb, difat_chain};
         let r = check_bytes(
             &Policy::default(),
             "out/doc.xls",
@@ -937,12 +937,9 @@ mod tests {
             .as_deref()
             .unwrap()
             .starts_with("unreadable"));
-        // The header lists the allocation table's sector many times (calamine copies it each
-        // time: 127 times the file for a file of DIFAT sectors).
-        let mut book = cfb("Workbook", b"");
-        for i in 0..109 {
-            book[76 + 4 * i..][..4].copy_from_slice(&0u32.to_le_bytes());
-        }
+        // DIFAT sectors listing the allocation table's sector many times (calamine copies it
+        // each time: 127 times the file for a file of DIFAT sectors).
+        let book = difat_chain(&cfb("Workbook", b""), 20);
         let r = check_bytes(&Policy::default(), "out/fat.xls", &book);
         assert_eq!(
             r[0].findings[0].detail.as_deref(),

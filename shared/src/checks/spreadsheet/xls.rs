@@ -195,9 +195,11 @@ fn workbook_stream(file: &[u8]) -> Result<Option<Vec<u8>>, &'static str> {
     let mut fat = Vec::new();
     for id in difat.into_iter().filter(|id| *id < DIFSECT) {
         let sector = sectors.get(id)?;
-        // calamine copies a sector listed twice twice: an allocation table larger than the
-        // file is built to be expanded.
-        if (fat.len() + sector.len() / 4).saturating_mul(4) > file.len() {
+        // calamine copies a sector listed twice twice (DIFAT sectors all listing one sector:
+        // 127 times the file): an allocation table larger than the file, give or take the
+        // header's 109 entries (some writers leave unused ones 0), is built to be expanded.
+        let most = file.len().saturating_add(109 * size);
+        if (fat.len() + sector.len() / 4).saturating_mul(4) > most {
             return Err("an allocation table larger than the file");
         }
         fat.extend(words(sector));
@@ -807,6 +809,24 @@ pub(in crate::checks) mod tests {
         assert!(matches!(xls_cost(&bad, u64::MAX), XlsScan::Damaged(_)));
     }
 
+    /// `book` with `k` DIFAT sectors appended, chained, each listing sector 0 (the allocation
+    /// table) 127 times.
+    pub(in crate::checks) fn difat_chain(book: &[u8], k: u32) -> Vec<u8> {
+        let mut out = book.to_vec();
+        let first = (out.len() / 512 - 1) as u32;
+        for i in 0..k {
+            out.extend(std::iter::repeat_n(0u8, 127 * 4));
+            let next = if i + 1 == k {
+                ENDOFCHAIN
+            } else {
+                first + i + 1
+            };
+            out.extend(next.to_le_bytes());
+        }
+        out[68..72].copy_from_slice(&first.to_le_bytes());
+        out
+    }
+
     /// An .xls of `sheets` (raw cell records) over the shared strings `strings`.
     pub(in crate::checks) fn xls(strings: &[&str], sheets: &[(&str, Vec<u8>)]) -> Vec<u8> {
         cfb("Workbook", &workbook(&sst(strings), sheets))
@@ -979,12 +999,21 @@ pub(in crate::checks) mod tests {
         let mut looped = book.clone();
         looped[fat + 4..][..4].copy_from_slice(&1u32.to_le_bytes());
         assert!(matches!(xls_cost(&looped, u64::MAX), XlsScan::Damaged(_)));
-        // The header lists the allocation table's sector 109 times.
-        let mut repeated = book.clone();
-        for i in 0..109 {
-            repeated[76 + 4 * i..][..4].copy_from_slice(&0u32.to_le_bytes());
+        // The header lists the allocation table's sector 109 times (some writers leave
+        // unused entries 0): read.
+        let mut zeros = book.clone();
+        for i in 1..109 {
+            zeros[76 + 4 * i..][..4].copy_from_slice(&0u32.to_le_bytes());
         }
-        assert!(matches!(xls_cost(&repeated, u64::MAX), XlsScan::Damaged(_)));
+        assert_eq!(cost(&zeros), cost(&book));
+        assert_eq!(calamine_text(&zeros), calamine_text(&book));
+        // DIFAT sectors listing it 127 times each: calamine copies it 2,540 times (and reads
+        // the workbook: so would it with a file of such sectors, 127 times the file).
+        assert_eq!(calamine_text(&difat_chain(&book, 20)), calamine_text(&book));
+        assert_eq!(
+            xls_cost(&difat_chain(&book, 20), u64::MAX),
+            XlsScan::Damaged("an allocation table larger than the file")
+        );
         // No Workbook stream.
         let other = cfb("Other", b"hello");
         assert_eq!(xls_cost(&other, u64::MAX), XlsScan::NoWorkbook);
