@@ -10,15 +10,29 @@
 //! - `archive`: `ArchiveStep::run` (read-ahead, SHA-256 check, zip, pooled multipart upload;
 //!   the request and audit stores in memory: two DynamoDB calls are not what is measured);
 //! - `bare`: every staged byte read with the same request parallelism (16 GETs, 4 MiB ranges)
-//!   and uploaded as 8 MiB parts, 4 at once: no hashing, no zip, no order.
+//!   and uploaded as 8 MiB parts, 4 at once: no hashing, no zip, no order;
+//! - `function`: the real `copy-to-datalake` binary (this build's profile, beside this
+//!   program), started with exactly the environment the local stack gives the function (but
+//!   `ARCHIVE_SLICE_SECONDS` as the template sets it), and invoked once through a minimal
+//!   Lambda runtime API served by this program; its request is planted in the stack's table.
+//!   Its time runs from the event's delivery to the function's answer; its peak RSS is the
+//!   whole process's, which is what the target bounds.
 //!
 //! Latencies: `BENCH_ARCHIVE_LATENCIES_MS` (0,20); the 20 ms runs use the first size only.
+//! `BENCH_ARCHIVE_MODES` (bare,archive,function) chooses the runs. The function's `ARCHIVE_*`
+//! variables set in this program's environment override the stack's (the in-process step
+//! reads `ARCHIVE_READ_AHEAD_MIB`, `ARCHIVE_READ_REQUESTS` and `ARCHIVE_UPLOAD_CONCURRENCY`
+//! too), to try other settings.
 //!
 //! A program with its own output (harness = false); it needs a running stack.
 
-use std::process::Command;
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use aws_sdk_s3::primitives::ByteStream;
@@ -56,6 +70,10 @@ mod bytes_free {
         out.truncate(len);
         out
     }
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
 fn env_list(name: &str, default: &str) -> Vec<u64> {
@@ -145,8 +163,9 @@ async fn stage(stack: &Stack, size_mib: u64, files: usize) -> Result<()> {
     Ok(())
 }
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+/// `VmHWM` of a process (`self` or a pid), in MiB.
+fn peak_rss_mib(process: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{process}/status"))
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -176,6 +195,16 @@ async fn child(mode: &str, size_mib: u64) -> Result<Value> {
             let mut settings =
                 ArchiveSettings::new(&staging, &datalake, &datalake_kms, PART as u64);
             settings.upload_concurrency = UPLOADS;
+            // The function's own variables, when set, as its configuration reads them.
+            if let Some(mib) = env_number("ARCHIVE_READ_AHEAD_MIB") {
+                settings.read_ahead.bytes = mib * MIB as u64;
+            }
+            if let Some(n) = env_number("ARCHIVE_READ_REQUESTS") {
+                settings.read_ahead.requests = n as usize;
+            }
+            if let Some(n) = env_number("ARCHIVE_UPLOAD_CONCURRENCY") {
+                settings.upload_concurrency = n as usize;
+            }
             let step = ArchiveStep {
                 objects: S3ObjectStore::new(s3),
                 requests: InMemoryRequestStore::with([request]),
@@ -194,7 +223,9 @@ async fn child(mode: &str, size_mib: u64) -> Result<Value> {
         _ => bare(&s3, &staging, &datalake, &datalake_kms, &id).await?,
     };
     let seconds = started.elapsed().as_secs_f64();
-    Ok(json!({"mode": mode, "bytes": bytes, "seconds": seconds, "peak_rss_mib": peak_rss_mib()}))
+    Ok(
+        json!({"mode": mode, "bytes": bytes, "seconds": seconds, "peak_rss_mib": peak_rss_mib("self")}),
+    )
 }
 
 /// Every staged byte read (16 ranged GETs at once) and uploaded (8 MiB parts, 4 at once).
@@ -306,13 +337,25 @@ fn run_child(mode: &str, size_mib: u64) -> Result<Value> {
     Ok(serde_json::from_str(line)?)
 }
 
+/// Removes what a run wrote to the datalake (the archive, its release record and signature,
+/// the bare object), so the next run writes them again.
 async fn remove_outputs(stack: &Stack, size_mib: u64) -> Result<()> {
     let datalake = stack.outputs.bucket("DatalakeBucket")?;
     let id = request_id(size_mib);
-    for key in [
-        format!("bench/{id}-bare.bin"),
-        format!("approved_egress/{WORKSPACE}/{id}/egress_data.zip"),
-    ] {
+    let listed = stack
+        .s3
+        .list_objects_v2()
+        .bucket(datalake)
+        .prefix(format!("approved_egress/{WORKSPACE}/{id}/"))
+        .send()
+        .await?;
+    let mut keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    keys.push(format!("bench/{id}-bare.bin"));
+    for key in keys {
         stack
             .s3
             .delete_object()
@@ -322,6 +365,253 @@ async fn remove_outputs(stack: &Stack, size_mib: u64) -> Result<()> {
             .await?;
     }
     Ok(())
+}
+
+/// The request of `size_mib`, approved, in the stack's requests table: the function reads it
+/// (and records the archive on it).
+async fn plant_request(stack: &Stack, size_mib: u64) -> Result<()> {
+    let mut request = shared::testdata::request(&request_id(size_mib), EgressStatus::IgApproved);
+    request.workspace_id = WORKSPACE.into();
+    stack
+        .dynamodb
+        .put_item()
+        .table_name(stack.outputs.table("RequestsTable")?)
+        .set_item(Some(serde_dynamo::to_item(&request)?))
+        .send()
+        .await
+        .context("planting the request")?;
+    Ok(())
+}
+
+/// The function binary of this build: `<profile dir>/copy-to-datalake`, this program being
+/// `<profile dir>/deps/bench_e2e_archive-<hash>`.
+fn function_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let binary = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("copy-to-datalake"))
+        .context("the build directory")?;
+    anyhow::ensure!(
+        binary.exists(),
+        "{} is missing: build it with this profile (`make bench-e2e-archive` does)",
+        binary.display()
+    );
+    Ok(binary)
+}
+
+/// Exactly the variables the local stack gives `copy-to-datalake` (read from the Lambda
+/// service's configuration), but `ARCHIVE_SLICE_SECONDS` as the template sets it (the stack's
+/// 0 hands over after every part), and any `ARCHIVE_*` set in this program's environment
+/// (and `BENCH_FUNCTION_<NAME>` as `<NAME>`, to try others such as `MALLOC_ARENA_MAX`).
+fn function_env(stack: &Stack) -> Result<HashMap<String, String>> {
+    let path = stack.outputs.state_dir.join("lambda-single.json");
+    let config: Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+    )?;
+    let env = config["functions"]["copy-to-datalake"]["env"]
+        .as_object()
+        .with_context(|| format!("{} has no copy-to-datalake env", path.display()))?;
+    let mut env: HashMap<String, String> = env
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect();
+    env.insert("ARCHIVE_SLICE_SECONDS".into(), "600".into());
+    env.extend(
+        std::env::vars()
+            .filter(|(k, _)| k.starts_with("ARCHIVE_") || k.starts_with("BENCH_FUNCTION_"))
+            .map(|(k, v)| match k.strip_prefix("BENCH_FUNCTION_") {
+                Some(name) => (name.to_string(), v),
+                None => (k, v),
+            }),
+    );
+    Ok(env)
+}
+
+/// What the minimal runtime API saw.
+enum Runtime {
+    /// The event went out to the function.
+    Delivered(Instant),
+    /// The function answered (`ok`: a response, not an error).
+    Answered { ok: bool, body: String, at: Instant },
+}
+
+const INVOCATION_ID: &str = "bench-invocation-1";
+
+fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let size = line.trim().split(';').next().unwrap_or("0");
+        let n = usize::from_str_radix(size, 16).unwrap_or(0);
+        let mut chunk = vec![0; n + 2];
+        reader.read_exact(&mut chunk)?;
+        if n == 0 {
+            return Ok(body);
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// One connection of the function's runtime client: the first `next` gets the event, later
+/// ones are held (until `stop`), a response or error is reported on `tx`.
+fn serve_connection(
+    stream: TcpStream,
+    event: Arc<String>,
+    served: Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tx: std_mpsc::Sender<Runtime>,
+) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut stream = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut words = line.split_whitespace();
+        let method = words.next().unwrap_or_default().to_string();
+        let path = words.next().unwrap_or_default().to_string();
+        let (mut length, mut chunked) = (0usize, false);
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header)?;
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "content-length" => length = value.trim().parse().unwrap_or(0),
+                    "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
+                    _ => {}
+                }
+            }
+        }
+        let body = if chunked {
+            read_chunked(&mut reader)?
+        } else {
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body)?;
+            body
+        };
+        if method == "GET" && path.ends_with("/runtime/invocation/next") {
+            if served.swap(true, Ordering::SeqCst) {
+                // One invocation only: the next poll waits until the process is stopped.
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                return Ok(());
+            }
+            let deadline = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis()
+                + 900_000;
+            let _ = tx.send(Runtime::Delivered(Instant::now()));
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                 lambda-runtime-aws-request-id: {INVOCATION_ID}\r\n\
+                 lambda-runtime-deadline-ms: {deadline}\r\n\
+                 lambda-runtime-invoked-function-arn: arn:aws:lambda:eu-west-2:123456789012:function:copy-to-datalake\r\n\
+                 content-length: {}\r\n\r\n{event}",
+                event.len()
+            )?;
+        } else {
+            write!(
+                stream,
+                "HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{{}}"
+            )?;
+            if method == "POST" {
+                let _ = tx.send(Runtime::Answered {
+                    ok: path.ends_with("/response"),
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                    at: Instant::now(),
+                });
+            }
+        }
+        stream.flush()?;
+    }
+}
+
+/// The real `copy-to-datalake` process, invoked once for the request of `size_mib`.
+fn run_function(stack: &Stack, size_mib: u64) -> Result<Value> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let binary = function_binary()?;
+    let env = function_env(stack)?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let event = Arc::new(
+        json!({"egress_request_id": request_id(size_mib), "workspace_id": WORKSPACE}).to_string(),
+    );
+    let (tx, rx) = std_mpsc::channel();
+    let served = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (event, served, stop, tx) =
+                    (event.clone(), served.clone(), stop.clone(), tx.clone());
+                std::thread::spawn(move || serve_connection(stream, event, served, stop, tx));
+            }
+        });
+    }
+    let log_path = std::env::temp_dir().join(format!("bench-copy-to-datalake-{size_mib}.log"));
+    let log = std::fs::File::create(&log_path)?;
+    let mut child = Command::new(&binary)
+        .env_clear()
+        .envs(&env)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "copy-to-datalake")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let outcome = (|| -> Result<(Instant, bool, String, Instant)> {
+        let delivered = match rx.recv_timeout(Duration::from_secs(60))? {
+            Runtime::Delivered(at) => at,
+            Runtime::Answered { body, .. } => anyhow::bail!("the function failed to start: {body}"),
+        };
+        match rx.recv_timeout(Duration::from_secs(1800))? {
+            Runtime::Answered { ok, body, at } => Ok((delivered, ok, body, at)),
+            Runtime::Delivered(_) => anyhow::bail!("a second event was delivered"),
+        }
+    })();
+    let rss = peak_rss_mib(&child.id().to_string());
+    stop.store(true, Ordering::SeqCst);
+    let _ = child.kill();
+    let _ = child.wait();
+    let (delivered, ok, body, answered) =
+        outcome.with_context(|| format!("the function's log: {}", log_path.display()))?;
+    anyhow::ensure!(
+        ok,
+        "the function failed: {body} (its log: {})",
+        log_path.display()
+    );
+    let answer: Value = serde_json::from_str(&body)?;
+    anyhow::ensure!(
+        answer["complete"] == json!(true),
+        "the function did not complete the archive: {body}"
+    );
+    Ok(json!({
+        "mode": "function",
+        "bytes": answer["size"],
+        "seconds": (answered - delivered).as_secs_f64(),
+        "peak_rss_mib": rss,
+    }))
+}
+
+fn field(run: &Option<Value>, name: &str) -> f64 {
+    run.as_ref()
+        .and_then(|r| r[name].as_f64())
+        .unwrap_or(f64::NAN)
 }
 
 #[tokio::main]
@@ -339,10 +629,28 @@ async fn main() -> Result<()> {
         .first()
         .copied()
         .unwrap_or(64) as usize;
+    let modes = std::env::var("BENCH_ARCHIVE_MODES")
+        .unwrap_or_else(|_| "bare,archive,function".to_string());
+    let wants = |mode: &str| modes.split(',').any(|m| m.trim() == mode);
+    if wants("function") {
+        function_binary()?;
+    }
     println!("archive vs bare GET+PUT on the local stack ({files} files, 8 MiB parts, {UPLOADS} uploads, {READS} reads)");
     println!(
-        "{:>8} {:>8} {:>10} {:>10} {:>8} {:>12} {:>12}",
-        "MiB", "latency", "bare s", "archive s", "x limit", "RSS bare", "RSS archive"
+        "archive: ArchiveStep in a child of this program; function: the copy-to-datalake process"
+    );
+    println!(
+        "{:>6} {:>7} {:>8} {:>9} {:>7} {:>10} {:>7} {:>10} {:>11} {:>11}",
+        "MiB",
+        "latency",
+        "bare s",
+        "archive s",
+        "x bare",
+        "function s",
+        "x bare",
+        "RSS bare",
+        "RSS archive",
+        "RSS function"
     );
     for (i, &size) in sizes.iter().enumerate() {
         for &latency in &latencies {
@@ -352,19 +660,35 @@ async fn main() -> Result<()> {
             set_latency(&stack, 0)?;
             stage(&stack, size, files).await?;
             set_latency(&stack, latency)?;
-            let bare = run_child("bare", size)?;
-            let archive = run_child("archive", size)?;
+            let bare = wants("bare").then(|| run_child("bare", size)).transpose()?;
+            // The step removes staging once its archive is written.
+            let archive = wants("archive")
+                .then(|| run_child("archive", size))
+                .transpose()?;
             set_latency(&stack, 0)?;
             remove_outputs(&stack, size).await?;
-            let (b, a) = (
-                bare["seconds"].as_f64().unwrap_or(f64::NAN),
-                archive["seconds"].as_f64().unwrap_or(f64::NAN),
-            );
+            let function = if wants("function") {
+                if archive.is_some() {
+                    stage(&stack, size, files).await?;
+                }
+                plant_request(&stack, size).await?;
+                set_latency(&stack, latency)?;
+                let run = run_function(&stack, size);
+                set_latency(&stack, 0)?;
+                remove_outputs(&stack, size).await?;
+                Some(run?)
+            } else {
+                None
+            };
+            let b = field(&bare, "seconds");
+            let (a, f) = (field(&archive, "seconds"), field(&function, "seconds"));
             println!(
-                "{size:>8} {latency:>6}ms {b:>10.2} {a:>10.2} {:>7.2}x {:>9.1} MiB {:>9.1} MiB",
+                "{size:>6} {latency:>5}ms {b:>8.2} {a:>9.2} {:>6.2}x {f:>10.2} {:>6.2}x {:>6.1} MiB {:>7.1} MiB {:>8.1} MiB",
                 a / b,
-                bare["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
-                archive["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+                f / b,
+                field(&bare, "peak_rss_mib"),
+                field(&archive, "peak_rss_mib"),
+                field(&function, "peak_rss_mib"),
             );
         }
     }
