@@ -21,8 +21,9 @@
 //! Latencies: `BENCH_ARCHIVE_LATENCIES_MS` (0,20); the 20 ms runs use the first size only.
 //! `BENCH_ARCHIVE_MODES` (bare,archive,function) chooses the runs. The function's `ARCHIVE_*`
 //! variables set in this program's environment override the stack's (the in-process step
-//! reads `ARCHIVE_READ_AHEAD_MIB`, `ARCHIVE_READ_REQUESTS` and `ARCHIVE_UPLOAD_CONCURRENCY`
-//! too), to try other settings.
+//! reads `ARCHIVE_READ_AHEAD_MIB`, `ARCHIVE_READ_REQUESTS`, `ARCHIVE_UPLOAD_CONCURRENCY` and
+//! `ARCHIVE_PART_SIZE_MIB` too), to try other settings. The in-process step runs with 8 MiB
+//! parts (as the bare upload) unless told otherwise; the function with its own defaults.
 //!
 //! A program with its own output (harness = false); it needs a running stack.
 
@@ -204,6 +205,9 @@ async fn child(mode: &str, size_mib: u64) -> Result<Value> {
             }
             if let Some(n) = env_number("ARCHIVE_UPLOAD_CONCURRENCY") {
                 settings.upload_concurrency = n as usize;
+            }
+            if let Some(mib) = env_number("ARCHIVE_PART_SIZE_MIB") {
+                settings.part_size = mib * MIB as u64;
             }
             let step = ArchiveStep {
                 objects: S3ObjectStore::new(s3),

@@ -5,15 +5,18 @@ use shared::services::archive::ArchiveSettings;
 use shared::EgressError;
 
 /// Part size unless `ARCHIVE_PART_SIZE_MIB` says otherwise: with four uploads in flight, five
-/// 8 MiB buffers and 16 MiB of read-ahead keep the whole process within 64 MiB.
-const DEFAULT_PART_SIZE_MIB: u64 = 8;
+/// 6 MiB buffers (38 MiB) and 8 MiB of read-ahead keep the whole process within 64 MiB
+/// (measured by `make bench-e2e-archive`: five 8 MiB buffers and 16 MiB took it to 70-85 MiB).
+const DEFAULT_PART_SIZE_MIB: u64 = 6;
 /// `UploadPart` calls in flight unless `ARCHIVE_UPLOAD_CONCURRENCY` says otherwise.
 const DEFAULT_UPLOAD_CONCURRENCY: usize = 4;
-/// Bytes read ahead of the zip writer unless `ARCHIVE_READ_AHEAD_MIB` says otherwise.
-const DEFAULT_READ_AHEAD_MIB: u64 = 16;
+/// Bytes read ahead of the zip writer unless `ARCHIVE_READ_AHEAD_MIB` says otherwise: two
+/// 4 MiB ranges flowing while the next requests' round trips are under way.
+const DEFAULT_READ_AHEAD_MIB: u64 = 8;
 /// `GetObject` calls in flight unless `ARCHIVE_READ_REQUESTS` says otherwise: enough to hide
-/// a 20 ms round trip behind small files.
-const DEFAULT_READ_REQUESTS: usize = 16;
+/// a 20 ms round trip behind small files. Each response sent ahead of its byte share costs
+/// about 1 MiB of transport buffers (measured: 16 requests took 8-11 MiB more than 4 or 8).
+const DEFAULT_READ_REQUESTS: usize = 8;
 /// An invocation saves its place when less than this remains (`ARCHIVE_RESERVE_SECONDS`):
 /// time for the parts in flight and the checkpoint.
 const DEFAULT_RESERVE_SECONDS: u64 = 60;
@@ -164,9 +167,14 @@ mod tests {
     #[test]
     fn when_the_tuning_is_not_set_then_the_defaults_keep_memory_within_64_mib() {
         let config = Config::from_env(&ENV).unwrap();
-        assert_eq!(config.archive.part_size, 8 * 1024 * 1024);
+        assert_eq!(config.archive.part_size, 6 * 1024 * 1024);
         assert_eq!(config.archive.upload_concurrency, 4);
-        assert_eq!(config.archive.read_ahead.bytes, 16 * 1024 * 1024);
+        assert_eq!(config.archive.read_ahead.bytes, 8 * 1024 * 1024);
+        assert_eq!(config.archive.read_ahead.requests, 8);
+        // The part buffers and the read-ahead leave the rest of 64 MiB to the process.
+        let a = &config.archive;
+        let buffers = (a.upload_concurrency as u64 + 1) * (a.part_size + 66 * 1024);
+        assert!(buffers + a.read_ahead.bytes <= 48 * 1024 * 1024);
         assert_eq!(config.archive.slice, None);
         assert!(config.archive.staging_kms_key_arn.ends_with("key/staging"));
         assert_eq!(config.archive.datalake_bucket, "project-datalake");

@@ -85,8 +85,8 @@ pub struct ArchiveSettings {
 }
 
 impl ArchiveSettings {
-    /// Settings with `part_size` bytes per part, four uploads in flight, 16 MiB read ahead by
-    /// up to 16 requests (4 MiB ranges), a 60 s reserve.
+    /// Settings with `part_size` bytes per part, four uploads in flight, 8 MiB read ahead by
+    /// up to 8 requests (4 MiB ranges), a 60 s reserve.
     pub fn new(
         staging_bucket: impl Into<String>,
         datalake_bucket: impl Into<String>,
@@ -100,8 +100,8 @@ impl ArchiveSettings {
             part_size,
             upload_concurrency: 4,
             read_ahead: ReadAhead {
-                bytes: 16 * MIB,
-                requests: 16,
+                bytes: 8 * MIB,
+                requests: 8,
                 range_size: 4 * MIB,
             },
             max_manifest_bytes: 256 * MIB,
