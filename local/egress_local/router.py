@@ -475,6 +475,11 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "egress-edge-router"
     router: Router  # set on the class by `serve`
+    # An answer goes out as two writes (the headers, then the body). With Nagle's algorithm on,
+    # the body waits for the client to acknowledge the headers, and a client on a kept-alive
+    # connection delays that acknowledgement by up to 40 ms: every answer with a body took
+    # 40 ms more than it needed. TCP_NODELAY sends both at once, as AWS's endpoints do.
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt: str, *args) -> None:  # noqa: D401 - BaseHTTPRequestHandler API
         LOG.debug("%s %s", self.address_string(), fmt % args)

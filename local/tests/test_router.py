@@ -342,3 +342,30 @@ class AsyncRetryTest(unittest.TestCase):
         record = self.finished(router)
         self.assertEqual((record["state"], record["attempts"]), ("error", 1))
         self.assertNotIn("retried_errors", record)
+
+
+class NoDelayTest(unittest.TestCase):
+    """The router answers without Nagle's delay: a kept-alive client got every answer with a
+    body up to 40 ms late (headers and body are two writes)."""
+
+    def test_when_a_client_connects_then_its_connection_sends_without_delay(self):
+        import socket
+
+        seen = []
+
+        class Probe(Handler):
+            def do_GET(self):
+                seen.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                self._send(200, {"Content-Type": "text/plain"}, b"ok")
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Probe)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+        for _ in range(2):
+            conn.request("GET", "/")
+            self.assertEqual(conn.getresponse().read(), b"ok")
+        conn.close()
+        self.assertEqual(len(seen), 2)
+        self.assertTrue(all(seen), seen)

@@ -165,3 +165,10 @@ class LambdaServiceTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class NoDelayTest(unittest.TestCase):
+    def test_when_the_runtime_api_answers_then_nagles_delay_is_off(self):
+        # Headers and body are two writes; with Nagle on, a function's kept-alive poll got
+        # its event up to 40 ms late (the router's NoDelayTest checks the socket itself).
+        self.assertTrue(runtime.handler_for(None).disable_nagle_algorithm)
