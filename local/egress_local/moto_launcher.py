@@ -21,8 +21,16 @@ moto's `ListMultipartUploads` says every upload was initiated on 2010-11-10, so 
 which aborts uploads open longer than a threshold, aborted uploads the archive had opened a
 moment before (the CI failure of 2026-12-02). And an `UploadPart` to an aborted upload is a
 500 from a `KeyError` in moto where S3 answers 404 `NoSuchUpload`. Here each upload lists the
-time it was created, and parts sent to an upload that is gone get `NoSuchUpload`. Nothing
-else of moto changes.
+time it was created, and parts sent to an upload that is gone get `NoSuchUpload`.
+
+moto's server finds the service of every request anew, under one lock for all its threads:
+it lists its own package directory (a `stat` per entry, about 160) and then matches the host
+against several hundred URL patterns, twice when the host is its own address, as it always
+is here. That cost a few milliseconds per request, serialised, which the benchmarks and the
+load suite then measured as S3's and DynamoDB's time. Here the directory is listed once and
+each host's service is remembered (`patch_backend_lookup`): what the lookup answers does not
+change while the server runs. Its answers go out with TCP_NODELAY, as the router's do.
+Nothing else of moto changes.
 """
 
 from __future__ import annotations
@@ -191,8 +199,37 @@ def patch_multipart_uploads() -> None:
     FakeMultipart._egress_initiated = True
 
 
+def patch_backend_lookup() -> None:
+    """Lists moto's services once and remembers each host's (see the module's documentation)."""
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    if getattr(DomainDispatcherApplication, "_egress_cached", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = functools.wraps(backends.list_of_moto_modules)(
+        lambda: modules
+    )
+    lookup = DomainDispatcherApplication.get_backend_for_host
+
+    def remembered(self, host):
+        known = self.__dict__.setdefault("_egress_backend_by_host", {})
+        if host not in known:
+            known[host] = lookup(self, host)
+        return known[host]
+
+    DomainDispatcherApplication.get_backend_for_host = functools.wraps(lookup)(remembered)
+    DomainDispatcherApplication._egress_cached = True
+    # A client kept alive (the benchmarks' bare-moto mode) would wait up to 40 ms for each
+    # answer's body behind Nagle's algorithm (see the router's `Handler`).
+    from werkzeug.serving import WSGIRequestHandler
+
+    WSGIRequestHandler.disable_nagle_algorithm = True
+
+
 def main() -> None:
     patch_entered_time()
+    patch_backend_lookup()
     patch_transaction_isolation()
     patch_multipart_uploads()
     from moto.server import main as moto_main

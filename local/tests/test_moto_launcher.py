@@ -234,3 +234,35 @@ class MultipartUploadsTest(unittest.TestCase):
             self.s3.upload_part(Bucket="uploads", Key="k", UploadId=upload_id, PartNumber=1, Body=b"x")
         self.assertEqual(raised.exception.response["Error"]["Code"], "NoSuchUpload")
         self.assertEqual(raised.exception.response["ResponseMetadata"]["HTTPStatusCode"], 404)
+
+
+class BackendLookupTest(unittest.TestCase):
+    """moto's server finds a request's service once per host, not per request."""
+
+    @staticmethod
+    def environ(service: str) -> dict:
+        scope = f"AKIDEXAMPLE/20261203/eu-west-2/{service}/aws4_request"
+        return {
+            "PATH_INFO": "/",
+            "HTTP_X_AMZ_TARGET": "DynamoDB_20120810.GetItem" if service == "dynamodb" else "",
+            "HTTP_HOST": "127.0.0.1:47101",
+            "HTTP_AUTHORIZATION": f"AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders=host, Signature=0",
+        }
+
+    def test_when_requests_repeat_then_each_goes_to_its_service_without_listing_moto_again(self):
+        from unittest import mock
+
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        moto_launcher.patch_backend_lookup()
+        app = DomainDispatcherApplication(create_backend_app)
+        s3 = app.get_application(self.environ("s3"))
+        dynamodb = app.get_application(self.environ("dynamodb"))
+        self.assertNotEqual(s3, dynamodb)
+        self.assertIs(app.app_instances["s3"], s3)
+        self.assertIs(app.app_instances["dynamodb"], dynamodb)
+        with mock.patch("os.listdir", side_effect=AssertionError("moto's package listed again")) as listed:
+            for _ in range(3):
+                self.assertIs(app.get_application(self.environ("s3")), s3)
+                self.assertIs(app.get_application(self.environ("dynamodb")), dynamodb)
+        listed.assert_not_called()
