@@ -151,16 +151,18 @@ pub async fn delete_staged_proved(
         Err(EgressError::NotFound(_)) => {}
         Err(err) => return Err(err),
     }
-    let mut listed =
-        list_versions_under(objects, staging_bucket, layout.prefix(), |_| true).await?;
-    listed.extend(
-        list_versions_under(objects, staging_bucket, manifest_key, |k| k == manifest_key).await?,
-    );
-    // The output checks' report beside the manifest goes with the staged files.
+    // The output checks' report beside the manifest goes with the staged files. Both share
+    // the manifest's stem (`.manifests/<ws>/<id>.`), so one listing finds them, side by side
+    // with the listing of the files.
     let checks_key = super::checks::report_key(layout);
-    listed.extend(
-        list_versions_under(objects, staging_bucket, &checks_key, |k| k == checks_key).await?,
-    );
+    let stem = manifest_key.strip_suffix("json").unwrap_or(manifest_key);
+    let (mut listed, beside) = futures::try_join!(
+        list_versions_under(objects, staging_bucket, layout.prefix(), |_| true),
+        list_versions_under(objects, staging_bucket, stem, |k| {
+            k == manifest_key || k == checks_key
+        }),
+    )?;
+    listed.extend(beside);
     let mut proof = Vec::with_capacity(listed.len());
     for v in &listed {
         let (size, sha256) = match recorded.get(&v.key) {
@@ -458,6 +460,33 @@ mod tests {
         );
         let trail = s.audit.trail("req-1").await.unwrap();
         assert!(crate::evidence::chain::verify(&trail).valid);
+    }
+
+    #[tokio::test]
+    async fn when_the_manifest_and_checks_report_are_staged_then_one_listing_finds_both_and_no_neighbour(
+    ) {
+        let store = InMemoryObjectStore::new().with_bucket("staging", true);
+        store.put_object("staging", "ws-1/req-1/a.csv", "x");
+        store.put_object("staging", ".manifests/ws-1/req-1.json", "{}");
+        store.put_object("staging", ".manifests/ws-1/req-1.checks.json", "{}");
+        // Another request whose id starts with this one's: never listed as ours.
+        store.put_object("staging", ".manifests/ws-1/req-10.json", "{}");
+        store.put_object("staging", "ws-1/req-10/b.csv", "y");
+        let s = step(store);
+        assert_eq!(s.run(&input()).await.unwrap().deleted_objects, 3);
+        let mut prefixes: Vec<String> = s
+            .objects
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                ObjectCall::ListVersions { prefix, .. } => Some(prefix),
+                _ => None,
+            })
+            .collect();
+        prefixes.sort();
+        assert_eq!(prefixes, [".manifests/ws-1/req-1.", "ws-1/req-1/"]);
+        let left = s.objects.keys("staging");
+        assert_eq!(left, [".manifests/ws-1/req-10.json", "ws-1/req-10/b.csv"]);
     }
 
     #[tokio::test]
