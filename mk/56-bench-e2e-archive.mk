@@ -11,6 +11,8 @@ BENCH_ARCHIVE_SIZES_MIB ?= 256,1024
 BENCH_ARCHIVE_LATENCIES_MS ?= 0,20
 BENCH_ARCHIVE_FILES ?= 64
 BENCH_ARCHIVE_MODES ?= bare,archive,function
+# Rounds of the modes at each size and latency; the medians of their paired ratios are printed.
+BENCH_ARCHIVE_REPEAT ?= 3
 
 .PHONY: bench-e2e-archive
 bench-e2e-archive: ## e2e benchmark on the local stack: archive step vs bare GET+PUT at 0 and 20 ms added, peak RSS (BENCH_ARCHIVE_SIZES_MIB)
@@ -20,5 +22,6 @@ bench-e2e-archive: ## e2e benchmark on the local stack: archive step vs bare GET
 	flock /tmp/e2e.lock bash -c '$(MAKE) stack-up && \
 	  BENCH_ARCHIVE_SIZES_MIB=$(BENCH_ARCHIVE_SIZES_MIB) BENCH_ARCHIVE_LATENCIES_MS=$(BENCH_ARCHIVE_LATENCIES_MS) \
 	  BENCH_ARCHIVE_FILES=$(BENCH_ARCHIVE_FILES) BENCH_ARCHIVE_MODES=$(BENCH_ARCHIVE_MODES) \
+	  BENCH_ARCHIVE_REPEAT=$(BENCH_ARCHIVE_REPEAT) \
 	  $(BENCH_PROFILE_ENV) $(CARGO) test --profile bench --locked -p e2e-tests --features bench-e2e --test bench_e2e_archive; \
 	  rc=$$?; $(MAKE) stack-down; exit $$rc'

@@ -19,7 +19,10 @@
 //!   whole process's, which is what the target bounds.
 //!
 //! Latencies: `BENCH_ARCHIVE_LATENCIES_MS` (0,20); the 20 ms runs use the first size only.
-//! `BENCH_ARCHIVE_MODES` (bare,archive,function) chooses the runs. The function's `ARCHIVE_*`
+//! `BENCH_ARCHIVE_MODES` (bare,archive,function) chooses the runs; `BENCH_ARCHIVE_REPEAT` (3)
+//! rounds of them are run back to back at each size and latency, each printed, then the
+//! medians of the rounds' paired ratios with their range (this machine's noise is larger than
+//! the difference measured: the same bare run has taken 1.9-6.5 s). The function's `ARCHIVE_*`
 //! variables set in this program's environment override the stack's (the in-process step
 //! reads `ARCHIVE_READ_AHEAD_MIB`, `ARCHIVE_READ_REQUESTS`, `ARCHIVE_UPLOAD_CONCURRENCY` and
 //! `ARCHIVE_PART_SIZE_MIB` too), to try other settings. The in-process step runs with 8 MiB
@@ -612,6 +615,55 @@ fn run_function(stack: &Stack, size_mib: u64) -> Result<Value> {
     }))
 }
 
+/// One round at `size` and `latency`: the bare run, the step in a child and the function, back
+/// to back on freshly staged bytes (each step removes the staging it archived).
+async fn round(
+    stack: &Stack,
+    size: u64,
+    files: usize,
+    latency: u64,
+    wants: &impl Fn(&str) -> bool,
+) -> Result<(Option<Value>, Option<Value>, Option<Value>)> {
+    set_latency(stack, 0)?;
+    stage(stack, size, files).await?;
+    set_latency(stack, latency)?;
+    let bare = wants("bare").then(|| run_child("bare", size)).transpose()?;
+    let archive = wants("archive")
+        .then(|| run_child("archive", size))
+        .transpose()?;
+    set_latency(stack, 0)?;
+    remove_outputs(stack, size).await?;
+    let function = if wants("function") {
+        if archive.is_some() {
+            stage(stack, size, files).await?;
+        }
+        plant_request(stack, size).await?;
+        set_latency(stack, latency)?;
+        let run = run_function(stack, size);
+        set_latency(stack, 0)?;
+        remove_outputs(stack, size).await?;
+        Some(run?)
+    } else {
+        None
+    };
+    Ok((bare, archive, function))
+}
+
+/// The median of `values` (NaN when empty or all NaN).
+fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
 fn field(run: &Option<Value>, name: &str) -> f64 {
     run.as_ref()
         .and_then(|r| r[name].as_f64())
@@ -633,6 +685,11 @@ async fn main() -> Result<()> {
         .first()
         .copied()
         .unwrap_or(64) as usize;
+    let repeat = env_list("BENCH_ARCHIVE_REPEAT", "3")
+        .first()
+        .copied()
+        .unwrap_or(3)
+        .max(1);
     let modes = std::env::var("BENCH_ARCHIVE_MODES")
         .unwrap_or_else(|_| "bare,archive,function".to_string());
     let wants = |mode: &str| modes.split(',').any(|m| m.trim() == mode);
@@ -656,43 +713,75 @@ async fn main() -> Result<()> {
         "RSS archive",
         "RSS function"
     );
+    let mut summary = Vec::new();
     for (i, &size) in sizes.iter().enumerate() {
         for &latency in &latencies {
             if latency > 0 && i > 0 {
                 continue;
             }
-            set_latency(&stack, 0)?;
-            stage(&stack, size, files).await?;
-            set_latency(&stack, latency)?;
-            let bare = wants("bare").then(|| run_child("bare", size)).transpose()?;
-            // The step removes staging once its archive is written.
-            let archive = wants("archive")
-                .then(|| run_child("archive", size))
-                .transpose()?;
-            set_latency(&stack, 0)?;
-            remove_outputs(&stack, size).await?;
-            let function = if wants("function") {
-                if archive.is_some() {
-                    stage(&stack, size, files).await?;
-                }
-                plant_request(&stack, size).await?;
-                set_latency(&stack, latency)?;
-                let run = run_function(&stack, size);
-                set_latency(&stack, 0)?;
-                remove_outputs(&stack, size).await?;
-                Some(run?)
-            } else {
-                None
+            let mut rounds = Vec::new();
+            for _ in 0..repeat {
+                let (bare, archive, function) = round(&stack, size, files, latency, &wants).await?;
+                let b = field(&bare, "seconds");
+                let (a, f) = (field(&archive, "seconds"), field(&function, "seconds"));
+                println!(
+                    "{size:>6} {latency:>5}ms {b:>8.2} {a:>9.2} {:>6.2}x {f:>10.2} {:>6.2}x {:>6.1} MiB {:>7.1} MiB {:>8.1} MiB",
+                    a / b,
+                    f / b,
+                    field(&bare, "peak_rss_mib"),
+                    field(&archive, "peak_rss_mib"),
+                    field(&function, "peak_rss_mib"),
+                );
+                rounds.push([
+                    b,
+                    a,
+                    f,
+                    a / b,
+                    f / b,
+                    field(&bare, "peak_rss_mib"),
+                    field(&archive, "peak_rss_mib"),
+                    field(&function, "peak_rss_mib"),
+                ]);
+            }
+            summary.push((size, latency, rounds));
+        }
+    }
+    if repeat > 1 {
+        // Each round runs bare, step and function back to back, so its ratios are paired:
+        // the median of the paired ratios, with their range, is what drift on a shared machine
+        // disturbs least. Peak RSS is the highest of the rounds.
+        println!();
+        println!("median of {repeat} rounds (paired ratios: median [min-max]; peak RSS: highest)");
+        println!(
+            "{:>6} {:>7} {:>8} {:>9} {:>19} {:>10} {:>19} {:>12}",
+            "MiB",
+            "latency",
+            "bare s",
+            "archive s",
+            "x bare",
+            "function s",
+            "x bare",
+            "RSS function"
+        );
+        for (size, latency, rounds) in &summary {
+            let col = |k: usize| rounds.iter().map(|r| r[k]).collect::<Vec<f64>>();
+            let spread = |k: usize| {
+                let v = col(k);
+                format!(
+                    "{:.2}x [{:.2}-{:.2}]",
+                    median(&v),
+                    v.iter().copied().fold(f64::INFINITY, f64::min),
+                    v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                )
             };
-            let b = field(&bare, "seconds");
-            let (a, f) = (field(&archive, "seconds"), field(&function, "seconds"));
             println!(
-                "{size:>6} {latency:>5}ms {b:>8.2} {a:>9.2} {:>6.2}x {f:>10.2} {:>6.2}x {:>6.1} MiB {:>7.1} MiB {:>8.1} MiB",
-                a / b,
-                f / b,
-                field(&bare, "peak_rss_mib"),
-                field(&archive, "peak_rss_mib"),
-                field(&function, "peak_rss_mib"),
+                "{size:>6} {latency:>5}ms {:>8.2} {:>9.2} {:>19} {:>10.2} {:>19} {:>8.1} MiB",
+                median(&col(0)),
+                median(&col(1)),
+                spread(3),
+                median(&col(2)),
+                spread(4),
+                col(7).iter().copied().fold(f64::NAN, f64::max),
             );
         }
     }
