@@ -266,3 +266,22 @@ class BackendLookupTest(unittest.TestCase):
                 self.assertIs(app.get_application(self.environ("s3")), s3)
                 self.assertIs(app.get_application(self.environ("dynamodb")), dynamodb)
         listed.assert_not_called()
+
+
+class RequestLogTest(unittest.TestCase):
+    def test_when_moto_answers_then_only_refusals_and_failures_are_logged(self):
+        from unittest import mock
+
+        from werkzeug.serving import WSGIRequestHandler
+
+        moto_launcher.patch_request_log()
+        handler = WSGIRequestHandler.__new__(WSGIRequestHandler)
+        handler.path, handler.command, handler.request_version = "/b/k", "GET", "HTTP/1.1"
+        handler.client_address = ("127.0.0.1", 1)
+        with mock.patch.object(WSGIRequestHandler, "log") as log:
+            for code in (200, 204, 206, 304):
+                handler.log_request(code, 10)
+            log.assert_not_called()
+            handler.log_request(404, 10)
+            handler.log_request(500, 10)
+        self.assertEqual([c.args[3] for c in log.call_args_list], ["404", "500"])
