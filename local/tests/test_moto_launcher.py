@@ -387,3 +387,60 @@ class QuerySpeedTest(unittest.TestCase):
     def test_when_the_table_is_scanned_then_items_come_in_key_order(self):
         ids = [i["id"]["S"] for i in self.db.scan(TableName="t")["Items"]]
         self.assertEqual(ids, sorted([r[0] for r in self.rows] + ["other"]))
+
+
+class VersionListingTest(unittest.TestCase):
+    """Versions list as before, without copying any object's bytes."""
+
+    def setUp(self):
+        try:
+            import boto3
+            from moto import mock_aws
+        except ImportError:
+            self.skipTest("moto is not installed in this interpreter (run with the stack's python)")
+        moto_launcher.patch_version_listing()
+        mock = mock_aws()
+        mock.start()
+        self.addCleanup(mock.stop)
+        self.s3 = boto3.client("s3", region_name="eu-west-2")
+        self.s3.create_bucket(Bucket="listing", CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
+        self.s3.put_bucket_versioning(Bucket="listing", VersioningConfiguration={"Status": "Enabled"})
+        self.first = self.s3.put_object(Bucket="listing", Key="ws/r/a", Body=b"one")["VersionId"]
+        self.second = self.s3.put_object(Bucket="listing", Key="ws/r/a", Body=b"second")["VersionId"]
+        self.s3.put_object(Bucket="listing", Key="ws/r/b", Body=b"bee")
+        self.s3.delete_object(Bucket="listing", Key="ws/r/b")
+        self.s3.put_object(Bucket="listing", Key="other/c", Body=b"c")
+
+    def listing(self):
+        out = self.s3.list_object_versions(Bucket="listing", Prefix="ws/r/")
+        versions = [(v["Key"], v["VersionId"], v["IsLatest"], v["Size"], v["ETag"]) for v in out["Versions"]]
+        markers = [(m["Key"], m["IsLatest"]) for m in out["DeleteMarkers"]]
+        return versions, markers
+
+    def test_when_versions_are_listed_then_each_is_named_and_no_bytes_are_copied(self):
+        import hashlib
+        from unittest import mock
+
+        from moto.s3.models import FakeKey
+
+        with mock.patch.object(FakeKey, "__getstate__", side_effect=AssertionError("bytes copied")):
+            versions, markers = self.listing()
+        md5 = lambda b: f'"{hashlib.md5(b).hexdigest()}"'  # noqa: E731
+        self.assertIn(("ws/r/a", self.second, True, 6, md5(b"second")), versions)
+        self.assertIn(("ws/r/a", self.first, False, 3, md5(b"one")), versions)
+        self.assertEqual([v[0] for v in versions].count("ws/r/b"), 1)
+        self.assertEqual(markers, [("ws/r/b", True)])
+        self.assertNotIn("other/c", [v[0] for v in versions])
+        # The objects themselves are untouched.
+        self.assertEqual(self.s3.get_object(Bucket="listing", Key="ws/r/a")["Body"].read(), b"second")
+        old = self.s3.get_object(Bucket="listing", Key="ws/r/a", VersionId=self.first)
+        self.assertEqual(old["Body"].read(), b"one")
+        self.assertEqual(self.listing(), (versions, markers))
+
+    def test_when_anything_else_is_deep_copied_then_it_is_a_real_copy(self):
+        from moto.s3 import models
+
+        original = {"k": [1, 2]}
+        copied = models.copy.deepcopy(original)
+        self.assertEqual(copied, original)
+        self.assertIsNot(copied["k"], original["k"])

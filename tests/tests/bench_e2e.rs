@@ -2,7 +2,8 @@
 //! limits, with the figures the README's performance table shows.
 //!
 //! Staging: `BENCH_STAGING_FILES` (1,000) objects of 1-32 KiB are staged by the real
-//! `StagingStep` (S3 and DynamoDB adapters, `COPY_CONCURRENCY` 8) and, as the baseline, by
+//! `StagingStep` (S3 and DynamoDB adapters, `COPY_CONCURRENCY` 8; `BENCH_STAGING_REPEAT` (3)
+//! rounds, then the medians) and, as the baseline, by
 //! one `CopyObject` per object, one at a time; both at loopback and with a fixed latency
 //! added to every S3/DynamoDB call by the router's fault injector
 //! (`POST /_local/faults {"latency_ms": ..}`; calls marked as the harness's are never slowed,
@@ -497,25 +498,62 @@ async fn bench_staging(t: &Target) -> Result<()> {
     );
     println!("| added latency per request | our step | one CopyObject per object, one at a time | ratio |");
     println!("|---|---|---|---|");
+    let rounds = env_usize("BENCH_STAGING_REPEAT", 3).max(1);
+    let mut medians = Vec::new();
     for latency in [0u64, 20] {
         // The router adds the latency on the stack; a bare moto server gets it in-process.
-        set_latency(t, latency)?;
         let delay = match t.router {
             Some(_) => Duration::ZERO,
             None => Duration::from_millis(latency),
         };
-        let step = run_step(t, &staged, &format!("l{latency}"), delay).await;
-        let baseline = copy_one_at_a_time(t, &staged, &format!("l{latency}"), delay).await;
-        set_latency(t, 0)?;
-        let (step, baseline) = (step?, baseline?);
-        println!(
-            "| {latency} ms | {:.2} s | {:.2} s | {:.1}x |",
-            step.as_secs_f64(),
-            baseline.as_secs_f64(),
-            baseline.as_secs_f64() / step.as_secs_f64()
-        );
+        let mut runs = Vec::new();
+        for round in 0..rounds {
+            set_latency(t, latency)?;
+            let run = format!("l{latency}r{round}");
+            let step = run_step(t, &staged, &run, delay).await;
+            let baseline = copy_one_at_a_time(t, &staged, &run, delay).await;
+            set_latency(t, 0)?;
+            let (step, baseline) = (step?.as_secs_f64(), baseline?.as_secs_f64());
+            println!(
+                "| {latency} ms | {step:.2} s | {baseline:.2} s | {:.1}x |",
+                baseline / step
+            );
+            runs.push((step, baseline, baseline / step));
+        }
+        medians.push((latency, runs));
+    }
+    if rounds > 1 {
+        // Each round runs the step and the baseline back to back: the median of the paired
+        // ratios, with their range, is what this machine's drift disturbs least.
+        println!();
+        println!("median of {rounds} rounds (ratio: median of the paired ratios [min-max])");
+        println!("| added latency per request | our step | one CopyObject per object, one at a time | ratio |");
+        println!("|---|---|---|---|");
+        for (latency, runs) in medians {
+            let col = |f: fn(&(f64, f64, f64)) -> f64| runs.iter().map(f).collect::<Vec<_>>();
+            let ratios = col(|r| r.2);
+            println!(
+                "| {latency} ms | {:.2} s | {:.2} s | {:.1}x [{:.1}-{:.1}] |",
+                median(&col(|r| r.0)),
+                median(&col(|r| r.1)),
+                median(&ratios),
+                ratios.iter().copied().fold(f64::INFINITY, f64::min),
+                ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            );
+        }
     }
     Ok(())
+}
+
+/// The median of `values` (0 when empty).
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 /// The real check step, as `check-outputs` runs it (the function's adapters, the default
