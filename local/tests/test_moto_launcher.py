@@ -9,6 +9,21 @@ from egress_local import moto_launcher
 AWS_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
+def mocked_client(case: unittest.TestCase, patch, service: str):
+    """`patch` applied, moto's in-process AWS started for `case`, and a client of `service`;
+    the test is skipped where moto is not installed."""
+    try:
+        import boto3
+        from moto import mock_aws
+    except ImportError:
+        case.skipTest("moto is not installed in this interpreter (run with the stack's python)")
+    patch()
+    mock = mock_aws()
+    mock.start()
+    case.addCleanup(mock.stop)
+    return boto3.client(service, region_name="eu-west-2")
+
+
 class MotoLauncherTest(unittest.TestCase):
     def test_when_a_time_has_microseconds_then_it_is_written_with_milliseconds_and_z(self):
         t = moto_launcher.AwsTimestamp(2026, 12, 1, 20, 7, 43, 123456, tzinfo=datetime.timezone.utc)
@@ -204,16 +219,7 @@ class MultipartUploadsTest(unittest.TestCase):
     """Uploads list when they were created, and a part sent to an aborted one is a 404."""
 
     def setUp(self):
-        try:
-            import boto3
-            from moto import mock_aws
-        except ImportError:
-            self.skipTest("moto is not installed in this interpreter (run with the stack's python)")
-        moto_launcher.patch_multipart_uploads()
-        mock = mock_aws()
-        mock.start()
-        self.addCleanup(mock.stop)
-        self.s3 = boto3.client("s3", region_name="eu-west-2")
+        self.s3 = mocked_client(self, moto_launcher.patch_multipart_uploads, "s3")
         self.s3.create_bucket(Bucket="uploads", CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
 
     def test_when_an_upload_was_just_opened_then_it_lists_as_initiated_now(self):
@@ -293,16 +299,7 @@ class QuerySpeedTest(unittest.TestCase):
     and backward, an `INCLUDE` index with exactly its attributes, a scan in key order."""
 
     def setUp(self):
-        try:
-            import boto3
-            from moto import mock_aws
-        except ImportError:
-            self.skipTest("moto is not installed in this interpreter (run with the stack's python)")
-        moto_launcher.patch_query_speed()
-        mock = mock_aws()
-        mock.start()
-        self.addCleanup(mock.stop)
-        self.db = boto3.client("dynamodb", region_name="eu-west-2")
+        self.db = mocked_client(self, moto_launcher.patch_query_speed, "dynamodb")
         index = lambda name, sort_key, projection: {  # noqa: E731
             "IndexName": name,
             "KeySchema": [
@@ -393,16 +390,7 @@ class VersionListingTest(unittest.TestCase):
     """Versions list as before, without copying any object's bytes."""
 
     def setUp(self):
-        try:
-            import boto3
-            from moto import mock_aws
-        except ImportError:
-            self.skipTest("moto is not installed in this interpreter (run with the stack's python)")
-        moto_launcher.patch_version_listing()
-        mock = mock_aws()
-        mock.start()
-        self.addCleanup(mock.stop)
-        self.s3 = boto3.client("s3", region_name="eu-west-2")
+        self.s3 = mocked_client(self, moto_launcher.patch_version_listing, "s3")
         self.s3.create_bucket(Bucket="listing", CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
         self.s3.put_bucket_versioning(Bucket="listing", VersioningConfiguration={"Status": "Enabled"})
         self.first = self.s3.put_object(Bucket="listing", Key="ws/r/a", Body=b"one")["VersionId"]
