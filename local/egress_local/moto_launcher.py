@@ -234,6 +234,20 @@ def patch_backend_lookup() -> None:
     WSGIRequestHandler.disable_nagle_algorithm = True
 
 
+def while_flagged(method, flag: threading.local):
+    """`method`, with `flag.now` true on the calling thread while it runs."""
+
+    @functools.wraps(method)
+    def flagged(self, *args, **kwargs):
+        flag.now = True
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            flag.now = False
+
+    return flagged
+
+
 def patch_query_speed() -> None:
     """The costs of moto's `Query` on a large table, each removed without changing an answer.
 
@@ -281,15 +295,6 @@ def patch_query_speed() -> None:
             else x.hash_key.cast_value,
         )
 
-    query = Table.query
-
-    def query_unsorted(self, *args, **kwargs):
-        querying.now = True
-        try:
-            return query(self, *args, **kwargs)
-        finally:
-            querying.now = False
-
     eq, ne = DynamoType.__eq__, DynamoType.__ne__
 
     def string_eq(self, other):
@@ -326,7 +331,7 @@ def patch_query_speed() -> None:
 
     Table.sorted_items = functools.wraps(Table.sorted_items)(sorted_items)
     Table.all_items = functools.wraps(Table.all_items)(all_items)
-    Table.query = functools.wraps(query)(query_unsorted)
+    Table.query = while_flagged(Table.query, querying)
     DynamoType.__eq__ = functools.wraps(eq)(string_eq)
     DynamoType.__ne__ = functools.wraps(ne)(string_ne)
     Item.project = functools.wraps(project)(project_once)
@@ -382,16 +387,9 @@ def patch_version_listing() -> None:
             return real_copy.deepcopy(value, memo)
 
     models.copy = CopyDuringListing("copy")
-    list_versions = models.S3Backend.list_object_versions
-
-    def listed(self, *args, **kwargs):
-        listing.now = True
-        try:
-            return list_versions(self, *args, **kwargs)
-        finally:
-            listing.now = False
-
-    models.S3Backend.list_object_versions = functools.wraps(list_versions)(listed)
+    models.S3Backend.list_object_versions = while_flagged(
+        models.S3Backend.list_object_versions, listing
+    )
     models.S3Backend._egress_light_listing = True
 
 
