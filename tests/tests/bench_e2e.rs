@@ -34,14 +34,11 @@ use shared::checks::ProjectPolicies;
 use shared::domain::review::federation::IdpGroupMap;
 use shared::domain::review::ReviewPolicy;
 use shared::fakes::{
-    FakeDownloadLinks, FakeWorkflowCallbacks, InMemoryAuditLog, InMemoryDirectory,
+    Delayed, FakeDownloadLinks, FakeWorkflowCallbacks, InMemoryAuditLog, InMemoryDirectory,
     InMemoryObjectStore, InMemoryRequestStore,
 };
 use shared::model::{CallerIdentity, ChecksInput, EgressStatus, ReviewStage, StagingInput};
-use shared::ports::{
-    ByteChunks, CopyReceipt, Destination, ListCursor, MultipartUpload, ObjectHead, ObjectPage,
-    ObjectRef, ObjectStore, SystemClock, UploadedPart, VersionPage, VersionedKey,
-};
+use shared::ports::SystemClock;
 use shared::services::checks::{ChecksStep, MALWARE_SCAN_TAG};
 use shared::services::review_api::{ReviewService, ReviewSettings};
 use shared::services::staging::{StagingSettings, StagingStep};
@@ -121,130 +118,6 @@ impl Target {
             rit: o.project.rit_reviewer_group.clone(),
             router: Some(o.endpoint.clone()),
         })
-    }
-}
-
-/// An [`ObjectStore`] whose every call waits `delay` first: added latency per request.
-struct Delayed<O> {
-    inner: Arc<O>,
-    delay: Duration,
-}
-
-impl<O: ObjectStore> Delayed<O> {
-    async fn wait(&self) {
-        if !self.delay.is_zero() {
-            tokio::time::sleep(self.delay).await;
-        }
-    }
-}
-
-impl<O: ObjectStore> ObjectStore for Delayed<O> {
-    async fn head(&self, o: &ObjectRef) -> shared::Result<Option<ObjectHead>> {
-        self.wait().await;
-        self.inner.head(o).await
-    }
-    async fn get_bytes(&self, o: &ObjectRef, max: u64) -> shared::Result<bytes::Bytes> {
-        self.wait().await;
-        self.inner.get_bytes(o, max).await
-    }
-    async fn get_stream(&self, o: &ObjectRef) -> shared::Result<ByteChunks> {
-        self.wait().await;
-        self.inner.get_stream(o).await
-    }
-    async fn get_range(
-        &self,
-        o: &ObjectRef,
-        r: std::ops::Range<u64>,
-    ) -> shared::Result<ByteChunks> {
-        self.wait().await;
-        self.inner.get_range(o, r).await
-    }
-    async fn get_tags(
-        &self,
-        o: &ObjectRef,
-    ) -> shared::Result<std::collections::BTreeMap<String, String>> {
-        self.wait().await;
-        self.inner.get_tags(o).await
-    }
-    async fn put_bytes(
-        &self,
-        d: &Destination,
-        body: bytes::Bytes,
-    ) -> shared::Result<Option<String>> {
-        self.wait().await;
-        self.inner.put_bytes(d, body).await
-    }
-    async fn copy(&self, s: &ObjectRef, d: &Destination) -> shared::Result<()> {
-        self.wait().await;
-        self.inner.copy(s, d).await
-    }
-    async fn copy_with_sha256(
-        &self,
-        s: &ObjectRef,
-        d: &Destination,
-    ) -> shared::Result<CopyReceipt> {
-        self.wait().await;
-        self.inner.copy_with_sha256(s, d).await
-    }
-    async fn list_objects(&self, b: &str, p: &str, c: Option<&str>) -> shared::Result<ObjectPage> {
-        self.wait().await;
-        self.inner.list_objects(b, p, c).await
-    }
-    async fn create_multipart(&self, d: &Destination) -> shared::Result<MultipartUpload> {
-        self.wait().await;
-        self.inner.create_multipart(d).await
-    }
-    async fn upload_part(
-        &self,
-        u: &MultipartUpload,
-        n: i32,
-        body: bytes::Bytes,
-    ) -> shared::Result<UploadedPart> {
-        self.wait().await;
-        self.inner.upload_part(u, n, body).await
-    }
-    async fn upload_part_copy(
-        &self,
-        u: &MultipartUpload,
-        n: i32,
-        s: &ObjectRef,
-        r: std::ops::Range<u64>,
-    ) -> shared::Result<UploadedPart> {
-        self.wait().await;
-        self.inner.upload_part_copy(u, n, s, r).await
-    }
-    async fn complete_multipart(
-        &self,
-        u: &MultipartUpload,
-        parts: &[UploadedPart],
-    ) -> shared::Result<()> {
-        self.wait().await;
-        self.inner.complete_multipart(u, parts).await
-    }
-    async fn abort_multipart(&self, u: &MultipartUpload) -> shared::Result<()> {
-        self.wait().await;
-        self.inner.abort_multipart(u).await
-    }
-    async fn list_multipart_uploads(
-        &self,
-        b: &str,
-        p: &str,
-    ) -> shared::Result<Vec<shared::ports::OpenUpload>> {
-        self.wait().await;
-        self.inner.list_multipart_uploads(b, p).await
-    }
-    async fn list_versions(
-        &self,
-        b: &str,
-        p: &str,
-        c: Option<&ListCursor>,
-    ) -> shared::Result<VersionPage> {
-        self.wait().await;
-        self.inner.list_versions(b, p, c).await
-    }
-    async fn delete_versions(&self, b: &str, o: &[VersionedKey]) -> shared::Result<()> {
-        self.wait().await;
-        self.inner.delete_versions(b, o).await
     }
 }
 
