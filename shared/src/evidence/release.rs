@@ -355,7 +355,7 @@ pub fn beside(archive_key: &str, name: &str) -> String {
 /// Builds, signs and publishes the release of `manifest` (once: a re-run of the same
 /// staging manifest reuses the record and signature already beside the archive, so a
 /// re-written archive carries the same signed bytes), chains the signature into the audit
-/// trail, and returns the archive's last entries.
+/// trail, and returns the archive's last entries. [`read`] then [`prepare_from`].
 #[allow(clippy::too_many_arguments)]
 pub async fn prepare(
     objects: &impl ObjectStore,
@@ -367,41 +367,146 @@ pub async fn prepare(
     manifest: &Manifest,
     staging_manifest_sha256: &str,
 ) -> Result<ReleaseFiles> {
+    let reads = read(
+        objects,
+        audit,
+        target,
+        &request.egress_request_id,
+        signer.is_some(),
+    )
+    .await?;
+    prepare_from(
+        objects,
+        audit,
+        clock,
+        signer,
+        target,
+        request,
+        manifest,
+        staging_manifest_sha256,
+        reads,
+    )
+    .await
+}
+
+/// What a release is built from besides the request and its manifest: what an earlier run
+/// published beside the archive, the checks report and the audit chain's head.
+#[derive(Debug, Clone, Default)]
+pub struct ReleaseReads {
+    record: Option<Vec<u8>>,
+    signature: Option<Vec<u8>>,
+    checks_report: Option<Vec<u8>>,
+    audit_head: Option<ChainHead>,
+}
+
+/// Reads, all at once, what [`prepare_from`] needs (a missing object is `None`). Needs neither
+/// the request nor the manifest, so a step can read it alongside them.
+pub async fn read(
+    objects: &impl ObjectStore,
+    audit: &impl AuditLog,
+    target: ReleaseTarget<'_>,
+    egress_request_id: &str,
+    signed: bool,
+) -> Result<ReleaseReads> {
+    const MAX_RECORD: u64 = 256 * 1024 * 1024;
+    let (record_ref, sig_ref) = published_refs(target, egress_request_id);
+    let (record, signature, checks_report, audit_head) = futures::try_join!(
+        get_if_any(objects, Some(&record_ref), MAX_RECORD),
+        get_if_any(objects, signed.then_some(&sig_ref), 64 * 1024),
+        get_if_any(objects, target.checks_report, MAX_CHECKS_REPORT_BYTES),
+        audit.head(egress_request_id),
+    )?;
+    Ok(ReleaseReads {
+        record,
+        signature,
+        checks_report,
+        audit_head,
+    })
+}
+
+/// [`prepare`] from what [`read`] found.
+#[allow(clippy::too_many_arguments)]
+pub async fn prepare_from(
+    objects: &impl ObjectStore,
+    audit: &impl AuditLog,
+    clock: &impl Clock,
+    signer: Option<&SignerHandle>,
+    target: ReleaseTarget<'_>,
+    request: &EgressRequest,
+    manifest: &Manifest,
+    staging_manifest_sha256: &str,
+    reads: ReleaseReads,
+) -> Result<ReleaseFiles> {
     let id = &request.egress_request_id;
     let name = keys::archive_manifest_name(id);
     let sig_name = signature_name(&name);
-    let record_ref = ObjectRef::new(target.bucket, beside(target.archive_key, &name));
-    let sig_ref = ObjectRef::new(target.bucket, beside(target.archive_key, &sig_name));
+    let (record_ref, sig_ref) = published_refs(target, id);
     if let Some(files) = published(
-        objects,
-        &record_ref,
-        &sig_ref,
+        &reads,
+        &name,
+        &sig_name,
         staging_manifest_sha256,
         signer.is_some(),
-    )
-    .await?
-    {
+    ) {
         return Ok(files);
     }
-    let checks = release_checks(objects, target, id).await?;
-    let head = audit.head(id).await?;
+    let checks = match (&reads.checks_report, target.checks_report) {
+        (Some(bytes), Some(report_ref)) => Some(release_checks(report_ref, id, bytes)?),
+        _ => None,
+    };
+    let checks_value = checks
+        .as_ref()
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| EgressError::Internal(format!("release checks: {e}")))?;
     let record = build_record(
         request,
         manifest,
         staging_manifest_sha256,
         &clock.now_iso(),
-        head,
-        checks,
+        reads.audit_head,
+        checks_value,
     );
     let record_bytes = serde_json::to_vec_pretty(&record)
         .map_err(|e| EgressError::Internal(format!("release record: {e}")))?;
-    let mut entries = vec![(name.clone(), record_bytes.clone())];
-    put(objects, target, &record_ref, &record_bytes).await?;
-    if let Some(signer) = signer {
-        let signature = sign_record(signer, id, &name, &record_bytes).await?;
-        let sig_bytes = serde_json::to_vec_pretty(&signature)
-            .map_err(|e| EgressError::Internal(format!("release signature: {e}")))?;
-        put(objects, target, &sig_ref, &sig_bytes).await?;
+    // The report's copy is written before the record that names it (a re-run that finds the
+    // record reuses it and does not copy again); the record is signed meanwhile.
+    let (_, signature) = futures::try_join!(
+        async {
+            match (&checks, &reads.checks_report) {
+                (Some(checks), Some(bytes)) => {
+                    let copy = ObjectRef::new(
+                        target.bucket,
+                        beside(target.archive_key, &checks.report_name),
+                    );
+                    put(objects, target, &copy, bytes).await
+                }
+                _ => Ok(()),
+            }
+        },
+        async {
+            match signer {
+                Some(signer) => sign_record(signer, id, &name, &record_bytes)
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        },
+    )?;
+    let sig_bytes = signature
+        .as_ref()
+        .map(serde_json::to_vec_pretty)
+        .transpose()
+        .map_err(|e| EgressError::Internal(format!("release signature: {e}")))?;
+    // A re-run reuses the two only when both are there and the signature signs the record.
+    futures::try_join!(put(objects, target, &record_ref, &record_bytes), async {
+        match &sig_bytes {
+            Some(sig) => put(objects, target, &sig_ref, sig).await,
+            None => Ok(()),
+        }
+    })?;
+    let mut entries = vec![(name.clone(), record_bytes)];
+    if let (Some(signature), Some(sig_bytes)) = (signature, sig_bytes) {
         audit
             .append(&AuditEvent {
                 egress_request_id: id.clone(),
@@ -426,36 +531,19 @@ pub async fn prepare(
     Ok(ReleaseFiles { entries })
 }
 
-/// Copies the checks report beside the archive and returns the record's statement of it;
-/// `None` when the checks did not run (no report in the staging area).
-async fn release_checks(
-    objects: &impl ObjectStore,
-    target: ReleaseTarget<'_>,
+/// The record's statement of the checks report read from `report_ref`.
+fn release_checks(
+    report_ref: &ObjectRef,
     egress_request_id: &str,
-) -> Result<Option<serde_json::Value>> {
-    let Some(report_ref) = target.checks_report else {
-        return Ok(None);
-    };
-    let bytes = match objects.get_bytes(report_ref, MAX_CHECKS_REPORT_BYTES).await {
-        Ok(bytes) => bytes,
-        Err(EgressError::NotFound(_)) => return Ok(None),
-        Err(err) => return Err(err),
-    };
-    let report: Report = serde_json::from_slice(&bytes).map_err(|e| {
+    bytes: &[u8],
+) -> Result<ReleaseChecks> {
+    let report: Report = serde_json::from_slice(bytes).map_err(|e| {
         EgressError::Integrity(format!(
             "the checks report {} is not valid: {e}",
             report_ref.key
         ))
     })?;
-    let checks = ReleaseChecks::of(egress_request_id, &report, &bytes);
-    let copy = ObjectRef::new(
-        target.bucket,
-        beside(target.archive_key, &checks.report_name),
-    );
-    put(objects, target, &copy, &bytes).await?;
-    serde_json::to_value(&checks)
-        .map(Some)
-        .map_err(|e| EgressError::Internal(format!("release checks: {e}")))
+    Ok(ReleaseChecks::of(egress_request_id, &report, bytes))
 }
 
 /// Checks that `signature_file` (the `.sig` beside a record) signs `record_bytes` under
@@ -516,50 +604,54 @@ async fn put(
         .map(|_| ())
 }
 
-/// The record and signature an earlier run published for this staging manifest, if any.
-async fn published(
+/// Where the record and its signature are published beside the archive.
+fn published_refs(target: ReleaseTarget<'_>, egress_request_id: &str) -> (ObjectRef, ObjectRef) {
+    let name = keys::archive_manifest_name(egress_request_id);
+    let record = ObjectRef::new(target.bucket, beside(target.archive_key, &name));
+    let sig = ObjectRef::new(
+        target.bucket,
+        beside(target.archive_key, &signature_name(&name)),
+    );
+    (record, sig)
+}
+
+/// The object's bytes, `None` when it (or the reference) is absent.
+async fn get_if_any(
     objects: &impl ObjectStore,
-    record_ref: &ObjectRef,
-    sig_ref: &ObjectRef,
+    at: Option<&ObjectRef>,
+    max: u64,
+) -> Result<Option<Vec<u8>>> {
+    let Some(at) = at else { return Ok(None) };
+    match objects.get_bytes(at, max).await {
+        Ok(bytes) => Ok(Some(bytes.to_vec())),
+        Err(EgressError::NotFound(_)) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// The record and signature an earlier run published for this staging manifest, if any.
+fn published(
+    reads: &ReleaseReads,
+    name: &str,
+    sig_name: &str,
     staging_manifest_sha256: &str,
     signed: bool,
-) -> Result<Option<ReleaseFiles>> {
-    const MAX: u64 = 256 * 1024 * 1024;
-    let record_bytes = match objects.get_bytes(record_ref, MAX).await {
-        Ok(b) => b.to_vec(),
-        Err(EgressError::NotFound(_)) => return Ok(None),
-        Err(err) => return Err(err),
-    };
-    let same = serde_json::from_slice::<ReleaseRecord>(&record_bytes)
+) -> Option<ReleaseFiles> {
+    let record_bytes = reads.record.as_ref()?;
+    let same = serde_json::from_slice::<ReleaseRecord>(record_bytes)
         .is_ok_and(|r| r.staging_manifest_sha256 == staging_manifest_sha256);
     if !same {
-        return Ok(None);
+        return None;
     }
-    let name = record_ref
-        .key
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let mut entries = vec![(name, record_bytes.clone())];
+    let mut entries = vec![(name.to_string(), record_bytes.clone())];
     if signed {
-        let sig_bytes = match objects.get_bytes(sig_ref, 64 * 1024).await {
-            Ok(b) => b.to_vec(),
-            Err(EgressError::NotFound(_)) => return Ok(None),
-            Err(err) => return Err(err),
-        };
-        let sig_name = sig_ref
-            .key
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let matches = serde_json::from_slice::<ReleaseSignature>(&sig_bytes)
-            .is_ok_and(|s| s.manifest_sha256 == hex::encode(Sha256::digest(&record_bytes)));
+        let sig_bytes = reads.signature.as_ref()?;
+        let matches = serde_json::from_slice::<ReleaseSignature>(sig_bytes)
+            .is_ok_and(|s| s.manifest_sha256 == hex::encode(Sha256::digest(record_bytes)));
         if !matches {
-            return Ok(None);
+            return None;
         }
-        entries.push((sig_name, sig_bytes));
+        entries.push((sig_name.to_string(), sig_bytes.clone()));
     }
-    Ok(Some(ReleaseFiles { entries }))
+    Some(ReleaseFiles { entries })
 }

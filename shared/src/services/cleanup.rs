@@ -98,8 +98,8 @@ pub async fn delete_staged(
 /// Entries per `deletion_proof` event (about 250 bytes each, far below DynamoDB's 400 KB).
 pub const PROOF_ENTRIES_PER_EVENT: usize = 200;
 
-/// `HEAD`s in flight while confirming deletions.
-const CONFIRM_CONCURRENCY: usize = 16;
+/// `HEAD`s in flight while sizing unrecorded objects and confirming deletions.
+const CONFIRM_CONCURRENCY: usize = 64;
 
 /// One deleted object version, as the proof records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -127,64 +127,69 @@ pub async fn delete_staged_proved(
     layout: &StagingLayout,
 ) -> Result<u64> {
     let manifest_key = layout.manifest_key();
-    let mut recorded = std::collections::HashMap::new();
-    match objects
-        .get_bytes(
-            &ObjectRef::new(staging_bucket, manifest_key),
-            256 * 1024 * 1024,
-        )
-        .await
-    {
-        Ok(bytes) => {
-            recorded.insert(
-                manifest_key.to_string(),
-                (bytes.len() as u64, hex::encode(Sha256::digest(&bytes))),
-            );
-            if let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) {
-                for f in manifest.files {
-                    if let Ok(key) = layout.staged_key(&f.path) {
-                        recorded.insert(key, (f.size, f.sha256));
-                    }
-                }
-            }
-        }
-        Err(EgressError::NotFound(_)) => {}
-        Err(err) => return Err(err),
-    }
+    let manifest_ref = ObjectRef::new(staging_bucket, manifest_key);
     // The output checks' report beside the manifest goes with the staged files. Both share
-    // the manifest's stem (`.manifests/<ws>/<id>.`), so one listing finds them, side by side
-    // with the listing of the files.
+    // the manifest's stem (`.manifests/<ws>/<id>.`), so one listing finds them. The manifest
+    // is read while both listings run: each round trip of the clean-up is paid once.
     let checks_key = super::checks::report_key(layout);
     let stem = manifest_key.strip_suffix("json").unwrap_or(manifest_key);
-    let (mut listed, beside) = futures::try_join!(
+    let (manifest, mut listed, beside) = futures::try_join!(
+        async {
+            match objects.get_bytes(&manifest_ref, 256 * 1024 * 1024).await {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(EgressError::NotFound(_)) => Ok(None),
+                Err(err) => Err(err),
+            }
+        },
         list_versions_under(objects, staging_bucket, layout.prefix(), |_| true),
         list_versions_under(objects, staging_bucket, stem, |k| {
             k == manifest_key || k == checks_key
         }),
     )?;
     listed.extend(beside);
-    let mut proof = Vec::with_capacity(listed.len());
-    for v in &listed {
-        let (size, sha256) = match recorded.get(&v.key) {
-            Some((size, sha)) => (Some(*size), Some(sha.clone())),
-            None => {
-                // Not staged by us (or a delete marker): its size from S3, no digest.
-                let size = objects
-                    .head(&version_ref(staging_bucket, v))
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|h| h.size);
-                (size, None)
+    let mut recorded = std::collections::HashMap::new();
+    if let Some(bytes) = manifest {
+        recorded.insert(
+            manifest_key.to_string(),
+            (bytes.len() as u64, hex::encode(Sha256::digest(&bytes))),
+        );
+        if let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) {
+            for f in manifest.files {
+                if let Ok(key) = layout.staged_key(&f.path) {
+                    recorded.insert(key, (f.size, f.sha256));
+                }
             }
-        };
-        proof.push(DeletedObject {
-            key: v.key.clone(),
-            version_id: v.version_id.clone(),
-            size,
-            sha256,
-        });
+        }
     }
+    // Objects the manifest does not record (the checks report, anything not staged by us, a
+    // delete marker): their size from S3, no digest, all asked at once.
+    let proof: Vec<DeletedObject> = futures::stream::iter(listed.iter())
+        .map(|v| {
+            let recorded = recorded.get(&v.key).cloned();
+            async move {
+                let (size, sha256) = match recorded {
+                    Some((size, sha)) => (Some(size), Some(sha)),
+                    None => {
+                        let size = objects
+                            .head(&version_ref(staging_bucket, v))
+                            .await
+                            .ok()
+                            .flatten()
+                            .map(|h| h.size);
+                        (size, None)
+                    }
+                };
+                DeletedObject {
+                    key: v.key.clone(),
+                    version_id: v.version_id.clone(),
+                    size,
+                    sha256,
+                }
+            }
+        })
+        .buffered(CONFIRM_CONCURRENCY)
+        .collect()
+        .await;
     let parts = proof.len().div_ceil(PROOF_ENTRIES_PER_EVENT);
     let event = |action: &str, detail: serde_json::Value| AuditEvent {
         egress_request_id: egress_request_id.to_string(),
