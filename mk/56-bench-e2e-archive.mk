@@ -19,7 +19,7 @@ bench-e2e-archive: ## e2e benchmark on the local stack: archive step vs bare GET
 	$(BENCH_PROFILE_ENV) $(CARGO) build --profile bench --locked -p e2e-tests --tests --features bench-e2e
 	$(BENCH_PROFILE_ENV) $(CARGO) build --profile bench --locked -p copy-to-datalake --bin copy-to-datalake
 	$(CARGO) build --locked --workspace
-	flock /tmp/e2e.lock bash -c '$(MAKE) stack-up && \
+	flock /tmp/e2e.lock bash -c 'EGRESS_MALWARE_SCAN=off $(MAKE) stack-up && \
 	  BENCH_ARCHIVE_SIZES_MIB=$(BENCH_ARCHIVE_SIZES_MIB) BENCH_ARCHIVE_LATENCIES_MS=$(BENCH_ARCHIVE_LATENCIES_MS) \
 	  BENCH_ARCHIVE_FILES=$(BENCH_ARCHIVE_FILES) BENCH_ARCHIVE_MODES=$(BENCH_ARCHIVE_MODES) \
 	  BENCH_ARCHIVE_REPEAT=$(BENCH_ARCHIVE_REPEAT) \
