@@ -22,10 +22,16 @@ FAKE_ACCESS_KEY = "local-stack-not-a-real-key"
 FAKE_SECRET_KEY = "local-stack-not-a-real-secret"
 
 
+DEFAULT_PORT_BASE = 27100
+
+
 @dataclass(frozen=True)
 class Ports:
     """The ports of one stack. All on 127.0.0.1; the base is configurable so two checkouts
-    can run side by side (`EGRESS_STACK_PORT_BASE`)."""
+    can run side by side (`EGRESS_STACK_PORT_BASE`). The default is below Linux's ephemeral
+    range (32768-60999): a port from that range can be the client end of one of the stack's
+    own connections, and one left in TIME-WAIT for a minute refused the next stack its port
+    (a benchmark's thousands of moto connections made that likely)."""
 
     edge: int
     moto: int
@@ -34,7 +40,7 @@ class Ports:
 
     @classmethod
     def from_env(cls) -> "Ports":
-        raw = os.environ.get("EGRESS_STACK_PORT_BASE", "47100")
+        raw = os.environ.get("EGRESS_STACK_PORT_BASE", str(DEFAULT_PORT_BASE))
         try:
             base = int(raw)
         except ValueError as exc:

@@ -251,7 +251,7 @@ class BackendLookupTest(unittest.TestCase):
         return {
             "PATH_INFO": "/",
             "HTTP_X_AMZ_TARGET": "DynamoDB_20120810.GetItem" if service == "dynamodb" else "",
-            "HTTP_HOST": "127.0.0.1:47101",
+            "HTTP_HOST": "127.0.0.1:27101",
             "HTTP_AUTHORIZATION": f"AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders=host, Signature=0",
         }
 

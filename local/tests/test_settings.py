@@ -29,3 +29,22 @@ class LambdaConcurrencyTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PortsTest(unittest.TestCase):
+    def test_when_no_base_is_set_then_every_port_is_below_the_ephemeral_range(self):
+        from egress_local.settings import Ports
+
+        with mock.patch.dict("os.environ", {}, clear=True):
+            ports = Ports.from_env()
+        # Linux hands out 32768-60999 (IANA 49152-65535) as the client end of connections;
+        # one of those in TIME-WAIT refused the next stack its port. The reviewer API takes
+        # the edge port + 10.
+        self.assertLess(max(ports.named().values()) + 10, 32768)
+        self.assertEqual(ports.edge, 27100)
+
+    def test_when_a_base_is_set_then_the_stack_uses_it(self):
+        from egress_local.settings import Ports
+
+        with mock.patch.dict("os.environ", {"EGRESS_STACK_PORT_BASE": "47100"}):
+            self.assertEqual(Ports.from_env().moto, 47101)
