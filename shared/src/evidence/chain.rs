@@ -172,7 +172,7 @@ pub fn event_hash(event: &AuditEvent, seq: u64, prev_hash: &str) -> String {
 /// The link `event` gets after `head` (the first link when `None`).
 pub fn next_link(event: &AuditEvent, head: Option<&ChainHead>) -> ChainLink {
     let (seq, prev_hash) = match head {
-        Some(h) => (h.seq + 1, h.hash.clone()),
+        Some(h) => (h.seq.saturating_add(1), h.hash.clone()),
         None => (1, GENESIS.to_string()),
     };
     let hash = event_hash(event, seq, &prev_hash);
@@ -296,7 +296,7 @@ pub fn verify(trail: &AuditTrail) -> ChainReport {
                 let written_at = chained
                     .iter()
                     .find(|(_, other)| other.hash == link.prev_hash)
-                    .map(|(_, other)| other.seq + 1)
+                    .map(|(_, other)| other.seq.saturating_add(1))
                     .unwrap_or(link.seq);
                 ChainBreak::ReorderedEvents {
                     seq: link.seq,
@@ -396,6 +396,46 @@ mod tests {
         }
         let r = verify(&t);
         assert_eq!(r.first_break, Some(ChainBreak::EditedEvent { seq: 1 }));
+    }
+
+    #[test]
+    fn when_the_first_event_follows_one_stored_at_the_largest_seq_then_it_is_a_break_not_a_panic() {
+        // Found by the fuzz run of `make test` (audit_chain, seed 1796277405178814483): the
+        // reordered event's position, its predecessor's seq + 1, overflowed at u64::MAX.
+        let (first, stray) = (event(1), event(2));
+        let stray_hash = "cd".repeat(32);
+        let t = AuditTrail {
+            events: vec![
+                StoredEvent {
+                    event_key: "a".into(),
+                    link: Some(ChainLink {
+                        seq: 1,
+                        hash: event_hash(&first, 1, &stray_hash),
+                        prev_hash: stray_hash.clone(),
+                    }),
+                    event: first,
+                },
+                StoredEvent {
+                    event_key: "b".into(),
+                    link: Some(ChainLink {
+                        seq: u64::MAX,
+                        hash: stray_hash,
+                        prev_hash: GENESIS.to_string(),
+                    }),
+                    event: stray,
+                },
+            ],
+            locks: Vec::new(),
+        };
+        let r = verify(&t);
+        assert!(!r.valid);
+        assert_eq!(
+            r.first_break,
+            Some(ChainBreak::ReorderedEvents {
+                seq: 1,
+                written_at: u64::MAX
+            })
+        );
     }
 
     #[test]
