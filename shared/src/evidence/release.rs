@@ -622,11 +622,8 @@ async fn get_if_any(
     max: u64,
 ) -> Result<Option<Vec<u8>>> {
     let Some(at) = at else { return Ok(None) };
-    match objects.get_bytes(at, max).await {
-        Ok(bytes) => Ok(Some(bytes.to_vec())),
-        Err(EgressError::NotFound(_)) => Ok(None),
-        Err(err) => Err(err),
-    }
+    let bytes = crate::ports::get_bytes_if_any(objects, at, max).await?;
+    Ok(bytes.map(|b| b.to_vec()))
 }
 
 /// The record and signature an earlier run published for this staging manifest, if any.

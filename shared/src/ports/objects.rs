@@ -12,7 +12,7 @@ use std::future::Future;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::error::Result;
+use crate::error::{EgressError, Result};
 
 /// A streamed object body: chunks as they arrive. A read failure mid-way is an item error.
 pub type ByteChunks = BoxStream<'static, Result<Bytes>>;
@@ -361,5 +361,18 @@ pub trait ObjectStore: Send + Sync {
                 "this object store keeps no tags ({object})"
             )))
         }
+    }
+}
+
+/// [`ObjectStore::get_bytes`], with a missing object as `None` rather than `NotFound`.
+pub async fn get_bytes_if_any(
+    objects: &impl ObjectStore,
+    at: &ObjectRef,
+    max_bytes: u64,
+) -> Result<Option<Bytes>> {
+    match objects.get_bytes(at, max_bytes).await {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(EgressError::NotFound(_)) => Ok(None),
+        Err(err) => Err(err),
     }
 }

@@ -36,8 +36,8 @@ use crate::domain::transitions::final_approval;
 use crate::error::{EgressError, Result};
 use crate::model::{ArchiveInput, ArchiveResult, Manifest};
 use crate::ports::{
-    AuditLog, Clock, Destination, MultipartUpload, ObjectHead, ObjectRef, ObjectStore,
-    RequestStore, VersionedKey, MAX_PARTS, MIN_PART_SIZE,
+    get_bytes_if_any, AuditLog, Clock, Destination, MultipartUpload, ObjectHead, ObjectRef,
+    ObjectStore, RequestStore, VersionedKey, MAX_PARTS, MIN_PART_SIZE,
 };
 use crate::zipstream::{self, DosDateTime, ZipStreamWriter};
 
@@ -261,9 +261,9 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> ArchiveStep<O, R, A
         // and in turn they were a tenth of a small archive's time.
         let (request, manifest_bytes, existing, saved, open_uploads, release_reads) = futures::try_join!(
             self.requests.get(id),
-            get_if_any(objects, &manifest_ref, settings.max_manifest_bytes),
+            get_bytes_if_any(objects, &manifest_ref, settings.max_manifest_bytes),
             objects.head(&archive_ref),
-            get_if_any(objects, &checkpoint_ref, MAX_CHECKPOINT_BYTES),
+            get_bytes_if_any(objects, &checkpoint_ref, MAX_CHECKPOINT_BYTES),
             objects.list_multipart_uploads(&archive_ref.bucket, &archive_ref.key),
             crate::evidence::release::read(
                 objects,
@@ -426,15 +426,6 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> ArchiveStep<O, R, A
             deleted_staged_objects,
             complete: true,
         })
-    }
-}
-
-/// The object's bytes, `None` when it does not exist.
-async fn get_if_any(objects: &impl ObjectStore, at: &ObjectRef, max: u64) -> Result<Option<Bytes>> {
-    match objects.get_bytes(at, max).await {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(EgressError::NotFound(_)) => Ok(None),
-        Err(err) => Err(err),
     }
 }
 

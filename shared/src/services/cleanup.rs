@@ -26,7 +26,8 @@ use crate::domain::keys::StagingLayout;
 use crate::error::{EgressError, Result};
 use crate::model::{CleanupInput, CleanupResult, Manifest};
 use crate::ports::{
-    AuditEvent, AuditLog, Clock, ObjectRef, ObjectStore, VersionedKey, MAX_DELETE_BATCH,
+    get_bytes_if_any, AuditEvent, AuditLog, Clock, ObjectRef, ObjectStore, VersionedKey,
+    MAX_DELETE_BATCH,
 };
 
 /// Who the audit trail names for this step.
@@ -136,13 +137,7 @@ pub async fn delete_staged_proved(
     let checks_key = super::checks::report_key(layout);
     let stem = manifest_key.strip_suffix("json").unwrap_or(manifest_key);
     let (manifest, mut listed, beside) = futures::try_join!(
-        async {
-            match objects.get_bytes(&manifest_ref, 256 * 1024 * 1024).await {
-                Ok(bytes) => Ok(Some(bytes)),
-                Err(EgressError::NotFound(_)) => Ok(None),
-                Err(err) => Err(err),
-            }
-        },
+        get_bytes_if_any(objects, &manifest_ref, 256 * 1024 * 1024),
         list_versions_under(objects, staging_bucket, layout.prefix(), |_| true),
         list_versions_under(objects, staging_bucket, stem, |k| {
             k == manifest_key || k == checks_key

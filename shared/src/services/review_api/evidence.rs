@@ -81,11 +81,7 @@ pub struct EvidenceSources<O, K> {
 
 impl<O: ObjectStore, K: ReleaseSigner> EvidenceStore for EvidenceSources<O, K> {
     async fn read(&self, at: &ObjectRef, max_bytes: u64) -> Result<Option<Bytes>> {
-        match self.objects.get_bytes(at, max_bytes).await {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(EgressError::NotFound(_)) => Ok(None),
-            Err(err) => Err(err),
-        }
+        crate::ports::get_bytes_if_any(&self.objects, at, max_bytes).await
     }
 
     async fn release_public_key(&self) -> Result<String> {
