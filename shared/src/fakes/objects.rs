@@ -138,6 +138,8 @@ struct State {
     fail_upload_part: Option<i32>,
     fail_complete: bool,
     deny_delete: HashSet<String>,
+    /// Keys whose writes (`PutObject`) fail.
+    deny_put: HashSet<String>,
     /// Keys whose deletes are acknowledged but not done (a broken store, for the proof).
     ignore_delete: HashSet<String>,
     yield_on_part_copy: bool,
@@ -165,6 +167,7 @@ impl Default for InMemoryObjectStore {
                 fail_upload_part: None,
                 fail_complete: false,
                 deny_delete: HashSet::new(),
+                deny_put: HashSet::new(),
                 ignore_delete: HashSet::new(),
                 yield_on_part_copy: false,
                 copy_checksums: true,
@@ -315,6 +318,16 @@ impl InMemoryObjectStore {
     /// `DeleteObjects` reports `key` as not deleted (`AccessDenied`).
     pub fn deny_delete(&self, key: &str) {
         self.lock().deny_delete.insert(key.to_string());
+    }
+
+    /// `PutObject` of `key` fails with a transient error (the write never happens).
+    pub fn deny_put(&self, key: &str) {
+        self.lock().deny_put.insert(key.to_string());
+    }
+
+    /// `PutObject` of `key` works again.
+    pub fn allow_put(&self, key: &str) {
+        self.lock().deny_put.remove(key);
     }
 
     /// `DeleteObjects` reports `key` as deleted but keeps it (proof of deletion must notice).
@@ -478,6 +491,12 @@ impl ObjectStore for InMemoryObjectStore {
     async fn put_bytes(&self, destination: &Destination, body: Bytes) -> Result<Option<String>> {
         let mut state = self.lock();
         state.calls.push(ObjectCall::Put(destination.clone()));
+        if state.deny_put.contains(&destination.key) {
+            return Err(EgressError::Transient(format!(
+                "PutObject of {} failed",
+                destination.key
+            )));
+        }
         state.write(destination, body)
     }
 

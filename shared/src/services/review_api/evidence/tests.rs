@@ -221,6 +221,27 @@ async fn when_the_staging_area_was_cleaned_after_a_rejection_then_only_the_summa
 /// copy beside the archive is served first.
 async fn release_it(svc: &Service, evidence: &Sources) -> Vec<u8> {
     let report_bytes = stage_report(evidence);
+    prepare_release(svc, evidence).await.unwrap();
+    svc.audit
+        .append(&AuditEvent {
+            egress_request_id: "req-1".into(),
+            at: "2024-05-03T12:00:00.000Z".into(),
+            actor: "cus".into(),
+            actor_email: Some("custodian@example.org".into()),
+            action: "download".into(),
+            outcome: "success".into(),
+            detail: serde_json::json!({"download_count": 1}),
+        })
+        .await
+        .unwrap();
+    report_bytes
+}
+
+/// `release::prepare` of req-1 with the staged report, signed, beside its archive.
+async fn prepare_release(
+    svc: &Service,
+    evidence: &Sources,
+) -> crate::error::Result<release::ReleaseFiles> {
     let request = svc.store.get_request("req-1").await.unwrap().unwrap();
     let manifest = Manifest {
         egress_request_id: "req-1".into(),
@@ -254,20 +275,29 @@ async fn release_it(svc: &Service, evidence: &Sources) -> Vec<u8> {
         "staging-manifest-sha",
     )
     .await
-    .unwrap();
-    svc.audit
-        .append(&AuditEvent {
-            egress_request_id: "req-1".into(),
-            at: "2024-05-03T12:00:00.000Z".into(),
-            actor: "cus".into(),
-            actor_email: Some("custodian@example.org".into()),
-            action: "download".into(),
-            outcome: "success".into(),
-            detail: serde_json::json!({"download_count": 1}),
-        })
-        .await
-        .unwrap();
-    report_bytes
+}
+
+#[tokio::test]
+async fn when_the_reports_copy_cannot_be_written_then_no_record_names_it_and_a_rerun_writes_both() {
+    // The record and the report's copy are written side by side with the signing; the record
+    // must never exist without the copy it names, or a re-run would reuse that record and
+    // leave the archive's report missing.
+    let svc = service(vec![released()]);
+    let evidence = sources();
+    stage_report(&evidence);
+    let archive_key = keys::archive_key("ws-1", "req-1").unwrap();
+    let copy_key = release::beside(&archive_key, &release::checks_report_name("req-1"));
+    let record_key = release::beside(&archive_key, &keys::archive_manifest_name("req-1"));
+    let objects = &evidence.sources.objects;
+    objects.deny_put(&copy_key);
+    assert!(prepare_release(&svc, &evidence).await.is_err());
+    assert!(objects.object(DATALAKE, &record_key).is_none());
+    assert!(objects.object(DATALAKE, &copy_key).is_none());
+
+    objects.allow_put(&copy_key);
+    prepare_release(&svc, &evidence).await.unwrap();
+    assert!(objects.object(DATALAKE, &record_key).is_some());
+    assert!(objects.object(DATALAKE, &copy_key).is_some());
 }
 
 fn released() -> EgressRequest {
