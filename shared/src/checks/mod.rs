@@ -62,6 +62,18 @@ impl std::fmt::Display for Severity {
     }
 }
 
+/// Files from this size up have their table parsed on a thread of its own, where there is a
+/// second core ([`FileChecker::with_table_thread`]): below it, a thread costs more than it saves.
+pub const TABLE_THREAD_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Whether a file of `size` bytes gets a table thread: large enough, and a second core to run
+/// it on.
+pub fn table_thread_pays(size: u64) -> bool {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    size >= TABLE_THREAD_BYTES
+        && *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())) > 1
+}
+
 /// Checks a whole in-memory file (tests, small files): feeds it in one chunk.
 pub fn check_bytes(policy: &Policy, path: &str, data: &[u8]) -> Vec<FileReport> {
     let mut checker = FileChecker::new(policy, path);

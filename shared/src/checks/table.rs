@@ -383,6 +383,75 @@ impl TableScan {
     }
 }
 
+/// Bytes handed to a table's own thread at once.
+const THREAD_PIECE: usize = 256 * 1024;
+/// Pieces queued for a table's own thread, at most: a table checked on its own thread holds
+/// at most this many pieces (2 MiB) beside the line scan's state, and the feeder waits when
+/// the table's parse is behind.
+const THREAD_QUEUE: usize = 8;
+
+/// A table parsed on its own thread, fed the same bytes in the same order as the line scan
+/// that runs on the caller's: its findings are those of the same parse inline, and a large
+/// table's check uses two cores instead of one.
+#[derive(Debug)]
+pub(crate) struct TableThread {
+    pending: Vec<u8>,
+    queue: std::sync::mpsc::SyncSender<Vec<u8>>,
+    handle: std::thread::JoinHandle<TableScan>,
+}
+
+impl TableThread {
+    /// Starts `scan` on a thread of its own (an error when the system refuses one).
+    pub(crate) fn spawn(mut scan: TableScan) -> std::io::Result<Self> {
+        let (queue, pieces) = std::sync::mpsc::sync_channel::<Vec<u8>>(THREAD_QUEUE);
+        let handle = std::thread::Builder::new()
+            .name("table-scan".into())
+            .spawn(move || {
+                for piece in pieces {
+                    scan.feed(&piece);
+                }
+                scan
+            })?;
+        Ok(Self {
+            pending: Vec::with_capacity(THREAD_PIECE),
+            queue,
+            handle,
+        })
+    }
+
+    /// Queues the next bytes of the file, in pieces of [`THREAD_PIECE`].
+    pub(crate) fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let room = THREAD_PIECE - self.pending.len();
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.pending.extend_from_slice(now);
+            data = rest;
+            if self.pending.len() == THREAD_PIECE {
+                self.send();
+            }
+        }
+    }
+
+    fn send(&mut self) {
+        let piece = std::mem::replace(&mut self.pending, Vec::with_capacity(THREAD_PIECE));
+        // A send fails only when the thread has ended, which it does early only by panicking:
+        // the panic is raised again by `join`.
+        let _ = self.queue.send(piece);
+    }
+
+    /// Ends the feed and waits for the parse: the scan, as if it had been fed inline.
+    pub(crate) fn join(mut self) -> TableScan {
+        if !self.pending.is_empty() {
+            self.send();
+        }
+        drop(self.queue);
+        match self.handle.join() {
+            Ok(scan) => scan,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
 fn truncate_list(items: &[String]) -> String {
     let shown: Vec<String> = items
         .iter()

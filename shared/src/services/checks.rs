@@ -16,8 +16,8 @@ use serde_json::json;
 
 use super::{step_audit, Step};
 use crate::checks::{
-    acro, rules, FileChecker, MalwareScan, Mode, Policy, ProjectPolicies, Report, RequestChecker,
-    Severity,
+    self, acro, rules, FileChecker, MalwareScan, Mode, Policy, ProjectPolicies, Report,
+    RequestChecker, Severity,
 };
 use crate::domain::keys::StagingLayout;
 use crate::error::{EgressError, Result};
@@ -226,7 +226,8 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
                 let read = reads.next().await.ok_or_else(|| {
                     EgressError::Internal("a staged file's read was lost".into())
                 })??;
-                let mut checker = FileChecker::new(policy, &file.path);
+                let mut checker = FileChecker::new(policy, &file.path)
+                    .with_table_thread(read.is_none() && checks::table_thread_pays(file.size));
                 match &read {
                     Some(body) => checker.feed(body),
                     None => {

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use shared::checks::{acro, FileChecker, Policy, Report, RequestChecker, Severity};
+use shared::checks::{self, acro, FileChecker, Policy, Report, RequestChecker, Severity};
 
 /// Bytes read at a time: memory stays bounded whatever the file.
 pub const CHUNK: usize = 1024 * 1024;
@@ -85,7 +85,9 @@ pub fn check_files(policy: &Policy, folder: &Path) -> Result<Report, String> {
     for (rel, path) in &files {
         let mut file =
             File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let mut checker = FileChecker::new(policy, rel);
+        let size = file.metadata().map_or(0, |m| m.len());
+        let mut checker =
+            FileChecker::new(policy, rel).with_table_thread(checks::table_thread_pays(size));
         let mut hasher = acro_folders.contains(folder_of(rel)).then(Sha256::new);
         let mut kept = acro::wanted(rel).then(Vec::new);
         loop {
