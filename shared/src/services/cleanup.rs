@@ -13,10 +13,11 @@
 //! SHA-256 (as the staging manifest recorded them when the file was copied and hashed; the
 //! manifest's own from its bytes) in `deletion_proof` events of at most
 //! [`PROOF_ENTRIES_PER_EVENT`] entries (DynamoDB items are limited to 400 KB); after
-//! deleting, a `HEAD` of each must answer 404, and only then is `deletion_confirmed` chained
+//! deleting, a listing of the same prefixes must no longer show any of them (S3 lists with
+//! strong read-after-delete consistency), and only then is `deletion_confirmed` chained
 //! (count, bytes, SHA-256 of the whole list) and success reported.
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -99,9 +100,9 @@ pub async fn delete_staged(
 /// Entries per `deletion_proof` event (about 250 bytes each, far below DynamoDB's 400 KB).
 pub const PROOF_ENTRIES_PER_EVENT: usize = 200;
 
-/// `HEAD`s in flight while sizing unrecorded objects and confirming deletions (64 were slower
+/// `HEAD`s in flight while sizing the objects the manifest does not record (64 were slower
 /// on the local stack: each connection beyond the client's warm pool costs the router a new
-/// thread, and 16 already confirm a request's files in a few round trips).
+/// thread, and a request has few such objects).
 const CONFIRM_CONCURRENCY: usize = 16;
 
 /// One deleted object version, as the proof records it.
@@ -118,8 +119,8 @@ pub struct DeletedObject {
 }
 
 /// [`delete_staged`] with its proof: records what is about to be deleted in the audit
-/// chain, deletes it, confirms each version is gone (`HEAD` → 404) and chains the
-/// confirmation. Returns the number of versions deleted.
+/// chain, deletes it, confirms each version is gone (a listing of the same prefixes no longer
+/// shows it) and chains the confirmation. Returns the number of versions deleted.
 pub async fn delete_staged_proved(
     objects: &impl ObjectStore,
     audit: &impl AuditLog,
@@ -218,20 +219,26 @@ pub async fn delete_staged_proved(
             objects.delete_versions(staging_bucket, chunk).await?;
         }
     }
-    let still_there: Vec<String> = futures::stream::iter(listed.iter())
-        .map(|v| async move {
-            objects
-                .head(&version_ref(staging_bucket, v))
-                .await
-                .map(|h| h.map(|_| v.key.clone()))
-        })
-        .buffer_unordered(CONFIRM_CONCURRENCY)
-        .try_filter_map(|found| async move { Ok(found) })
-        .try_collect()
-        .await?;
+    // Confirmed by listing the same prefixes again: S3 lists with strong read-after-delete
+    // consistency, so a version the listing no longer shows is gone, and one listing per
+    // 1,000 versions proves what a `HEAD` per version did (64 `HEAD`s were a tenth of a
+    // 256 MiB archive's step on the local stack).
+    let (left, left_beside) = futures::try_join!(
+        list_versions_under(objects, staging_bucket, layout.prefix(), |_| true),
+        list_versions_under(objects, staging_bucket, stem, |k| {
+            k == manifest_key || k == checks_key
+        }),
+    )?;
+    let left: std::collections::BTreeSet<VersionedKey> =
+        left.into_iter().chain(left_beside).collect();
+    let still_there: Vec<&str> = listed
+        .iter()
+        .filter(|v| left.contains(*v))
+        .map(|v| v.key.as_str())
+        .collect();
     if !still_there.is_empty() {
         return Err(EgressError::Integrity(format!(
-            "{} staged object(s) still answer HEAD after their deletion, e.g. {:?}",
+            "{} staged object version(s) are still listed after their deletion, e.g. {:?}",
             still_there.len(),
             still_there.iter().take(5).collect::<Vec<_>>()
         )));
@@ -250,7 +257,7 @@ pub async fn delete_staged_proved(
                     "total_bytes": proof.iter().filter_map(|p| p.size).sum::<u64>(),
                     "proof_events": parts,
                     "proof_sha256": list_sha256,
-                    "confirmed_by": "HEAD of each key and version answered 404",
+                    "confirmed_by": "a listing of every version under the request's prefixes, after the deletion, showed none of them",
                 }),
             ),
             "deletion_confirmed",
@@ -446,15 +453,22 @@ mod tests {
             m["sha256"],
             hex::encode(Sha256::digest(&manifest_bytes)).as_str()
         );
-        // The HEADs after the delete came back empty before the confirmation was chained.
-        let heads_after_delete = s
+        // The same two prefixes were listed again after the delete, before the confirmation
+        // was chained; no object was asked for one by one.
+        let after_delete: Vec<ObjectCall> = s
             .objects
             .calls()
             .into_iter()
             .skip_while(|c| !matches!(c, ObjectCall::Delete { .. }))
-            .filter(|c| matches!(c, ObjectCall::Head(_)))
+            .collect();
+        let listings = after_delete
+            .iter()
+            .filter(|c| matches!(c, ObjectCall::ListVersions { .. }))
             .count();
-        assert_eq!(heads_after_delete, 2);
+        assert_eq!(listings, 2);
+        assert!(!after_delete
+            .iter()
+            .any(|c| matches!(c, ObjectCall::Head(_))));
         assert_eq!(events[1].action, "deletion_confirmed");
         assert_eq!(
             events[1].detail["total_bytes"],
@@ -486,20 +500,30 @@ mod tests {
             })
             .collect();
         prefixes.sort();
-        assert_eq!(prefixes, [".manifests/ws-1/req-1.", "ws-1/req-1/"]);
+        // Each listed twice: to find what to delete, and to confirm it is gone.
+        assert_eq!(
+            prefixes,
+            [
+                ".manifests/ws-1/req-1.",
+                ".manifests/ws-1/req-1.",
+                "ws-1/req-1/",
+                "ws-1/req-1/"
+            ]
+        );
         let left = s.objects.keys("staging");
         assert_eq!(left, [".manifests/ws-1/req-10.json", "ws-1/req-10/b.csv"]);
     }
 
     #[tokio::test]
-    async fn when_a_deleted_object_still_answers_head_then_cleanup_fails_without_confirming() {
+    async fn when_a_deleted_object_is_still_listed_then_cleanup_fails_without_confirming() {
         let store = InMemoryObjectStore::new().with_bucket("staging", false);
         store.put_object("staging", "ws-1/req-1/a.csv", "x");
         store.ignore_deletes_of("ws-1/req-1/a.csv");
         let s = step(store);
         let err = s.run(&input()).await.unwrap_err();
         assert_eq!(err.error_type(), "IntegrityError");
-        assert!(err.to_string().contains("still answer HEAD"), "{err}");
+        assert!(err.to_string().contains("still listed"), "{err}");
+        assert!(err.to_string().contains("ws-1/req-1/a.csv"), "{err}");
         assert!(!s
             .audit
             .events()
