@@ -37,7 +37,8 @@ impl<S: RequestStore, C: Clock> Step for ReviewTaskStep<S, C> {
         // A fresh handle per stage: a decision sent with the previous stage's handle is stale.
         let handle = uuid::Uuid::new_v4().to_string();
         let at = self.clock.now_iso();
-        self.store
+        let recorded = self
+            .store
             .record_pending_review(&PendingReview {
                 egress_request_id: &input.egress_request_id,
                 stage: input.stage,
@@ -47,12 +48,41 @@ impl<S: RequestStore, C: Clock> Step for ReviewTaskStep<S, C> {
                 review_handle: &handle,
                 at: &at,
             })
-            .await?;
-        tracing::info!(stage = %input.stage, "review stage waiting for a decision");
+            .await;
+        match recorded {
+            Ok(()) => {
+                tracing::info!(stage = %input.stage, "review stage waiting for a decision")
+            }
+            Err(e)
+                if e.error_type() == "Conflict" && self.decided_with_this_token(input).await? =>
+            {
+                // An earlier attempt's write landed (its answer was lost and the SDK retried)
+                // and a reviewer has since claimed a decision with this very token: the
+                // decision is on its way to this task. Failing here would fail the workflow
+                // under a decision that was made.
+                tracing::warn!(
+                    stage = %input.stage,
+                    "review stage already recorded and decided since (a retried write whose answer was lost)"
+                );
+            }
+            Err(e) => return Err(e),
+        }
         Ok(RecordTaskTokenOutput {
             egress_request_id: input.egress_request_id.clone(),
             stage: input.stage,
         })
+    }
+}
+
+impl<S: RequestStore, C: Clock> ReviewTaskStep<S, C> {
+    /// Whether a decision on the request was claimed with `input`'s task token: the claim
+    /// moves the token to `pending_task_token` until the decision is delivered.
+    async fn decided_with_this_token(&self, input: &RecordTaskTokenInput) -> Result<bool> {
+        let request = self.store.get(&input.egress_request_id).await?;
+        Ok(request.is_some_and(|r| {
+            r.review_stage == Some(input.stage)
+                && r.pending_task_token.as_deref() == Some(input.task_token.as_str())
+        }))
     }
 }
 
@@ -128,6 +158,29 @@ mod tests {
         )]));
         let err = step.run(&input(ReviewStage::Rit)).await.unwrap_err();
         assert_eq!(err.error_type(), "Conflict");
+    }
+
+    #[tokio::test]
+    async fn when_a_retried_record_finds_a_decision_claimed_with_its_token_then_it_succeeds() {
+        // The first attempt's write landed, its answer was lost, and a reviewer claimed the
+        // decision with the token before the SDK's retry: the claim moved the token to
+        // `pending_task_token` and the status on.
+        let mut decided = request("req-1", EgressStatus::Rejected);
+        decided.review_stage = Some(ReviewStage::Ig);
+        decided.pending_task_token = Some("AQB-token".into());
+        let step = step(InMemoryRequestStore::with([decided]));
+        let out = step.run(&input(ReviewStage::Ig)).await.unwrap();
+        assert_eq!(out.stage, ReviewStage::Ig);
+        let item = step.store.item("req-1").unwrap();
+        assert_eq!(item.egress_status, EgressStatus::Rejected);
+        assert_eq!(item.sfn_task_token, None, "nothing written back");
+
+        // Another token (another attempt, or another stage's) is still a conflict.
+        let mut other = input(ReviewStage::Ig);
+        other.task_token = "AQB-other".into();
+        assert_eq!(step.run(&other).await.unwrap_err().error_type(), "Conflict");
+        let rit = input(ReviewStage::Rit);
+        assert_eq!(step.run(&rit).await.unwrap_err().error_type(), "Conflict");
     }
 
     #[tokio::test]
