@@ -15,7 +15,6 @@
 //! exists.
 
 mod checkpoint;
-mod readahead;
 
 use std::pin::pin;
 use std::time::{Duration, Instant, SystemTime};
@@ -26,9 +25,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use self::checkpoint::{Checkpoint, Position, SavedPart};
-pub use self::readahead::ReadAhead;
-use self::readahead::Segment;
 use super::multipart::{self, BufferGauge, PartSink, StartAt, UploadSettings};
+pub use super::readahead::ReadAhead;
+use super::readahead::Segment;
 use super::{cleanup, step_audit, Step};
 use crate::domain::keys::{self, StagingLayout};
 use crate::domain::staging::check_manifest;

@@ -7,6 +7,7 @@ pub mod cleanup;
 pub mod intake;
 pub mod multipart;
 pub mod notify;
+mod readahead;
 pub mod review_api;
 pub mod review_task;
 pub mod staging;

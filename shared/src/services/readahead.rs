@@ -1,4 +1,5 @@
-//! Read-ahead: the staged files' bytes fetched ahead of the zip writer, in manifest order.
+//! Read-ahead: the staged files' bytes fetched ahead of their reader (the archive's zip
+//! writer, the output checks of a large file), in manifest order.
 //!
 //! Each file is one or more segments: a small file is one `GetObject`, a large one a series
 //! of ranged `GetObject`s of `range_size` bytes, so that one large file is fetched by several
@@ -43,25 +44,25 @@ pub struct ReadAhead {
 
 /// One request: a whole small file, or a range of a large one.
 #[derive(Debug, Clone)]
-pub(super) struct Segment {
-    pub(super) entry: usize,
-    pub(super) object: ObjectRef,
+pub(crate) struct Segment {
+    pub(crate) entry: usize,
+    pub(crate) object: ObjectRef,
     /// For a whole file, `0..size + 1`: the most it reads.
-    pub(super) range: Range<u64>,
-    pub(super) whole: bool,
+    pub(crate) range: Range<u64>,
+    pub(crate) whole: bool,
 }
 
 /// A fetched segment; its share of the budget is released when it is dropped.
-pub(super) struct Fetched {
-    pub(super) entry: usize,
-    pub(super) chunks: Vec<Bytes>,
+pub(crate) struct Fetched {
+    pub(crate) entry: usize,
+    pub(crate) chunks: Vec<Bytes>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl ReadAhead {
     /// The segments of a file of `size` bytes, read from data offset `from`: each range
     /// and whether it is a whole-object GET. The last one reaches one byte past `size`.
-    pub(super) fn ranges(&self, size: u64, from: u64) -> Vec<(Range<u64>, bool)> {
+    pub(crate) fn ranges(&self, size: u64, from: u64) -> Vec<(Range<u64>, bool)> {
         if from == 0 && size <= self.range_size {
             return vec![(0..size + 1, true)];
         }
@@ -78,7 +79,7 @@ impl ReadAhead {
     }
 
     /// The fetched segments of `segments`, in order, read ahead within the bounds.
-    pub(super) fn fetch<'a, O: ObjectStore>(
+    pub(crate) fn fetch<'a, O: ObjectStore>(
         self,
         objects: &'a O,
         segments: impl Iterator<Item = Result<Segment>> + 'a,
