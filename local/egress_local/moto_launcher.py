@@ -36,8 +36,9 @@ Two of moto's costs grew with the data and were measured by the benchmarks as AW
 `ListObjectVersions` deep-copied every version in the bucket with its bytes
 (`patch_version_listing`), and a `Query` sorted the whole table twice by comparisons that
 recompute every value (`patch_query_speed`). Both now answer exactly as before (the tests run
-them against plain moto too) at a cost that follows what they return. Nothing else of moto
-changes.
+them against plain moto too) at a cost that follows what they return. And a ranged
+`GetObject` read the whole object for each range: the object read last is kept, so its
+ranges read it once (`patch_repeated_reads`). Nothing else of moto changes.
 """
 
 from __future__ import annotations
@@ -393,6 +394,55 @@ def patch_version_listing() -> None:
     models.S3Backend._egress_light_listing = True
 
 
+#: Largest object whose bytes are kept after a read (`patch_repeated_reads`).
+KEPT_READ_BYTES = 512 * 1024 * 1024
+
+
+def patch_repeated_reads() -> None:
+    """Keeps the bytes of the object read last, so its ranges do not each read it whole.
+
+    moto answers a ranged `GetObject` by reading the whole object out of its buffer and then
+    slicing the range: the output checks read a 256 MiB file in 32 ranges of 8 MiB, which
+    cost moto 32 reads of 256 MiB (8 GiB of copying) where S3 reads 256 MiB. Here the bytes of
+    the last object read (up to `KEPT_READ_BYTES`) are kept with the object's write count, and
+    a read of the same object, not written since, gets them again: the same bytes, read once.
+    A write (moto replaces an object's bytes only through its `value` setter) counts up first,
+    so a read that raced it is never kept as current."""
+    import weakref
+
+    from moto.s3.models import FakeKey
+
+    if getattr(FakeKey, "_egress_kept_reads", False):
+        return
+    read_whole = FakeKey.value.fget
+    write_whole = FakeKey.value.fset
+    lock = threading.Lock()
+    kept: dict = {"key": None, "writes": -1, "bytes": b""}
+
+    def read(self):
+        with lock:
+            writes = self.__dict__.get("_egress_writes", 0)
+            holder = kept["key"]
+            if holder is not None and holder() is self and kept["writes"] == writes:
+                return kept["bytes"]
+        value = read_whole(self)
+        if len(value) <= KEPT_READ_BYTES:
+            with lock:
+                kept.update(key=weakref.ref(self), writes=writes, bytes=value)
+        return value
+
+    def write(self, new_value):
+        with lock:
+            self.__dict__["_egress_writes"] = self.__dict__.get("_egress_writes", 0) + 1
+            holder = kept["key"]
+            if holder is not None and holder() is self:
+                kept.update(key=None, writes=-1, bytes=b"")
+        write_whole(self, new_value)
+
+    FakeKey.value = property(read, write)
+    FakeKey._egress_kept_reads = True
+
+
 def patch_request_log() -> None:
     """Logs the calls moto refused or failed (4xx, 5xx), not every call: a line per call went
     through one logging lock shared by all of moto's threads, a third of its time while the
@@ -417,6 +467,7 @@ def main() -> None:
     patch_request_log()
     patch_query_speed()
     patch_version_listing()
+    patch_repeated_reads()
     patch_transaction_isolation()
     patch_multipart_uploads()
     from moto.server import main as moto_main
