@@ -419,17 +419,32 @@ def patch_repeated_reads() -> None:
     lock = threading.Lock()
     kept: dict = {"key": None, "writes": -1, "bytes": b""}
 
+    loading: dict = {}  # id of an object being read -> set once its bytes are kept
+
     def read(self):
-        with lock:
-            writes = self.__dict__.get("_egress_writes", 0)
-            holder = kept["key"]
-            if holder is not None and holder() is self and kept["writes"] == writes:
-                return kept["bytes"]
-        value = read_whole(self)
-        if len(value) <= KEPT_READ_BYTES:
+        # One read per object at a time: the ranges of one file arrive together, and each
+        # would otherwise miss and read the whole object before the first is kept.
+        while True:
             with lock:
-                kept.update(key=weakref.ref(self), writes=writes, bytes=value)
-        return value
+                writes = self.__dict__.get("_egress_writes", 0)
+                holder = kept["key"]
+                if holder is not None and holder() is self and kept["writes"] == writes:
+                    return kept["bytes"]
+                other = loading.get(id(self))
+                if other is None:
+                    mine = loading[id(self)] = threading.Event()
+                    break
+            other.wait()
+        try:
+            value = read_whole(self)
+            if len(value) <= KEPT_READ_BYTES:
+                with lock:
+                    kept.update(key=weakref.ref(self), writes=writes, bytes=value)
+            return value
+        finally:
+            with lock:
+                del loading[id(self)]
+            mine.set()
 
     def write(self, new_value):
         with lock:

@@ -268,6 +268,32 @@ class RepeatedReadsTest(unittest.TestCase):
                 self.assertEqual(got, body[start : end + 1])
         self.assertEqual(buffer_read.call_count, 1)
 
+    def test_when_its_ranges_are_asked_at_once_then_the_object_is_still_read_once(self):
+        import threading
+        import time
+        from concurrent.futures import ThreadPoolExecutor
+        from unittest import mock
+
+        body = bytes(range(256)) * 8192
+        self.s3.put_object(Bucket="reads", Key="k", Body=body)
+        key = self.stored("k")
+        real_read = key._value_buffer.read
+        start = threading.Barrier(8)
+
+        def slow_read(*args):
+            time.sleep(0.05)  # a large object's read: the other requests arrive meanwhile
+            return real_read(*args)
+
+        def value(_):
+            start.wait()
+            return key.value
+
+        with mock.patch.object(key._value_buffer, "read", side_effect=slow_read) as buffer_read:
+            with ThreadPoolExecutor(8) as pool:
+                got = list(pool.map(value, range(8)))
+        self.assertEqual(got, [body] * 8)
+        self.assertEqual(buffer_read.call_count, 1)
+
     def test_when_an_object_is_written_after_a_read_then_the_next_read_has_the_new_bytes(self):
         self.s3.put_object(Bucket="reads", Key="k", Body=b"first")
         self.assertEqual(self.s3.get_object(Bucket="reads", Key="k")["Body"].read(), b"first")
