@@ -849,6 +849,19 @@ mod tests {
         }
     }
 
+    /// The step on `objects` with the default policy and no scanner.
+    fn default_step<O: ObjectStore>(objects: O) -> ChecksStep<O, InMemoryAuditLog, FixedClock> {
+        ChecksStep {
+            objects,
+            audit: InMemoryAuditLog::default(),
+            clock: FixedClock(datetime!(2024-03-03 09:00:00 UTC)),
+            staging_bucket: STAGING.into(),
+            staging_kms_key_arn: "k".into(),
+            policies: ProjectPolicies::default(),
+            malware_wait: None,
+        }
+    }
+
     #[tokio::test]
     async fn when_many_small_files_and_a_large_one_are_staged_then_small_ones_are_read_ahead_in_bounds_and_all_reported_in_order(
     ) {
@@ -875,15 +888,7 @@ mod tests {
             })
             .collect();
         stage_into(&objects.inner, &files);
-        let s = ChecksStep {
-            objects,
-            audit: InMemoryAuditLog::default(),
-            clock: FixedClock(datetime!(2024-03-03 09:00:00 UTC)),
-            staging_bucket: STAGING.into(),
-            staging_kms_key_arn: "k".into(),
-            policies: ProjectPolicies::default(),
-            malware_wait: None,
-        };
+        let s = default_step(objects);
         let out = s.run(&input()).await.unwrap();
         use std::sync::atomic::Ordering::SeqCst;
         assert_eq!(s.objects.most_in_flight.load(SeqCst), CHECK_READS);
@@ -955,18 +960,10 @@ mod tests {
         let store = Arc::new(InMemoryObjectStore::new().with_bucket(STAGING, false));
         stage_into(&store, &[("d/big.csv", &large)]);
         let round_trip = Duration::from_millis(20);
-        let s = ChecksStep {
-            objects: Delayed {
-                inner: store.clone(),
-                delay: round_trip,
-            },
-            audit: InMemoryAuditLog::default(),
-            clock: FixedClock(datetime!(2024-03-03 09:00:00 UTC)),
-            staging_bucket: STAGING.into(),
-            staging_kms_key_arn: "k".into(),
-            policies: ProjectPolicies::default(),
-            malware_wait: None,
-        };
+        let s = default_step(Delayed {
+            inner: store.clone(),
+            delay: round_trip,
+        });
         let started = tokio::time::Instant::now();
         let out = s.run(&input()).await.unwrap();
         let took = started.elapsed();
