@@ -52,9 +52,16 @@ def synthetic_nhs_numbers(count: int) -> list[str]:
     return out
 
 
+#: Rows of the output-checks scenario's large table before its one small count: 9 MiB in
+#: all, above the 8 MiB from which check-outputs reads a file in ranges and parses its table
+#: on a thread of its own.
+LARGE_TABLE_ROWS = 943_719
+
+
 def output_checks_files() -> dict[str, bytes]:
     """The output-checks scenario (issue 12): a small-count table, a file of (synthetic) NHS
-    numbers, the EICAR anti-virus test file and a clean file."""
+    numbers, the EICAR anti-virus test file, a clean file, and a 9 MiB table whose only small
+    count is on its last line (line `LARGE_TABLE_ROWS + 2`)."""
     eicar = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
     nhs = synthetic_nhs_numbers(3)
     return {
@@ -62,6 +69,7 @@ def output_checks_files() -> dict[str, bytes]:
         "checks/patients.txt": "".join(f"patient {n} seen\n" for n in nhs).encode(),
         "checks/eicar.txt": eicar,
         "checks/clean.txt": b"Mean follow-up 4.2 years (SD 1.1).\n",
+        "checks/large_table.csv": b"region,count\n" + b"north,120\n" * LARGE_TABLE_ROWS + b"west,3\n",
     }
 
 

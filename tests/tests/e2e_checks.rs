@@ -99,6 +99,22 @@ async fn when_advised_then_the_findings_reach_the_report_the_request_the_notific
     let small = &file(&report, "checks/small_counts.csv").findings[0];
     assert_eq!(small.count, 2, "4 and 7 are below 10; 120 is not");
     assert!(file(&report, "checks/clean.txt").findings.is_empty());
+    // 9 MiB: read in ranges and its table parsed on a thread of its own; its one small count
+    // is on its last line, so found only if every range was checked, in order.
+    let large = file(&report, "checks/large_table.csv");
+    assert_eq!(large.bytes, 13 + 943_719 * 10 + 7);
+    assert_eq!(
+        rules(&report, "checks/large_table.csv"),
+        ["table-small-counts"]
+    );
+    assert_eq!(large.findings[0].count, 1);
+    assert_eq!(
+        (
+            large.findings[0].locations[0].line,
+            large.findings[0].locations[0].column
+        ),
+        (943_721, 2)
+    );
     assert_eq!(report.rules_applied.small_count_threshold, 10);
     let json = serde_json::to_string(&report).unwrap();
     assert!(
