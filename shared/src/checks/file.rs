@@ -159,8 +159,8 @@ impl<'p> FileChecker<'p> {
 
     /// Parses a table (CSV or TSV) on a thread of its own, beside the identifier scan of its
     /// lines on the caller's: the same findings, about twice as fast on two cores. For large
-    /// files ([`super::TABLE_THREAD_BYTES`] and up, [`super::table_thread_pays`]) where the machine has a second core: a thread
-    /// costs more than a small table's whole check. Falls back to inline when the system
+    /// files on a machine with a second core ([`super::table_thread_pays`]): for a small
+    /// table a thread costs more than its whole check. Falls back to inline when the system
     /// refuses a thread.
     #[must_use]
     pub fn with_table_thread(mut self, on: bool) -> Self {

@@ -1314,7 +1314,7 @@ mod tests {
         // release's record, signature and checks report), the record's PUT, the upload's
         // creation, the files' GETs, the part, the completion, the archive's HEAD, the
         // clean-up's manifest read and listings with the checkpoint's listing, the files'
-        // and the manifest's deletion, the HEADs confirming them: 12. Each in turn was 19.
+        // and the manifest's deletion, the listings confirming them: 12. Each in turn was 19.
         let rounds = sequential_round_trips(step).await;
         assert!(rounds <= 12, "{rounds} round trips one after another");
     }
