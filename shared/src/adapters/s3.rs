@@ -319,6 +319,17 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn put_bytes(&self, destination: &Destination, body: Bytes) -> Result<Option<String>> {
+        let checksum = match &destination.sha256 {
+            Some(sha256) => Some(aws_smithy_types::base64::encode(
+                hex::decode(sha256).map_err(|_| {
+                    EgressError::Internal(format!(
+                        "PutObject of {:?}: {sha256:?} is not a hex SHA-256",
+                        destination.key
+                    ))
+                })?,
+            )),
+            None => None,
+        };
         let out = self
             .client
             .put_object()
@@ -329,16 +340,22 @@ impl ObjectStore for S3ObjectStore {
             .ssekms_key_id(&destination.kms_key_arn)
             .set_metadata(metadata(&destination.metadata))
             .set_content_type(destination.content_type.clone())
+            .set_checksum_sha256(checksum)
             .send()
             .await
             .map_err(|e| {
-                classify(
-                    &format!(
-                        "PutObject s3://{}/{:?}",
-                        destination.bucket, destination.key
-                    ),
-                    e,
-                )
+                let what = format!(
+                    "PutObject s3://{}/{:?}",
+                    destination.bucket, destination.key
+                );
+                // S3's answer when the body it received does not hash to the SHA-256 sent.
+                if e.code() == Some("BadDigest") {
+                    EgressError::Integrity(format!(
+                        "{what}: S3 received bytes whose SHA-256 is not the one computed here"
+                    ))
+                } else {
+                    classify(&what, e)
+                }
             })?;
         Ok(out.version_id().map(str::to_string))
     }
@@ -1005,6 +1022,41 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(version.as_deref(), Some("mv-1"));
+    }
+
+    #[tokio::test]
+    async fn when_a_body_is_written_with_its_sha256_then_s3_checks_it_and_a_bad_digest_is_integrity(
+    ) {
+        // SHA-256 of "abc", hex and as S3 wants it (base64).
+        const ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        const ABC_B64: &str = "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=";
+        let put = mock!(Client::put_object)
+            .match_requests(|r| r.checksum_sha256() == Some(ABC_B64))
+            .then_output(|| PutObjectOutput::builder().version_id("v-1").build());
+        let store = S3ObjectStore::new(mock_client!(aws_sdk_s3, [&put]));
+        let destination = Destination::new("staging", "ws/req/a.csv", KMS).with_sha256(ABC);
+        let version = store
+            .put_bytes(&destination, Bytes::from_static(b"abc"))
+            .await
+            .unwrap();
+        assert_eq!(version.as_deref(), Some("v-1"));
+
+        let refused = mock!(Client::put_object).then_http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+                aws_smithy_types::body::SdkBody::from(s3_error_xml(
+                    "BadDigest",
+                    "The SHA256 you specified did not match the calculated checksum.",
+                )),
+            )
+        });
+        let store = S3ObjectStore::new(mock_client!(aws_sdk_s3, [&refused]));
+        let err = store
+            .put_bytes(&destination, Bytes::from_static(b"abd"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "IntegrityError");
+        assert!(err.to_string().contains("ws/req/a.csv"), "{err}");
     }
 
     /// Streams `writes` into `destination` in parts of `part_size`, sending the full parts

@@ -386,6 +386,15 @@ impl State {
     }
 
     fn write(&mut self, destination: &Destination, data: Bytes) -> Result<Option<String>> {
+        if let Some(sha256) = &destination.sha256 {
+            use sha2::Digest;
+            if hex::encode(sha2::Sha256::digest(&data)) != *sha256 {
+                return Err(EgressError::Integrity(format!(
+                    "BadDigest: the body of {:?} does not hash to {sha256}",
+                    destination.key
+                )));
+            }
+        }
         let id = self.new_id();
         let bucket = self.bucket_mut(&destination.bucket)?;
         let versioned = bucket.versioned;

@@ -89,6 +89,10 @@ pub struct Destination {
     pub metadata: BTreeMap<String, String>,
     /// `Content-Type` of the object, when it matters to whoever downloads it.
     pub content_type: Option<String>,
+    /// SHA-256 (hex) the writer computed of the body: `PutObject` sends it and S3 refuses
+    /// the write when the bytes it received differ (an `Integrity` error), so a stored body
+    /// is known to be the one hashed.
+    pub sha256: Option<String>,
 }
 
 impl Destination {
@@ -104,12 +108,19 @@ impl Destination {
             kms_key_arn: kms_key_arn.into(),
             metadata: BTreeMap::new(),
             content_type: None,
+            sha256: None,
         }
     }
 
     /// The same destination with a `Content-Type`.
     pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
         self.content_type = Some(content_type.into());
+        self
+    }
+
+    /// The same destination, its `PutObject` checked against `sha256` (hex) by S3.
+    pub fn with_sha256(mut self, sha256: impl Into<String>) -> Self {
+        self.sha256 = Some(sha256.into());
         self
     }
 }
