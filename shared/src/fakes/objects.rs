@@ -144,6 +144,9 @@ struct State {
     ignore_delete: HashSet<String>,
     yield_on_part_copy: bool,
     copy_checksums: bool,
+    /// `CreateMultipartUpload`s whose first answer is lost: S3 made an upload, the caller
+    /// never heard of it, and the SDK's retry made the one returned.
+    lost_create_answers: usize,
     /// Tags by bucket and key (of the current version).
     tags: HashMap<(String, String), BTreeMap<String, String>>,
 }
@@ -171,6 +174,7 @@ impl Default for InMemoryObjectStore {
                 ignore_delete: HashSet::new(),
                 yield_on_part_copy: false,
                 copy_checksums: true,
+                lost_create_answers: 0,
                 tags: HashMap::new(),
             }),
         }
@@ -308,6 +312,12 @@ impl InMemoryObjectStore {
     /// a full-object SHA-256 would.
     pub fn without_copy_checksums(&self) {
         self.lock().copy_checksums = false;
+    }
+
+    /// The next `count` `CreateMultipartUpload`s each leave an upload nobody was told of
+    /// (the answer lost, the SDK asked again) before the one they return.
+    pub fn lose_create_answers(&self, count: usize) {
+        self.lock().lost_create_answers = count;
     }
 
     /// `CompleteMultipartUpload` fails.
@@ -585,6 +595,17 @@ impl ObjectStore for InMemoryObjectStore {
             .calls
             .push(ObjectCall::CreateMultipart(destination.clone()));
         state.bucket(&destination.bucket)?;
+        if state.lost_create_answers > 0 {
+            state.lost_create_answers -= 1;
+            let lost = format!("upload-{}", state.new_id());
+            state.uploads.insert(
+                lost,
+                PendingUpload {
+                    destination: destination.clone(),
+                    parts: BTreeMap::new(),
+                },
+            );
+        }
         let upload_id = format!("upload-{}", state.new_id());
         state.uploads.insert(
             upload_id.clone(),

@@ -328,6 +328,14 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> ArchiveStep<O, R, A
                             && head.size == predicted =>
                     {
                         tracing::info!(egress_request_id = %id, "the archive was already written; not writing it again");
+                        if open_uploads.iter().any(|o| o.upload.key == archive_ref.key) {
+                            multipart::abort_left_open(
+                                objects,
+                                &archive_ref.bucket,
+                                &archive_ref.key,
+                            )
+                            .await?;
+                        }
                         head.size
                     }
                     _ => {
@@ -361,7 +369,16 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> ArchiveStep<O, R, A
                         };
                         match job.write(self.clock.now()).await? {
                             Written::Complete(written) => {
-                                confirm(objects, &archive_ref, written).await?;
+                                // An upload whose creation was answered too late for this
+                                // run (the SDK asked again) is still open: aborted here.
+                                futures::try_join!(
+                                    confirm(objects, &archive_ref, written),
+                                    multipart::abort_left_open(
+                                        objects,
+                                        &archive_ref.bucket,
+                                        &archive_ref.key
+                                    ),
+                                )?;
                                 written
                             }
                             Written::Partial(at) => {
@@ -389,6 +406,10 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> ArchiveStep<O, R, A
                             layout.manifest_key()
                         ))
                     })?;
+                if open_uploads.iter().any(|o| o.upload.key == archive_ref.key) {
+                    multipart::abort_left_open(objects, &archive_ref.bucket, &archive_ref.key)
+                        .await?;
+                }
                 let files = head
                     .metadata
                     .get(META_FILE_COUNT)
@@ -1060,6 +1081,23 @@ mod tests {
 
     fn count(step: &TestStep, wanted: impl Fn(&ObjectCall) -> bool) -> usize {
         step.objects.calls().iter().filter(|c| wanted(c)).count()
+    }
+
+    #[tokio::test]
+    async fn when_the_answer_to_creating_the_upload_is_lost_then_the_upload_nobody_knows_is_aborted(
+    ) {
+        let expected = one_run().await;
+        let step = staged();
+        step.objects.lose_create_answers(1);
+        let result = step.run(&input()).await.unwrap();
+        assert!(result.complete);
+        let archive = step.objects.object("datalake", &archive_key()).unwrap();
+        assert_eq!(archive.data.as_ref(), expected.as_slice());
+        assert!(
+            step.objects.open_uploads().is_empty(),
+            "left open: {:?}",
+            step.objects.open_uploads()
+        );
     }
 
     #[tokio::test]

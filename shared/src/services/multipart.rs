@@ -374,10 +374,12 @@ where
     )
     .await;
     let outcome = match streamed {
-        Ok(((value, finished), parts)) => objects
-            .complete_multipart(&upload, &parts)
-            .await
-            .map(|()| (value, finished.bytes)),
+        Ok(((value, finished), parts)) => match objects.complete_multipart(&upload, &parts).await {
+            Ok(()) => abort_left_open(objects, &upload.bucket, &upload.key)
+                .await
+                .map(|_| (value, finished.bytes)),
+            Err(err) => Err(err),
+        },
         Err(err) => Err(err),
     };
     if outcome.is_err() {
@@ -429,7 +431,12 @@ pub async fn copy_multipart<S: ObjectStore>(
         .try_collect()
         .await;
     let outcome = match copied {
-        Ok(parts) => objects.complete_multipart(&upload, &parts).await,
+        Ok(parts) => match objects.complete_multipart(&upload, &parts).await {
+            Ok(()) => abort_left_open(objects, &upload.bucket, &upload.key)
+                .await
+                .map(|_| ()),
+            Err(err) => Err(err),
+        },
         Err(err) => Err(err),
     };
     if outcome.is_err() {
@@ -447,6 +454,33 @@ pub fn copy_ranges(size: u64, part_size: u64) -> Vec<Range<u64>> {
         .step_by(part as usize)
         .map(|start| start..(start + part).min(size))
         .collect()
+}
+
+/// Aborts every upload still open on exactly `bucket`/`key`, once that key's object is
+/// complete: nothing else writes it, so any such upload is orphaned. The usual one: S3
+/// created an upload but its answer was lost, and the SDK's retry created the one used, so
+/// the first is known to nobody and would stay open (and billed) until the bucket's
+/// lifecycle rule. One `ListMultipartUploads`; the uploads aborted are returned.
+pub async fn abort_left_open<S: ObjectStore>(
+    objects: &S,
+    bucket: &str,
+    key: &str,
+) -> Result<Vec<String>> {
+    let open = objects.list_multipart_uploads(bucket, key).await?;
+    let mut aborted = Vec::new();
+    for orphan in open.into_iter().filter(|o| o.upload.key == key) {
+        tracing::warn!(
+            bucket,
+            key,
+            upload_id = %orphan.upload.upload_id,
+            "aborting an upload left open beside the completed object"
+        );
+        match objects.abort_multipart(&orphan.upload).await {
+            Ok(()) | Err(EgressError::NotFound(_)) => aborted.push(orphan.upload.upload_id),
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(aborted)
 }
 
 /// Best effort: the caller's error is what matters; a failed abort is logged for the admin
