@@ -1,6 +1,7 @@
 //! Configuration, read once at init.
 
-use shared::config::{parsed_or, required, Env};
+use shared::checks::ProjectPolicies;
+use shared::config::{optional, parsed_or, required, Env};
 use shared::services::staging::StagingSettings;
 use shared::EgressError;
 
@@ -22,6 +23,7 @@ pub(crate) struct Config {
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const VARIABLES: &[&str] = &[
     "AUDIT_TABLE",
+    "CHECKS_POLICY",
     "COPY_CONCURRENCY",
     "REQUESTS_TABLE",
     "STAGING_BUCKET",
@@ -29,7 +31,11 @@ pub(crate) const VARIABLES: &[&str] = &[
 ];
 
 impl Config {
-    /// Fails with the name of the first missing or malformed variable.
+    /// Fails with the name of the first missing or malformed variable, or the policy's fault.
+    ///
+    /// `CHECKS_POLICY` is `check-outputs`' own (the template gives both the same value):
+    /// staging checks the small files it stages under it, and `check-outputs` takes those
+    /// checks over only when its policy is the same.
     pub(crate) fn from_env(env: &impl Env) -> Result<Self, EgressError> {
         let concurrency: usize = parsed_or(env, "COPY_CONCURRENCY", DEFAULT_COPY_CONCURRENCY)?;
         if !(1..=MAX_COPY_CONCURRENCY).contains(&concurrency) {
@@ -37,6 +43,9 @@ impl Config {
                 "environment variable COPY_CONCURRENCY must be between 1 and {MAX_COPY_CONCURRENCY}, got {concurrency}"
             )));
         }
+        let policies =
+            ProjectPolicies::from_json(&optional(env, "CHECKS_POLICY").unwrap_or_default())
+                .map_err(|e| EgressError::validation(format!("CHECKS_POLICY: {e}")))?;
         Ok(Self {
             requests_table: required(env, "REQUESTS_TABLE")?,
             audit_table: required(env, "AUDIT_TABLE")?,
@@ -44,7 +53,8 @@ impl Config {
                 required(env, "STAGING_BUCKET")?,
                 required(env, "STAGING_KMS_KEY_ARN")?,
                 concurrency,
-            ),
+            )
+            .with_checks(policies),
         })
     }
 }
@@ -69,6 +79,25 @@ mod tests {
         assert_eq!(config.staging.copy_concurrency, 8);
         assert_eq!(config.staging.staging_bucket, "egress-staging");
         assert_eq!(config.requests_table, "egress-requests");
+        assert_eq!(config.staging.checks, Some(ProjectPolicies::default()));
+    }
+
+    #[test]
+    fn when_a_checks_policy_is_given_then_staging_checks_under_it_and_a_bad_one_fails_init() {
+        let mut env: std::collections::HashMap<String, String> = ENV
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.insert(
+            "CHECKS_POLICY".into(),
+            r#"{"version":"p-7","mode":"enforce"}"#.into(),
+        );
+        let config = Config::from_env(&env).unwrap();
+        let policies = config.staging.checks.unwrap();
+        assert_eq!(policies.for_project("any").version, "p-7");
+        env.insert("CHECKS_POLICY".into(), r#"{"mode":"strict"}"#.into());
+        let err = Config::from_env(&env).unwrap_err();
+        assert!(err.to_string().contains("CHECKS_POLICY"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! and returns a bounded summary for the workflow, which stores it on the request, shows it to
 //! the reviewers, and in `enforce` mode rejects a request a finding blocks.
 
+use std::collections::HashMap;
 use std::pin::pin;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -24,7 +25,7 @@ use crate::checks::{
 use crate::domain::keys::StagingLayout;
 use crate::error::{EgressError, Result};
 use crate::model::{ChecksInput, ChecksResult, Manifest, ManifestEntry};
-use crate::ports::{AuditLog, Clock, Destination, ObjectRef, ObjectStore};
+use crate::ports::{get_bytes_if_any, AuditLog, Clock, Destination, ObjectRef, ObjectStore};
 
 /// Who the audit trail names for this step.
 pub const ACTOR: &str = "system:check-outputs";
@@ -111,6 +112,89 @@ pub fn report_key(layout: &StagingLayout) -> String {
     let manifest = layout.manifest_key();
     let stem = manifest.strip_suffix(".json").unwrap_or(manifest);
     format!("{stem}.checks.json")
+}
+
+/// `.manifests/<ws>/<id>.staged-checks.json`: the content checks `copy-to-staging` made of
+/// the files it read while staging them ([`StagedChecks`]), beside the manifest.
+pub fn staged_checks_key(layout: &StagingLayout) -> String {
+    let manifest = layout.manifest_key();
+    let stem = manifest.strip_suffix(".json").unwrap_or(manifest);
+    format!("{stem}.staged-checks.json")
+}
+
+/// Files up to this size are checked by `copy-to-staging` as it stages them: it reads the
+/// listed version whole, checks it and writes it with its SHA-256 (S3 verifies it), one read
+/// and one write where a `CopyObject` and, in this step, a second read were. A larger file is
+/// copied by S3 and checked here, read in ranges.
+pub const CHECKED_WHILE_STAGED_BYTES: u64 = READ_AHEAD_FILE_BYTES;
+
+/// Whether `copy-to-staging` checks the file at `path` of `size` bytes as it stages it: a
+/// small file that ACRO's rules do not need whole at the end (its results and checksums).
+pub fn checked_while_staged(path: &str, size: u64) -> bool {
+    size <= CHECKED_WHILE_STAGED_BYTES && !acro::wanted(path)
+}
+
+/// A policy's fingerprint: SHA-256 of its JSON, so checks made under a policy whose rules
+/// changed since (a redeploy between the two steps) are not reused even if its version
+/// string did not change.
+pub fn policy_fingerprint(policy: &Policy) -> String {
+    use sha2::Digest;
+    let json = serde_json::to_vec(policy).unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(json))
+}
+
+/// The content checks made while staging, for `check-outputs` to take over instead of
+/// reading the files again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StagedChecks {
+    /// The request.
+    pub egress_request_id: String,
+    /// The policy's version.
+    pub policy_version: String,
+    /// [`policy_fingerprint`] of the policy the files were checked under.
+    pub policy_sha256: String,
+    /// One entry per file checked, in path order.
+    pub files: Vec<StagedFileChecks>,
+}
+
+/// One file's checks, made from the bytes whose SHA-256 is `sha256`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StagedFileChecks {
+    /// Path inside the submission.
+    pub path: String,
+    /// SHA-256 (hex) of the bytes checked: the same as the manifest's for the file, else the
+    /// checks are not taken over.
+    pub sha256: String,
+    /// The file's reports (the file first, then the entries of an archive).
+    pub reports: Vec<checks::FileReport>,
+}
+
+impl StagedChecks {
+    /// The reports to take over, by path: those made for this request, under `policy`, of
+    /// the bytes the manifest records. Anything else is checked again.
+    fn usable<'a>(
+        &'a self,
+        egress_request_id: &str,
+        policy: &Policy,
+        manifest: &[ManifestEntry],
+    ) -> HashMap<&'a str, &'a [checks::FileReport]> {
+        if self.egress_request_id != egress_request_id
+            || self.policy_sha256 != policy_fingerprint(policy)
+        {
+            return HashMap::new();
+        }
+        let recorded: HashMap<&str, &str> = manifest
+            .iter()
+            .map(|f| (f.path.as_str(), f.sha256.as_str()))
+            .collect();
+        self.files
+            .iter()
+            .filter(|f| {
+                recorded.get(f.path.as_str()) == Some(&f.sha256.as_str()) && !f.reports.is_empty()
+            })
+            .map(|f| (f.path.as_str(), f.reports.as_slice()))
+            .collect()
+    }
 }
 
 /// What the researcher is told when the checks reject the request: each blocking file and
@@ -208,16 +292,38 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
     /// in ranges fetched several at once ([`LARGE_FILE_READS`]) and checked in order. The
     /// checker itself runs one file at a time, so its memory is one file's whatever the
     /// request, plus the read-ahead.
+    ///
+    /// A file `copy-to-staging` already checked (`prechecked`, by path) is not read: its
+    /// reports are taken over in its place in the manifest's order.
     async fn check_content<'p>(
         &self,
         policy: &'p Policy,
         files: &[ManifestEntry],
         staged: &[(String, ObjectRef)],
+        prechecked: &HashMap<&str, &[checks::FileReport]>,
     ) -> Result<RequestChecker<'p>> {
         let mut request = RequestChecker::new(policy);
         let entries: Vec<(&ManifestEntry, &ObjectRef)> =
             files.iter().zip(staged.iter().map(|(_, o)| o)).collect();
-        for run in entries.chunk_by(|a, b| read_class(a.0.size) == read_class(b.0.size)) {
+        let taken_over = |file: &ManifestEntry| {
+            prechecked
+                .get(file.path.as_str())
+                .filter(|_| !acro::wanted(&file.path))
+        };
+        let class = |file: &ManifestEntry| match taken_over(file) {
+            Some(_) => u8::MAX,
+            None => read_class(file.size),
+        };
+        for run in entries.chunk_by(|a, b| class(a.0) == class(b.0)) {
+            if taken_over(run[0].0).is_some() {
+                for (file, _) in run {
+                    if let Some(reports) = taken_over(file) {
+                        request.add(reports.to_vec());
+                    }
+                    request.add_digest(&file.path, &file.sha256);
+                }
+                continue;
+            }
             let largest = run.iter().map(|(f, _)| f.size).max().unwrap_or(0);
             let max = largest.min(READ_AHEAD_FILE_BYTES);
             let ahead = read_class(largest) < 2;
@@ -229,7 +335,7 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
                     match self.objects.get_bytes(object, max).await {
                         Ok(body) => Ok(Some(body)),
                         // Grown since the manifest was written: streamed whole below.
-                        Err(e) if e.error_type() == "Validation" => Ok(None),
+                        Err(EgressError::Validation(_)) => Ok(None),
                         Err(e) => Err(e),
                     }
                 })
@@ -291,13 +397,14 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
     async fn check(&self, input: &ChecksInput) -> Result<(ChecksResult, Report)> {
         let layout = StagingLayout::new(&input.workspace_id, &input.egress_request_id)?;
         let policy = self.policies.for_project(&input.project_id);
-        let manifest_bytes = self
-            .objects
-            .get_bytes(
-                &ObjectRef::new(&self.staging_bucket, layout.manifest_key()),
-                MAX_MANIFEST_BYTES,
-            )
-            .await?;
+        // The manifest, and what copy-to-staging checked as it staged (absent when it checked
+        // nothing, or for a request staged before it did), read at once.
+        let manifest_ref = ObjectRef::new(&self.staging_bucket, layout.manifest_key());
+        let staged_checks_ref = ObjectRef::new(&self.staging_bucket, staged_checks_key(&layout));
+        let (manifest_bytes, staged_checks) = tokio::try_join!(
+            self.objects.get_bytes(&manifest_ref, MAX_MANIFEST_BYTES),
+            get_bytes_if_any(&self.objects, &staged_checks_ref, MAX_MANIFEST_BYTES),
+        )?;
         let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|e| {
             EgressError::Internal(format!("the staging manifest is not readable: {e}"))
         })?;
@@ -309,11 +416,27 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
                 Ok((file.path.clone(), ObjectRef::new(&self.staging_bucket, key)))
             })
             .collect::<Result<Vec<_>>>()?;
+        let staged_checks = staged_checks.and_then(|bytes| {
+            match serde_json::from_slice::<StagedChecks>(&bytes) {
+                Ok(checks) => Some(checks),
+                Err(e) => {
+                    // Not trusted, not fatal: every file is then checked here.
+                    tracing::warn!(error = %e, "the checks made while staging are unreadable");
+                    None
+                }
+            }
+        });
+        let prechecked = staged_checks
+            .as_ref()
+            .map(|c| c.usable(&input.egress_request_id, policy, &manifest.files))
+            .unwrap_or_default();
         // The content checks and the scan tags' reads run side by side (one task); the scan's
         // wait only starts counting once the content is checked.
         let content_done = OnceLock::new();
         let content = async {
-            let checked = self.check_content(policy, &manifest.files, &staged).await;
+            let checked = self
+                .check_content(policy, &manifest.files, &staged, &prechecked)
+                .await;
             let _ = content_done.set(tokio::time::Instant::now());
             checked
         };
@@ -486,6 +609,22 @@ mod tests {
         let mut s = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$".to_vec();
         s.extend_from_slice(b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*");
         s
+    }
+
+    #[tokio::test]
+    async fn when_a_small_staged_file_is_larger_than_its_manifest_says_then_all_of_it_is_checked() {
+        let s = step(Policy::default());
+        stage(&s, &[("a.txt", b"mean 3.2\n")]);
+        let layout = StagingLayout::new("ws-1", "req-1").unwrap();
+        let mut grown = b"mean 3.2\n".to_vec();
+        grown.extend_from_slice(&eicar());
+        s.objects
+            .put_object(STAGING, &layout.staged_key("a.txt").unwrap(), grown);
+        let out = s.run(&input()).await.unwrap();
+        assert_eq!(
+            out.verdict, "block",
+            "the bytes past the manifest's size are checked"
+        );
     }
 
     #[tokio::test]
@@ -935,8 +1074,8 @@ mod tests {
             .count();
         assert_eq!(
             reads,
-            1 + 210 + 2,
-            "the manifest, each small file once, the large one in its two 8 MiB ranges"
+            2 + 210 + 2,
+            "the manifest and the checks made while staging (none), each small file once, the large one in its two 8 MiB ranges"
         );
     }
 
@@ -972,7 +1111,11 @@ mod tests {
             .iter()
             .filter(|c| matches!(c, crate::fakes::ObjectCall::Get(_)))
             .count();
-        assert_eq!(gets, 1 + 8, "the manifest, then the file's eight ranges");
+        assert_eq!(
+            gets,
+            2 + 8,
+            "the manifest and the checks made while staging (none), then the file's eight ranges"
+        );
         // The manifest, the eight ranges at once, the report: three round trips, where one
         // range after another would take ten.
         assert_eq!(took, 3 * round_trip);

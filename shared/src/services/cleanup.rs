@@ -132,16 +132,18 @@ pub async fn delete_staged_proved(
 ) -> Result<u64> {
     let manifest_key = layout.manifest_key();
     let manifest_ref = ObjectRef::new(staging_bucket, manifest_key);
-    // The output checks' report beside the manifest goes with the staged files. Both share
-    // the manifest's stem (`.manifests/<ws>/<id>.`), so one listing finds them. The manifest
-    // is read while both listings run: each round trip of the clean-up is paid once.
+    // The output checks' report and the checks made while staging, beside the manifest, go
+    // with the staged files. All share the manifest's stem (`.manifests/<ws>/<id>.`), so one
+    // listing finds them. The manifest is read while both listings run: each round trip of
+    // the clean-up is paid once.
     let checks_key = super::checks::report_key(layout);
+    let staged_checks_key = super::checks::staged_checks_key(layout);
     let stem = manifest_key.strip_suffix("json").unwrap_or(manifest_key);
     let (manifest, mut listed, beside) = futures::try_join!(
         get_bytes_if_any(objects, &manifest_ref, 256 * 1024 * 1024),
         list_versions_under(objects, staging_bucket, layout.prefix(), |_| true),
         list_versions_under(objects, staging_bucket, stem, |k| {
-            k == manifest_key || k == checks_key
+            k == manifest_key || k == checks_key || k == staged_checks_key
         }),
     )?;
     listed.extend(beside);
@@ -226,7 +228,7 @@ pub async fn delete_staged_proved(
     let (left, left_beside) = futures::try_join!(
         list_versions_under(objects, staging_bucket, layout.prefix(), |_| true),
         list_versions_under(objects, staging_bucket, stem, |k| {
-            k == manifest_key || k == checks_key
+            k == manifest_key || k == checks_key || k == staged_checks_key
         }),
     )?;
     let left: std::collections::BTreeSet<VersionedKey> =
@@ -479,17 +481,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn when_the_manifest_and_checks_report_are_staged_then_one_listing_finds_both_and_no_neighbour(
+    async fn when_the_manifest_and_checks_reports_are_staged_then_one_listing_finds_them_and_no_neighbour(
     ) {
         let store = InMemoryObjectStore::new().with_bucket("staging", true);
         store.put_object("staging", "ws-1/req-1/a.csv", "x");
         store.put_object("staging", ".manifests/ws-1/req-1.json", "{}");
         store.put_object("staging", ".manifests/ws-1/req-1.checks.json", "{}");
+        store.put_object("staging", ".manifests/ws-1/req-1.staged-checks.json", "{}");
         // Another request whose id starts with this one's: never listed as ours.
         store.put_object("staging", ".manifests/ws-1/req-10.json", "{}");
         store.put_object("staging", "ws-1/req-10/b.csv", "y");
         let s = step(store);
-        assert_eq!(s.run(&input()).await.unwrap().deleted_objects, 3);
+        assert_eq!(s.run(&input()).await.unwrap().deleted_objects, 4);
         let mut prefixes: Vec<String> = s
             .objects
             .calls()

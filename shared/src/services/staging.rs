@@ -21,7 +21,9 @@ use futures::{stream, StreamExt};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::checks::{self, StagedChecks, StagedFileChecks};
 use super::{multipart, step_audit, Step};
+use crate::checks::{FileChecker, FileReport, Policy, ProjectPolicies};
 use crate::domain::intake::parse_s3_arn;
 use crate::domain::keys::StagingLayout;
 use crate::domain::staging::{self, PlannedCopy};
@@ -49,6 +51,9 @@ pub struct StagingSettings {
     pub copy_part_size: u64,
     /// The largest snapshot file read into memory.
     pub max_snapshot_bytes: u64,
+    /// The output checks' policies, when staging checks the small files it stages (see
+    /// [`checks::checked_while_staged`]); `None`: every file is left to `check-outputs`.
+    pub checks: Option<ProjectPolicies>,
 }
 
 impl StagingSettings {
@@ -65,7 +70,14 @@ impl StagingSettings {
             multipart_copy_threshold: MAX_SINGLE_COPY,
             copy_part_size: 512 * 1024 * 1024,
             max_snapshot_bytes: 64 * 1024 * 1024,
+            checks: None,
         }
+    }
+
+    /// The same settings, checking the small files as they are staged under `policies`.
+    pub fn with_checks(mut self, policies: ProjectPolicies) -> Self {
+        self.checks = Some(policies);
+        self
     }
 }
 
@@ -87,11 +99,13 @@ pub struct StagingStep<O, R, A, C> {
     pub settings: StagingSettings,
 }
 
-/// One staged file: its manifest entry, and whether its size was read from the copy itself
-/// (else the listing of the staging prefix checks it).
+/// One staged file: its manifest entry, whether its size was read from the copy itself
+/// (else the listing of the staging prefix checks it), and its checks when it was checked as
+/// it was staged.
 struct Staged {
     entry: ManifestEntry,
     size_checked: bool,
+    checks: Option<Vec<FileReport>>,
 }
 
 impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> Step for StagingStep<O, R, A, C> {
@@ -200,9 +214,18 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> StagingStep<O, R, A
             files = plan.len(),
             "staging the submitted versions"
         );
-        let entries = self
-            .stage_all(&input.s3_egress_store_bucket, &plan, &layout)
+        let policy = settings
+            .checks
+            .as_ref()
+            .map(|policies| policies.for_project(&request.project_id));
+        let (entries, checked) = self
+            .stage_all(&input.s3_egress_store_bucket, &plan, &layout, policy)
             .await?;
+        if let Some(policy) = policy.filter(|_| !checked.is_empty()) {
+            // Written before the manifest: a manifest present means both are.
+            self.write_staged_checks(&input.egress_request_id, &layout, policy, checked)
+                .await?;
+        }
         let manifest = staging::manifest(
             &input.egress_request_id,
             &input.workspace_id,
@@ -240,7 +263,8 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> StagingStep<O, R, A
         source_bucket: &str,
         plan: &[PlannedCopy],
         layout: &StagingLayout,
-    ) -> Result<Vec<ManifestEntry>> {
+        policy: Option<&Policy>,
+    ) -> Result<(Vec<ManifestEntry>, Vec<StagedFileChecks>)> {
         let failed = AtomicBool::new(false);
         let read_back = AtomicUsize::new(0);
         let outcomes: Vec<Option<Result<Staged>>> = stream::iter(plan)
@@ -250,7 +274,9 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> StagingStep<O, R, A
                     if failed.load(Ordering::Acquire) {
                         return None;
                     }
-                    let outcome = self.stage_one(source_bucket, planned, read_back).await;
+                    let outcome = self
+                        .stage_one(source_bucket, planned, read_back, policy)
+                        .await;
                     if outcome.is_err() {
                         failed.store(true, Ordering::Release);
                     }
@@ -261,13 +287,21 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> StagingStep<O, R, A
             .collect()
             .await;
         let mut entries = Vec::with_capacity(plan.len());
+        let mut checked = Vec::new();
         let mut unchecked: HashMap<&str, &PlannedCopy> = HashMap::new();
         let by_path: HashMap<&str, &PlannedCopy> =
             plan.iter().map(|p| (p.path.as_str(), p)).collect();
         let mut first_error = None;
         for outcome in outcomes.into_iter().flatten() {
             match outcome {
-                Ok(staged) => {
+                Ok(mut staged) => {
+                    if let Some(reports) = staged.checks.take() {
+                        checked.push(StagedFileChecks {
+                            path: staged.entry.path.clone(),
+                            sha256: staged.entry.sha256.clone(),
+                            reports,
+                        });
+                    }
                     if !staged.size_checked {
                         if let Some(planned) = by_path.get(staged.entry.path.as_str()) {
                             unchecked.insert(planned.staged_key.as_str(), planned);
@@ -298,7 +332,39 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> StagingStep<O, R, A
             let staged = self.staged_sizes(layout).await?;
             staging::check_staged_sizes(&copies, &staged)?;
         }
-        Ok(entries)
+        checked.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok((entries, checked))
+    }
+
+    /// Writes the checks made while staging beside the manifest, for `check-outputs`.
+    async fn write_staged_checks(
+        &self,
+        egress_request_id: &str,
+        layout: &StagingLayout,
+        policy: &Policy,
+        files: Vec<StagedFileChecks>,
+    ) -> Result<()> {
+        let staged = StagedChecks {
+            egress_request_id: egress_request_id.to_string(),
+            policy_version: policy.version.clone(),
+            policy_sha256: checks::policy_fingerprint(policy),
+            files,
+        };
+        let body = serde_json::to_vec(&staged).map_err(|e| {
+            EgressError::Internal(format!("the staging checks cannot be serialised: {e}"))
+        })?;
+        self.objects
+            .put_bytes(
+                &Destination::new(
+                    &self.settings.staging_bucket,
+                    checks::staged_checks_key(layout),
+                    &self.settings.staging_kms_key_arn,
+                )
+                .with_content_type("application/json"),
+                body.into(),
+            )
+            .await?;
+        Ok(())
     }
 
     /// The size of every object under the request's staging prefix: one `ListObjectsV2` per
@@ -330,6 +396,7 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> StagingStep<O, R, A
         source_bucket: &str,
         planned: &PlannedCopy,
         read_back: &AtomicUsize,
+        policy: Option<&Policy>,
     ) -> Result<Staged> {
         let settings = &self.settings;
         let source = ObjectRef::at_version(source_bucket, &planned.source_key, &planned.version_id);
@@ -346,6 +413,18 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> StagingStep<O, R, A
             size,
             sha256,
         };
+        if let Some(policy) =
+            policy.filter(|_| checks::checked_while_staged(&planned.path, planned.listed_size))
+        {
+            let (sha256, reports) = self
+                .stage_checked(source_bucket, &source, destination, planned, policy)
+                .await?;
+            return Ok(Staged {
+                entry: entry(sha256, planned.listed_size),
+                size_checked: true,
+                checks: Some(reports),
+            });
+        }
         if planned.listed_size > settings.multipart_copy_threshold {
             // The parts are cut from the real size, so this one copy starts with a HEAD.
             let head = self
@@ -376,6 +455,7 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> StagingStep<O, R, A
             return Ok(Staged {
                 entry: entry(sha256, size),
                 size_checked: true,
+                checks: None,
             });
         }
         let receipt = match self.objects.copy_with_sha256(&source, &destination).await {
@@ -399,6 +479,7 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> StagingStep<O, R, A
             Some(sha256) => Ok(Staged {
                 entry: entry(sha256, planned.listed_size),
                 size_checked: false,
+                checks: None,
             }),
             None => {
                 read_back.fetch_add(1, Ordering::Relaxed);
@@ -409,9 +490,53 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> StagingStep<O, R, A
                 Ok(Staged {
                     entry: entry(sha256, size),
                     size_checked: true,
+                    checks: None,
                 })
             }
         }
+    }
+
+    /// Stages a small file by reading the listed version whole, checking it under `policy`
+    /// and writing it with the SHA-256 of what was read, which S3 verifies: a `GetObject` and
+    /// a `PutObject` where a `CopyObject` was, and the bytes `check-outputs` would read again
+    /// checked once, here. Returns the SHA-256 and the file's reports.
+    async fn stage_checked(
+        &self,
+        source_bucket: &str,
+        source: &ObjectRef,
+        destination: Destination,
+        planned: &PlannedCopy,
+        policy: &Policy,
+    ) -> Result<(String, Vec<FileReport>)> {
+        let body = match self.objects.get_bytes(source, planned.listed_size).await {
+            Ok(body) => body,
+            Err(EgressError::NotFound(_)) => {
+                return Err(staging::missing_version(planned, source_bucket))
+            }
+            // Larger than the snapshot lists: its real size says by how much.
+            Err(err @ EgressError::Validation(_)) => {
+                return Err(match self.objects.head(source).await {
+                    Ok(Some(head)) => staging::size_mismatch(planned, head.size),
+                    _ => err,
+                })
+            }
+            Err(err) => return Err(err),
+        };
+        if body.len() as u64 != planned.listed_size {
+            return Err(staging::size_mismatch(planned, body.len() as u64));
+        }
+        let sha256 = hex::encode(Sha256::digest(&body));
+        let destination = destination.with_sha256(&sha256);
+        let write = self.objects.put_bytes(&destination, body.clone());
+        // The write is under way while the bytes are checked (CPU, this thread).
+        let check = async {
+            let mut checker = FileChecker::new(policy, &planned.path);
+            checker.feed(&body);
+            checker.finish()
+        };
+        let (written, reports) = tokio::join!(write, check);
+        written?;
+        Ok((sha256, reports))
     }
 
     /// Streams `object` through SHA-256: memory is one chunk, whatever the size.
@@ -742,5 +867,224 @@ mod tests {
             ("staged", "failed")
         );
         assert_eq!(events[0].detail["error_type"], err.error_type());
+    }
+
+    /// The world, staging with the default checks.
+    fn checking_world() -> World {
+        let mut w = world();
+        w.settings = w.settings.with_checks(ProjectPolicies::default());
+        w
+    }
+
+    /// Puts each `(name, body)` under `ws-1/` and lists it in the snapshot.
+    fn submit(w: &World, files: &[(&str, Vec<u8>)]) {
+        let listed: Vec<(String, String, usize)> = files
+            .iter()
+            .map(|(name, body)| {
+                let key = format!("ws-1/{name}");
+                let version = w.objects.put_object("swb-egress", &key, body.clone());
+                (key, version, body.len())
+            })
+            .collect();
+        let entries: Vec<(&str, &str, usize)> = listed
+            .iter()
+            .map(|(k, v, n)| (k.as_str(), v.as_str(), *n))
+            .collect();
+        snapshot(w, &entries);
+    }
+
+    #[tokio::test]
+    async fn when_staging_checks_then_small_files_are_read_once_written_with_their_sha256_and_checked_beside_the_manifest(
+    ) {
+        let w = checking_world();
+        let big = vec![b'x'; checks::CHECKED_WHILE_STAGED_BYTES as usize + 1];
+        submit(
+            &w,
+            &[
+                ("counts.csv", b"region,count\nnorth,3\nsouth,120\n".to_vec()),
+                ("notes.txt", b"mean 3.2\n".to_vec()),
+                ("acro/results.json", b"{}".to_vec()),
+                ("big.bin", big.clone()),
+            ],
+        );
+        run_world(&w).await.unwrap();
+        let calls = w.objects.calls();
+        let written_with_sha: Vec<&str> = calls
+            .iter()
+            .filter_map(|c| match c {
+                ObjectCall::Put(d) if d.sha256.is_some() => Some(d.key.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(written_with_sha.len(), 2, "{written_with_sha:?}");
+        let copies = calls
+            .iter()
+            .filter(|c| matches!(c, ObjectCall::CopyWithSha256 { .. }))
+            .count();
+        assert_eq!(
+            copies, 2,
+            "ACRO's results and the large file are copied by S3"
+        );
+        assert!(calls
+            .iter()
+            .all(|c| !matches!(c, ObjectCall::Get(o) if o.bucket == "staging")));
+        for (name, body) in [
+            ("counts.csv", &b"region,count\nnorth,3\nsouth,120\n"[..]),
+            ("big.bin", &big[..]),
+        ] {
+            let staged = w.objects.object("staging", &format!("ws-1/req-1/{name}"));
+            assert_eq!(staged.unwrap().data.as_ref(), body, "{name}");
+        }
+        let manifest: Manifest = serde_json::from_slice(
+            &w.objects
+                .object("staging", ".manifests/ws-1/req-1.json")
+                .unwrap()
+                .data,
+        )
+        .unwrap();
+        let stored = w
+            .objects
+            .object("staging", ".manifests/ws-1/req-1.staged-checks.json")
+            .unwrap();
+        assert_eq!(stored.kms_key_arn.as_deref(), Some(KMS));
+        let staged: StagedChecks = serde_json::from_slice(&stored.data).unwrap();
+        assert_eq!(staged.egress_request_id, "req-1");
+        let policy = ProjectPolicies::default();
+        let policy = policy.for_project("project-alpha");
+        assert_eq!(staged.policy_sha256, checks::policy_fingerprint(policy));
+        let paths: Vec<&str> = staged.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["counts.csv", "notes.txt"]);
+        for file in &staged.files {
+            let entry = manifest.files.iter().find(|e| e.path == file.path).unwrap();
+            assert_eq!(file.sha256, entry.sha256);
+        }
+        let counts = &staged.files[0].reports[0];
+        assert!(
+            counts
+                .findings
+                .iter()
+                .any(|f| f.rule == crate::checks::rules::SMALL_COUNTS.id),
+            "{counts:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn when_a_checked_file_is_not_the_size_listed_then_staging_fails_naming_it_and_writes_no_manifest(
+    ) {
+        for (real, listed) in [(10usize, 9usize), (10, 11)] {
+            let w = checking_world();
+            let v1 = w
+                .objects
+                .put_object("swb-egress", "ws-1/a.csv", vec![b'1'; real]);
+            snapshot(&w, &[("ws-1/a.csv", &v1, listed)]);
+            let err = run_world(&w).await.unwrap_err();
+            assert_eq!(err.error_type(), "IntegrityError", "{err}");
+            assert!(err.to_string().contains("ws-1/a.csv"), "{err}");
+            assert!(
+                err.to_string()
+                    .contains(&format!("that version has {real} bytes")),
+                "{err}"
+            );
+            assert!(w
+                .objects
+                .object("staging", ".manifests/ws-1/req-1.json")
+                .is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn when_a_checked_version_is_missing_then_staging_fails_naming_it() {
+        let w = checking_world();
+        snapshot(&w, &[("ws-1/a.csv", "v-gone", 3)]);
+        let err = run_world(&w).await.unwrap_err();
+        assert_eq!(err.error_type(), "NotFound", "{err}");
+        assert!(err.to_string().contains("v-gone"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn when_check_outputs_follows_a_checking_stage_then_it_reads_only_what_was_not_checked_and_reports_the_same(
+    ) {
+        use crate::fakes::Delayed;
+        use crate::services::checks::ChecksStep;
+        use std::sync::Arc;
+        let big = {
+            let mut b = b"region,count\n".to_vec();
+            while b.len() <= checks::CHECKED_WHILE_STAGED_BYTES as usize {
+                b.extend_from_slice(b"south,450\n");
+            }
+            b.extend_from_slice(b"east,4\n");
+            b
+        };
+        let files = [
+            ("counts.csv", b"region,count\nnorth,3\nsouth,120\n".to_vec()),
+            ("nhs.txt", b"patient 943 476 5919 seen\n".to_vec()),
+            ("notes.txt", b"mean 3.2\n".to_vec()),
+            ("big.csv", big),
+        ];
+        let mut reports = Vec::new();
+        for checking in [false, true] {
+            let w = if checking { checking_world() } else { world() };
+            submit(&w, &files);
+            let objects = Arc::new(w.objects);
+            let staging = StagingStep {
+                objects: Delayed {
+                    inner: objects.clone(),
+                    delay: std::time::Duration::ZERO,
+                },
+                requests: w.requests,
+                audit: InMemoryAuditLog::default(),
+                clock: CLOCK,
+                settings: w.settings,
+            };
+            staging.run(&input()).await.unwrap();
+            let before = objects.calls().len();
+            let checks = ChecksStep {
+                objects: Delayed {
+                    inner: objects.clone(),
+                    delay: std::time::Duration::ZERO,
+                },
+                audit: InMemoryAuditLog::default(),
+                clock: CLOCK,
+                staging_bucket: "staging".into(),
+                staging_kms_key_arn: KMS.into(),
+                policies: ProjectPolicies::default(),
+                malware_wait: None,
+            };
+            let out = checks
+                .run(&crate::model::ChecksInput {
+                    egress_request_id: "req-1".into(),
+                    workspace_id: "ws-1".into(),
+                    project_id: "project-alpha".into(),
+                })
+                .await
+                .unwrap();
+            let read: Vec<String> = objects.calls()[before..]
+                .iter()
+                .filter_map(|c| match c {
+                    ObjectCall::Get(o) if o.key.starts_with("ws-1/req-1/") => Some(o.key.clone()),
+                    _ => None,
+                })
+                .collect();
+            if checking {
+                assert!(
+                    read.iter().all(|k| k == "ws-1/req-1/big.csv"),
+                    "only the large file is read: {read:?}"
+                );
+            } else {
+                assert_eq!(
+                    read.len(),
+                    3 + 2,
+                    "three small files, the large in two ranges"
+                );
+            }
+            let report: crate::checks::Report =
+                serde_json::from_slice(&objects.object("staging", &out.report_key).unwrap().data)
+                    .unwrap();
+            assert_ne!(out.verdict, "pass", "a small count and an NHS number");
+            reports.push(report);
+        }
+        assert_eq!(reports[0], reports[1], "the same report either way");
+        let paths: Vec<&str> = reports[1].files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["big.csv", "counts.csv", "nhs.txt", "notes.txt"]);
     }
 }
