@@ -360,14 +360,16 @@ pub fn store_verdict(
     }
 }
 
-/// The workspace and request of a staging key (`<ws>/<req>/...`, or the manifest or checks
-/// report under `.manifests/<ws>/<req>.json|.checks.json`); `None` for anything else (the
-/// archive checkpoints, keys of another shape).
+/// The workspace and request of a staging key (`<ws>/<req>/...`, or the manifest, the checks
+/// report or the checks made while staging under
+/// `.manifests/<ws>/<req>.json|.checks.json|.staged-checks.json`); `None` for anything else
+/// (the archive checkpoints, keys of another shape).
 pub fn staged_owner(key: &str) -> Option<(&str, &str)> {
     if let Some(rest) = key.strip_prefix(".manifests/") {
         let (ws, file) = rest.split_once('/')?;
         let req = file
-            .strip_suffix(".checks.json")
+            .strip_suffix(".staged-checks.json")
+            .or_else(|| file.strip_suffix(".checks.json"))
             .or_else(|| file.strip_suffix(".json"))?;
         return Some((ws, req)).filter(|(w, r)| !w.is_empty() && !r.is_empty());
     }
@@ -789,6 +791,10 @@ mod tests {
         );
         assert_eq!(
             staged_owner(".manifests/ws-1/req-1.checks.json"),
+            Some(("ws-1", "req-1"))
+        );
+        assert_eq!(
+            staged_owner(".manifests/ws-1/req-1.staged-checks.json"),
             Some(("ws-1", "req-1"))
         );
         assert_eq!(staged_owner(".checkpoints/ws-1/req-1/x"), None);
