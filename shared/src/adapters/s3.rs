@@ -1158,7 +1158,18 @@ mod tests {
                     })
             })
             .then_output(|| CompleteMultipartUploadOutput::builder().build());
-        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&create, &part, &complete]);
+        // Once complete, the key's open uploads are listed (none left open here).
+        let left_open = mock!(Client::list_multipart_uploads)
+            .match_requests(|r| r.bucket() == Some("datalake") && r.prefix() == Some("out.zip"))
+            .then_output(|| {
+                aws_sdk_s3::operation::list_multipart_uploads::ListMultipartUploadsOutput::builder()
+                    .build()
+            });
+        let client = mock_client!(
+            aws_sdk_s3,
+            RuleMode::MatchAny,
+            [&create, &part, &complete, &left_open]
+        );
         let store = S3ObjectStore::new(client);
         let destination = Destination::new("datalake", "out.zip", KMS);
         let size = upload(&store, &destination, 1000, 2, vec![vec![1u8; 2500]])
@@ -1167,6 +1178,7 @@ mod tests {
         assert_eq!(size, 2500);
         assert_eq!(part.num_calls(), 3);
         assert_eq!(complete.num_calls(), 1);
+        assert_eq!(left_open.num_calls(), 1);
     }
 
     #[tokio::test]

@@ -144,6 +144,8 @@ struct State {
     ignore_delete: HashSet<String>,
     yield_on_part_copy: bool,
     copy_checksums: bool,
+    /// Copies whose last byte is flipped (a copy that is not what the source holds).
+    corrupt_copies: bool,
     /// `CreateMultipartUpload`s whose first answer is lost: S3 made an upload, the caller
     /// never heard of it, and the SDK's retry made the one returned.
     lost_create_answers: usize,
@@ -175,6 +177,7 @@ impl Default for InMemoryObjectStore {
                 yield_on_part_copy: false,
                 copy_checksums: true,
                 lost_create_answers: 0,
+                corrupt_copies: false,
                 tags: HashMap::new(),
             }),
         }
@@ -318,6 +321,12 @@ impl InMemoryObjectStore {
     /// (the answer lost, the SDK asked again) before the one they return.
     pub fn lose_create_answers(&self, count: usize) {
         self.lock().lost_create_answers = count;
+    }
+
+    /// Every `CopyObject` writes the source with its last byte flipped, and reports the
+    /// checksum of what it wrote: a copy that differs from what a reader of the source sees.
+    pub fn corrupt_copies(&self) {
+        self.lock().corrupt_copies = true;
     }
 
     /// `CompleteMultipartUpload` fails.
@@ -531,7 +540,16 @@ impl ObjectStore for InMemoryObjectStore {
                 "CopyObject of {source}: the object is larger than 5 GiB"
             )));
         }
-        state.write(destination, found.data).map(|_| ())
+        let data = match (state.corrupt_copies, found.data.last()) {
+            (true, Some(last)) => {
+                let mut flipped = found.data.to_vec();
+                let end = flipped.len() - 1;
+                flipped[end] = !*last;
+                Bytes::from(flipped)
+            }
+            _ => found.data,
+        };
+        state.write(destination, data).map(|_| ())
     }
 
     async fn copy_with_sha256(
@@ -546,7 +564,11 @@ impl ObjectStore for InMemoryObjectStore {
             .calls
             .push(ObjectCall::CopyWithSha256 { checksum_returned });
         let sha256 = match checksum_returned {
-            true => Some(hex::encode(Sha256::digest(state.require(source)?.data))),
+            true => Some(hex::encode(Sha256::digest(
+                state
+                    .require(&ObjectRef::new(&destination.bucket, &destination.key))?
+                    .data,
+            ))),
             false => None,
         };
         Ok(CopyReceipt { sha256 })

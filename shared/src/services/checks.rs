@@ -69,6 +69,37 @@ const LARGE_FILE_READS: ReadAhead = ReadAhead {
     range_size: 8 * 1024 * 1024,
 };
 
+/// Reads `object` of `size` bytes in ranges fetched several at once ([`LARGE_FILE_READS`])
+/// and hands each chunk to `feed` in order; returns the bytes read, one more than `size` when
+/// the object is larger.
+pub(crate) async fn read_in_ranges<O: ObjectStore>(
+    objects: &O,
+    object: &ObjectRef,
+    size: u64,
+    mut feed: impl FnMut(&[u8]),
+) -> Result<u64> {
+    let segments = LARGE_FILE_READS
+        .ranges(size, 0)
+        .into_iter()
+        .map(|(range, whole)| {
+            Ok(Segment {
+                entry: 0,
+                object: object.clone(),
+                range,
+                whole,
+            })
+        });
+    let mut fetched = pin!(LARGE_FILE_READS.fetch(objects, segments));
+    let mut read = 0u64;
+    while let Some(segment) = fetched.next().await {
+        for chunk in segment?.chunks {
+            read += chunk.len() as u64;
+            feed(&chunk);
+        }
+    }
+    Ok(read)
+}
+
 /// How a staged file is read: 0 and 1 ahead of the checker (small, middling), 2 streamed.
 fn read_class(size: u64) -> u8 {
     match size {
@@ -128,10 +159,18 @@ pub fn staged_checks_key(layout: &StagingLayout) -> String {
 /// copied by S3 and checked here, read in ranges.
 pub const CHECKED_WHILE_STAGED_BYTES: u64 = READ_AHEAD_FILE_BYTES;
 
-/// Whether `copy-to-staging` checks the file at `path` of `size` bytes as it stages it: a
-/// small file that ACRO's rules do not need whole at the end (its results and checksums).
+/// Whether `copy-to-staging` checks the file at `path` of `size` bytes as it stages it by
+/// reading it whole and writing it: a small file that ACRO's rules do not need whole at the
+/// end (its results and checksums).
 pub fn checked_while_staged(path: &str, size: u64) -> bool {
     size <= CHECKED_WHILE_STAGED_BYTES && !acro::wanted(path)
+}
+
+/// Whether `copy-to-staging` checks the file at `path` of `size` bytes while S3 copies it
+/// (a larger file, up to `single_copy` bytes: one `CopyObject` whose SHA-256 the bytes read
+/// must match): read in ranges several at once, as this step would read the staged copy.
+pub fn checked_while_copied(path: &str, size: u64, single_copy: u64) -> bool {
+    size > CHECKED_WHILE_STAGED_BYTES && size <= single_copy && !acro::wanted(path)
 }
 
 /// A policy's fingerprint: SHA-256 of its JSON, so checks made under a policy whose rules
@@ -350,22 +389,10 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
                     Some(body) => checker.feed(body),
                     // A large file: its ranges, several at once, fed in order.
                     None if !ahead => {
-                        let segments = LARGE_FILE_READS.ranges(file.size, 0).into_iter().map(
-                            |(range, whole)| {
-                                Ok(Segment {
-                                    entry: 0,
-                                    object: (*object).clone(),
-                                    range,
-                                    whole,
-                                })
-                            },
-                        );
-                        let mut fetched = pin!(LARGE_FILE_READS.fetch(&self.objects, segments));
-                        while let Some(segment) = fetched.next().await {
-                            for chunk in segment?.chunks {
-                                checker.feed(&chunk);
-                            }
-                        }
+                        read_in_ranges(&self.objects, object, file.size, |chunk| {
+                            checker.feed(chunk)
+                        })
+                        .await?;
                     }
                     // A small file grown since the manifest was written: all of it.
                     None => {

@@ -30,7 +30,8 @@ use crate::domain::staging::{self, PlannedCopy};
 use crate::error::{EgressError, Result};
 use crate::model::{EgressStatus, ManifestEntry, Snapshot, StagingInput, StagingResult};
 use crate::ports::{
-    AuditLog, Clock, Destination, ObjectRef, ObjectStore, RequestStore, MAX_SINGLE_COPY,
+    AuditLog, Clock, CopyReceipt, Destination, ObjectRef, ObjectStore, RequestStore,
+    MAX_SINGLE_COPY,
 };
 
 /// Who the audit trail names for this step.
@@ -83,6 +84,19 @@ impl StagingSettings {
 
 /// Part copies of one object in flight at once.
 const PART_COPY_CONCURRENCY: usize = 4;
+
+/// Most files checked as they are staged at once: each is two round trips (its read, its
+/// write) where a copy is one, and small. Four times `copy_concurrency`, at most
+/// [`MAX_CHECKED_AT_ONCE`]. Each is held whole while in flight: at most 32 files of
+/// [`checks::CHECKED_WHILE_STAGED_BYTES`] (256 MiB) in the function's 1,024 MB.
+fn checked_at_once(copy_concurrency: usize) -> usize {
+    copy_concurrency
+        .saturating_mul(4)
+        .clamp(1, MAX_CHECKED_AT_ONCE)
+}
+
+/// See [`checked_at_once`].
+const MAX_CHECKED_AT_ONCE: usize = 32;
 
 /// `copy-to-staging` with its ports, run as a [`Step`].
 #[derive(Debug)]
@@ -254,10 +268,11 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> StagingStep<O, R, A
         ))
     }
 
-    /// Stages every planned copy, `copy_concurrency` at a time, then checks the sizes that no
-    /// read-back checked. After the first failure no new copy starts, but the copies already
-    /// in flight run to their end rather than being dropped: a dropped multipart copy would
-    /// never reach its `AbortMultipartUpload`.
+    /// Stages every planned copy, `copy_concurrency` at a time (the files checked as they
+    /// are staged, up to [`checked_at_once`] at a time beside them), then checks the sizes
+    /// that no read-back checked. After the first failure no new copy starts, but the copies
+    /// already in flight run to their end rather than being dropped: a dropped multipart copy
+    /// would never reach its `AbortMultipartUpload`.
     async fn stage_all(
         &self,
         source_bucket: &str,
@@ -267,25 +282,22 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> StagingStep<O, R, A
     ) -> Result<(Vec<ManifestEntry>, Vec<StagedFileChecks>)> {
         let failed = AtomicBool::new(false);
         let read_back = AtomicUsize::new(0);
-        let outcomes: Vec<Option<Result<Staged>>> = stream::iter(plan)
-            .map(|planned| {
-                let (failed, read_back) = (&failed, &read_back);
-                async move {
-                    if failed.load(Ordering::Acquire) {
-                        return None;
-                    }
-                    let outcome = self
-                        .stage_one(source_bucket, planned, read_back, policy)
-                        .await;
-                    if outcome.is_err() {
-                        failed.store(true, Ordering::Release);
-                    }
-                    Some(outcome)
-                }
-            })
-            .buffer_unordered(self.settings.copy_concurrency.max(1))
-            .collect()
-            .await;
+        let checks_it = |planned: &PlannedCopy| {
+            policy.is_some() && checks::checked_while_staged(&planned.path, planned.listed_size)
+        };
+        let stage =
+            |planned| self.stage_unless_failed(source_bucket, planned, &read_back, policy, &failed);
+        let copy_concurrency = self.settings.copy_concurrency.max(1);
+        let copied = stream::iter(plan.iter().filter(|p| !checks_it(p)))
+            .map(stage)
+            .buffer_unordered(copy_concurrency)
+            .collect::<Vec<_>>();
+        let checked = stream::iter(plan.iter().filter(|p| checks_it(p)))
+            .map(stage)
+            .buffer_unordered(checked_at_once(copy_concurrency))
+            .collect::<Vec<_>>();
+        let (copied, checked) = futures::join!(copied, checked);
+        let outcomes: Vec<Option<Result<Staged>>> = copied.into_iter().chain(checked).collect();
         let mut entries = Vec::with_capacity(plan.len());
         let mut checked = Vec::new();
         let mut unchecked: HashMap<&str, &PlannedCopy> = HashMap::new();
@@ -334,6 +346,27 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> StagingStep<O, R, A
         }
         checked.sort_by(|a, b| a.path.cmp(&b.path));
         Ok((entries, checked))
+    }
+
+    /// [`Self::stage_one`], unless a file failed already (`None`); a failure raises `failed`.
+    async fn stage_unless_failed(
+        &self,
+        source_bucket: &str,
+        planned: &PlannedCopy,
+        read_back: &AtomicUsize,
+        policy: Option<&Policy>,
+        failed: &AtomicBool,
+    ) -> Option<Result<Staged>> {
+        if failed.load(Ordering::Acquire) {
+            return None;
+        }
+        let outcome = self
+            .stage_one(source_bucket, planned, read_back, policy)
+            .await;
+        if outcome.is_err() {
+            failed.store(true, Ordering::Release);
+        }
+        Some(outcome)
     }
 
     /// Writes the checks made while staging beside the manifest, for `check-outputs`.
@@ -458,41 +491,105 @@ impl<O: ObjectStore, R: RequestStore, A: AuditLog, C: Clock> StagingStep<O, R, A
                 checks: None,
             });
         }
-        let receipt = match self.objects.copy_with_sha256(&source, &destination).await {
-            Ok(receipt) => receipt,
-            Err(EgressError::NotFound(_)) => {
-                return Err(staging::missing_version(planned, source_bucket))
+        let copy = self.copy_listed(source_bucket, &source, &destination, planned);
+        let checking = policy.filter(|_| {
+            checks::checked_while_copied(
+                &planned.path,
+                planned.listed_size,
+                settings.multipart_copy_threshold,
+            )
+        });
+        // A larger file is read and checked while S3 copies it: the step waits for the
+        // slower of the two, not for both.
+        let (receipt, read) = match checking {
+            Some(policy) => {
+                let read = self.read_and_check(source_bucket, &source, planned, policy);
+                let (receipt, read) = tokio::try_join!(copy, read)?;
+                (receipt, Some(read))
             }
-            Err(err @ EgressError::Transient(_)) => return Err(err),
-            // S3 refuses to copy a version above 5 GiB in one request: a snapshot that lists
-            // less than the version has. Only then is the version's size asked for.
-            Err(err) => {
-                return Err(match self.objects.head(&source).await {
-                    Ok(Some(head)) if head.size != planned.listed_size => {
-                        staging::size_mismatch(planned, head.size)
-                    }
-                    _ => err,
-                })
-            }
+            None => (copy.await?, None),
         };
-        match receipt.sha256 {
-            Some(sha256) => Ok(Staged {
-                entry: entry(sha256, planned.listed_size),
-                size_checked: false,
-                checks: None,
-            }),
+        let (sha256, size_checked) = match receipt.sha256 {
+            Some(sha256) => (sha256, false),
             None => {
                 read_back.fetch_add(1, Ordering::Relaxed);
                 let (sha256, size) = self.sha256_of(&staged).await?;
                 if size != planned.listed_size {
                     return Err(staging::size_mismatch(planned, size));
                 }
-                Ok(Staged {
-                    entry: entry(sha256, size),
-                    size_checked: true,
-                    checks: None,
-                })
+                (sha256, true)
             }
+        };
+        if let Some((read_sha256, _)) = &read {
+            // Two independent views of the same bytes: what was read and checked, and S3's
+            // checksum of the copy.
+            if *read_sha256 != sha256 {
+                return Err(EgressError::Integrity(format!(
+                    "key {:?} version {:?}: the bytes checked hash to {read_sha256}, its staged copy to {sha256}",
+                    planned.source_key, planned.version_id
+                )));
+            }
+        }
+        Ok(Staged {
+            entry: entry(sha256, planned.listed_size),
+            size_checked,
+            checks: read.map(|(_, reports)| reports),
+        })
+    }
+
+    /// One `CopyObject` of the listed version, asking S3 for the copy's SHA-256; a missing
+    /// version or a size the snapshot got wrong is named as such.
+    async fn copy_listed(
+        &self,
+        source_bucket: &str,
+        source: &ObjectRef,
+        destination: &Destination,
+        planned: &PlannedCopy,
+    ) -> Result<CopyReceipt> {
+        match self.objects.copy_with_sha256(source, destination).await {
+            Ok(receipt) => Ok(receipt),
+            Err(EgressError::NotFound(_)) => Err(staging::missing_version(planned, source_bucket)),
+            Err(err @ EgressError::Transient(_)) => Err(err),
+            // S3 refuses to copy a version above 5 GiB in one request: a snapshot that lists
+            // less than the version has. Only then is the version's size asked for.
+            Err(err) => Err(match self.objects.head(source).await {
+                Ok(Some(head)) if head.size != planned.listed_size => {
+                    staging::size_mismatch(planned, head.size)
+                }
+                _ => err,
+            }),
+        }
+    }
+
+    /// Reads the listed version in ranges several at once (as `check-outputs` reads a large
+    /// staged file) and checks it under `policy`: its SHA-256 and its reports.
+    async fn read_and_check(
+        &self,
+        source_bucket: &str,
+        source: &ObjectRef,
+        planned: &PlannedCopy,
+        policy: &Policy,
+    ) -> Result<(String, Vec<FileReport>)> {
+        let mut checker = FileChecker::new(policy, &planned.path)
+            .with_table_thread(crate::checks::table_thread_pays(planned.listed_size));
+        let mut hasher = Sha256::new();
+        let read = checks::read_in_ranges(&self.objects, source, planned.listed_size, |chunk| {
+            hasher.update(chunk);
+            checker.feed(chunk);
+        })
+        .await;
+        match read {
+            Ok(read) if read == planned.listed_size => {
+                Ok((hex::encode(hasher.finalize()), checker.finish()))
+            }
+            Ok(read) if read < planned.listed_size => Err(staging::size_mismatch(planned, read)),
+            // Larger than listed: its real size says by how much.
+            Ok(_) => Err(match self.objects.head(source).await? {
+                Some(head) => staging::size_mismatch(planned, head.size),
+                None => staging::missing_version(planned, source_bucket),
+            }),
+            Err(EgressError::NotFound(_)) => Err(staging::missing_version(planned, source_bucket)),
+            Err(err) => Err(err),
         }
     }
 
@@ -894,7 +991,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn when_staging_checks_then_small_files_are_read_once_written_with_their_sha256_and_checked_beside_the_manifest(
+    async fn when_staging_checks_then_small_files_are_read_once_and_written_larger_ones_checked_while_copied_all_beside_the_manifest(
     ) {
         let w = checking_world();
         let big = vec![b'x'; checks::CHECKED_WHILE_STAGED_BYTES as usize + 1];
@@ -953,12 +1050,13 @@ mod tests {
         let policy = policy.for_project("project-alpha");
         assert_eq!(staged.policy_sha256, checks::policy_fingerprint(policy));
         let paths: Vec<&str> = staged.files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(paths, ["counts.csv", "notes.txt"]);
+        assert_eq!(paths, ["big.bin", "counts.csv", "notes.txt"]);
         for file in &staged.files {
             let entry = manifest.files.iter().find(|e| e.path == file.path).unwrap();
             assert_eq!(file.sha256, entry.sha256);
         }
-        let counts = &staged.files[0].reports[0];
+        let counts = &staged.files[1].reports[0];
+        assert_eq!(counts.path, "counts.csv");
         assert!(
             counts
                 .findings
@@ -1066,10 +1164,7 @@ mod tests {
                 })
                 .collect();
             if checking {
-                assert!(
-                    read.iter().all(|k| k == "ws-1/req-1/big.csv"),
-                    "only the large file is read: {read:?}"
-                );
+                assert!(read.is_empty(), "nothing is read again: {read:?}");
             } else {
                 assert_eq!(
                     read.len(),
@@ -1086,5 +1181,54 @@ mod tests {
         assert_eq!(reports[0], reports[1], "the same report either way");
         let paths: Vec<&str> = reports[1].files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["big.csv", "counts.csv", "nhs.txt", "notes.txt"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_small_files_are_checked_as_staged_then_four_times_as_many_are_in_flight() {
+        use crate::fakes::Delayed;
+        use std::sync::Arc;
+        let w = checking_world();
+        let files: Vec<(String, Vec<u8>)> = (0..96)
+            .map(|i| (format!("f{i:03}.txt"), format!("mean {i}\n").into_bytes()))
+            .collect();
+        let named: Vec<(&str, Vec<u8>)> =
+            files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+        submit(&w, &named);
+        let round_trip = std::time::Duration::from_millis(20);
+        let step = StagingStep {
+            objects: Delayed {
+                inner: Arc::new(w.objects),
+                delay: round_trip,
+            },
+            requests: w.requests,
+            audit: InMemoryAuditLog::default(),
+            clock: CLOCK,
+            settings: StagingSettings::new("staging", KMS, 8)
+                .with_checks(ProjectPolicies::default()),
+        };
+        let started = tokio::time::Instant::now();
+        step.run(&input()).await.unwrap();
+        let took = started.elapsed();
+        // The snapshot, 96 files of two round trips 32 at a time (6), the checks and the
+        // manifest: 9 round trips; 8 at a time would take 27.
+        assert_eq!(took, round_trip * 9, "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn when_the_bytes_checked_differ_from_s3s_copy_then_staging_fails_on_integrity() {
+        let w = checking_world();
+        let big = vec![b'x'; checks::CHECKED_WHILE_STAGED_BYTES as usize + 1];
+        submit(&w, &[("big.bin", big)]);
+        w.objects.corrupt_copies();
+        let err = run_world(&w).await.unwrap_err();
+        assert_eq!(err.error_type(), "IntegrityError", "{err}");
+        assert!(
+            err.to_string().contains("the bytes checked hash to"),
+            "{err}"
+        );
+        assert!(w
+            .objects
+            .object("staging", ".manifests/ws-1/req-1.json")
+            .is_none());
     }
 }
