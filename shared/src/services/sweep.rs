@@ -684,13 +684,21 @@ where
 
     async fn reconcile_uploads(&self, run: &mut Run) -> Result<()> {
         let now = self.clock.now();
+        // The staging bucket is this project's alone; the datalake may be shared, so only the
+        // archives' uploads there (`approved_egress/<ws>/<id>/egress_data.zip`) are ours.
         let buckets = [
-            self.settings.staging_bucket.clone(),
-            self.settings.datalake_bucket.clone(),
+            (self.settings.staging_bucket.clone(), false),
+            (self.settings.datalake_bucket.clone(), true),
         ];
-        for bucket in buckets {
+        for (bucket, shared) in buckets {
             for upload in self.uploads.open_uploads(&bucket).await? {
-                let owner = upload_owner(&upload.key).map(str::to_string);
+                let owner = match shared {
+                    true => match archive_owner(&upload.key) {
+                        Some((_, id)) => Some(id.to_string()),
+                        None => continue,
+                    },
+                    false => upload_owner(&upload.key).map(str::to_string),
+                };
                 if run.scope.is_some() && !owner.as_deref().is_some_and(|o| run.in_scope(o)) {
                     continue;
                 }
@@ -1343,6 +1351,31 @@ mod tests {
         let report = s.run(&REPAIR).await.unwrap();
         assert_eq!(report.drift_by_kind.get("stale_multipart_upload"), Some(&1));
         assert_eq!(s.objects.open_uploads(), vec![young]);
+    }
+
+    #[tokio::test]
+    async fn when_the_datalake_holds_another_writers_stale_upload_then_only_the_archives_are_swept()
+    {
+        let s = service(2 * 86_400);
+        let mut listed = Vec::new();
+        for key in [
+            "approved_egress/ws-1/req-1/egress_data.zip",
+            "other-team/exports/big.parquet",
+        ] {
+            let destination = Destination::new("datalake", key, "arn:key");
+            let upload = s.objects.create_multipart(&destination).await.unwrap();
+            listed.push(ListedUpload {
+                bucket: "datalake".into(),
+                key: upload.key,
+                upload_id: upload.upload_id,
+                initiated: datetime!(2024-05-01 09:00:00 UTC),
+            });
+        }
+        let foreign = listed[1].upload_id.clone();
+        *s.uploads.uploads.lock().unwrap() = listed;
+        let report = s.run(&REPAIR).await.unwrap();
+        assert_eq!(report.drift_by_kind.get("stale_multipart_upload"), Some(&1));
+        assert_eq!(s.objects.open_uploads(), vec![foreign]);
     }
 
     #[tokio::test]
