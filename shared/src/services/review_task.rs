@@ -3,7 +3,7 @@
 use super::Step;
 use crate::domain::transitions::status_awaiting;
 use crate::error::{EgressError, Result};
-use crate::model::{RecordTaskTokenInput, RecordTaskTokenOutput};
+use crate::model::{RecordTaskTokenInput, RecordTaskTokenOutput, ReviewStage};
 use crate::ports::{Clock, PendingReview, RequestStore};
 
 /// `record-task-token` with its ports, as a [`Step`].
@@ -53,13 +53,11 @@ impl<S: RequestStore, C: Clock> Step for ReviewTaskStep<S, C> {
             Ok(()) => {
                 tracing::info!(stage = %input.stage, "review stage waiting for a decision")
             }
-            Err(e)
-                if e.error_type() == "Conflict" && self.decided_with_this_token(input).await? =>
-            {
+            Err(e) if e.error_type() == "Conflict" && self.decided_since(input).await? => {
                 // An earlier attempt's write landed (its answer was lost and the SDK retried)
-                // and a reviewer has since claimed a decision with this very token: the
-                // decision is on its way to this task. Failing here would fail the workflow
-                // under a decision that was made.
+                // and a reviewer has since decided this stage: the decision is on its way to
+                // this task, or already delivered. Failing here would fail the workflow under
+                // a decision that was made.
                 tracing::warn!(
                     stage = %input.stage,
                     "review stage already recorded and decided since (a retried write whose answer was lost)"
@@ -75,13 +73,22 @@ impl<S: RequestStore, C: Clock> Step for ReviewTaskStep<S, C> {
 }
 
 impl<S: RequestStore, C: Clock> ReviewTaskStep<S, C> {
-    /// Whether a decision on the request was claimed with `input`'s task token: the claim
-    /// moves the token to `pending_task_token` until the decision is delivered.
-    async fn decided_with_this_token(&self, input: &RecordTaskTokenInput) -> Result<bool> {
+    /// Whether this stage of the request was recorded and has been decided since: a decision
+    /// claimed with `input`'s task token (the claim moves the token to `pending_task_token`
+    /// until the decision is delivered), or one already delivered and settled (no token
+    /// left, the stage's decision stored). A stage is recorded once per execution and an
+    /// execution is the request's only one, so a decided stage is this task's.
+    async fn decided_since(&self, input: &RecordTaskTokenInput) -> Result<bool> {
         let request = self.store.get(&input.egress_request_id).await?;
         Ok(request.is_some_and(|r| {
-            r.review_stage == Some(input.stage)
-                && r.pending_task_token.as_deref() == Some(input.task_token.as_str())
+            let decided = match input.stage {
+                ReviewStage::Ig => r.ig_reviewer_1_decision.is_some(),
+                ReviewStage::Rit => r.rit_reviewer_2_decision.is_some(),
+            };
+            let claimed_with_it =
+                r.pending_task_token.as_deref() == Some(input.task_token.as_str());
+            let settled = r.pending_task_token.is_none() && r.sfn_task_token.is_none() && decided;
+            r.review_stage == Some(input.stage) && (claimed_with_it || settled)
         }))
     }
 }
@@ -181,6 +188,42 @@ mod tests {
         assert_eq!(step.run(&other).await.unwrap_err().error_type(), "Conflict");
         let rit = input(ReviewStage::Rit);
         assert_eq!(step.run(&rit).await.unwrap_err().error_type(), "Conflict");
+    }
+
+    #[tokio::test]
+    async fn when_a_retried_record_finds_its_stage_decided_and_delivered_then_it_succeeds() {
+        // As above, but the decision was also delivered and settled before the SDK's retry
+        // (chaos seed 5151): no token is left on the item, the stage's decision is.
+        let mut decided = request("req-1", EgressStatus::RitApproved);
+        decided.review_stage = Some(ReviewStage::Rit);
+        decided.ig_reviewer_1_decision = Some(crate::model::Decision::Approved);
+        decided.rit_reviewer_2_decision = Some(crate::model::Decision::Approved);
+        let retried = step(InMemoryRequestStore::with([decided.clone()]));
+        retried.run(&input(ReviewStage::Rit)).await.unwrap();
+        assert_eq!(
+            retried.store.item("req-1").unwrap(),
+            decided,
+            "nothing written"
+        );
+
+        // The IG stage of the same request was decided too, but it is not the stage last
+        // recorded: a record of it now is out of order.
+        let ig = input(ReviewStage::Ig);
+        assert_eq!(retried.run(&ig).await.unwrap_err().error_type(), "Conflict");
+
+        // A stage recorded but not decided is not this case.
+        let mut undecided = request("req-2", EgressStatus::IgApproved);
+        undecided.review_stage = Some(ReviewStage::Rit);
+        undecided.ig_reviewer_1_decision = Some(crate::model::Decision::Approved);
+        undecided.sfn_task_token = Some("AQB-live".into());
+        let waiting = self::step(InMemoryRequestStore::with([undecided]));
+        let mut rit = input(ReviewStage::Rit);
+        rit.egress_request_id = "req-2".into();
+        let out = waiting.run(&rit).await;
+        assert!(
+            out.is_ok(),
+            "IGAPPROVED awaits RIT: recorded again: {out:?}"
+        );
     }
 
     #[tokio::test]
