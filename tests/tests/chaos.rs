@@ -449,14 +449,17 @@ async fn when_a_function_is_killed_mid_copy_or_mid_archive_then_the_retry_finish
     let driver = GraphQlDriver::connect().expect("the reviewer API is up");
     let faults = Faults::new(&stack);
     faults.off().expect("faults off");
-    // Hold every copy into staging for 3 s, so the kill lands while one is in flight.
+    // Hold every copy into staging for 3 s, so the kill lands while one is in flight. A
+    // small file is staged by a PutObject of the bytes read and checked, a larger one by a
+    // CopyObject.
     faults
-        .set(json!({"rate": 0, "latency_ms": 3000, "services": ["s3"], "operations": ["s3:CopyObject", "s3:UploadPartCopy"], "callers": ["functions"]}))
+        .set(json!({"rate": 0, "latency_ms": 3000, "services": ["s3"], "operations": ["s3:CopyObject", "s3:UploadPartCopy", "s3:PutObject"], "callers": ["functions"]}))
         .expect("latency on copies");
     let s = fixture::submit(&stack, Mode::Single);
     let id = s.egress_request_id.clone();
     wait::until("the second copy into staging", REQUEST_TIMEOUT, || async {
-        Ok((faults.calls("s3:CopyObject")? >= 2).then_some(()))
+        let copies = faults.calls("s3:CopyObject")? + faults.calls("s3:PutObject")?;
+        Ok((copies >= 2).then_some(()))
     })
     .await
     .expect("copy-to-staging copies");
