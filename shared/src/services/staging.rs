@@ -700,6 +700,14 @@ mod tests {
         );
     }
 
+    /// The manifest's key for `input()`.
+    const MANIFEST: &str = ".manifests/ws-1/req-1.json";
+
+    /// The manifest staging wrote.
+    fn stored_manifest(w: &World) -> Manifest {
+        serde_json::from_slice(&w.objects.object("staging", MANIFEST).unwrap().data).unwrap()
+    }
+
     async fn run_world(w: &World) -> Result<StagingResult> {
         w.run(&input()).await
     }
@@ -776,13 +784,7 @@ mod tests {
             ),
             3
         );
-        let manifest: Manifest = serde_json::from_slice(
-            &w.objects
-                .object("staging", ".manifests/ws-1/req-1.json")
-                .unwrap()
-                .data,
-        )
-        .unwrap();
+        let manifest = stored_manifest(&w);
         for (entry, f) in manifest
             .files
             .iter()
@@ -813,13 +815,7 @@ mod tests {
                 .any(|c| matches!(c, ObjectCall::ListObjects { .. })),
             "the read-back already gave the size"
         );
-        let manifest: Manifest = serde_json::from_slice(
-            &w.objects
-                .object("staging", ".manifests/ws-1/req-1.json")
-                .unwrap()
-                .data,
-        )
-        .unwrap();
+        let manifest = stored_manifest(&w);
         assert_eq!(
             manifest.files[0].sha256,
             hex::encode(Sha256::digest(b"submitted"))
@@ -856,10 +852,7 @@ mod tests {
             err.to_string(),
             format!("the snapshot lists 6 bytes for key \"ws-1/a.csv\" version {v1:?}, but that version has 5 bytes")
         );
-        assert!(w
-            .objects
-            .object("staging", ".manifests/ws-1/req-1.json")
-            .is_none());
+        assert!(w.objects.object("staging", MANIFEST).is_none());
     }
 
     #[tokio::test]
@@ -1032,13 +1025,7 @@ mod tests {
             let staged = w.objects.object("staging", &format!("ws-1/req-1/{name}"));
             assert_eq!(staged.unwrap().data.as_ref(), body, "{name}");
         }
-        let manifest: Manifest = serde_json::from_slice(
-            &w.objects
-                .object("staging", ".manifests/ws-1/req-1.json")
-                .unwrap()
-                .data,
-        )
-        .unwrap();
+        let manifest = stored_manifest(&w);
         let stored = w
             .objects
             .object("staging", ".manifests/ws-1/req-1.staged-checks.json")
@@ -1083,10 +1070,7 @@ mod tests {
                     .contains(&format!("that version has {real} bytes")),
                 "{err}"
             );
-            assert!(w
-                .objects
-                .object("staging", ".manifests/ws-1/req-1.json")
-                .is_none());
+            assert!(w.objects.object("staging", MANIFEST).is_none());
         }
     }
 
@@ -1226,9 +1210,6 @@ mod tests {
             err.to_string().contains("the bytes checked hash to"),
             "{err}"
         );
-        assert!(w
-            .objects
-            .object("staging", ".manifests/ws-1/req-1.json")
-            .is_none());
+        assert!(w.objects.object("staging", MANIFEST).is_none());
     }
 }
