@@ -1,7 +1,8 @@
 //! `check-outputs`: the automated output checks of a staged request (issue 12).
 //!
-//! Reads the staging manifest, streams each staged file once through the engine of
-//! [`crate::checks`] (bounded memory whatever its size), verifies ACRO's checksums against the
+//! Reads the staging manifest and the checks `copy-to-staging` made as it staged
+//! ([`StagedChecks`]: taken over for the same request, policy and bytes), streams each other
+//! staged file once through the engine of [`crate::checks`] (bounded memory whatever its size), verifies ACRO's checksums against the
 //! manifest's SHA-256 when ACRO's `results.json` is submitted, waits (bounded) for the malware
 //! scanner's `GuardDutyMalwareScanStatus` tag on every staged object when the scanner is on,
 //! writes the report (per file and overall) as JSON next to the manifest, audits the verdict

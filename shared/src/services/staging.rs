@@ -1,6 +1,6 @@
 //! `copy-to-staging`: copy exactly the submitted object versions into the staging bucket,
-//! record a SHA-256 of every staged copy and write the manifest the review and the archive
-//! rely on.
+//! record a SHA-256 of every staged copy, check each file's content on the way (the output
+//! checks, issue 12) and write the manifest the review and the archive rely on.
 //!
 //! Order matters: every key is validated before the first copy (an unsafe snapshot stages
 //! nothing); each file is copied by version id, never "the latest"; the manifest is written
@@ -13,6 +13,13 @@
 //! against one `ListObjectsV2` of the request's staging prefix per 1,000 files. The copy is
 //! read back and hashed here only when S3 cannot give a full-object SHA-256: a multipart copy
 //! (above 5 GiB), or an S3 that returns a composite checksum or none.
+//!
+//! With the checks' policies ([`StagingSettings::with_checks`], as deployed), a file up to
+//! [`checks::CHECKED_WHILE_STAGED_BYTES`] is instead read (its listed version), checked, and
+//! written with the SHA-256 of the bytes read, which S3 verifies; a larger one up to 5 GiB is
+//! read in ranges and checked while S3 copies it, and the bytes read must hash to S3's
+//! checksum of the copy. The findings are written beside the manifest, before it
+//! ([`checks::staged_checks_key`]), for `check-outputs` to take over.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -52,8 +59,9 @@ pub struct StagingSettings {
     pub copy_part_size: u64,
     /// The largest snapshot file read into memory.
     pub max_snapshot_bytes: u64,
-    /// The output checks' policies, when staging checks the small files it stages (see
-    /// [`checks::checked_while_staged`]); `None`: every file is left to `check-outputs`.
+    /// The output checks' policies, when staging checks the files it stages (see
+    /// [`checks::checked_while_staged`] and [`checks::checked_while_copied`]); `None`: every
+    /// file is left to `check-outputs`.
     pub checks: Option<ProjectPolicies>,
 }
 
@@ -75,7 +83,7 @@ impl StagingSettings {
         }
     }
 
-    /// The same settings, checking the small files as they are staged under `policies`.
+    /// The same settings, checking the files as they are staged under `policies`.
     pub fn with_checks(mut self, policies: ProjectPolicies) -> Self {
         self.checks = Some(policies);
         self
@@ -88,7 +96,8 @@ const PART_COPY_CONCURRENCY: usize = 4;
 /// Most files checked as they are staged at once: each is two round trips (its read, its
 /// write) where a copy is one, and small. Four times `copy_concurrency`, at most
 /// [`MAX_CHECKED_AT_ONCE`]. Each is held whole while in flight: at most 32 files of
-/// [`checks::CHECKED_WHILE_STAGED_BYTES`] (256 MiB) in the function's 1,024 MB.
+/// [`checks::CHECKED_WHILE_STAGED_BYTES`] (256 MiB), within the function's memory
+/// (`CheckOutputsMemoryMB`, at least 1,024 MB).
 fn checked_at_once(copy_concurrency: usize) -> usize {
     copy_concurrency
         .saturating_mul(4)
