@@ -2,12 +2,13 @@
 //!
 //! Reads the staging manifest and the checks `copy-to-staging` made as it staged
 //! ([`StagedChecks`]: taken over for the same request, policy and bytes), streams each other
-//! staged file once through the engine of [`crate::checks`] (bounded memory whatever its size), verifies ACRO's checksums against the
-//! manifest's SHA-256 when ACRO's `results.json` is submitted, waits (bounded) for the malware
-//! scanner's `GuardDutyMalwareScanStatus` tag on every staged object when the scanner is on,
-//! writes the report (per file and overall) as JSON next to the manifest, audits the verdict
-//! and returns a bounded summary for the workflow, which stores it on the request, shows it to
-//! the reviewers, and in `enforce` mode rejects a request a finding blocks.
+//! staged file once through the engine of [`crate::checks`] (bounded memory whatever its
+//! size), verifies ACRO's checksums against the manifest's SHA-256 when ACRO's `results.json`
+//! is submitted, waits (bounded) for the malware scanner's `GuardDutyMalwareScanStatus` tag on
+//! every staged object when the scanner is on, writes the report (per file and overall) as
+//! JSON next to the manifest, audits the verdict and returns a bounded summary for the
+//! workflow, which stores it on the request, shows it to the reviewers, and in `enforce` mode
+//! rejects a request a finding blocks.
 
 use std::collections::HashMap;
 use std::pin::pin;
@@ -156,8 +157,8 @@ pub fn staged_checks_key(layout: &StagingLayout) -> String {
 
 /// Files up to this size are checked by `copy-to-staging` as it stages them: it reads the
 /// listed version whole, checks it and writes it with its SHA-256 (S3 verifies it), one read
-/// and one write where a `CopyObject` and, in this step, a second read were. A larger file is
-/// copied by S3 and checked here, read in ranges.
+/// and one write where a `CopyObject` and, in this step, a second read were. A larger one is
+/// copied by S3 and read in ranges to be checked meanwhile ([`checked_while_copied`]).
 pub const CHECKED_WHILE_STAGED_BYTES: u64 = READ_AHEAD_FILE_BYTES;
 
 /// Whether `copy-to-staging` checks the file at `path` of `size` bytes as it stages it by
