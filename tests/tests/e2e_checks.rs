@@ -108,6 +108,26 @@ async fn when_advised_then_the_findings_reach_the_report_the_request_the_notific
         ["table-small-counts"]
     );
     assert_eq!(large.findings[0].count, 1);
+    // Every file was checked by copy-to-staging as it staged it (the 9 MiB table while S3
+    // copied it), and check-outputs took those checks over: the trail says so.
+    let trail = shared::adapters::dynamodb_audit::DynamoDbAuditLog::new(
+        stack.dynamodb.clone(),
+        stack.outputs.table("AuditTable").expect("audit table"),
+    );
+    let events = shared::ports::AuditLog::trail(&trail, &s.egress_request_id)
+        .await
+        .expect("the trail")
+        .events;
+    let checked = events
+        .iter()
+        .find(|e| e.event.action == "output_checks")
+        .expect("the checks audited");
+    assert_eq!(
+        checked.event.detail["checked_while_staged"],
+        json!(request.staged_file_count.expect("staged files counted")),
+        "{:?}",
+        checked.event.detail
+    );
     assert_eq!(
         (
             large.findings[0].locations[0].line,

@@ -423,7 +423,8 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
         Ok(request)
     }
 
-    async fn check(&self, input: &ChecksInput) -> Result<(ChecksResult, Report)> {
+    /// The result, the report, and how many files' checks were taken over from staging.
+    async fn check(&self, input: &ChecksInput) -> Result<(ChecksResult, Report, u64)> {
         let layout = StagingLayout::new(&input.workspace_id, &input.egress_request_id)?;
         let policy = self.policies.for_project(&input.project_id);
         // The manifest, and what copy-to-staging checked as it staged (absent when it checked
@@ -459,6 +460,11 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
             .as_ref()
             .map(|c| c.usable(&input.egress_request_id, policy, &manifest.files))
             .unwrap_or_default();
+        let taken_over = manifest
+            .files
+            .iter()
+            .filter(|f| prechecked.contains_key(f.path.as_str()) && !acro::wanted(&f.path))
+            .count() as u64;
         // The content checks and the scan tags' reads run side by side (one task); the scan's
         // wait only starts counting once the content is checked.
         let content_done = OnceLock::new();
@@ -514,7 +520,7 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> ChecksStep<O, A, C> {
                 .filter(|f| f.findings.iter().any(|x| x.rule == rules::MALWARE_SCAN.id))
                 .count() as u64,
         };
-        Ok((result, report))
+        Ok((result, report, taken_over))
     }
 }
 
@@ -524,28 +530,31 @@ impl<O: ObjectStore, A: AuditLog, C: Clock> Step for ChecksStep<O, A, C> {
     const FAILED: &'static str = "the output checks failed";
 
     async fn run(&self, input: &ChecksInput) -> Result<ChecksResult> {
-        let outcome = self.check(input).await.map(|(result, report)| {
+        let outcome = self.check(input).await.map(|(result, report, taken_over)| {
             tracing::info!(
                 verdict = %result.verdict,
                 files = result.files_checked,
+                checked_while_staged = taken_over,
                 auto_reject = result.auto_reject,
                 "output checks done"
             );
-            (result, report)
+            (result, report, taken_over)
         });
-        let (result, _) = step_audit::audited(
+        let (result, _, _) = step_audit::audited(
             &self.audit,
             &self.clock,
             &input.egress_request_id,
             ACTOR,
             "output_checks",
             outcome,
-            |(result, report)| {
+            |(result, report, taken_over)| {
                 json!({
                     "verdict": result.verdict,
                     "policy_version": result.policy_version,
                     "mode": result.mode,
                     "files_checked": result.files_checked,
+                    // Submitted files whose content copy-to-staging checked as it staged them.
+                    "checked_while_staged": taken_over,
                     "files_by_verdict": report.files_by_verdict,
                     "counts_by_rule": report.counts_by_rule,
                     "report_key": result.report_key,

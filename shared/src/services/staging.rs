@@ -1169,6 +1169,13 @@ mod tests {
                 serde_json::from_slice(&objects.object("staging", &out.report_key).unwrap().data)
                     .unwrap();
             assert_ne!(out.verdict, "pass", "a small count and an NHS number");
+            let audited = checks.audit.events().pop().unwrap();
+            assert_eq!(audited.action, "output_checks");
+            assert_eq!(
+                audited.detail["checked_while_staged"],
+                if checking { 4 } else { 0 },
+                "the trail says where each file was checked"
+            );
             reports.push(report);
         }
         assert_eq!(reports[0], reports[1], "the same report either way");
