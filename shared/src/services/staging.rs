@@ -1065,7 +1065,14 @@ mod tests {
     #[tokio::test]
     async fn when_a_checked_file_is_not_the_size_listed_then_staging_fails_naming_it_and_writes_no_manifest(
     ) {
-        for (real, listed) in [(10usize, 9usize), (10, 11)] {
+        // Small files (read whole) and larger ones (read in ranges while S3 copies them).
+        let big = checks::CHECKED_WHILE_STAGED_BYTES as usize;
+        for (real, listed) in [
+            (10usize, 9usize),
+            (10, 11),
+            (big + 10, big + 9),
+            (big + 10, big + 11),
+        ] {
             let w = checking_world();
             let v1 = w
                 .objects
